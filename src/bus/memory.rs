@@ -1,0 +1,185 @@
+//! In-memory bus for the embedded default: tokio channels inside one process.
+//!
+//! Events go through one `broadcast` channel per room (bounded ring; a subscriber that
+//! falls more than `event_buffer_events_max` behind gets a [`Delivery::Gap`]). Commands
+//! and replies go through bounded `mpsc` queues that never block the sender: a full
+//! queue is reported as [`BusError::QueueFull`] so the gateway can answer `overloaded`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use futures_util::stream::{self, BoxStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, ReplyEnvelope};
+
+/// Queue bounds of the in-memory bus.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryBusLimits {
+    /// Events kept per room for subscribers that are behind.
+    pub event_buffer_events_max: usize,
+    /// Commands waiting for a room's engine.
+    pub command_queue_commands_max: usize,
+    /// Replies waiting for a gateway.
+    pub reply_queue_replies_max: usize,
+}
+
+impl Default for MemoryBusLimits {
+    fn default() -> Self {
+        MemoryBusLimits {
+            event_buffer_events_max: 1024,
+            command_queue_commands_max: 8192,
+            reply_queue_replies_max: 8192,
+        }
+    }
+}
+
+/// A queue whose receiving end is handed out once.
+struct Queue<T> {
+    sender: mpsc::Sender<T>,
+    receiver: Option<mpsc::Receiver<T>>,
+}
+
+impl<T> Queue<T> {
+    fn new(capacity: usize) -> Self {
+        let (sender, receiver) = mpsc::channel(capacity);
+        Queue {
+            sender,
+            receiver: Some(receiver),
+        }
+    }
+}
+
+/// The in-memory [`Bus`].
+pub struct MemoryBus {
+    limits: MemoryBusLimits,
+    events: Mutex<HashMap<String, broadcast::Sender<EventEnvelope>>>,
+    commands: Mutex<HashMap<String, Queue<CommandEnvelope>>>,
+    replies: Mutex<HashMap<String, Queue<ReplyEnvelope>>>,
+}
+
+impl MemoryBus {
+    pub fn new(limits: MemoryBusLimits) -> Self {
+        assert!(limits.event_buffer_events_max > 0);
+        assert!(limits.command_queue_commands_max > 0);
+        assert!(limits.reply_queue_replies_max > 0);
+        MemoryBus {
+            limits,
+            events: Mutex::new(HashMap::new()),
+            commands: Mutex::new(HashMap::new()),
+            replies: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn event_sender(&self, room: &str) -> broadcast::Sender<EventEnvelope> {
+        let mut events = self.events.lock().expect("bus lock poisoned");
+        events
+            .entry(room.to_owned())
+            .or_insert_with(|| broadcast::channel(self.limits.event_buffer_events_max).0)
+            .clone()
+    }
+}
+
+impl Default for MemoryBus {
+    fn default() -> Self {
+        MemoryBus::new(MemoryBusLimits::default())
+    }
+}
+
+fn send_now<T>(sender: &mpsc::Sender<T>, item: T, queue: &'static str) -> Result<(), BusError> {
+    sender.try_send(item).map_err(|error| match error {
+        mpsc::error::TrySendError::Full(_) => BusError::QueueFull { queue },
+        mpsc::error::TrySendError::Closed(_) => BusError::NoReceiver {
+            what: queue.to_owned(),
+        },
+    })
+}
+
+fn take_receiver<T: Send + 'static>(
+    queues: &Mutex<HashMap<String, Queue<T>>>,
+    key: &str,
+    capacity: usize,
+) -> Result<BoxStream<'static, T>, BusError> {
+    let mut queues = queues.lock().expect("bus lock poisoned");
+    let queue = queues
+        .entry(key.to_owned())
+        .or_insert_with(|| Queue::new(capacity));
+    let receiver = queue
+        .receiver
+        .take()
+        .ok_or_else(|| BusError::AlreadyConsumed {
+            room: key.to_owned(),
+        })?;
+    Ok(stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed())
+}
+
+fn sender_for<T>(
+    queues: &Mutex<HashMap<String, Queue<T>>>,
+    key: &str,
+    capacity: usize,
+) -> mpsc::Sender<T> {
+    let mut queues = queues.lock().expect("bus lock poisoned");
+    queues
+        .entry(key.to_owned())
+        .or_insert_with(|| Queue::new(capacity))
+        .sender
+        .clone()
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, event: EventEnvelope) -> Result<(), BusError> {
+        // No subscriber yet is not an error: pub/sub drops events nobody listens to.
+        let _ = self.event_sender(&event.room).send(event);
+        Ok(())
+    }
+
+    async fn subscribe(&self, room: &str) -> Result<BoxStream<'static, Delivery>, BusError> {
+        let receiver = self.event_sender(room).subscribe();
+        Ok(stream::unfold(receiver, |mut receiver| async move {
+            match receiver.recv().await {
+                Ok(event) => Some((Delivery::Event(event), receiver)),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Some((Delivery::Gap { missed }, receiver))
+                }
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        })
+        .boxed())
+    }
+
+    async fn send_command(&self, command: CommandEnvelope) -> Result<(), BusError> {
+        let sender = sender_for(
+            &self.commands,
+            &command.room,
+            self.limits.command_queue_commands_max,
+        );
+        send_now(&sender, command, "command")
+    }
+
+    async fn commands(&self, room: &str) -> Result<BoxStream<'static, CommandEnvelope>, BusError> {
+        take_receiver(
+            &self.commands,
+            room,
+            self.limits.command_queue_commands_max,
+        )
+    }
+
+    async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError> {
+        let sender = sender_for(
+            &self.replies,
+            &reply.to.gateway,
+            self.limits.reply_queue_replies_max,
+        );
+        send_now(&sender, reply, "reply")
+    }
+
+    async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError> {
+        take_receiver(&self.replies, gateway, self.limits.reply_queue_replies_max)
+    }
+}

@@ -1,0 +1,448 @@
+//! Configuration: typed, one struct per concern, loaded from built-in defaults, then
+//! `config/aloft.toml` (or `--config FILE`), then `ALOFT_*` environment variables
+//! (`ALOFT_LISTEN`, `ALOFT_DATA_DIR`, nested keys with a double underscore:
+//! `ALOFT_ENGINE__TICK_INTERVAL_MS=50`). Errors name the failing key.
+//!
+//! Every limit carries its unit in its name. `config/aloft.toml` documents each option
+//! with its default; keep the two in step.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of a process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP + WebSocket listener.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite ledger, the fairness seed and the token secret.
+    pub data_dir: PathBuf,
+    /// Rooms this process runs; players pick one with `/ws?room=NAME` (default: first).
+    pub rooms: Vec<String>,
+    /// Log format: `pretty` for a terminal, `json` for production.
+    pub log_format: LogFormat,
+    pub gateway: GatewayConfig,
+    pub engine: EngineConfig,
+    pub ledger: LedgerConfig,
+    pub fair: FairConfig,
+    pub auth: AuthConfig,
+    pub bus: BusConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".parse().expect("valid literal address"),
+            data_dir: PathBuf::from("data"),
+            rooms: vec!["main".to_owned()],
+            log_format: LogFormat::Pretty,
+            gateway: GatewayConfig::default(),
+            engine: EngineConfig::default(),
+            ledger: LedgerConfig::default(),
+            fair: FairConfig::default(),
+            auth: AuthConfig::default(),
+            bus: BusConfig::default(),
+        }
+    }
+}
+
+/// Sockets, shards and per-connection limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Shard threads, each with its own listener and sockets; 0 = one per core.
+    pub shards: usize,
+    /// Frames a socket may have waiting before it is closed as a slow consumer
+    /// (ticks are conflated first, so only phase events and replies accumulate).
+    pub outbound_queue_frames_max: usize,
+    /// Largest accepted client message, in bytes; larger ones close the socket (1009).
+    pub inbound_message_bytes_max: usize,
+    /// tungstenite read buffer per socket, in bytes.
+    pub read_buffer_bytes: usize,
+    /// Client messages per second allowed per connection (token bucket refill rate).
+    pub inbound_messages_per_second_max: u32,
+    /// Burst size of the per-connection token bucket, in messages.
+    pub inbound_messages_burst_max: u32,
+    /// Rate-limited messages tolerated before the socket is closed (1008).
+    pub rate_limit_strikes_max: u32,
+    /// Time allowed to send the HTTP request head, in milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// A socket with nothing received for this long is closed (4002).
+    pub idle_timeout_ms: u64,
+    /// Interval of server WebSocket pings, which browsers answer automatically.
+    pub ping_interval_ms: u64,
+    /// Connections per shard; further upgrades get HTTP 503.
+    pub connections_per_shard_max: usize,
+    /// Public frames queued from the bus to each shard.
+    pub shard_queue_frames_max: usize,
+    /// Browser origins allowed to open `/ws`; empty = same host only; `*` = any.
+    pub allowed_origins: Vec<String>,
+    /// Past rounds listed in a snapshot.
+    pub snapshot_history_rounds: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            shards: 0,
+            outbound_queue_frames_max: 64,
+            inbound_message_bytes_max: 4096,
+            read_buffer_bytes: 4096,
+            inbound_messages_per_second_max: 20,
+            inbound_messages_burst_max: 40,
+            rate_limit_strikes_max: 100,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            ping_interval_ms: 25_000,
+            connections_per_shard_max: 50_000,
+            shard_queue_frames_max: 4096,
+            allowed_origins: Vec::new(),
+            snapshot_history_rounds: 20,
+        }
+    }
+}
+
+/// The round loop and its limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Length of the betting phase.
+    pub betting_duration_ms: u64,
+    /// Pause after a crash before the next betting phase.
+    pub crashed_duration_ms: u64,
+    /// Interval between ticks while flying.
+    pub tick_interval_ms: u64,
+    /// Smallest stake, in minor units.
+    pub bet_amount_min_minor: i64,
+    /// Largest stake, in minor units.
+    pub bet_amount_max_minor: i64,
+    /// Largest auto-cashout multiplier accepted, in hundredths.
+    pub auto_cashout_max_hundredths: u64,
+    /// Round max profit: when the players' total profit would exceed it, everyone still
+    /// in is cashed out at the multiplier that reaches it. In minor units.
+    pub round_profit_max_minor: i64,
+    /// Commands handled in one ledger transaction, at most.
+    pub command_batch_max: usize,
+    /// Growth rate of the multiplier, in millionths per millisecond:
+    /// m(t) = floor(100 · e^(rate · t)). 60 gives 2.00x at about 11.55 s.
+    pub growth_rate_per_ms_millionths: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            betting_duration_ms: 5_000,
+            crashed_duration_ms: 3_000,
+            tick_interval_ms: 100,
+            bet_amount_min_minor: 10,
+            bet_amount_max_minor: 1_000_000,
+            auto_cashout_max_hundredths: 1_000_000,
+            round_profit_max_minor: 10_000_000,
+            command_batch_max: 1024,
+            growth_rate_per_ms_millionths: 60,
+        }
+    }
+}
+
+/// The ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// SQLite file name inside `data_dir`.
+    pub sqlite_file: String,
+    /// Demo balance granted to each new guest, in minor units.
+    pub guest_balance_minor: i64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            sqlite_file: "ledger.db".to_owned(),
+            guest_balance_minor: 100_000,
+        }
+    }
+}
+
+/// Provably fair crash points.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FairConfig {
+    /// House edge in basis points (100 = 1%).
+    pub house_edge_bp: u32,
+    /// Rounds per hash chain.
+    pub chain_length: u64,
+    /// Public salt mixed into every crash point; published at `/api/fair`. Empty = a
+    /// random salt created on first run and stored in `data_dir`.
+    pub salt: String,
+}
+
+impl Default for FairConfig {
+    fn default() -> Self {
+        FairConfig {
+            house_edge_bp: 100,
+            chain_length: 100_000,
+            salt: String::new(),
+        }
+    }
+}
+
+/// Player and operator tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 secret for player JWTs. Empty = a random one created on first run and
+    /// stored in `data_dir` (set it explicitly when several processes must agree).
+    pub jwt_secret: String,
+    /// Lifetime of guest tokens, in seconds.
+    pub guest_token_ttl_seconds: u64,
+    /// Bearer token for operator endpoints. Empty = operator endpoints disabled.
+    pub admin_token: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: String::new(),
+            guest_token_ttl_seconds: 86_400,
+            admin_token: String::new(),
+        }
+    }
+}
+
+/// The bus between engines and gateways.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    /// Events kept per room for subscribers that are behind.
+    pub event_buffer_events_max: usize,
+    /// Commands waiting for a room's engine.
+    pub command_queue_commands_max: usize,
+    /// Replies waiting for a gateway.
+    pub reply_queue_replies_max: usize,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            event_buffer_events_max: 1024,
+            command_queue_commands_max: 8192,
+            reply_queue_replies_max: 8192,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key has the wrong type or an unknown name; the message names the key and the
+    /// source (file or environment variable).
+    #[error("configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A value is out of its allowed range.
+    #[error("configuration: {key}: {reason}")]
+    OutOfRange { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Defaults, then `file` if given (else `config/aloft.toml` when it exists), then
+    /// `ALOFT_*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => {
+                let default_path = Path::new("config/aloft.toml");
+                if default_path.exists() {
+                    figment = figment.merge(Toml::file_exact(default_path));
+                }
+            }
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("ALOFT_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the relationships between values that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn require(ok: bool, key: &'static str, reason: &str) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::OutOfRange {
+                    key,
+                    reason: reason.to_owned(),
+                })
+            }
+        }
+        let engine = &self.engine;
+        let gateway = &self.gateway;
+        require(!self.rooms.is_empty(), "rooms", "at least one room")?;
+        require(
+            self.rooms.iter().all(|room| valid_room_name(room)),
+            "rooms",
+            "names are 1-32 characters of a-z, 0-9, - and _",
+        )?;
+        require(
+            (10..=10_000).contains(&engine.tick_interval_ms),
+            "engine.tick_interval_ms",
+            "must be 10..=10000",
+        )?;
+        require(
+            engine.betting_duration_ms >= engine.tick_interval_ms,
+            "engine.betting_duration_ms",
+            "must be at least one tick",
+        )?;
+        require(
+            0 < engine.bet_amount_min_minor && engine.bet_amount_min_minor <= engine.bet_amount_max_minor,
+            "engine.bet_amount_min_minor",
+            "must be positive and at most engine.bet_amount_max_minor",
+        )?;
+        require(
+            engine.auto_cashout_max_hundredths > 100,
+            "engine.auto_cashout_max_hundredths",
+            "must be above 100",
+        )?;
+        require(
+            engine.round_profit_max_minor > 0,
+            "engine.round_profit_max_minor",
+            "must be positive",
+        )?;
+        require(
+            engine.command_batch_max > 0,
+            "engine.command_batch_max",
+            "must be positive",
+        )?;
+        require(
+            (1..=10_000).contains(&engine.growth_rate_per_ms_millionths),
+            "engine.growth_rate_per_ms_millionths",
+            "must be 1..=10000",
+        )?;
+        require(
+            gateway.outbound_queue_frames_max >= 2,
+            "gateway.outbound_queue_frames_max",
+            "must be at least 2",
+        )?;
+        require(
+            (128..=1_048_576).contains(&gateway.inbound_message_bytes_max),
+            "gateway.inbound_message_bytes_max",
+            "must be 128..=1048576",
+        )?;
+        require(
+            gateway.read_buffer_bytes >= 256,
+            "gateway.read_buffer_bytes",
+            "must be at least 256",
+        )?;
+        require(
+            gateway.inbound_messages_per_second_max > 0 && gateway.inbound_messages_burst_max > 0,
+            "gateway.inbound_messages_per_second_max",
+            "rate and burst must be positive",
+        )?;
+        require(
+            gateway.idle_timeout_ms > gateway.ping_interval_ms,
+            "gateway.idle_timeout_ms",
+            "must exceed gateway.ping_interval_ms",
+        )?;
+        require(
+            gateway.shard_queue_frames_max > 0 && gateway.connections_per_shard_max > 0,
+            "gateway.shard_queue_frames_max",
+            "queues must be positive",
+        )?;
+        require(
+            self.fair.house_edge_bp <= crate::fair::HOUSE_EDGE_BP_MAX,
+            "fair.house_edge_bp",
+            "must be at most 5000",
+        )?;
+        require(
+            (1..=crate::fair::CHAIN_LENGTH_MAX).contains(&self.fair.chain_length),
+            "fair.chain_length",
+            "must be 1..=10000000",
+        )?;
+        require(
+            self.ledger.guest_balance_minor >= 0,
+            "ledger.guest_balance_minor",
+            "must not be negative",
+        )?;
+        require(
+            self.bus.event_buffer_events_max > 0
+                && self.bus.command_queue_commands_max > 0
+                && self.bus.reply_queue_replies_max > 0,
+            "bus.event_buffer_events_max",
+            "queues must be positive",
+        )?;
+        Ok(())
+    }
+
+    /// Shards to run: the configured count, or one per core.
+    pub fn shard_count(&self) -> usize {
+        if self.gateway.shards > 0 {
+            self.gateway.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+}
+
+/// Room names appear in URLs, keys and logs: keep them plain.
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn shipped_config_file_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/aloft.toml");
+        let from_file: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file_exact(&path))
+            .extract()
+            .unwrap();
+        assert_eq!(from_file, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_file_and_errors_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\n[engine]\ntick_interval_ms = 50\n")?;
+            jail.set_env("ALOFT_DATA_DIR", "/tmp/x");
+            jail.set_env("ALOFT_ENGINE__BETTING_DURATION_MS", "7000");
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            assert_eq!(config.listen.port(), 9000);
+            assert_eq!(config.engine.tick_interval_ms, 50);
+            assert_eq!(config.engine.betting_duration_ms, 7000);
+            assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+
+            jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "fast");
+            let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            assert!(error.contains("tick_interval_ms"), "{error}");
+
+            jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "1");
+            let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            assert!(error.contains("engine.tick_interval_ms"), "{error}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,3 @@
+//! placeholder: being written
+pub mod clock;
+pub use clock::{Clock, ManualClock, SystemClock};

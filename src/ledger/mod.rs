@@ -1,0 +1,245 @@
+//! The ledger: every movement of money, double-entry, exactly once.
+//!
+//! Owns accounts, transfers and the round journal. A transfer moves a positive integer
+//! amount of minor units from a debit account to a credit account under a unique id;
+//! re-applying an id returns the first result and moves nothing (exactly-once effect
+//! under retries). Player balances never go below zero; the mint (which issues demo
+//! balances) and the house may. Because every transfer debits and credits the same
+//! amount, the sum of all balances is always zero.
+//!
+//! The engine hands the ledger a whole tick's transfers at once: `apply_batch` runs them
+//! in one transaction (group commit), each succeeding or failing on its own.
+//!
+//! Implementations: [`sqlite::SqliteLedger`] (embedded default). A PostgreSQL one follows
+//! with the same trait and the same conformance suite (`ledger::conformance`).
+
+pub mod sqlite;
+
+// #[cfg(test)]
+// mod conformance;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+// pub use sqlite::SqliteLedger;
+
+/// An account of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Account {
+    /// Issues demo balances to guests; its balance is minus all money in circulation.
+    Mint,
+    /// Takes stakes and pays wins; its balance is the operator's result.
+    House,
+    /// A player's wallet; never negative.
+    Player(String),
+}
+
+impl Account {
+    /// The account's key as stored: `mint`, `house` or `player:<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Account::Mint => "mint".to_owned(),
+            Account::House => "house".to_owned(),
+            Account::Player(id) => format!("player:{id}"),
+        }
+    }
+
+    /// Parses a stored key back into an account.
+    pub fn from_key(key: &str) -> Option<Account> {
+        match key {
+            "mint" => Some(Account::Mint),
+            "house" => Some(Account::House),
+            _ => key
+                .strip_prefix("player:")
+                .map(|id| Account::Player(id.to_owned())),
+        }
+    }
+
+    /// Whether the balance may go below zero.
+    pub fn may_go_negative(&self) -> bool {
+        !matches!(self, Account::Player(_))
+    }
+}
+
+/// Why money moved; stored with the transfer for audits and the round journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    /// Demo balance issued to a new guest (mint → player).
+    Grant,
+    /// A stake (player → house).
+    Bet,
+    /// A win, stake included (house → player).
+    Payout,
+    /// A stake given back because its round was aborted (house → player).
+    Refund,
+}
+
+impl TransferKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferKind::Grant => "grant",
+            TransferKind::Bet => "bet",
+            TransferKind::Payout => "payout",
+            TransferKind::Refund => "refund",
+        }
+    }
+
+    pub fn from_str(text: &str) -> Option<TransferKind> {
+        match text {
+            "grant" => Some(TransferKind::Grant),
+            "bet" => Some(TransferKind::Bet),
+            "payout" => Some(TransferKind::Payout),
+            "refund" => Some(TransferKind::Refund),
+            _ => None,
+        }
+    }
+}
+
+/// A request to move money. The id is the idempotency key: derive it from what makes the
+/// movement unique (`bet:<room>:<round>:<player>:<slot>`), never from a retry counter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: String,
+    pub debit: Account,
+    pub credit: Account,
+    /// Strictly positive, in minor units.
+    pub amount_minor: i64,
+    pub kind: TransferKind,
+}
+
+/// What happened to one transfer of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// The transfer is in the ledger. `replayed` is true when its id had already been
+    /// committed: then nothing moved now, and the balances are those recorded at the
+    /// first commit (so a retry sees exactly the first result).
+    Committed {
+        debit_balance_after_minor: i64,
+        credit_balance_after_minor: i64,
+        replayed: bool,
+    },
+    /// The debit account would go below zero; nothing moved.
+    InsufficientFunds { available_minor: i64 },
+    /// The id was committed before with different accounts, amount or kind: a caller
+    /// bug. Nothing moved.
+    IdConflict,
+}
+
+/// A committed transfer as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTransfer {
+    pub transfer: Transfer,
+    pub debit_balance_after_minor: i64,
+    pub credit_balance_after_minor: i64,
+    /// Commit order, strictly increasing.
+    pub sequence: i64,
+}
+
+/// A round as journaled: written when betting opens, when it starts flying and when it
+/// ends, so that a restarted engine finds rounds left unfinished and settles them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundRecord {
+    pub room: String,
+    pub round: u64,
+    /// The round's hash from the fairness chain, hex. Revealed publicly only at the crash.
+    pub hash: String,
+    /// Crash point in hundredths.
+    pub crash_hundredths: u64,
+    /// Unix ms the multiplier started climbing; 0 while betting.
+    pub started_at_ms: u64,
+    /// Unix ms of the crash, or `None` while the round is in flight.
+    pub ended_at_ms: Option<u64>,
+    pub status: RoundStatus,
+    /// Sum of stakes, in minor units.
+    pub bets_total_minor: i64,
+    /// Sum of payouts, in minor units.
+    pub payouts_total_minor: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundStatus {
+    Betting,
+    Flying,
+    Crashed,
+    /// Stopped before its crash (shutdown or recovery); open stakes were refunded.
+    Aborted,
+}
+
+impl RoundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoundStatus::Betting => "betting",
+            RoundStatus::Flying => "flying",
+            RoundStatus::Crashed => "crashed",
+            RoundStatus::Aborted => "aborted",
+        }
+    }
+
+    pub fn from_str(text: &str) -> Option<RoundStatus> {
+        match text {
+            "betting" => Some(RoundStatus::Betting),
+            "flying" => Some(RoundStatus::Flying),
+            "crashed" => Some(RoundStatus::Crashed),
+            "aborted" => Some(RoundStatus::Aborted),
+            _ => None,
+        }
+    }
+}
+
+/// A ledger failure. Money never moves when one is returned.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The database could not be opened or migrated: check the data directory's path
+    /// and permissions.
+    #[error("cannot open the ledger at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query failed; the transaction was rolled back. Usually disk full or I/O error.
+    #[error("ledger storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// A transfer was malformed (non-positive amount, same debit and credit account).
+    #[error("invalid transfer {id}: {reason}")]
+    InvalidTransfer { id: String, reason: &'static str },
+    /// The blocking worker died (a panic inside the storage layer).
+    #[error("ledger worker failed: {0}")]
+    Worker(String),
+}
+
+/// Double-entry storage of money and of the round journal.
+#[async_trait]
+pub trait Ledger: Send + Sync + 'static {
+    /// Applies `batch` in order in one transaction. Each transfer succeeds or fails on
+    /// its own (an insufficient balance fails that transfer only); the outcomes come back
+    /// in the same order. An `Err` means the whole batch was rolled back.
+    async fn apply_batch(&self, batch: Vec<Transfer>)
+    -> Result<Vec<TransferOutcome>, LedgerError>;
+
+    /// The account's balance in minor units; 0 for an account that never moved money.
+    async fn balance(&self, account: &Account) -> Result<i64, LedgerError>;
+
+    /// Sum of every account's balance. Always 0: a test and an operator check.
+    async fn total_balance(&self) -> Result<i64, LedgerError>;
+
+    /// The committed transfer with this id, if any.
+    async fn transfer(&self, id: &str) -> Result<Option<StoredTransfer>, LedgerError>;
+
+    /// Committed transfers whose id starts with `prefix`, in commit order.
+    async fn transfers_with_prefix(&self, prefix: &str)
+    -> Result<Vec<StoredTransfer>, LedgerError>;
+
+    /// Inserts or updates (by room and round) a round of the journal.
+    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError>;
+
+    /// The latest `limit` rounds of a room, newest first.
+    async fn recent_rounds(&self, room: &str, limit: usize)
+    -> Result<Vec<RoundRecord>, LedgerError>;
+
+    /// Rounds of a room still marked Betting or Flying (left by a process that died),
+    /// oldest first.
+    async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError>;
+}

@@ -1,0 +1,31 @@
+//! aloft: a real-time WebSocket broadcast server for live multiplayer crash rounds.
+//!
+//! # Layout
+//!
+//! - [`config`]: typed configuration (defaults → TOML → `ALOFT_*` environment).
+//! - [`protocol`]: wire protocol v1, the only module that knows JSON field names.
+//! - [`fair`]: provably fair hash chain and crash-point formula.
+//! - [`engine`]: the round loop of a room (Betting → Flying → Crashed), pure logic in
+//!   `engine::round` driven by a [`engine::Clock`].
+//! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite).
+//! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory).
+//! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
+//! - [`http`]: the HTTP surface on the same port: web client, API, health, metrics.
+//! - [`auth`]: player tokens (JWT HS256).
+//! - [`metrics`]: Prometheus metrics names and the recorder.
+//! - [`server`]: wires the roles together: `aloft::serve(config, shutdown)`.
+
+pub mod auth;
+pub mod bus;
+pub mod config;
+pub mod engine;
+pub mod fair;
+pub mod gateway;
+pub mod http;
+pub mod ledger;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+
+pub use config::Config;
+// pub use server::{Server, serve};

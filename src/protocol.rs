@@ -1,0 +1,442 @@
+//! Wire protocol v1: the JSON text frames exchanged with players.
+//!
+//! This module owns every type that crosses the WebSocket, their field names (part of the
+//! contract, see docs/protocol.md) and the error and close codes. Domain types (rounds,
+//! bets, transfers) live in `engine` and `ledger`; they are mapped to these types at the
+//! edge so that a refactor inside never changes the wire by accident.
+//!
+//! Money is integer minor units (`i64`), multipliers integer hundredths (`u64`, `257` =
+//! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// Version announced in `hello`. Bump it for any change to a field name or meaning.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Longest accepted client request id (`req`), in bytes.
+pub const REQUEST_ID_BYTES_MAX: usize = 64;
+
+/// A message from a player.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Place a bet in the current betting phase.
+    Bet {
+        /// Client-chosen id echoed in the reply; replaying it returns the first reply.
+        req: String,
+        /// Stake in minor units.
+        amount: i64,
+        /// Auto-cashout multiplier in hundredths, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auto: Option<u64>,
+        /// Bet slot, 0 or 1 (two bets per round, as in Aviator).
+        #[serde(default)]
+        slot: u8,
+    },
+    /// Cash out the bet in `slot` at the engine's current multiplier.
+    Cashout {
+        req: String,
+        #[serde(default)]
+        slot: u8,
+    },
+    /// Liveness probe; answered by `pong`.
+    Ping,
+}
+
+/// A public bet as shown to every player of the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicBet {
+    pub player: String,
+    pub slot: u8,
+    /// Stake in minor units.
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<u64>,
+}
+
+/// A public cashout as shown to every player of the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicCashout {
+    pub player: String,
+    pub slot: u8,
+    /// Multiplier the bet was cashed out at, in hundredths.
+    pub m: u64,
+    /// Amount paid back, stake included, in minor units.
+    pub win: i64,
+}
+
+/// A public event of a room. Every one carries the room's contiguous sequence number
+/// `seq` and the `round` it belongs to; the engine serializes each one exactly once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// A new round opened for bets until `ends_at`.
+    Betting {
+        seq: u64,
+        round: u64,
+        ends_at: u64,
+        /// SHA-256 of this round's hash is the previous round's hash: the chain link a
+        /// player can check at the crash. Published here so it is known before play.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prev_hash: Option<String>,
+    },
+    /// The multiplier started climbing at `started_at`.
+    Flying { seq: u64, round: u64, started_at: u64 },
+    /// One tick: the multiplier now, plus every public bet and cashout since the last
+    /// tick. During Betting a tick is sent only when there are new bets, with `m` = 100
+    /// and `ms` = 0.
+    Tick {
+        seq: u64,
+        round: u64,
+        /// Current multiplier in hundredths.
+        m: u64,
+        /// Milliseconds since `flying.started_at`.
+        ms: u64,
+        /// Engine time the tick was produced at (unix ms); used to measure latency.
+        at: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        bets: Vec<PublicBet>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cashouts: Vec<PublicCashout>,
+    },
+    /// The round crashed at `m`; `hash` is the revealed round hash.
+    Crash {
+        seq: u64,
+        round: u64,
+        m: u64,
+        hash: String,
+        at: u64,
+        /// Cashouts decided at the crash itself (auto-cashouts just below the crash point).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cashouts: Vec<PublicCashout>,
+    },
+}
+
+impl RoomEvent {
+    /// The room sequence number of this event.
+    pub fn seq(&self) -> u64 {
+        match self {
+            RoomEvent::Betting { seq, .. }
+            | RoomEvent::Flying { seq, .. }
+            | RoomEvent::Tick { seq, .. }
+            | RoomEvent::Crash { seq, .. } => *seq,
+        }
+    }
+
+    /// The round this event belongs to.
+    pub fn round(&self) -> u64 {
+        match self {
+            RoomEvent::Betting { round, .. }
+            | RoomEvent::Flying { round, .. }
+            | RoomEvent::Tick { round, .. }
+            | RoomEvent::Crash { round, .. } => *round,
+        }
+    }
+
+    /// Whether a slow socket may skip this event in favour of a newer one of the same
+    /// kind (only ticks are conflated; phase changes are never dropped).
+    pub fn is_tick(&self) -> bool {
+        matches!(self, RoomEvent::Tick { .. })
+    }
+}
+
+/// Round phase as shown in a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Betting,
+    Flying,
+    Crashed,
+}
+
+/// A past round as listed in a snapshot and in `/api/rounds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastRound {
+    pub round: u64,
+    /// Crash point in hundredths.
+    pub m: u64,
+    pub hash: String,
+}
+
+/// A bet of the current round in a snapshot, with its outcome so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveBet {
+    pub player: String,
+    pub slot: u8,
+    pub amount: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<u64>,
+    /// Cashout multiplier, once cashed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cashed_out: Option<u64>,
+    /// Amount paid, once cashed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub win: Option<i64>,
+}
+
+/// A private message to one connection. Private frames carry no `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum ServerMessage {
+    Hello {
+        player: String,
+        balance: i64,
+        server_time: u64,
+        proto: u32,
+        room: String,
+    },
+    Snapshot {
+        room: String,
+        /// Sequence number of the last event this state includes; live events follow
+        /// with `seq` + 1.
+        seq: u64,
+        round: u64,
+        phase: Phase,
+        /// Current (or crash) multiplier in hundredths.
+        m: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_at: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        started_at: Option<u64>,
+        history: Vec<PastRound>,
+        bets: Vec<LiveBet>,
+    },
+    BetOk {
+        req: String,
+        round: u64,
+        slot: u8,
+        amount: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auto: Option<u64>,
+        balance: i64,
+    },
+    BetErr {
+        req: String,
+        code: ErrorCode,
+        message: String,
+    },
+    CashoutOk {
+        req: String,
+        round: u64,
+        slot: u8,
+        m: u64,
+        win: i64,
+        balance: i64,
+    },
+    CashoutErr {
+        req: String,
+        code: ErrorCode,
+        message: String,
+    },
+    /// The player's balance changed outside a request (auto-cashout, refund).
+    Balance { balance: i64 },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    Pong { server_time: u64 },
+}
+
+/// Machine-readable error codes carried by `bet_err`, `cashout_err` and `error`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON or lacks a required field.
+    BadJson,
+    /// The `t` field names no known client message.
+    UnknownType,
+    /// A field is out of range (stake, auto-cashout, slot, request id).
+    InvalidField,
+    /// Bets are taken only in the Betting phase; cashouts only while Flying.
+    WrongPhase,
+    /// The player's balance is lower than the stake.
+    InsufficientFunds,
+    /// The slot already holds a bet this round.
+    SlotTaken,
+    /// There is no active bet in the slot to cash out.
+    NoActiveBet,
+    /// The round crashed before the cashout reached the engine.
+    TooLate,
+    /// Too many messages per second on this connection.
+    RateLimited,
+    /// The engine's command queue is full; retry with the same `req`.
+    Overloaded,
+    /// A storage or bus fault; nothing was changed; retry with the same `req`.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::WrongPhase => "wrong_phase",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::SlotTaken => "slot_taken",
+            ErrorCode::NoActiveBet => "no_active_bet",
+            ErrorCode::TooLate => "too_late",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+/// WebSocket close codes aloft uses (RFC 6455 §7.4 plus private 4000-4999 codes).
+pub mod close_code {
+    /// Server shutting down; reconnect later.
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client sent a binary frame; the protocol is JSON text only.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A protocol violation (bad framing, unmasked client frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Policy violation: sustained rate-limit abuse.
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A message larger than `inbound_message_bytes_max`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The socket could not keep up with the broadcast and its queue overflowed.
+    pub const SLOW_CONSUMER: u16 = 4001;
+    /// Nothing was received for `idle_timeout_ms`.
+    pub const IDLE_TIMEOUT: u16 = 4002;
+}
+
+/// Why a client frame could not be turned into a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Parses a client text frame, telling malformed JSON apart from an unknown `t`.
+pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
+    match serde_json::from_str::<ClientMessage>(text) {
+        Ok(message) => validate_request_id(message),
+        Err(parse_error) => {
+            let code = match serde_json::from_str::<serde_json::Value>(text) {
+                Ok(serde_json::Value::Object(object)) => match object.get("t") {
+                    Some(serde_json::Value::String(t))
+                        if !matches!(t.as_str(), "bet" | "cashout" | "ping") =>
+                    {
+                        ErrorCode::UnknownType
+                    }
+                    _ => ErrorCode::BadJson,
+                },
+                _ => ErrorCode::BadJson,
+            };
+            Err(DecodeError {
+                code,
+                message: parse_error.to_string(),
+            })
+        }
+    }
+}
+
+fn validate_request_id(message: ClientMessage) -> Result<ClientMessage, DecodeError> {
+    let request_id = match &message {
+        ClientMessage::Bet { req, .. } | ClientMessage::Cashout { req, .. } => req,
+        ClientMessage::Ping => return Ok(message),
+    };
+    if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
+        return Err(DecodeError {
+            code: ErrorCode::InvalidField,
+            message: format!("req must be 1 to {REQUEST_ID_BYTES_MAX} bytes"),
+        });
+    }
+    Ok(message)
+}
+
+/// Serializes a server message. Serialization of these types cannot fail (no maps with
+/// non-string keys, no non-finite floats), so a failure is a bug.
+pub fn encode<T: Serialize>(message: &T) -> String {
+    serde_json::to_string(message).expect("protocol types always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bet_defaults_slot_zero_and_no_auto() {
+        let message = decode_client_message(r#"{"t":"bet","req":"a1","amount":100}"#).unwrap();
+        assert_eq!(
+            message,
+            ClientMessage::Bet {
+                req: "a1".into(),
+                amount: 100,
+                auto: None,
+                slot: 0
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_json_and_unknown_type_are_told_apart() {
+        assert_eq!(
+            decode_client_message("{nope").unwrap_err().code,
+            ErrorCode::BadJson
+        );
+        assert_eq!(
+            decode_client_message(r#"{"t":"fly"}"#).unwrap_err().code,
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            decode_client_message(r#"{"t":"bet","req":"x"}"#)
+                .unwrap_err()
+                .code,
+            ErrorCode::BadJson
+        );
+    }
+
+    #[test]
+    fn request_id_length_is_bounded() {
+        let long = "x".repeat(REQUEST_ID_BYTES_MAX + 1);
+        let text = format!(r#"{{"t":"cashout","req":"{long}"}}"#);
+        assert_eq!(
+            decode_client_message(&text).unwrap_err().code,
+            ErrorCode::InvalidField
+        );
+    }
+
+    #[test]
+    fn tick_field_names_are_the_contract() {
+        let tick = RoomEvent::Tick {
+            seq: 7,
+            round: 3,
+            m: 257,
+            ms: 15000,
+            at: 1,
+            bets: vec![],
+            cashouts: vec![PublicCashout {
+                player: "p".into(),
+                slot: 0,
+                m: 200,
+                win: 200,
+            }],
+        };
+        assert_eq!(
+            encode(&tick),
+            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200}]}"#
+        );
+    }
+
+    #[test]
+    fn error_code_wire_names_match_serde() {
+        for code in [
+            ErrorCode::BadJson,
+            ErrorCode::UnknownType,
+            ErrorCode::InvalidField,
+            ErrorCode::WrongPhase,
+            ErrorCode::InsufficientFunds,
+            ErrorCode::SlotTaken,
+            ErrorCode::NoActiveBet,
+            ErrorCode::TooLate,
+            ErrorCode::RateLimited,
+            ErrorCode::Overloaded,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(encode(&code), format!("\"{}\"", code.as_str()));
+        }
+    }
+}

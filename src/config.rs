@@ -437,7 +437,7 @@ mod tests {
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "fast");
             let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
-            assert!(error.contains("tick_interval_ms"), "{error}");
+            assert!(error.to_lowercase().contains("engine.tick_interval_ms"), "{error}");
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "1");
             let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();

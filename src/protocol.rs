@@ -71,15 +71,7 @@ pub struct PublicCashout {
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum RoomEvent {
     /// A new round opened for bets until `ends_at`.
-    Betting {
-        seq: u64,
-        round: u64,
-        ends_at: u64,
-        /// SHA-256 of this round's hash is the previous round's hash: the chain link a
-        /// player can check at the crash. Published here so it is known before play.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        prev_hash: Option<String>,
-    },
+    Betting { seq: u64, round: u64, ends_at: u64 },
     /// The multiplier started climbing at `started_at`.
     Flying { seq: u64, round: u64, started_at: u64 },
     /// One tick: the multiplier now, plus every public bet and cashout since the last

@@ -206,8 +206,6 @@ pub struct AuthConfig {
     pub jwt_secret: String,
     /// Lifetime of guest tokens, in seconds.
     pub guest_token_ttl_seconds: u64,
-    /// Bearer token for operator endpoints. Empty = operator endpoints disabled.
-    pub admin_token: String,
 }
 
 impl Default for AuthConfig {
@@ -215,7 +213,6 @@ impl Default for AuthConfig {
         AuthConfig {
             jwt_secret: String::new(),
             guest_token_ttl_seconds: 86_400,
-            admin_token: String::new(),
         }
     }
 }
@@ -307,7 +304,8 @@ impl Config {
             "must be at least one tick",
         )?;
         require(
-            0 < engine.bet_amount_min_minor && engine.bet_amount_min_minor <= engine.bet_amount_max_minor,
+            0 < engine.bet_amount_min_minor
+                && engine.bet_amount_min_minor <= engine.bet_amount_max_minor,
             "engine.bet_amount_min_minor",
             "must be positive and at most engine.bet_amount_max_minor",
         )?;
@@ -426,7 +424,10 @@ mod tests {
     #[test]
     fn environment_overrides_file_and_errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\n[engine]\ntick_interval_ms = 50\n")?;
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\n[engine]\ntick_interval_ms = 50\n",
+            )?;
             jail.set_env("ALOFT_DATA_DIR", "/tmp/x");
             jail.set_env("ALOFT_ENGINE__BETTING_DURATION_MS", "7000");
             let config = Config::load(Some(Path::new("c.toml"))).unwrap();
@@ -436,11 +437,18 @@ mod tests {
             assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "fast");
-            let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
-            assert!(error.to_lowercase().contains("engine.tick_interval_ms"), "{error}");
+            let error = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.to_lowercase().contains("engine.tick_interval_ms"),
+                "{error}"
+            );
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "1");
-            let error = Config::load(Some(Path::new("c.toml"))).unwrap_err().to_string();
+            let error = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
             assert!(error.contains("engine.tick_interval_ms"), "{error}");
             Ok(())
         });

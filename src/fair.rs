@@ -39,7 +39,10 @@ pub fn sha256_hex(text: &str) -> String {
 
 /// The crash point, in hundredths, of the round whose hash is `round_hash_hex`.
 pub fn crash_point_hundredths(round_hash_hex: &str, salt: &str, house_edge_bp: u32) -> u64 {
-    assert!(house_edge_bp <= HOUSE_EDGE_BP_MAX, "house edge out of range");
+    assert!(
+        house_edge_bp <= HOUSE_EDGE_BP_MAX,
+        "house edge out of range"
+    );
     let mut mac =
         Hmac::<Sha256>::new_from_slice(round_hash_hex.as_bytes()).expect("HMAC takes any key");
     mac.update(salt.as_bytes());
@@ -103,24 +106,10 @@ impl FairChain {
     /// Loads the seed from `seed_path`, creating a random one on first run.
     pub fn load_or_create(seed_path: &Path, chain_length: u64) -> Result<FairChain, FairError> {
         let path_text = seed_path.display().to_string();
-        let seed_hex = match std::fs::read_to_string(seed_path) {
-            Ok(text) => text.trim().to_owned(),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let seed: [u8; 32] = rand::random();
-                let seed_hex = hex::encode(seed);
-                write_private(seed_path, &seed_hex).map_err(|source| FairError::Seed {
-                    path: path_text.clone(),
-                    source,
-                })?;
-                seed_hex
-            }
-            Err(source) => {
-                return Err(FairError::Seed {
-                    path: path_text,
-                    source,
-                });
-            }
-        };
+        let seed_hex = load_or_create_hex_secret(seed_path).map_err(|source| FairError::Seed {
+            path: path_text.clone(),
+            source,
+        })?;
         if decode_link(&seed_hex).is_none() {
             return Err(FairError::BadSeed { path: path_text });
         }
@@ -158,8 +147,22 @@ fn decode_link(text: &str) -> Option<[u8; 32]> {
     Some(link)
 }
 
+/// Reads a secret kept in a file, or creates it (32 random bytes as 64 hex characters,
+/// readable by the owner only) on first run.
+pub fn load_or_create_hex_secret(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret = hex::encode(rand::random::<[u8; 32]>());
+            write_private(path, &secret)?;
+            Ok(secret)
+        }
+        Err(error) => Err(error),
+    }
+}
+
 /// Writes a secret file readable by the owner only.
-pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

@@ -28,4 +28,4 @@ pub mod protocol;
 pub mod server;
 
 pub use config::Config;
-// pub use server::{Server, serve};
+pub use server::{Server, serve};

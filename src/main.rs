@@ -1,3 +1,147 @@
-fn main() {
-    println!("Hello, world!");
+//! The `aloft` binary: parses the command line, sets up logging and runs a role.
+//! Everything else lives in the library.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aloft",
+    version,
+    about = "Real-time WebSocket server for multiplayer crash rounds"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every role in one process (the default): in-memory bus, SQLite ledger.
+    Serve(ServeArgs),
+    /// Recompute the crash point of a round from its revealed hash.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Configuration file (default: config/aloft.toml when present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: ALOFT_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Directory for the ledger and secrets [env: ALOFT_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The round hash revealed in the round's `crash` event (64 hex characters).
+    round_hash: String,
+    /// The public salt from /api/fair (default: this installation's salt).
+    #[arg(long)]
+    salt: Option<String>,
+    /// House edge in basis points (default: from the configuration).
+    #[arg(long)]
+    house_edge_bp: Option<u32>,
+    /// Configuration file, to find the salt and edge.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Verify(args) => verify(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = aloft::Config::load(args.config.as_deref())?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data_dir) = args.data_dir {
+        config.data_dir = data_dir;
+    }
+    init_logging(config.log_format);
+    // The shards run on their own threads; this runtime hosts the engines and the bus.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let server = aloft::Server::start(config).await?;
+        println!("aloft is running: open http://{}/", server.local_addr);
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.stop().await?;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler installs");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_logging(format: aloft::config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        aloft::config::LogFormat::Json => builder.json().init(),
+        aloft::config::LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let config = aloft::Config::load(args.config.as_deref())?;
+    let salt = match args.salt {
+        Some(salt) => salt,
+        None if !config.fair.salt.is_empty() => config.fair.salt.clone(),
+        None => std::fs::read_to_string(config.data_dir.join("fair_salt"))
+            .map(|text| text.trim().to_owned())
+            .context("no --salt given and no fair_salt in the data directory")?,
+    };
+    let edge = args.house_edge_bp.unwrap_or(config.fair.house_edge_bp);
+    anyhow::ensure!(
+        args.round_hash.len() == 64 && args.round_hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "a round hash is 64 hex characters"
+    );
+    anyhow::ensure!(
+        edge <= aloft::fair::HOUSE_EDGE_BP_MAX,
+        "house edge above 5000 bp"
+    );
+    let round_hash = args.round_hash.to_ascii_lowercase();
+    let crash = aloft::fair::crash_point_hundredths(&round_hash, &salt, edge);
+    println!("round hash      {round_hash}");
+    println!("salt            {salt}");
+    println!("house edge      {edge} bp");
+    println!(
+        "crash point     {}.{:02}x ({crash} hundredths)",
+        crash / 100,
+        crash % 100
+    );
+    println!(
+        "previous round  {} (sha256 of this hash; for round 1, the published commitment)",
+        aloft::fair::sha256_hex(&round_hash)
+    );
+    Ok(())
 }

@@ -1,1 +1,49 @@
-//! placeholder: being written
+//! Prometheus metrics: the names (all `aloft_*`) and the process-wide recorder that
+//! `/metrics` renders. Hot paths count per batch (one increment per fan-out of a frame,
+//! not per socket).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Gauge: open player sockets.
+pub const CONNECTIONS: &str = "aloft_connections";
+/// Counter: public frames handed to sockets (written or queued).
+pub const FRAMES_SENT: &str = "aloft_frames_sent_total";
+/// Counter: public frames that had to wait in a socket queue.
+pub const FRAMES_QUEUED: &str = "aloft_frames_queued_total";
+/// Counter: public frames dropped for closing or overflowing sockets.
+pub const FRAMES_DROPPED: &str = "aloft_frames_dropped_total";
+/// Counter: shard queue overflows (a stalled shard).
+pub const SHARD_QUEUE_DROPPED: &str = "aloft_shard_queue_dropped_total";
+/// Counter: sequence gaps seen by shards (each answered with fresh snapshots).
+pub const EVENT_GAPS: &str = "aloft_event_gaps_total";
+/// Counter: bets accepted by the engines.
+pub const BETS_ACCEPTED: &str = "aloft_bets_accepted_total";
+/// Counter: bets refused, by code.
+pub const BETS_REFUSED: &str = "aloft_bets_refused_total";
+/// Counter: cashouts paid (manual, auto and capped).
+pub const CASHOUTS: &str = "aloft_cashouts_total";
+/// Counter: rounds finished.
+pub const ROUNDS: &str = "aloft_rounds_total";
+/// Histogram: ledger batch commit time, in seconds.
+pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
+/// Counter: guest accounts created.
+pub const GUESTS: &str = "aloft_guests_total";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once; later calls return the same handle (tests
+/// start several servers in one process).
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Fails only when another recorder was installed first (an embedding
+            // program's); its metrics then go there and /metrics shows ours as empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,1 +1,276 @@
-//! placeholder: being written
+//! The gateway: holds player sockets and delivers the rooms' events to them.
+//!
+//! A gateway process runs one [`shard`] per core. It subscribes to each room on the bus
+//! once (never per socket), parses and encodes each event once into a shared WebSocket
+//! frame ([`frame`]), and hands that frame to every shard, which writes it to its sockets
+//! ([`connection`]). Private replies from the engine come over the bus addressed to a
+//! connection id; the [`GatewayShared::players`] map (player → connection ids) routes
+//! them to the right shard, or to the player's other sockets when the requesting one is
+//! gone.
+
+pub mod connection;
+pub mod frame;
+pub mod room_view;
+pub mod session;
+pub mod shard;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Delivery, ReplyEnvelope};
+use crate::config::GatewayConfig;
+use crate::ledger::Ledger;
+use crate::protocol::{PastRound, RoomEvent};
+pub use shard::{PendingUpgrade, ShardEntry, ShardMessage};
+
+/// Backlog of each shard's listener, in connections.
+const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;
+
+/// State shared by every shard and the HTTP layer of a gateway process.
+pub struct GatewayShared {
+    /// This gateway's name on the bus; replies are addressed to it.
+    pub id: String,
+    pub config: GatewayConfig,
+    pub rooms: Vec<String>,
+    pub bus: Arc<dyn Bus>,
+    pub ledger: Arc<dyn Ledger>,
+    /// Player → ids of the player's live connections on this gateway.
+    pub players: DashMap<String, Vec<u64>>,
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listen address is taken or not local: pick another with `--listen`.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The bus refused the subscription for a room.
+    #[error("cannot subscribe to room {room}: {source}")]
+    Subscribe {
+        room: String,
+        #[source]
+        source: crate::bus::BusError,
+    },
+    /// The operating system refused a thread.
+    #[error("cannot start shard thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub local_addr: SocketAddr,
+    shard_threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+/// What [`Gateway::start`] needs besides the shared state.
+pub struct GatewayStart {
+    pub shared: Arc<GatewayShared>,
+    pub listen: SocketAddr,
+    pub shard_count: usize,
+    /// Past rounds per room, newest first, for the first snapshots.
+    pub history: HashMap<String, Vec<PastRound>>,
+    /// Builds the HTTP router of a shard.
+    pub make_router: Box<dyn Fn(ShardEntry) -> axum::Router>,
+    pub shutdown: CancellationToken,
+}
+
+impl Gateway {
+    /// Binds the listeners, starts the shard threads, and spawns the bus tasks on the
+    /// current tokio runtime.
+    pub async fn start(start: GatewayStart) -> Result<Gateway, GatewayError> {
+        assert!(start.shard_count > 0);
+        let listeners = bind_listeners(start.listen, start.shard_count)?;
+        let local_addr = listeners[0]
+            .local_addr()
+            .map_err(|source| GatewayError::Listen {
+                addr: start.listen,
+                source,
+            })?;
+        let mut shard_senders = Vec::with_capacity(start.shard_count);
+        let mut shard_threads = Vec::with_capacity(start.shard_count);
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let config = &start.shared.config;
+            let (message_sender, messages) = mpsc::channel(config.shard_queue_frames_max);
+            let (upgrade_sender, upgrades) = mpsc::channel(config.shard_queue_frames_max);
+            let connections = Arc::new(AtomicUsize::new(0));
+            let router = (start.make_router)(ShardEntry {
+                index,
+                upgrades: upgrade_sender,
+                connections: connections.clone(),
+            });
+            let setup = shard::ShardSetup {
+                index,
+                listener,
+                router,
+                shared: start.shared.clone(),
+                messages,
+                upgrades,
+                connections,
+                history: start.history.clone(),
+                shutdown: start.shutdown.clone(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("aloft-shard-{index}"))
+                .spawn(move || shard::run(setup))
+                .map_err(GatewayError::Thread)?;
+            shard_senders.push(message_sender);
+            shard_threads.push(thread);
+        }
+        let shard_senders = Arc::new(shard_senders);
+        for room in &start.shared.rooms {
+            let events = start.shared.bus.subscribe(room).await.map_err(|source| {
+                GatewayError::Subscribe {
+                    room: room.clone(),
+                    source,
+                }
+            })?;
+            tokio::spawn(forward_events(room.clone(), events, shard_senders.clone()));
+        }
+        let replies = start
+            .shared
+            .bus
+            .replies(&start.shared.id)
+            .await
+            .map_err(|source| GatewayError::Subscribe {
+                room: "replies".into(),
+                source,
+            })?;
+        tokio::spawn(route_replies(start.shared.clone(), replies, shard_senders));
+        Ok(Gateway {
+            local_addr,
+            shard_threads,
+        })
+    }
+
+    /// Waits for every shard thread to finish (after the shutdown token fired).
+    pub fn join(self) {
+        for thread in self.shard_threads {
+            match thread.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "shard failed"),
+                Err(_) => tracing::error!("shard panicked"),
+            }
+        }
+    }
+}
+
+/// One SO_REUSEPORT listener per shard, all on the same address (the port of the first
+/// when `listen` asks for port 0).
+fn bind_listeners(
+    listen: SocketAddr,
+    count: usize,
+) -> Result<Vec<std::net::TcpListener>, GatewayError> {
+    let mut addr = listen;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 0..count {
+        let listener =
+            bind_reuseport(addr).map_err(|source| GatewayError::Listen { addr, source })?;
+        addr = listener
+            .local_addr()
+            .map_err(|source| GatewayError::Listen { addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG_CONNECTIONS)?;
+    Ok(socket.into())
+}
+
+/// Parses and encodes each event of a room once, then hands it to every shard.
+async fn forward_events(
+    room: String,
+    mut events: futures_util::stream::BoxStream<'static, Delivery>,
+    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+) {
+    let room_name: Arc<str> = Arc::from(room.as_str());
+    while let Some(delivery) = events.next().await {
+        let envelope = match delivery {
+            Delivery::Event(envelope) => envelope,
+            Delivery::Gap { missed } => {
+                // The shards see the seq jump on the next event and resend snapshots.
+                tracing::warn!(room, missed, "bus gap");
+                continue;
+            }
+        };
+        let event: RoomEvent = match serde_json::from_slice(&envelope.json) {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::error!(room, %error, "undecodable event on the bus");
+                continue;
+            }
+        };
+        let event = Arc::new(event);
+        let frame = frame::text(&envelope.json);
+        for shard in shards.iter() {
+            let message = ShardMessage::Event {
+                room: room_name.clone(),
+                event: event.clone(),
+                frame: frame.clone(),
+            };
+            if shard.try_send(message).is_err() {
+                // A shard this far behind is stalled; it resyncs from the seq gap.
+                metrics::counter!(crate::metrics::SHARD_QUEUE_DROPPED).increment(1);
+            }
+        }
+    }
+}
+
+/// Routes each private reply to the shard of its connection, or, when that socket is
+/// gone, to the player's other sockets on this gateway.
+async fn route_replies(
+    shared: Arc<GatewayShared>,
+    mut replies: futures_util::stream::BoxStream<'static, ReplyEnvelope>,
+    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+) {
+    while let Some(reply) = replies.next().await {
+        let frame = frame::text(&reply.json);
+        let targets: Vec<u64> = match shared.players.get(&reply.to.player) {
+            Some(ids) if ids.contains(&reply.to.connection) => vec![reply.to.connection],
+            Some(ids) => ids.clone(),
+            None => continue,
+        };
+        for connection in targets {
+            send_reply_to_shard(&shards, connection, &reply.to.player, frame.clone());
+        }
+    }
+}
+
+fn send_reply_to_shard(
+    shards: &[mpsc::Sender<ShardMessage>],
+    connection: u64,
+    player: &str,
+    frame: Bytes,
+) {
+    let index = (connection >> shard::CONNECTION_ID_SHARD_SHIFT) as usize;
+    let Some(shard) = shards.get(index) else {
+        return;
+    };
+    let message = ShardMessage::Reply {
+        connection,
+        player: player.to_owned(),
+        frame,
+    };
+    if shard.try_send(message).is_err() {
+        metrics::counter!(crate::metrics::SHARD_QUEUE_DROPPED).increment(1);
+    }
+}

@@ -1,0 +1,377 @@
+//! A shard: one OS thread running a current_thread tokio runtime that owns a listener
+//! (SO_REUSEPORT, so the kernel spreads new connections over the shards) and every
+//! socket it accepted. The fan-out of a public frame is a loop on this thread over this
+//! shard's sockets: no lock, no cross-thread hop, no per-socket allocation.
+//!
+//! HTTP requests on a shard's sockets are served by hyper with the process's axum router;
+//! a `/ws` upgrade comes back to the shard as a [`PendingUpgrade`], and the shard adopts
+//! the raw `TcpStream` (hyper's upgrade hands it back untouched).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use slab::Slab;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tungstenite::protocol::WebSocketConfig;
+
+use super::connection::{Connection, Offer};
+use super::room_view::RoomView;
+use super::{GatewayShared, frame, session};
+use crate::ledger::Account;
+use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage};
+
+/// Messages a shard takes per wake-up of its fan-out loop.
+const SHARD_BATCH_MESSAGES_MAX: usize = 64;
+
+/// Time given to sockets to flush their close frames at shutdown.
+const SHUTDOWN_GRACE_MS: u64 = 2_000;
+
+/// Bits of a connection id below the shard index.
+pub const CONNECTION_ID_SHARD_SHIFT: u32 = 48;
+
+/// Work sent to a shard from the gateway's bus tasks.
+#[derive(Debug)]
+pub enum ShardMessage {
+    /// A public event, parsed once and encoded once for the whole gateway.
+    Event {
+        room: Arc<str>,
+        event: Arc<RoomEvent>,
+        frame: Bytes,
+    },
+    /// A private frame for one connection (or, if it is gone, the player's others).
+    Reply {
+        connection: u64,
+        player: String,
+        frame: Bytes,
+    },
+}
+
+/// A `/ws` request that passed every check and was answered 101.
+pub struct PendingUpgrade {
+    pub upgrade: hyper::upgrade::OnUpgrade,
+    pub player: String,
+    pub room: String,
+}
+
+/// What the HTTP layer of a shard needs to hand it upgraded sockets.
+#[derive(Clone)]
+pub struct ShardEntry {
+    pub index: usize,
+    pub upgrades: mpsc::Sender<PendingUpgrade>,
+    /// Live connections of the shard, for the capacity check before an upgrade.
+    pub connections: Arc<AtomicUsize>,
+}
+
+/// The sockets of one room on this shard.
+struct RoomShard {
+    view: RoomView,
+    members: Slab<Rc<Connection>>,
+}
+
+/// State owned by the shard thread.
+pub struct ShardState {
+    pub index: usize,
+    pub shared: Arc<GatewayShared>,
+    pub ws_config: WebSocketConfig,
+    pub shutdown: CancellationToken,
+    rooms: RefCell<HashMap<String, RoomShard>>,
+    registry: RefCell<HashMap<u64, Rc<Connection>>>,
+    next_connection: Cell<u64>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Everything a shard thread starts with.
+pub struct ShardSetup {
+    pub index: usize,
+    pub listener: std::net::TcpListener,
+    pub router: axum::Router,
+    pub shared: Arc<GatewayShared>,
+    pub messages: mpsc::Receiver<ShardMessage>,
+    pub upgrades: mpsc::Receiver<PendingUpgrade>,
+    pub connections: Arc<AtomicUsize>,
+    pub history: HashMap<String, Vec<protocol::PastRound>>,
+    pub shutdown: CancellationToken,
+}
+
+/// Runs a shard on the current thread until shutdown; returns when its sockets are closed.
+pub fn run(setup: ShardSetup) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, serve(setup))
+}
+
+async fn serve(setup: ShardSetup) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(setup.listener)?;
+    let config = &setup.shared.config;
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_bytes)
+        .write_buffer_size(0)
+        .max_message_size(Some(config.inbound_message_bytes_max))
+        .max_frame_size(Some(config.inbound_message_bytes_max));
+    let rooms = setup
+        .shared
+        .rooms
+        .iter()
+        .map(|room| {
+            let history = setup.history.get(room).cloned().unwrap_or_default();
+            let view = RoomView::new(room, history, config.snapshot_history_rounds);
+            (
+                room.clone(),
+                RoomShard {
+                    view,
+                    members: Slab::new(),
+                },
+            )
+        })
+        .collect();
+    let shard = Rc::new(ShardState {
+        index: setup.index,
+        shared: setup.shared.clone(),
+        ws_config,
+        shutdown: setup.shutdown.clone(),
+        rooms: RefCell::new(rooms),
+        registry: RefCell::new(HashMap::new()),
+        next_connection: Cell::new(1),
+        connections: setup.connections,
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn_local(fan_out_loop(shard.clone(), setup.messages));
+    tracker.spawn_local(adopt_loop(shard.clone(), setup.upgrades, tracker.clone()));
+    accept_loop(&shard, listener, setup.router, &tracker).await;
+    tracker.close();
+    let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(
+            shard = shard.index,
+            "sockets still open after the shutdown grace"
+        );
+    }
+    Ok(())
+}
+
+async fn accept_loop(
+    shard: &Rc<ShardState>,
+    listener: TcpListener,
+    router: axum::Router,
+    tracker: &TaskTracker,
+) {
+    let handshake_timeout = Duration::from_millis(shard.shared.config.handshake_timeout_ms);
+    loop {
+        let accepted = tokio::select! {
+            _ = shard.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let shutdown = shard.shutdown.clone();
+        tracker.spawn_local(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(handshake_timeout)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
+            }
+        });
+    }
+}
+
+async fn adopt_loop(
+    shard: Rc<ShardState>,
+    mut upgrades: mpsc::Receiver<PendingUpgrade>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let pending = tokio::select! {
+            _ = shard.shutdown.cancelled() => return,
+            pending = upgrades.recv() => match pending {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        tracker.spawn_local(adopt(shard.clone(), pending));
+    }
+}
+
+/// Takes over an upgraded socket: hello, snapshot, membership, then its task.
+async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
+    let Ok(upgraded) = pending.upgrade.await else {
+        shard.connections.fetch_sub(1, Ordering::Relaxed);
+        return;
+    };
+    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => parts,
+        Err(_) => unreachable!("shards serve plain TcpStreams"),
+    };
+    let stream = parts.io.into_inner();
+    let id = (shard.index as u64) << CONNECTION_ID_SHARD_SHIFT | shard.next_connection.get();
+    shard.next_connection.set(shard.next_connection.get() + 1);
+    let connection = Rc::new(Connection::new(
+        id,
+        pending.player,
+        pending.room,
+        stream,
+        shard.shared.config.outbound_queue_frames_max,
+    ));
+    match shard
+        .shared
+        .ledger
+        .balance(&Account::Player(connection.player.clone()))
+        .await
+    {
+        Ok(balance) => {
+            let hello = ServerMessage::Hello {
+                player: connection.player.clone(),
+                balance,
+                server_time: crate::engine::clock::unix_now_ms(),
+                proto: PROTOCOL_VERSION,
+                room: connection.room.clone(),
+            };
+            connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
+            shard.join(&connection);
+            metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
+            session::run(shard.clone(), connection.clone(), parts.read_buf).await;
+            shard.leave(&connection);
+            metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot read a balance for hello");
+            connection.close(1011, "ledger unavailable");
+            connection.flush();
+        }
+    }
+    shard.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl ShardState {
+    /// Queues the snapshot and makes the socket a member of its room, with no await in
+    /// between, so the live frames that follow continue exactly from the snapshot.
+    fn join(&self, connection: &Rc<Connection>) {
+        let mut rooms = self.rooms.borrow_mut();
+        let room = rooms
+            .get_mut(&connection.room)
+            .expect("the HTTP layer admits only configured rooms");
+        let snapshot = protocol::encode(&room.view.snapshot());
+        connection.send_private(frame::text(snapshot.as_bytes()));
+        connection
+            .member_key
+            .set(room.members.insert(connection.clone()));
+        self.registry
+            .borrow_mut()
+            .insert(connection.id, connection.clone());
+        self.shared
+            .players
+            .entry(connection.player.clone())
+            .or_default()
+            .push(connection.id);
+    }
+
+    fn leave(&self, connection: &Rc<Connection>) {
+        if let Some(room) = self.rooms.borrow_mut().get_mut(&connection.room) {
+            room.members.remove(connection.member_key.get());
+        }
+        self.registry.borrow_mut().remove(&connection.id);
+        self.shared
+            .players
+            .remove_if_mut(&connection.player, |_, ids| {
+                ids.retain(|id| *id != connection.id);
+                ids.is_empty()
+            });
+    }
+
+    fn publish(&self, room_name: &str, event: &RoomEvent, frame: &Bytes) {
+        let mut rooms = self.rooms.borrow_mut();
+        let Some(room) = rooms.get_mut(room_name) else {
+            return;
+        };
+        // A gateway that starts after its engine first sees a seq above 1: that too is a
+        // gap for the sockets that got the empty snapshot.
+        let contiguous = event.seq() == room.view.seq() + 1;
+        room.view.apply(event);
+        if !contiguous {
+            // Events were lost upstream (or the engine restarted): every socket of the
+            // room starts over from a fresh snapshot rather than a gap it cannot fill.
+            tracing::warn!(
+                room = room_name,
+                seq = event.seq(),
+                "event gap: resending snapshots"
+            );
+            metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
+            let snapshot = frame::text(protocol::encode(&room.view.snapshot()).as_bytes());
+            for (_, connection) in room.members.iter() {
+                connection.send_private(snapshot.clone());
+            }
+            return;
+        }
+        let conflatable = event.is_tick();
+        let mut queued = 0u64;
+        let mut dropped = 0u64;
+        for (_, connection) in room.members.iter() {
+            match connection.offer(frame, conflatable) {
+                Offer::Written => {}
+                Offer::Queued | Offer::Conflated => queued += 1,
+                Offer::Dropped => dropped += 1,
+            }
+        }
+        let delivered = room.members.len() as u64 - dropped;
+        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
+        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
+        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+    }
+
+    fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
+        let registry = self.registry.borrow();
+        if let Some(connection) = registry.get(&connection_id).filter(|c| c.player == player) {
+            connection.send_private(frame);
+        }
+    }
+}
+
+async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardMessage>) {
+    let mut batch = Vec::with_capacity(SHARD_BATCH_MESSAGES_MAX);
+    loop {
+        batch.clear();
+        let received = tokio::select! {
+            _ = shard.shutdown.cancelled() => return,
+            received = messages.recv_many(&mut batch, SHARD_BATCH_MESSAGES_MAX) => received,
+        };
+        if received == 0 {
+            return;
+        }
+        for message in batch.drain(..) {
+            match message {
+                ShardMessage::Event { room, event, frame } => shard.publish(&room, &event, &frame),
+                ShardMessage::Reply {
+                    connection,
+                    player,
+                    frame,
+                } => shard.deliver_reply(connection, &player, frame),
+            }
+        }
+    }
+}

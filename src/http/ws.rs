@@ -1,0 +1,185 @@
+//! The `/ws` handshake: every check happens here, before the upgrade, so a refused
+//! client gets a plain HTTP status it can see (401 bad token, 403 foreign origin, 404
+//! unknown room, 400/426 not a WebSocket request, 503 shard full). An accepted request
+//! is answered 101 and handed to the shard that accepted its socket.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{ShardHttp, api_error};
+use crate::gateway::PendingUpgrade;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+    room: Option<String>,
+}
+
+pub async fn upgrade(
+    State(http): State<ShardHttp>,
+    Query(query): Query<WsQuery>,
+    mut request: Request,
+) -> Response {
+    let app = &http.app;
+    let headers = request.headers();
+    let Some(key) = websocket_key(headers) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            "expected a WebSocket upgrade request",
+        );
+    };
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::SEC_WEBSOCKET_VERSION, "13")],
+            "WebSocket version 13 required",
+        )
+            .into_response();
+    }
+    if !origin_allowed(headers, &app.config.gateway.allowed_origins) {
+        return api_error(StatusCode::FORBIDDEN, "origin", "origin not allowed");
+    }
+    let player = match query.token.as_deref().map(|token| app.tokens.verify(token)) {
+        Some(Ok(player)) => player,
+        Some(Err(error)) => {
+            return api_error(StatusCode::UNAUTHORIZED, "bad_token", &error.to_string());
+        }
+        None => return api_error(StatusCode::UNAUTHORIZED, "bad_token", "missing token"),
+    };
+    let room = query.room.unwrap_or_else(|| app.config.rooms[0].clone());
+    if !app.config.rooms.contains(&room) {
+        return api_error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
+    }
+    let shard = &http.shard;
+    let capacity = app.config.gateway.connections_per_shard_max;
+    if shard.connections.fetch_add(1, Ordering::Relaxed) >= capacity {
+        shard.connections.fetch_sub(1, Ordering::Relaxed);
+        return api_error(StatusCode::SERVICE_UNAVAILABLE, "full", "server full");
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let Some(upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        shard.connections.fetch_sub(1, Ordering::Relaxed);
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            "connection cannot be upgraded",
+        );
+    };
+    let pending = PendingUpgrade {
+        upgrade,
+        player,
+        room,
+    };
+    if shard.upgrades.try_send(pending).is_err() {
+        shard.connections.fetch_sub(1, Ordering::Relaxed);
+        return api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many handshakes",
+        );
+    }
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::UPGRADE, "websocket".to_owned()),
+            (header::CONNECTION, "Upgrade".to_owned()),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
+fn websocket_key(headers: &HeaderMap) -> Option<String> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|text| {
+                text.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?.to_str().ok()?;
+    (key.len() == 24).then(|| key.to_owned())
+}
+
+/// No Origin (not a browser) is allowed; a browser's Origin must be listed, or match the
+/// Host it connects to when the list is empty; `*` allows any.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return true;
+    };
+    if allowed.iter().any(|entry| entry == "*" || entry == origin) {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn origin_rules() {
+        let same = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
+        let foreign = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(origin_allowed(&same, &[]));
+        assert!(!origin_allowed(&foreign, &[]));
+        assert!(origin_allowed(&foreign, &["*".into()]));
+        assert!(origin_allowed(&foreign, &["http://evil.example".into()]));
+        assert!(!origin_allowed(&same, &["http://other".into()]));
+        assert!(origin_allowed(&headers(&[("host", "x")]), &[]));
+    }
+
+    #[test]
+    fn websocket_key_needs_upgrade_headers() {
+        let good = headers(&[
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ]);
+        assert_eq!(
+            websocket_key(&good).as_deref(),
+            Some("dGhlIHNhbXBsZSBub25jZQ==")
+        );
+        assert_eq!(websocket_key(&headers(&[("upgrade", "websocket")])), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! Bad input gets a clear error frame or close code, and changes nothing else.
+
+mod common;
+
+use common::{TestApp, http, next_matching, send};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn expect_close(socket: &mut common::Socket, code: u16) {
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("close in time");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), code, "{frame:?}");
+                return;
+            }
+            Some(Ok(Message::Close(None))) | None => panic!("closed without code {code}"),
+            Some(Ok(_)) => continue,
+            Some(Err(error)) => panic!("socket error before close {code}: {error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_and_unknown_type_get_error_frames_and_the_socket_stays() {
+    let mut app = TestApp::start().await;
+    let (mut socket, player, hello, _) = app.player().await;
+    socket.send(Message::text("{not json")).await.unwrap();
+    let error = next_matching(&mut socket, |v| v["t"] == "error").await;
+    assert_eq!(error["code"], "bad_json");
+    send(&mut socket, json!({"t": "launch"})).await;
+    let error = next_matching(&mut socket, |v| v["t"] == "error").await;
+    assert_eq!(error["code"], "unknown_type");
+    send(&mut socket, json!({"t": "bet", "req": "", "amount": 100})).await;
+    let error = next_matching(&mut socket, |v| v["t"] == "error").await;
+    assert_eq!(error["code"], "invalid_field");
+    // Still served: a ping is answered.
+    send(&mut socket, json!({"t": "ping"})).await;
+    next_matching(&mut socket, |v| v["t"] == "pong").await;
+    let balance = app
+        .ledger()
+        .balance(&aloft::ledger::Account::Player(player))
+        .await
+        .unwrap();
+    assert_eq!(balance, hello["balance"].as_i64().unwrap());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_frame_closes_with_1003() {
+    let mut app = TestApp::start().await;
+    let (mut socket, ..) = app.player().await;
+    socket.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
+    expect_close(&mut socket, u16::from(CloseCode::Unsupported)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frame_closes_with_1009() {
+    let mut app = TestApp::start().await;
+    let (mut socket, ..) = app.player().await;
+    let huge = "x".repeat(app.config.gateway.inbound_message_bytes_max + 1);
+    socket.send(Message::text(huge)).await.unwrap();
+    expect_close(&mut socket, u16::from(CloseCode::Size)).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_or_missing_token_is_refused_before_the_upgrade() {
+    let mut app = TestApp::start().await;
+    let upgrade = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let (status, body) = http(app.addr, "GET", "/ws?token=nope", &upgrade).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("bad_token"));
+    let (status, _) = http(app.addr, "GET", "/ws", &upgrade).await;
+    assert_eq!(status, 401);
+    let url = format!("ws://{}/ws?token=forged.token.value", app.addr);
+    assert!(tokio_tungstenite::connect_async(url).await.is_err());
+    // A foreign browser origin is refused too.
+    let (token, ..) = app.guest().await;
+    let mut with_origin = upgrade.to_vec();
+    with_origin.push(("Origin", "http://evil.example"));
+    let (status, _) = http(app.addr, "GET", &format!("/ws?token={token}"), &with_origin).await;
+    assert_eq!(status, 403);
+    let (status, _) = http(
+        app.addr,
+        "GET",
+        &format!("/ws?token={token}&room=nope"),
+        &upgrade,
+    )
+    .await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_phase_insufficient_funds_and_replayed_request_change_nothing() {
+    let mut app = TestApp::start().await;
+    let (mut socket, player, hello, _) = app.player().await;
+    let start_balance = hello["balance"].as_i64().unwrap();
+    let account = aloft::ledger::Account::Player(player);
+
+    // Wait for a flying phase: bets are refused then.
+    next_matching(&mut socket, |v| v["t"] == "flying").await;
+    send(
+        &mut socket,
+        json!({"t": "bet", "req": "late", "amount": 100}),
+    )
+    .await;
+    let reply = next_matching(&mut socket, |v| v["req"] == "late").await;
+    assert_eq!(reply["t"], "bet_err");
+    assert_eq!(reply["code"], "wrong_phase");
+    send(&mut socket, json!({"t": "cashout", "req": "nothing"})).await;
+    let reply = next_matching(&mut socket, |v| v["req"] == "nothing").await;
+    assert_eq!(reply["t"], "cashout_err");
+
+    next_matching(&mut socket, |v| v["t"] == "betting").await;
+    let too_much = start_balance + 1;
+    let max = app.config.engine.bet_amount_max_minor;
+    assert!(too_much <= max, "the stake limit would answer first");
+    send(
+        &mut socket,
+        json!({"t": "bet", "req": "rich", "amount": too_much}),
+    )
+    .await;
+    let reply = next_matching(&mut socket, |v| v["req"] == "rich").await;
+    assert_eq!(reply["t"], "bet_err");
+    assert_eq!(reply["code"], "insufficient_funds");
+    assert_eq!(app.ledger().balance(&account).await.unwrap(), start_balance);
+
+    send(
+        &mut socket,
+        json!({"t": "bet", "req": "once", "amount": 250, "slot": 1}),
+    )
+    .await;
+    let first = next_matching(&mut socket, |v| v["req"] == "once").await;
+    assert_eq!(first["t"], "bet_ok");
+    send(
+        &mut socket,
+        json!({"t": "bet", "req": "once", "amount": 250, "slot": 1}),
+    )
+    .await;
+    let replay = next_matching(&mut socket, |v| v["req"] == "once").await;
+    assert_eq!(replay, first, "a replayed request gets the first reply");
+    assert_eq!(
+        app.ledger().balance(&account).await.unwrap(),
+        start_balance - 250
+    );
+    send(
+        &mut socket,
+        json!({"t": "bet", "req": "again", "amount": 300, "slot": 1}),
+    )
+    .await;
+    let taken = next_matching(&mut socket, |v| v["req"] == "again").await;
+    assert_eq!(taken["code"], "slot_taken");
+    assert_eq!(
+        app.ledger().balance(&account).await.unwrap(),
+        start_balance - 250
+    );
+    app.stop().await;
+}

@@ -1,0 +1,177 @@
+//! Test app: a real embedded server on a free port with a fresh data directory, and a
+//! small real client (HTTP over a TcpStream, WebSocket with tokio-tungstenite).
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Longest a test waits for one frame.
+pub const FRAME_WAIT_MS: u64 = 10_000;
+
+pub struct TestApp {
+    pub server: Option<aloft::Server>,
+    pub addr: SocketAddr,
+    pub config: aloft::Config,
+    _data_dir: tempfile::TempDir,
+}
+
+/// Fast rounds: short betting, ticks every 20 ms, short pause after a crash.
+pub fn fast_config() -> aloft::Config {
+    let mut config = aloft::Config::default();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.gateway.shards = 2;
+    config.engine.betting_duration_ms = 800;
+    config.engine.tick_interval_ms = 20;
+    config.engine.crashed_duration_ms = 200;
+    // Ten times Bustabit's growth: 2x in about 1.2 s, so rounds take seconds.
+    config.engine.growth_rate_per_ms_millionths = 600;
+    config.fair.chain_length = 10_000;
+    config
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        TestApp::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut aloft::Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = fast_config();
+        config.data_dir = data_dir.path().to_path_buf();
+        adjust(&mut config);
+        let server = aloft::Server::start(config.clone()).await.unwrap();
+        TestApp {
+            addr: server.local_addr,
+            server: Some(server),
+            config,
+            _data_dir: data_dir,
+        }
+    }
+
+    pub fn ledger(&self) -> std::sync::Arc<dyn aloft::ledger::Ledger> {
+        self.server.as_ref().unwrap().ledger()
+    }
+
+    pub async fn stop(&mut self) {
+        self.server.take().unwrap().stop().await.unwrap();
+    }
+
+    /// A new guest: (token, player, balance).
+    pub async fn guest(&self) -> (String, String, i64) {
+        let (status, body) = http(self.addr, "POST", "/api/guest", &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let value: Value = serde_json::from_str(&body).unwrap();
+        (
+            value["token"].as_str().unwrap().to_owned(),
+            value["player"].as_str().unwrap().to_owned(),
+            value["balance"].as_i64().unwrap(),
+        )
+    }
+
+    pub async fn connect(&self, token: &str) -> Socket {
+        let url = format!("ws://{}/ws?token={token}", self.addr);
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        socket
+    }
+
+    /// A connected guest, after its hello and snapshot: (socket, player, hello, snapshot).
+    pub async fn player(&self) -> (Socket, String, Value, Value) {
+        let (token, player, _) = self.guest().await;
+        let mut socket = self.connect(&token).await;
+        let hello = next_json(&mut socket).await;
+        assert_eq!(hello["t"], "hello");
+        let snapshot = next_json(&mut socket).await;
+        assert_eq!(snapshot["t"], "snapshot");
+        (socket, player, hello, snapshot)
+    }
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("HTTP response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, decode_chunked(&body, &text))
+}
+
+fn decode_chunked(body: &str, whole: &str) -> String {
+    if !whole
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_owned();
+    }
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&after[..size]);
+        rest = &after[size + 2..];
+    }
+    out
+}
+
+/// The next text frame as JSON; pings are skipped.
+pub async fn next_json(socket: &mut Socket) -> Value {
+    loop {
+        let message = tokio::time::timeout(Duration::from_millis(FRAME_WAIT_MS), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("socket open")
+            .expect("no socket error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Reads frames until one satisfies `wanted`; returns it.
+pub async fn next_matching(socket: &mut Socket, wanted: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let value = next_json(socket).await;
+        if wanted(&value) {
+            return value;
+        }
+    }
+}
+
+pub async fn send(socket: &mut Socket, value: Value) {
+    socket.send(Message::text(value.to_string())).await.unwrap();
+}

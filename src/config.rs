@@ -422,6 +422,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error.
     fn environment_overrides_file_and_errors_name_the_key() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

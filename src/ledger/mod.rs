@@ -15,13 +15,13 @@
 
 pub mod sqlite;
 
-// #[cfg(test)]
-// mod conformance;
+#[cfg(test)]
+mod conformance;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-// pub use sqlite::SqliteLedger;
+pub use sqlite::SqliteLedger;
 
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -85,7 +85,7 @@ impl TransferKind {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<TransferKind> {
+    pub fn parse(text: &str) -> Option<TransferKind> {
         match text {
             "grant" => Some(TransferKind::Grant),
             "bet" => Some(TransferKind::Bet),
@@ -177,7 +177,7 @@ impl RoundStatus {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<RoundStatus> {
+    pub fn parse(text: &str) -> Option<RoundStatus> {
         match text {
             "betting" => Some(RoundStatus::Betting),
             "flying" => Some(RoundStatus::Flying),
@@ -199,6 +199,14 @@ pub enum LedgerError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The database was written by a newer aloft (its schema version is above the
+    /// migrations this build knows): run the newer binary, or restore a backup.
+    #[error("the ledger at {path} has schema version {found}; this build knows up to {supported}")]
+    SchemaTooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
     /// A query failed; the transaction was rolled back. Usually disk full or I/O error.
     #[error("ledger storage error: {0}")]
     Storage(#[from] rusqlite::Error),
@@ -216,8 +224,7 @@ pub trait Ledger: Send + Sync + 'static {
     /// Applies `batch` in order in one transaction. Each transfer succeeds or fails on
     /// its own (an insufficient balance fails that transfer only); the outcomes come back
     /// in the same order. An `Err` means the whole batch was rolled back.
-    async fn apply_batch(&self, batch: Vec<Transfer>)
-    -> Result<Vec<TransferOutcome>, LedgerError>;
+    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError>;
 
     /// The account's balance in minor units; 0 for an account that never moved money.
     async fn balance(&self, account: &Account) -> Result<i64, LedgerError>;
@@ -236,8 +243,11 @@ pub trait Ledger: Send + Sync + 'static {
     async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError>;
 
     /// The latest `limit` rounds of a room, newest first.
-    async fn recent_rounds(&self, room: &str, limit: usize)
-    -> Result<Vec<RoundRecord>, LedgerError>;
+    async fn recent_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError>;
 
     /// Rounds of a room still marked Betting or Flying (left by a process that died),
     /// oldest first.

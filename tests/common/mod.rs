@@ -27,16 +27,27 @@ pub struct TestApp {
 
 /// Fast rounds: short betting, ticks every 20 ms, short pause after a crash.
 pub fn fast_config() -> aloft::Config {
-    let mut config = aloft::Config::default();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.gateway.shards = 2;
-    config.engine.betting_duration_ms = 800;
-    config.engine.tick_interval_ms = 20;
-    config.engine.crashed_duration_ms = 200;
-    // Ten times Bustabit's growth: 2x in about 1.2 s, so rounds take seconds.
-    config.engine.growth_rate_per_ms_millionths = 600;
-    config.fair.chain_length = 10_000;
-    config
+    let defaults = aloft::Config::default();
+    aloft::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        gateway: aloft::config::GatewayConfig {
+            shards: 2,
+            ..defaults.gateway
+        },
+        engine: aloft::config::EngineConfig {
+            betting_duration_ms: 800,
+            tick_interval_ms: 20,
+            crashed_duration_ms: 200,
+            // Ten times Bustabit's growth: 2x in about 1.2 s, so rounds take seconds.
+            growth_rate_per_ms_millionths: 600,
+            ..defaults.engine
+        },
+        fair: aloft::config::FairConfig {
+            chain_length: 10_000,
+            ..defaults.fair
+        },
+        ..aloft::Config::default()
+    }
 }
 
 impl TestApp {

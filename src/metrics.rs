@@ -20,10 +20,12 @@ pub const SHARD_QUEUE_DROPPED: &str = "aloft_shard_queue_dropped_total";
 pub const EVENT_GAPS: &str = "aloft_event_gaps_total";
 /// Counter: bets accepted by the engines.
 pub const BETS_ACCEPTED: &str = "aloft_bets_accepted_total";
-/// Counter: bets refused, by code.
+/// Counter: bets refused by the ledger (insufficient funds, faults), by `code`.
 pub const BETS_REFUSED: &str = "aloft_bets_refused_total";
-/// Counter: cashouts paid (manual, auto and capped).
-pub const CASHOUTS: &str = "aloft_cashouts_total";
+/// Counter: payouts and refunds committed, by `kind`.
+pub const CREDITS: &str = "aloft_credits_total";
+/// Counter: events or replies the engine could not put on the bus, by `path`.
+pub const ENGINE_BUS_ERRORS: &str = "aloft_engine_bus_errors_total";
 /// Counter: rounds finished.
 pub const ROUNDS: &str = "aloft_rounds_total";
 /// Histogram: ledger batch commit time, in seconds.

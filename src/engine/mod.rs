@@ -1,3 +1,15 @@
-//! placeholder: being written
+//! The round engine of a room: the loop Betting → Flying → Crashed, bets, cashouts,
+//! auto-cashouts, the max-profit cap and the room's public events.
+//!
+//! - [`round`]: [`RoomCore`], the pure state machine of one room, driven by explicit times.
+//! - [`runner`]: [`run_room`], the async driver and the engine's only I/O, through
+//!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`Clock`].
+//! - [`clock`]: the engine's time source.
+
 pub mod clock;
+pub mod round;
+pub mod runner;
+
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use round::{RoomCore, RoomSettings, multiplier_at};
+pub use runner::{EngineDeps, EngineError, run_room};

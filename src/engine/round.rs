@@ -1,0 +1,1648 @@
+//! The round state machine of one room: [`RoomCore`].
+//!
+//! Owns everything a room decides: the current round number and its phase (Betting →
+//! Flying → Crashed → the next round's Betting, only ever forward), the round's hash and
+//! crash point from the fairness chain, the bets (two slots per player), the public bets
+//! and cashouts not yet announced, the per-round replay map of request ids, and the
+//! room's event sequence number. It is pure logic: no I/O, no async, no clock reads.
+//! Every method takes the engine time `now_ms`, and every decision comes out as
+//! [`Effects`] (events to publish, transfers to apply, replies to send, journal records
+//! to write) that `engine::runner` performs.
+//!
+//! # Money
+//! A bet is *pending* from its acceptance until the ledger has taken the stake: the core
+//! hands out the stake transfer and the caller answers with [`RoomCore::confirm_bet`] or
+//! [`RoomCore::reject_bet`]. Payouts and refunds are decided here exactly once (a bet moves
+//! Active → CashedOut, Lost or Refunded and never back) and handed out as transfers whose
+//! ids are derived from the bet (`payout:{room}:{round}:{player}:{slot}`), so the caller
+//! may retry them until the ledger holds them without ever paying twice.
+//!
+//! # Multiplier
+//! `m(t) = floor(100 · e^(rate · t))` hundredths, `t` in ms since the flight started,
+//! `rate` = `growth_rate_per_ms_millionths` / 10⁶ per ms. The round crashes at the first
+//! millisecond where `m(t)` reaches the crash point (a crash point of 100 crashes at the
+//! start). A cashout is stamped with the engine's time, never the client's. Auto-cashouts
+//! are paid at exactly their target, even when ticks skipped past it, provided the target
+//! is below the crash point; at the crash every other active bet loses.
+//!
+//! # Max profit
+//! Let `realized` = Σ(payout − stake) over the round's cashed-out bets and `S` = Σ stakes
+//! of its active bets. Before any cashout at level `L` (each auto-cashout target in
+//! increasing order, then the current multiplier), if
+//! `realized + S · (L − 100) / 100 > round_profit_max_minor`, every active bet is cashed
+//! out at `m* = 100 + floor((cap − realized) · 100 / S)`, clamped to `100..=L`. The
+//! players' total profit in a round therefore never exceeds the cap; the round flies on
+//! to its crash point without them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::bus::ReplyTo;
+use crate::config::EngineConfig;
+use crate::fair::{self, FairChain};
+use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
+use crate::protocol::{ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage};
+
+/// Bets one round accepts, at most; further bets are answered `overloaded`.
+pub const ROUND_BETS_MAX: usize = 100_000;
+/// Refusals remembered per round for replays. Beyond it a replayed refused request is
+/// decided again, which is harmless: a refusal changed nothing.
+pub const REPLAY_REFUSALS_PER_ROUND_MAX: usize = 4 * ROUND_BETS_MAX;
+/// Connections waiting for the answer of one request still in the ledger (the first
+/// sender plus replays); further replays of it get no answer.
+pub const REQUEST_WAITERS_MAX: usize = 8;
+/// Bet slots per player per round: slots 0 and 1.
+pub const SLOTS_PER_PLAYER: u8 = 2;
+/// Lowest auto-cashout target, in hundredths: 1.00x would be a refund in disguise.
+pub const AUTO_CASHOUT_MIN_HUNDREDTHS: u64 = 101;
+/// The multiplier at the start of a flight, in hundredths (1.00x).
+const MULTIPLIER_START_HUNDREDTHS: u64 = 100;
+/// Phase changes one `advance` can make: Betting → Flying → Crashed (instant crash) →
+/// Betting. A betting phase lasts at least 1 ms, which ends the chain.
+const PHASE_CHANGES_PER_ADVANCE_MAX: usize = 3;
+
+const _: () = assert!(AUTO_CASHOUT_MIN_HUNDREDTHS > MULTIPLIER_START_HUNDREDTHS);
+const _: () = assert!(REPLAY_REFUSALS_PER_ROUND_MAX >= ROUND_BETS_MAX);
+
+/// The multiplier, in hundredths, `elapsed_ms` after the flight started:
+/// `floor(100 · e^(rate · elapsed_ms))` with `rate` = millionths / 10⁶ per ms.
+pub fn multiplier_at(elapsed_ms: u64, growth_rate_per_ms_millionths: u64) -> u64 {
+    // The only float in the engine: e^x has no integer form. The value is floored to
+    // integer hundredths at once; money is computed from that integer.
+    let exponent = growth_rate_per_ms_millionths as f64 / 1e6 * elapsed_ms as f64;
+    let hundredths = (100.0 * exponent.exp()).floor();
+    // `as` saturates, so an absurdly long flight pins at u64::MAX instead of wrapping.
+    hundredths as u64
+}
+
+/// The first millisecond of a flight at which the multiplier reaches `target_hundredths`.
+pub fn elapsed_to_reach_ms(target_hundredths: u64, growth_rate_per_ms_millionths: u64) -> u64 {
+    assert!(
+        growth_rate_per_ms_millionths > 0,
+        "a flat curve never crashes"
+    );
+    let reached =
+        |elapsed_ms| multiplier_at(elapsed_ms, growth_rate_per_ms_millionths) >= target_hundredths;
+    if reached(0) {
+        return 0;
+    }
+    // Invariant: not reached at `low`, reached at `high`. Doubling ends within 64 steps
+    // because the multiplier saturates at u64::MAX.
+    let (mut low, mut high) = (0u64, 1u64);
+    for _ in 0..u64::BITS {
+        if reached(high) {
+            break;
+        }
+        low = high;
+        high = high.saturating_mul(2);
+    }
+    assert!(reached(high), "the multiplier reaches every u64 target");
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if reached(middle) {
+            high = middle;
+        } else {
+            low = middle;
+        }
+    }
+    high
+}
+
+/// A stake times a multiplier in hundredths, floored to minor units.
+fn payout_minor(stake_minor: i64, multiplier_hundredths: u64) -> i64 {
+    let payout = i128::from(stake_minor) * i128::from(multiplier_hundredths) / 100;
+    i64::try_from(payout).expect("a payout is at most stake + round_profit_max_minor")
+}
+
+/// The first tick time after `now_ms` on the grid `origin_ms + k · interval_ms`, k ≥ 1.
+fn next_tick_after(origin_ms: u64, now_ms: u64, interval_ms: u64) -> u64 {
+    let elapsed_ms = now_ms.saturating_sub(origin_ms);
+    origin_ms + (elapsed_ms / interval_ms + 1) * interval_ms
+}
+
+/// What a room is: its name, its fairness parameters and its round rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomSettings {
+    /// Room name; part of every transfer id and journal key.
+    pub room: String,
+    /// Public salt mixed into every crash point (see `fair`).
+    pub salt: String,
+    /// House edge in basis points (100 = 1%).
+    pub house_edge_bp: u32,
+    /// Durations, limits and the multiplier curve.
+    pub engine: EngineConfig,
+}
+
+/// The fairness chain has no hash for the next round: every round it committed to has
+/// been played. Generate a new chain (a new seed) and publish its commitment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the fairness chain has no hash for round {round}")]
+pub struct ChainExhausted {
+    pub round: u64,
+}
+
+/// Where a round is. Phases only move forward: Betting → Flying → Crashed, or to Aborted
+/// (shutdown) from Betting or Flying; the next round starts over at Betting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoundPhase {
+    Betting {
+        ends_at_ms: u64,
+    },
+    Flying {
+        started_at_ms: u64,
+        crash_at_ms: u64,
+    },
+    Crashed {
+        crashed_at_ms: u64,
+        next_round_at_ms: u64,
+    },
+    /// The room stopped; nothing changes any more.
+    Aborted,
+}
+
+impl RoundPhase {
+    /// Position in the one-way order of phases within a round.
+    fn rank(self) -> u8 {
+        match self {
+            RoundPhase::Betting { .. } => 0,
+            RoundPhase::Flying { .. } => 1,
+            RoundPhase::Crashed { .. } => 2,
+            RoundPhase::Aborted => 3,
+        }
+    }
+}
+
+/// Names one bet. Its transfer ids are derived from it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BetKey {
+    pub round: u64,
+    pub player: String,
+    pub slot: u8,
+}
+
+/// A transfer the core wants in the ledger, and what to tell it about the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIntent {
+    pub transfer: Transfer,
+    pub purpose: TransferPurpose,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferPurpose {
+    /// A stake: answer with [`RoomCore::confirm_bet`] or [`RoomCore::reject_bet`].
+    Stake(BetKey),
+    /// A payout or refund, already decided: retry it until committed, then answer with
+    /// [`RoomCore::credit_committed`].
+    Credit(CreditNotice),
+}
+
+/// Who learns about a payout or refund once the ledger holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditNotice {
+    pub bet: BetKey,
+    /// The connection that placed the bet; told its new balance after an unrequested credit.
+    pub bet_owner: ReplyTo,
+    pub reason: CreditReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditReason {
+    /// A cashout request: its senders get `cashout_ok`.
+    Cashout {
+        req: String,
+        multiplier_hundredths: u64,
+        win_minor: i64,
+    },
+    /// An auto-cashout, a max-profit cashout or a refund: the bet's owner gets `balance`.
+    Unrequested,
+}
+
+/// A private message for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub to: ReplyTo,
+    pub message: ServerMessage,
+}
+
+/// What the core decided since the last [`RoomCore::take_effects`], in order.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub events: Vec<RoomEvent>,
+    pub transfers: Vec<TransferIntent>,
+    pub replies: Vec<Reply>,
+    pub records: Vec<RoundRecord>,
+}
+
+/// Why a request was refused.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A request id as scoped by the replay map: per round and per player.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RequestKey {
+    round: u64,
+    player: String,
+    req: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BetState {
+    /// Accepted; the ledger has not taken the stake yet. `req` is the bet request's id.
+    Pending {
+        req: String,
+    },
+    Active,
+    CashedOut,
+    Lost,
+    Refunded,
+}
+
+#[derive(Debug)]
+struct Bet {
+    stake_minor: i64,
+    auto_cashout_hundredths: Option<u64>,
+    /// The connection that placed it, told about auto-cashouts and refunds.
+    owner: ReplyTo,
+    state: BetState,
+}
+
+/// The current round.
+#[derive(Debug)]
+struct RoundState {
+    number: u64,
+    hash: String,
+    crash_hundredths: u64,
+    phase: RoundPhase,
+    /// When betting opened: the origin of the betting tick grid.
+    opened_at_ms: u64,
+    /// When the flight started; 0 while betting (as journaled).
+    started_at_ms: u64,
+    next_tick_at_ms: u64,
+    /// Sum of confirmed stakes, for the journal.
+    bets_total_minor: i64,
+    /// Sum of decided payouts, for the journal.
+    payouts_total_minor: i64,
+}
+
+impl RoundState {
+    fn open(
+        settings: &RoomSettings,
+        chain: &FairChain,
+        number: u64,
+        now_ms: u64,
+    ) -> Result<RoundState, ChainExhausted> {
+        let hash = chain
+            .round_hash(number)
+            .ok_or(ChainExhausted { round: number })?;
+        let crash_hundredths =
+            fair::crash_point_hundredths(&hash, &settings.salt, settings.house_edge_bp);
+        let engine = &settings.engine;
+        Ok(RoundState {
+            number,
+            hash,
+            crash_hundredths,
+            phase: RoundPhase::Betting {
+                ends_at_ms: now_ms + engine.betting_duration_ms,
+            },
+            opened_at_ms: now_ms,
+            started_at_ms: 0,
+            next_tick_at_ms: now_ms + engine.tick_interval_ms,
+            bets_total_minor: 0,
+            payouts_total_minor: 0,
+        })
+    }
+}
+
+/// The round state machine of one room. See the module documentation.
+pub struct RoomCore {
+    settings: RoomSettings,
+    chain: Arc<FairChain>,
+    round: RoundState,
+    /// The round's bets by (player, slot); ordered so that mass cashouts are deterministic.
+    bets: BTreeMap<(String, u8), Bet>,
+    /// Active bets with an auto-cashout, ordered by target: (target, player, slot).
+    auto_cashouts: BTreeSet<(u64, String, u8)>,
+    /// Σ stakes of the active bets (i128: a sum of up to `ROUND_BETS_MAX` i64 stakes).
+    active_stakes_minor: i128,
+    /// Σ (payout − stake) of the round's cashed-out bets; never above the max profit.
+    realized_profit_minor: i64,
+    /// The answer to every finished request of the round, for replays.
+    replies_by_request: HashMap<RequestKey, ServerMessage>,
+    remembered_refusals: usize,
+    /// Requests waiting for the ledger, with the connections to answer.
+    waiters_by_request: HashMap<RequestKey, Vec<ReplyTo>>,
+    unannounced_bets: Vec<PublicBet>,
+    unannounced_cashouts: Vec<PublicCashout>,
+    /// Sequence number of the next event; the first event of a run is 1.
+    next_seq: u64,
+    /// Latest time seen, to assert that engine time never goes back.
+    last_now_ms: u64,
+    effects: Effects,
+}
+
+impl RoomCore {
+    /// Opens betting for `first_round` at `now_ms`.
+    pub fn new(
+        settings: RoomSettings,
+        chain: Arc<FairChain>,
+        first_round: u64,
+        now_ms: u64,
+    ) -> Result<RoomCore, ChainExhausted> {
+        let engine = &settings.engine;
+        assert!(engine.betting_duration_ms > 0 && engine.tick_interval_ms > 0);
+        assert!(engine.growth_rate_per_ms_millionths > 0);
+        assert!(0 < engine.bet_amount_min_minor);
+        assert!(engine.bet_amount_min_minor <= engine.bet_amount_max_minor);
+        assert!(engine.round_profit_max_minor > 0);
+        let round = RoundState::open(&settings, &chain, first_round, now_ms)?;
+        let mut core = RoomCore {
+            settings,
+            chain,
+            round,
+            bets: BTreeMap::new(),
+            auto_cashouts: BTreeSet::new(),
+            active_stakes_minor: 0,
+            realized_profit_minor: 0,
+            replies_by_request: HashMap::new(),
+            remembered_refusals: 0,
+            waiters_by_request: HashMap::new(),
+            unannounced_bets: Vec::new(),
+            unannounced_cashouts: Vec::new(),
+            next_seq: 1,
+            last_now_ms: now_ms,
+            effects: Effects::default(),
+        };
+        core.announce_betting();
+        Ok(core)
+    }
+
+    pub fn round_number(&self) -> u64 {
+        self.round.number
+    }
+
+    pub fn phase(&self) -> RoundPhase {
+        self.round.phase
+    }
+
+    /// Everything decided since the last call.
+    pub fn take_effects(&mut self) -> Effects {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// When `advance` next has something to do (a tick or a phase change); `None` once
+    /// the room has stopped.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        let next_tick_at_ms = self.round.next_tick_at_ms;
+        match self.round.phase {
+            // Betting ticks exist only to announce bets: no bets, no wake-up.
+            RoundPhase::Betting { ends_at_ms } if self.unannounced_bets.is_empty() => {
+                Some(ends_at_ms)
+            }
+            RoundPhase::Betting { ends_at_ms } => Some(ends_at_ms.min(next_tick_at_ms)),
+            RoundPhase::Flying { crash_at_ms, .. } => Some(crash_at_ms.min(next_tick_at_ms)),
+            RoundPhase::Crashed {
+                next_round_at_ms, ..
+            } => Some(next_round_at_ms),
+            RoundPhase::Aborted => None,
+        }
+    }
+
+    /// Runs what is due at `now_ms`: phase changes, auto-cashouts, the max-profit cap and
+    /// ticks. Fails only when the next round has no hash left in the chain.
+    pub fn advance(&mut self, now_ms: u64) -> Result<(), ChainExhausted> {
+        self.observe(now_ms);
+        for _ in 0..=PHASE_CHANGES_PER_ADVANCE_MAX {
+            if !self.step(now_ms)? {
+                return Ok(());
+            }
+        }
+        panic!("more than {PHASE_CHANGES_PER_ADVANCE_MAX} phase changes at one instant");
+    }
+
+    /// Makes the phase change due at `now_ms`, if any, and reports whether it did;
+    /// otherwise runs the current phase's tick.
+    fn step(&mut self, now_ms: u64) -> Result<bool, ChainExhausted> {
+        match self.round.phase {
+            RoundPhase::Betting { ends_at_ms } if now_ms >= ends_at_ms => {
+                self.start_flying(now_ms);
+                Ok(true)
+            }
+            RoundPhase::Betting { .. } => {
+                self.betting_tick(now_ms);
+                Ok(false)
+            }
+            RoundPhase::Flying { crash_at_ms, .. } if now_ms >= crash_at_ms => {
+                self.crash(now_ms);
+                Ok(true)
+            }
+            RoundPhase::Flying { started_at_ms, .. } => {
+                self.flying_tick(now_ms, started_at_ms);
+                Ok(false)
+            }
+            RoundPhase::Crashed {
+                next_round_at_ms, ..
+            } if now_ms >= next_round_at_ms => {
+                self.open_next_round(now_ms)?;
+                Ok(true)
+            }
+            RoundPhase::Crashed { .. } | RoundPhase::Aborted => Ok(false),
+        }
+    }
+
+    /// Places a bet for `from.player`. Answers at once when refused or replayed;
+    /// otherwise hands out the stake transfer and answers once the ledger has spoken.
+    pub fn bet(
+        &mut self,
+        now_ms: u64,
+        from: &ReplyTo,
+        req: &str,
+        amount_minor: i64,
+        auto_cashout_hundredths: Option<u64>,
+        slot: u8,
+    ) {
+        self.observe(now_ms);
+        let request = self.request_key(from, req);
+        if self.answer_replay(&request, from) {
+            return;
+        }
+        let checked = self.check_bet(
+            now_ms,
+            &from.player,
+            amount_minor,
+            auto_cashout_hundredths,
+            slot,
+        );
+        if let Err(refusal) = checked {
+            let message = ServerMessage::BetErr {
+                req: req.to_owned(),
+                code: refusal.code,
+                message: refusal.message,
+            };
+            self.answer(request, vec![from.clone()], message);
+            return;
+        }
+        let bet = Bet {
+            stake_minor: amount_minor,
+            auto_cashout_hundredths,
+            owner: from.clone(),
+            state: BetState::Pending {
+                req: req.to_owned(),
+            },
+        };
+        self.bets.insert((from.player.clone(), slot), bet);
+        self.waiters_by_request.insert(request, vec![from.clone()]);
+        let key = BetKey {
+            round: self.round.number,
+            player: from.player.clone(),
+            slot,
+        };
+        let transfer = Transfer {
+            id: self.transfer_id("bet", &key),
+            debit: Account::Player(from.player.clone()),
+            credit: Account::House,
+            amount_minor,
+            kind: TransferKind::Bet,
+        };
+        self.effects.transfers.push(TransferIntent {
+            transfer,
+            purpose: TransferPurpose::Stake(key),
+        });
+    }
+
+    fn check_bet(
+        &self,
+        now_ms: u64,
+        player: &str,
+        amount_minor: i64,
+        auto_cashout_hundredths: Option<u64>,
+        slot: u8,
+    ) -> Result<(), Refusal> {
+        let engine = &self.settings.engine;
+        let betting =
+            matches!(self.round.phase, RoundPhase::Betting { ends_at_ms } if now_ms < ends_at_ms);
+        if !betting {
+            return Err(Refusal::new(
+                ErrorCode::WrongPhase,
+                "bets are taken only while betting is open",
+            ));
+        }
+        if slot >= SLOTS_PER_PLAYER {
+            return Err(Refusal::new(ErrorCode::InvalidField, "slot must be 0 or 1"));
+        }
+        let (amount_min, amount_max) = (engine.bet_amount_min_minor, engine.bet_amount_max_minor);
+        if !(amount_min..=amount_max).contains(&amount_minor) {
+            let message = format!("amount must be {amount_min}..={amount_max} minor units");
+            return Err(Refusal::new(ErrorCode::InvalidField, message));
+        }
+        let auto_range = AUTO_CASHOUT_MIN_HUNDREDTHS..=engine.auto_cashout_max_hundredths;
+        if auto_cashout_hundredths.is_some_and(|auto| !auto_range.contains(&auto)) {
+            let message = format!(
+                "auto must be {}..={} hundredths",
+                auto_range.start(),
+                auto_range.end()
+            );
+            return Err(Refusal::new(ErrorCode::InvalidField, message));
+        }
+        if self.bets.contains_key(&(player.to_owned(), slot)) {
+            return Err(Refusal::new(
+                ErrorCode::SlotTaken,
+                "this slot already holds a bet this round",
+            ));
+        }
+        if self.bets.len() >= ROUND_BETS_MAX {
+            return Err(Refusal::new(
+                ErrorCode::Overloaded,
+                "this round is full; retry with the same req",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ledger took the stake: the bet is active and public.
+    pub fn confirm_bet(&mut self, key: &BetKey, debit_balance_after_minor: i64) {
+        assert_eq!(
+            key.round, self.round.number,
+            "stakes are settled within their round"
+        );
+        let index = (key.player.clone(), key.slot);
+        let bet = self
+            .bets
+            .get_mut(&index)
+            .expect("a confirmed bet was accepted");
+        let BetState::Pending { req } = std::mem::replace(&mut bet.state, BetState::Active) else {
+            panic!("bet {key:?} confirmed twice");
+        };
+        let (stake_minor, auto) = (bet.stake_minor, bet.auto_cashout_hundredths);
+        self.active_stakes_minor += i128::from(stake_minor);
+        self.round.bets_total_minor += stake_minor;
+        if let Some(auto) = auto {
+            self.auto_cashouts
+                .insert((auto, key.player.clone(), key.slot));
+        }
+        self.unannounced_bets.push(PublicBet {
+            player: key.player.clone(),
+            slot: key.slot,
+            amount: stake_minor,
+            auto,
+        });
+        let message = ServerMessage::BetOk {
+            req: req.clone(),
+            round: key.round,
+            slot: key.slot,
+            amount: stake_minor,
+            auto,
+            balance: debit_balance_after_minor,
+        };
+        self.finish_request(key.round, &key.player, req, message);
+    }
+
+    /// The ledger refused the stake (`insufficient_funds`) or failed (`internal`): the
+    /// slot is free again and the request is answered with `code`.
+    pub fn reject_bet(&mut self, key: &BetKey, code: ErrorCode) {
+        assert_eq!(
+            key.round, self.round.number,
+            "stakes are settled within their round"
+        );
+        let index = (key.player.clone(), key.slot);
+        let bet = self
+            .bets
+            .remove(&index)
+            .expect("a rejected bet was accepted");
+        let BetState::Pending { req } = bet.state else {
+            panic!("bet {key:?} rejected after it was confirmed");
+        };
+        let message = match code {
+            ErrorCode::InsufficientFunds => "the balance is lower than the stake",
+            ErrorCode::Internal => "storage fault; nothing was changed; retry with the same req",
+            _ => "the bet was refused",
+        };
+        let message = ServerMessage::BetErr {
+            req: req.clone(),
+            code,
+            message: message.to_owned(),
+        };
+        self.finish_request(key.round, &key.player, req, message);
+    }
+
+    /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`.
+    pub fn cashout(&mut self, now_ms: u64, from: &ReplyTo, req: &str, slot: u8) {
+        self.observe(now_ms);
+        let request = self.request_key(from, req);
+        if self.answer_replay(&request, from) {
+            return;
+        }
+        match self.check_cashout(now_ms, &from.player, slot) {
+            Err(refusal) => {
+                let message = ServerMessage::CashoutErr {
+                    req: req.to_owned(),
+                    code: refusal.code,
+                    message: refusal.message,
+                };
+                self.answer(request, vec![from.clone()], message);
+            }
+            Ok(multiplier_hundredths) => {
+                self.waiters_by_request.insert(request, vec![from.clone()]);
+                let index = (from.player.clone(), slot);
+                self.cash_out(&index, multiplier_hundredths, Some(req.to_owned()));
+            }
+        }
+    }
+
+    /// The multiplier to cash out at, or why not.
+    fn check_cashout(&mut self, now_ms: u64, player: &str, slot: u8) -> Result<u64, Refusal> {
+        if slot >= SLOTS_PER_PLAYER {
+            return Err(Refusal::new(ErrorCode::InvalidField, "slot must be 0 or 1"));
+        }
+        let index = (player.to_owned(), slot);
+        let too_late = || Refusal::new(ErrorCode::TooLate, "the round crashed first");
+        match self.round.phase {
+            RoundPhase::Flying { started_at_ms, .. } => {
+                let rate = self.settings.engine.growth_rate_per_ms_millionths;
+                let multiplier = multiplier_at(now_ms - started_at_ms, rate);
+                if multiplier >= self.round.crash_hundredths {
+                    return Err(too_late());
+                }
+                // Targets and the cap below this multiplier come first: they may already
+                // have taken this bet out at a lower multiplier.
+                self.settle_up_to(multiplier);
+                match self.bets.get(&index) {
+                    Some(bet) if bet.state == BetState::Active => Ok(multiplier),
+                    _ => Err(Refusal::new(
+                        ErrorCode::NoActiveBet,
+                        "no active bet in this slot",
+                    )),
+                }
+            }
+            RoundPhase::Crashed { .. } => match self.bets.get(&index) {
+                Some(bet) if bet.state == BetState::Lost => Err(too_late()),
+                _ => Err(Refusal::new(ErrorCode::WrongPhase, "the round is over")),
+            },
+            RoundPhase::Betting { .. } | RoundPhase::Aborted => Err(Refusal::new(
+                ErrorCode::WrongPhase,
+                "cashouts are taken only while flying",
+            )),
+        }
+    }
+
+    /// The ledger holds a payout or refund: tell whoever waits for it.
+    pub fn credit_committed(&mut self, notice: &CreditNotice, credit_balance_after_minor: i64) {
+        match &notice.reason {
+            CreditReason::Cashout {
+                req,
+                multiplier_hundredths,
+                win_minor,
+            } => {
+                let message = ServerMessage::CashoutOk {
+                    req: req.clone(),
+                    round: notice.bet.round,
+                    slot: notice.bet.slot,
+                    m: *multiplier_hundredths,
+                    win: *win_minor,
+                    balance: credit_balance_after_minor,
+                };
+                self.finish_request(notice.bet.round, &notice.bet.player, req.clone(), message);
+            }
+            CreditReason::Unrequested => self.effects.replies.push(Reply {
+                to: notice.bet_owner.clone(),
+                message: ServerMessage::Balance {
+                    balance: credit_balance_after_minor,
+                },
+            }),
+        }
+    }
+
+    /// Stops the room at `now_ms`. A round past its crash point crashes as usual; a round
+    /// still betting or flying pays the auto-cashouts it reached, refunds every other open
+    /// bet and is journaled Aborted. Every stake must be settled (confirmed or rejected).
+    pub fn abort(&mut self, now_ms: u64) {
+        self.observe(now_ms);
+        match self.round.phase {
+            RoundPhase::Flying { crash_at_ms, .. } if now_ms >= crash_at_ms => self.crash(now_ms),
+            RoundPhase::Flying { started_at_ms, .. } => {
+                let rate = self.settings.engine.growth_rate_per_ms_millionths;
+                self.settle_up_to(multiplier_at(now_ms - started_at_ms, rate));
+            }
+            RoundPhase::Betting { .. } | RoundPhase::Crashed { .. } | RoundPhase::Aborted => {}
+        }
+        match self.round.phase {
+            RoundPhase::Betting { .. } | RoundPhase::Flying { .. } => {
+                self.refund_open_bets();
+                self.enter(RoundPhase::Aborted);
+                self.journal(RoundStatus::Aborted, Some(now_ms));
+            }
+            RoundPhase::Crashed { .. } => self.enter(RoundPhase::Aborted),
+            RoundPhase::Aborted => {}
+        }
+    }
+
+    fn refund_open_bets(&mut self) {
+        let round = self.round.number;
+        let mut refunds = Vec::new();
+        for ((player, slot), bet) in &mut self.bets {
+            assert!(
+                !matches!(bet.state, BetState::Pending { .. }),
+                "stakes are settled before an abort"
+            );
+            if bet.state != BetState::Active {
+                continue;
+            }
+            bet.state = BetState::Refunded;
+            let key = BetKey {
+                round,
+                player: player.clone(),
+                slot: *slot,
+            };
+            refunds.push((key, bet.stake_minor, bet.owner.clone()));
+        }
+        for (key, stake_minor, owner) in refunds {
+            self.active_stakes_minor -= i128::from(stake_minor);
+            let transfer = Transfer {
+                id: self.transfer_id("refund", &key),
+                debit: Account::House,
+                credit: Account::Player(key.player.clone()),
+                amount_minor: stake_minor,
+                kind: TransferKind::Refund,
+            };
+            let notice = CreditNotice {
+                bet: key,
+                bet_owner: owner,
+                reason: CreditReason::Unrequested,
+            };
+            self.effects.transfers.push(TransferIntent {
+                transfer,
+                purpose: TransferPurpose::Credit(notice),
+            });
+        }
+        self.auto_cashouts.clear();
+        assert_eq!(self.active_stakes_minor, 0, "every open stake was refunded");
+    }
+
+    fn betting_tick(&mut self, now_ms: u64) {
+        if now_ms < self.round.next_tick_at_ms {
+            return;
+        }
+        let interval_ms = self.settings.engine.tick_interval_ms;
+        self.round.next_tick_at_ms = next_tick_after(self.round.opened_at_ms, now_ms, interval_ms);
+        if !self.unannounced_bets.is_empty() {
+            self.emit_tick(now_ms, MULTIPLIER_START_HUNDREDTHS, 0);
+        }
+    }
+
+    fn start_flying(&mut self, now_ms: u64) {
+        let pending = self
+            .bets
+            .values()
+            .any(|bet| matches!(bet.state, BetState::Pending { .. }));
+        assert!(!pending, "stakes are settled before the flight");
+        // Bets confirmed after the last betting tick are announced before the flight.
+        if !self.unannounced_bets.is_empty() {
+            self.emit_tick(now_ms, MULTIPLIER_START_HUNDREDTHS, 0);
+        }
+        let rate = self.settings.engine.growth_rate_per_ms_millionths;
+        let crash_at_ms = now_ms + elapsed_to_reach_ms(self.round.crash_hundredths, rate);
+        self.enter(RoundPhase::Flying {
+            started_at_ms: now_ms,
+            crash_at_ms,
+        });
+        self.round.started_at_ms = now_ms;
+        self.round.next_tick_at_ms = now_ms + self.settings.engine.tick_interval_ms;
+        let round = self.round.number;
+        self.emit(|seq| RoomEvent::Flying {
+            seq,
+            round,
+            started_at: now_ms,
+        });
+        self.journal(RoundStatus::Flying, None);
+    }
+
+    fn flying_tick(&mut self, now_ms: u64, started_at_ms: u64) {
+        let elapsed_ms = now_ms - started_at_ms;
+        let multiplier = multiplier_at(
+            elapsed_ms,
+            self.settings.engine.growth_rate_per_ms_millionths,
+        );
+        assert!(
+            multiplier < self.round.crash_hundredths,
+            "flying below the crash point"
+        );
+        self.settle_up_to(multiplier);
+        if now_ms >= self.round.next_tick_at_ms {
+            let interval_ms = self.settings.engine.tick_interval_ms;
+            self.round.next_tick_at_ms = next_tick_after(started_at_ms, now_ms, interval_ms);
+            self.emit_tick(now_ms, multiplier, elapsed_ms);
+        }
+    }
+
+    fn crash(&mut self, now_ms: u64) {
+        let crash_hundredths = self.round.crash_hundredths;
+        if crash_hundredths > MULTIPLIER_START_HUNDREDTHS {
+            // The flight reached every level below the crash point.
+            self.settle_up_to(crash_hundredths - 1);
+        }
+        for bet in self.bets.values_mut() {
+            if bet.state == BetState::Active {
+                bet.state = BetState::Lost;
+            }
+        }
+        self.auto_cashouts.clear();
+        self.active_stakes_minor = 0;
+        self.enter(RoundPhase::Crashed {
+            crashed_at_ms: now_ms,
+            next_round_at_ms: now_ms + self.settings.engine.crashed_duration_ms,
+        });
+        let round = self.round.number;
+        let hash = self.round.hash.clone();
+        let cashouts = std::mem::take(&mut self.unannounced_cashouts);
+        self.emit(|seq| RoomEvent::Crash {
+            seq,
+            round,
+            m: crash_hundredths,
+            hash,
+            at: now_ms,
+            cashouts,
+        });
+        self.journal(RoundStatus::Crashed, Some(now_ms));
+    }
+
+    fn open_next_round(&mut self, now_ms: u64) -> Result<(), ChainExhausted> {
+        let number = self.round.number + 1;
+        let round = RoundState::open(&self.settings, &self.chain, number, now_ms)?;
+        assert!(self.unannounced_bets.is_empty() && self.unannounced_cashouts.is_empty());
+        assert!(self.auto_cashouts.is_empty() && self.active_stakes_minor == 0);
+        self.round = round;
+        self.bets.clear();
+        self.replies_by_request.clear();
+        self.remembered_refusals = 0;
+        self.realized_profit_minor = 0;
+        self.announce_betting();
+        Ok(())
+    }
+
+    fn announce_betting(&mut self) {
+        let RoundPhase::Betting { ends_at_ms } = self.round.phase else {
+            panic!("a round opens in Betting");
+        };
+        let round = self.round.number;
+        self.emit(|seq| RoomEvent::Betting {
+            seq,
+            round,
+            ends_at: ends_at_ms,
+        });
+        self.journal(RoundStatus::Betting, None);
+    }
+
+    /// Pays every auto-cashout target up to `level_max` at exactly its target, and applies
+    /// the max-profit cap at each target and at `level_max` (see the module doc).
+    fn settle_up_to(&mut self, level_max: u64) {
+        // Bounded: every pass takes one bet out of `auto_cashouts`.
+        while let Some((target, player, slot)) = self.auto_cashouts.first().cloned() {
+            if target > level_max {
+                break;
+            }
+            if self.profit_cap_exceeded_at(target) {
+                self.cash_out_everyone_at_cap(target);
+                return;
+            }
+            self.cash_out(&(player, slot), target, None);
+        }
+        if self.profit_cap_exceeded_at(level_max) {
+            self.cash_out_everyone_at_cap(level_max);
+        }
+    }
+
+    fn profit_cap_exceeded_at(&self, level_hundredths: u64) -> bool {
+        let rise = i128::from(level_hundredths - MULTIPLIER_START_HUNDREDTHS);
+        let profit_hundredths =
+            i128::from(self.realized_profit_minor) * 100 + self.active_stakes_minor * rise;
+        profit_hundredths > i128::from(self.settings.engine.round_profit_max_minor) * 100
+    }
+
+    fn cash_out_everyone_at_cap(&mut self, level_max: u64) {
+        let cap_minor = self.settings.engine.round_profit_max_minor;
+        assert!(
+            self.active_stakes_minor > 0,
+            "only open stakes can exceed the cap"
+        );
+        let headroom_minor = i128::from(cap_minor) - i128::from(self.realized_profit_minor);
+        let capped = i128::from(MULTIPLIER_START_HUNDREDTHS)
+            + headroom_minor * 100 / self.active_stakes_minor;
+        let capped = capped.clamp(
+            i128::from(MULTIPLIER_START_HUNDREDTHS),
+            i128::from(level_max),
+        );
+        let capped = u64::try_from(capped).expect("clamped to u64 bounds");
+        let active: Vec<(String, u8)> = self
+            .bets
+            .iter()
+            .filter(|(_, bet)| bet.state == BetState::Active)
+            .map(|(index, _)| index.clone())
+            .collect();
+        for index in active {
+            self.cash_out(&index, capped, None);
+        }
+        assert!(
+            self.realized_profit_minor <= cap_minor,
+            "round profit above the max profit"
+        );
+    }
+
+    /// Pays the active bet at `index` at `multiplier_hundredths`; `req` is the cashout
+    /// request, or `None` for auto and max-profit cashouts.
+    fn cash_out(&mut self, index: &(String, u8), multiplier_hundredths: u64, req: Option<String>) {
+        let bet = self
+            .bets
+            .get_mut(index)
+            .expect("only placed bets are cashed out");
+        assert_eq!(bet.state, BetState::Active, "a bet is paid at most once");
+        bet.state = BetState::CashedOut;
+        let (stake_minor, owner) = (bet.stake_minor, bet.owner.clone());
+        if let Some(auto) = bet.auto_cashout_hundredths {
+            self.auto_cashouts.remove(&(auto, index.0.clone(), index.1));
+        }
+        self.active_stakes_minor -= i128::from(stake_minor);
+        let win_minor = payout_minor(stake_minor, multiplier_hundredths);
+        self.realized_profit_minor += win_minor - stake_minor;
+        self.round.payouts_total_minor += win_minor;
+        let key = BetKey {
+            round: self.round.number,
+            player: index.0.clone(),
+            slot: index.1,
+        };
+        self.unannounced_cashouts.push(PublicCashout {
+            player: key.player.clone(),
+            slot: key.slot,
+            m: multiplier_hundredths,
+            win: win_minor,
+        });
+        let transfer = Transfer {
+            id: self.transfer_id("payout", &key),
+            debit: Account::House,
+            credit: Account::Player(key.player.clone()),
+            amount_minor: win_minor,
+            kind: TransferKind::Payout,
+        };
+        let reason = match req {
+            Some(req) => CreditReason::Cashout {
+                req,
+                multiplier_hundredths,
+                win_minor,
+            },
+            None => CreditReason::Unrequested,
+        };
+        let notice = CreditNotice {
+            bet: key,
+            bet_owner: owner,
+            reason,
+        };
+        self.effects.transfers.push(TransferIntent {
+            transfer,
+            purpose: TransferPurpose::Credit(notice),
+        });
+    }
+
+    fn emit_tick(&mut self, now_ms: u64, multiplier_hundredths: u64, elapsed_ms: u64) {
+        let round = self.round.number;
+        let bets = std::mem::take(&mut self.unannounced_bets);
+        let cashouts = std::mem::take(&mut self.unannounced_cashouts);
+        self.emit(|seq| RoomEvent::Tick {
+            seq,
+            round,
+            m: multiplier_hundredths,
+            ms: elapsed_ms,
+            at: now_ms,
+            bets,
+            cashouts,
+        });
+    }
+
+    /// Queues an event under the room's next sequence number.
+    fn emit(&mut self, build: impl FnOnce(u64) -> RoomEvent) {
+        let seq = self.next_seq;
+        let event = build(seq);
+        assert_eq!(event.seq(), seq, "events carry the room's next seq");
+        assert_eq!(
+            event.round(),
+            self.round.number,
+            "events belong to the current round"
+        );
+        self.next_seq = seq + 1;
+        self.effects.events.push(event);
+    }
+
+    fn journal(&mut self, status: RoundStatus, ended_at_ms: Option<u64>) {
+        let round = &self.round;
+        self.effects.records.push(RoundRecord {
+            room: self.settings.room.clone(),
+            round: round.number,
+            hash: round.hash.clone(),
+            crash_hundredths: round.crash_hundredths,
+            started_at_ms: round.started_at_ms,
+            ended_at_ms,
+            status,
+            bets_total_minor: round.bets_total_minor,
+            payouts_total_minor: round.payouts_total_minor,
+        });
+    }
+
+    fn enter(&mut self, phase: RoundPhase) {
+        let from = self.round.phase;
+        assert!(
+            phase.rank() > from.rank(),
+            "round phases only move forward: {from:?} → {phase:?}"
+        );
+        self.round.phase = phase;
+    }
+
+    fn observe(&mut self, now_ms: u64) {
+        assert!(now_ms >= self.last_now_ms, "engine time never goes back");
+        self.last_now_ms = now_ms;
+    }
+
+    fn transfer_id(&self, kind: &str, key: &BetKey) -> String {
+        let room = &self.settings.room;
+        format!("{kind}:{room}:{}:{}:{}", key.round, key.player, key.slot)
+    }
+
+    fn request_key(&self, from: &ReplyTo, req: &str) -> RequestKey {
+        RequestKey {
+            round: self.round.number,
+            player: from.player.clone(),
+            req: req.to_owned(),
+        }
+    }
+
+    /// Answers a replayed request: with its first answer, or by joining the connections
+    /// waiting for it. Returns false for a request seen for the first time.
+    fn answer_replay(&mut self, request: &RequestKey, from: &ReplyTo) -> bool {
+        if let Some(message) = self.replies_by_request.get(request) {
+            let message = message.clone();
+            self.effects.replies.push(Reply {
+                to: from.clone(),
+                message,
+            });
+            return true;
+        }
+        if let Some(waiters) = self.waiters_by_request.get_mut(request) {
+            if waiters.len() < REQUEST_WAITERS_MAX {
+                waiters.push(from.clone());
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Answers a request that waited for the ledger.
+    fn finish_request(&mut self, round: u64, player: &str, req: String, message: ServerMessage) {
+        let request = RequestKey {
+            round,
+            player: player.to_owned(),
+            req,
+        };
+        let waiters = self
+            .waiters_by_request
+            .remove(&request)
+            .expect("a request in the ledger has its sender");
+        self.answer(request, waiters, message);
+    }
+
+    /// Sends `message` to `waiters` and remembers it as the request's answer for replays.
+    fn answer(&mut self, request: RequestKey, waiters: Vec<ReplyTo>, message: ServerMessage) {
+        for to in waiters {
+            self.effects.replies.push(Reply {
+                to,
+                message: message.clone(),
+            });
+        }
+        // The replay map holds the current round only.
+        if request.round != self.round.number {
+            return;
+        }
+        let refusal = match &message {
+            ServerMessage::BetErr { code, .. } | ServerMessage::CashoutErr { code, .. } => {
+                Some(*code)
+            }
+            _ => None,
+        };
+        if let Some(code) = refusal {
+            // These codes ask the client to retry with the same req: never replay them.
+            let retry = matches!(code, ErrorCode::Internal | ErrorCode::Overloaded);
+            if retry || self.remembered_refusals >= REPLAY_REFUSALS_PER_ROUND_MAX {
+                return;
+            }
+            self.remembered_refusals += 1;
+        }
+        self.replies_by_request.insert(request, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = "0000000000000000000000000000000000000000000000000000000000000007";
+    /// Engine time at which round 1 opens.
+    const T0_MS: u64 = 1_000_000;
+    const BETTING_MS: u64 = 1_000;
+    const RATE: u64 = 60;
+
+    fn engine() -> EngineConfig {
+        EngineConfig {
+            betting_duration_ms: BETTING_MS,
+            crashed_duration_ms: 500,
+            tick_interval_ms: 100,
+            bet_amount_min_minor: 10,
+            bet_amount_max_minor: 10_000,
+            auto_cashout_max_hundredths: 100_000,
+            round_profit_max_minor: 1_000_000,
+            command_batch_max: 64,
+            growth_rate_per_ms_millionths: RATE,
+        }
+    }
+
+    /// A room whose round 1 crashes at a point `wanted` accepts (found by trying salts),
+    /// and that crash point.
+    fn room_where(wanted: impl Fn(u64) -> bool, engine: EngineConfig) -> (RoomCore, u64) {
+        let chain = Arc::new(FairChain::generate(SEED, 10).unwrap());
+        let hash = chain.round_hash(1).unwrap();
+        for attempt in 0..100_000 {
+            let salt = format!("salt-{attempt}");
+            let crash = fair::crash_point_hundredths(&hash, &salt, 100);
+            if wanted(crash) {
+                let settings = RoomSettings {
+                    room: "test".into(),
+                    salt,
+                    house_edge_bp: 100,
+                    engine,
+                };
+                return (RoomCore::new(settings, chain, 1, T0_MS).unwrap(), crash);
+            }
+        }
+        panic!("no salt gives a wanted crash point");
+    }
+
+    fn player(name: &str) -> ReplyTo {
+        ReplyTo {
+            gateway: "g".into(),
+            connection: 1,
+            player: name.into(),
+        }
+    }
+
+    /// Places a bet at T0 and confirms it with a balance of 1000 after.
+    fn placed(core: &mut RoomCore, name: &str, amount: i64, auto: Option<u64>, slot: u8) -> BetKey {
+        core.bet(
+            T0_MS,
+            &player(name),
+            &format!("bet-{name}-{slot}"),
+            amount,
+            auto,
+            slot,
+        );
+        let effects = core.take_effects();
+        let [intent] = effects.transfers.as_slice() else {
+            panic!("expected one stake: {effects:?}");
+        };
+        let TransferPurpose::Stake(key) = &intent.purpose else {
+            panic!("expected a stake: {intent:?}");
+        };
+        let key = key.clone();
+        core.confirm_bet(&key, 1_000);
+        core.take_effects();
+        key
+    }
+
+    /// Starts the flight; returns its start time.
+    fn fly(core: &mut RoomCore) -> u64 {
+        let started_at_ms = T0_MS + BETTING_MS;
+        core.advance(started_at_ms).unwrap();
+        assert!(matches!(core.phase(), RoundPhase::Flying { .. }));
+        started_at_ms
+    }
+
+    fn only_reply(core: &mut RoomCore) -> ServerMessage {
+        let effects = core.take_effects();
+        assert_eq!(effects.replies.len(), 1, "{effects:?}");
+        effects.replies[0].message.clone()
+    }
+
+    fn refusal(message: &ServerMessage) -> ErrorCode {
+        match message {
+            ServerMessage::BetErr { code, .. } | ServerMessage::CashoutErr { code, .. } => *code,
+            other => panic!("not a refusal: {other:?}"),
+        }
+    }
+
+    /// (id, amount) of the payouts and refunds in `effects`.
+    fn credits(effects: &Effects) -> Vec<(String, i64)> {
+        let credits = effects.transfers.iter();
+        let credits = credits.filter(|intent| matches!(intent.purpose, TransferPurpose::Credit(_)));
+        credits
+            .map(|intent| (intent.transfer.id.clone(), intent.transfer.amount_minor))
+            .collect()
+    }
+
+    fn tick_cashouts(effects: &Effects) -> Vec<PublicCashout> {
+        let mut cashouts = Vec::new();
+        for event in &effects.events {
+            if let RoomEvent::Tick { cashouts: more, .. }
+            | RoomEvent::Crash { cashouts: more, .. } = event
+            {
+                cashouts.extend(more.iter().cloned());
+            }
+        }
+        cashouts
+    }
+
+    #[test]
+    fn multiplier_curve_values() {
+        assert_eq!(multiplier_at(0, RATE), 100);
+        assert_eq!(multiplier_at(1_000, RATE), 106);
+        assert_eq!(multiplier_at(11_552, RATE), 199);
+        assert_eq!(multiplier_at(11_553, RATE), 200);
+        assert_eq!(elapsed_to_reach_ms(100, RATE), 0);
+        assert_eq!(elapsed_to_reach_ms(200, RATE), 11_553);
+        let mut previous = 0;
+        for elapsed_ms in (0..600_000).step_by(7) {
+            let multiplier = multiplier_at(elapsed_ms, RATE);
+            assert!(multiplier >= previous, "the curve never goes down");
+            previous = multiplier;
+        }
+        for target in [101, 150, 1_000, 123_456, 4_000_000_000_000] {
+            let elapsed_ms = elapsed_to_reach_ms(target, RATE);
+            assert!(multiplier_at(elapsed_ms, RATE) >= target);
+            assert!(multiplier_at(elapsed_ms - 1, RATE) < target);
+        }
+    }
+
+    #[test]
+    fn bets_only_while_betting_and_cashouts_only_while_flying() {
+        let (mut core, _) = room_where(|crash| crash >= 200, engine());
+        core.cashout(T0_MS + 10, &player("a"), "c1", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        // Betting ends at T0 + BETTING_MS even before `advance` has seen it.
+        core.bet(T0_MS + BETTING_MS, &player("a"), "b1", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.bet(started_at_ms + 5, &player("a"), "b2", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        core.cashout(started_at_ms + 5, &player("a"), "c2", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+    }
+
+    #[test]
+    fn two_slots_per_player_and_a_taken_slot_is_refused() {
+        let (mut core, _) = room_where(|_| true, engine());
+        placed(&mut core, "a", 100, None, 0);
+        placed(&mut core, "a", 200, None, 1);
+        core.bet(T0_MS, &player("a"), "again", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+        core.bet(T0_MS, &player("a"), "third", 100, None, 2);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::InvalidField);
+        // A pending (unconfirmed) stake holds its slot too.
+        core.bet(T0_MS, &player("b"), "p1", 100, None, 0);
+        core.take_effects();
+        core.bet(T0_MS, &player("b"), "p2", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+    }
+
+    #[test]
+    fn stake_and_auto_cashout_limits() {
+        let (mut core, _) = room_where(|_| true, engine());
+        let refused = [
+            (9, None),
+            (10_001, None),
+            (100, Some(100)),
+            (100, Some(100_001)),
+        ];
+        for (index, (amount, auto)) in refused.into_iter().enumerate() {
+            core.bet(T0_MS, &player("a"), &format!("r{index}"), amount, auto, 0);
+            assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::InvalidField);
+        }
+        placed(&mut core, "a", 10, Some(101), 0);
+        placed(&mut core, "a", 10_000, Some(100_000), 1);
+    }
+
+    #[test]
+    fn a_replayed_request_gets_exactly_the_first_reply() {
+        let (mut core, _) = room_where(|_| true, engine());
+        let other_connection = ReplyTo {
+            connection: 2,
+            ..player("a")
+        };
+        core.bet(T0_MS, &player("a"), "r1", 100, None, 0);
+        let stake = core.take_effects().transfers.remove(0);
+        // Replayed while the ledger has the stake: answered together with the first.
+        core.bet(T0_MS, &other_connection, "r1", 100, None, 0);
+        assert!(core.take_effects().replies.is_empty());
+        let TransferPurpose::Stake(key) = stake.purpose else {
+            panic!("a stake")
+        };
+        core.confirm_bet(&key, 900);
+        let replies = core.take_effects().replies;
+        assert_eq!(replies.len(), 2);
+        assert_eq!(replies[0].message, replies[1].message);
+        assert_eq!(replies[1].to, other_connection);
+        // Replayed later, even with other fields: the first reply again, nothing moves.
+        core.bet(T0_MS + 1, &player("a"), "r1", 555, None, 1);
+        let effects = core.take_effects();
+        assert!(effects.transfers.is_empty());
+        assert_eq!(effects.replies[0].message, replies[0].message);
+        // A refusal is replayed as it was, though the request would now be valid.
+        core.bet(T0_MS + 2, &player("a"), "r2", 1, None, 1);
+        let first = only_reply(&mut core);
+        core.bet(T0_MS + 3, &player("a"), "r2", 100, None, 1);
+        assert_eq!(only_reply(&mut core), first);
+        // An internal fault is not remembered: the retry with the same req goes through.
+        core.bet(T0_MS + 4, &player("a"), "r3", 100, None, 1);
+        let key = BetKey {
+            round: 1,
+            player: "a".into(),
+            slot: 1,
+        };
+        core.take_effects();
+        core.reject_bet(&key, ErrorCode::Internal);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::Internal);
+        core.bet(T0_MS + 5, &player("a"), "r3", 100, None, 1);
+        assert_eq!(core.take_effects().transfers.len(), 1);
+    }
+
+    #[test]
+    fn insufficient_funds_frees_the_slot() {
+        let (mut core, _) = room_where(|_| true, engine());
+        core.bet(T0_MS, &player("a"), "poor", 5_000, None, 0);
+        let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
+            panic!("a stake")
+        };
+        core.reject_bet(&key, ErrorCode::InsufficientFunds);
+        assert_eq!(
+            refusal(&only_reply(&mut core)),
+            ErrorCode::InsufficientFunds
+        );
+        core.bet(T0_MS, &player("a"), "poor", 5_000, None, 0);
+        assert_eq!(
+            refusal(&only_reply(&mut core)),
+            ErrorCode::InsufficientFunds
+        );
+        placed(&mut core, "a", 100, None, 0);
+    }
+
+    #[test]
+    fn a_cashout_pays_the_engine_multiplier_floored() {
+        let (mut core, _) = room_where(|crash| crash >= 300, engine());
+        placed(&mut core, "a", 333, None, 0);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.cashout(started_at_ms + 1_000, &player("a"), "out", 0);
+        let effects = core.take_effects();
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:a:0".to_owned(), 352)]
+        );
+        let TransferPurpose::Credit(notice) = &effects.transfers[0].purpose else {
+            panic!("a credit")
+        };
+        core.credit_committed(notice, 1_352);
+        let reply = only_reply(&mut core);
+        let expected = ServerMessage::CashoutOk {
+            req: "out".into(),
+            round: 1,
+            slot: 0,
+            m: 106,
+            win: 352,
+            balance: 1_352,
+        };
+        assert_eq!(reply, expected);
+        core.cashout(started_at_ms + 2_000, &player("a"), "out", 0);
+        assert_eq!(only_reply(&mut core), expected);
+        core.cashout(started_at_ms + 2_000, &player("a"), "out-again", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+    }
+
+    #[test]
+    fn a_cashout_after_the_crash_is_too_late() {
+        let (mut core, crash) = room_where(|crash| (120..=300).contains(&crash), engine());
+        placed(&mut core, "a", 100, None, 0);
+        placed(&mut core, "a", 100, None, 1);
+        let started_at_ms = fly(&mut core);
+        let crash_at_ms = started_at_ms + elapsed_to_reach_ms(crash, RATE);
+        // The crash instant has come, though `advance` has not run yet.
+        core.cashout(crash_at_ms, &player("a"), "late-1", 1);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::TooLate);
+        core.advance(crash_at_ms).unwrap();
+        assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
+        core.take_effects();
+        core.cashout(crash_at_ms + 1, &player("a"), "late-0", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::TooLate);
+        core.cashout(crash_at_ms + 1, &player("b"), "none", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+    }
+
+    #[test]
+    fn auto_cashout_pays_exactly_its_target_across_a_skipped_tick() {
+        let (mut core, _) = room_where(|crash| crash >= 400, engine());
+        placed(&mut core, "a", 1_000, Some(150), 0);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        // One wake-up far past 1.50x: no tick in between saw 1.50x.
+        core.advance(started_at_ms + elapsed_to_reach_ms(300, RATE))
+            .unwrap();
+        let effects = core.take_effects();
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:a:0".to_owned(), 1_500)]
+        );
+        let cashouts = tick_cashouts(&effects);
+        assert_eq!(cashouts.len(), 1);
+        assert_eq!((cashouts[0].m, cashouts[0].win), (150, 1_500));
+        let TransferPurpose::Credit(notice) = &effects.transfers[0].purpose else {
+            panic!("a credit")
+        };
+        core.credit_committed(notice, 2_500);
+        assert_eq!(
+            only_reply(&mut core),
+            ServerMessage::Balance { balance: 2_500 }
+        );
+    }
+
+    #[test]
+    fn an_auto_cashout_at_or_above_the_crash_point_loses() {
+        let (mut core, crash) = room_where(|crash| (150..=1_000).contains(&crash), engine());
+        placed(&mut core, "at", 100, Some(crash), 0);
+        placed(&mut core, "below", 100, Some(crash - 1), 0);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.advance(started_at_ms + elapsed_to_reach_ms(crash, RATE))
+            .unwrap();
+        let effects = core.take_effects();
+        let win = payout_minor(100, crash - 1);
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:below:0".to_owned(), win)]
+        );
+        let Some(RoomEvent::Crash {
+            m, hash, cashouts, ..
+        }) = effects.events.last()
+        else {
+            panic!("a crash: {effects:?}")
+        };
+        assert_eq!(*m, crash);
+        assert_eq!(
+            hash,
+            &FairChain::generate(SEED, 10)
+                .unwrap()
+                .round_hash(1)
+                .unwrap()
+        );
+        assert_eq!(cashouts.len(), 1);
+        assert_eq!(
+            (cashouts[0].player.as_str(), cashouts[0].m),
+            ("below", crash - 1)
+        );
+    }
+
+    #[test]
+    fn max_profit_cashes_everyone_out_at_the_cap_multiplier() {
+        let capped = EngineConfig {
+            round_profit_max_minor: 1_000,
+            ..engine()
+        };
+        let (mut core, _) = room_where(|crash| crash >= 300, capped);
+        placed(&mut core, "auto", 1_000, Some(120), 0);
+        placed(&mut core, "a", 1_000, None, 0);
+        placed(&mut core, "b", 1_000, None, 0);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.advance(started_at_ms + elapsed_to_reach_ms(200, RATE))
+            .unwrap();
+        let effects = core.take_effects();
+        // At 1.20x the profit is 600 ≤ 1000: "auto" is paid 1200 (realized 200). At 2.00x
+        // it would be 200 + 2000 > 1000: m* = 100 + (1000 − 200) · 100 / 2000 = 140.
+        let expected = vec![
+            ("payout:test:1:auto:0".to_owned(), 1_200),
+            ("payout:test:1:a:0".to_owned(), 1_400),
+            ("payout:test:1:b:0".to_owned(), 1_400),
+        ];
+        assert_eq!(credits(&effects), expected);
+        let multipliers: Vec<u64> = tick_cashouts(&effects)
+            .iter()
+            .map(|cashout| cashout.m)
+            .collect();
+        assert_eq!(multipliers, vec![120, 140, 140]);
+        core.cashout(
+            started_at_ms + elapsed_to_reach_ms(210, RATE),
+            &player("a"),
+            "late",
+            0,
+        );
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+    }
+
+    #[test]
+    fn abort_pays_reached_targets_and_refunds_the_rest() {
+        let (mut core, _) = room_where(|crash| crash >= 500, engine());
+        placed(&mut core, "auto", 1_000, Some(110), 0);
+        placed(&mut core, "open", 500, None, 0);
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.abort(started_at_ms + elapsed_to_reach_ms(130, RATE) - 1);
+        let effects = core.take_effects();
+        let expected = vec![
+            ("payout:test:1:auto:0".to_owned(), 1_100),
+            ("refund:test:1:open:0".to_owned(), 500),
+        ];
+        assert_eq!(credits(&effects), expected);
+        assert_eq!(effects.records.last().unwrap().status, RoundStatus::Aborted);
+        assert_eq!(core.phase(), RoundPhase::Aborted);
+        assert_eq!(core.next_deadline_ms(), None);
+        core.cashout(started_at_ms + 20_000, &player("open"), "c", 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+    }
+
+    #[test]
+    fn seq_is_contiguous_and_phases_only_move_forward() {
+        let (mut core, crash) = room_where(|crash| (101..=250).contains(&crash), engine());
+        let opening = core.take_effects();
+        let mut events = opening.events;
+        let mut records = opening.records;
+        placed(&mut core, "a", 100, None, 0);
+        let mut now_ms = T0_MS;
+        while core.round_number() < 3 {
+            now_ms += 37;
+            core.advance(now_ms).unwrap();
+            let effects = core.take_effects();
+            events.extend(effects.events);
+            records.extend(effects.records);
+            assert!(now_ms < T0_MS + 3_600_000, "three rounds within an hour");
+        }
+        for (index, event) in events.iter().enumerate() {
+            assert_eq!(event.seq(), index as u64 + 1);
+        }
+        // (round, phase rank) never goes back; a round opens with betting.
+        let mut position = (0, 0);
+        for event in &events {
+            let rank = match event {
+                RoomEvent::Betting { .. } => 0,
+                RoomEvent::Tick { ms: 0, m: 100, .. } if position.1 == 0 => 0,
+                RoomEvent::Flying { .. } | RoomEvent::Tick { .. } => 1,
+                RoomEvent::Crash { .. } => 2,
+            };
+            let next = (event.round(), rank);
+            assert!(next >= position, "{next:?} after {position:?}");
+            assert!(
+                next.0 == position.0 || rank == 0,
+                "a round opens with betting"
+            );
+            position = next;
+        }
+        assert!(matches!(events[1], RoomEvent::Tick { ref bets, .. } if bets.len() == 1));
+        assert!(matches!(events[2], RoomEvent::Flying { round: 1, .. }));
+        let crash_event = events
+            .iter()
+            .find(|event| matches!(event, RoomEvent::Crash { .. }));
+        assert!(matches!(crash_event, Some(RoomEvent::Crash { m, .. }) if *m == crash));
+        let statuses: Vec<RoundStatus> =
+            records.iter().take(4).map(|record| record.status).collect();
+        let expected = [
+            RoundStatus::Betting,
+            RoundStatus::Flying,
+            RoundStatus::Crashed,
+            RoundStatus::Betting,
+        ];
+        assert_eq!(statuses, expected);
+        assert_eq!((records[2].round, records[2].bets_total_minor), (1, 100));
+    }
+
+    #[test]
+    fn the_end_of_the_chain_stops_the_room() {
+        let chain = Arc::new(FairChain::generate(SEED, 1).unwrap());
+        let settings = RoomSettings {
+            room: "test".into(),
+            salt: "s".into(),
+            house_edge_bp: 100,
+            engine: engine(),
+        };
+        let beyond = RoomCore::new(settings.clone(), chain.clone(), 2, T0_MS);
+        assert_eq!(beyond.err(), Some(ChainExhausted { round: 2 }));
+        let mut core = RoomCore::new(settings, chain, 1, T0_MS).unwrap();
+        // Round 1 flies, then one wake-up far in the future crashes it.
+        fly(&mut core);
+        core.advance(T0_MS + 10_000_000).unwrap();
+        assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
+        assert_eq!(
+            core.advance(T0_MS + 10_000_500),
+            Err(ChainExhausted { round: 2 })
+        );
+    }
+}

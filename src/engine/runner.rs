@@ -1,0 +1,1110 @@
+//! The async driver of one room: [`run_room`], the engine's only I/O.
+//!
+//! Owns the room's wake-up loop and the performing of [`RoomCore`]'s decisions: it sleeps
+//! until the core's next deadline or the next command, then reads the clock once, lets
+//! the core advance, hands it every command already queued (up to `command_batch_max`),
+//! writes the journal, applies all the resulting transfers in one ledger batch (group
+//! commit), feeds the outcomes back to the core, publishes the events (each serialized
+//! once) and sends the replies.
+//!
+//! Failure policy: a bus error on a reply or an event is logged and counted, never
+//! fatal. A failed ledger batch answers its bets `internal` (slots freed) and keeps its
+//! payouts and refunds to retry on every wake until committed; their ids make a retry
+//! exactly-once. A round's terminal journal record (Crashed, Aborted) is written only
+//! after all its payouts and refunds are committed, so a process that dies in between
+//! leaves the round unfinished and the next start settles it: [`run_room`] first refunds
+//! every stake of an unfinished round that has neither a payout nor a refund.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use super::Clock;
+use super::round::{
+    ChainExhausted, Effects, Reply, RoomCore, RoomSettings, TransferIntent, TransferPurpose,
+};
+use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope};
+use crate::fair::FairChain;
+use crate::ledger::{
+    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
+    TransferOutcome,
+};
+use crate::protocol::{self, ErrorCode, RoomEvent};
+
+/// Journal records waiting for a failing ledger, at most (one per round: later records
+/// of a round replace earlier ones). Past it the engine stops and leaves the rounds to
+/// the recovery of the next start.
+pub const JOURNAL_BACKLOG_ROUNDS_MAX: usize = 256;
+/// Attempts to flush payouts, refunds and the journal at shutdown.
+const SHUTDOWN_FLUSH_ATTEMPTS_MAX: u32 = 5;
+/// Pause between two shutdown flush attempts.
+const SHUTDOWN_FLUSH_RETRY_DELAY_MS: u64 = 200;
+
+/// What the engine of a room needs from the rest of the process.
+#[derive(Clone)]
+pub struct EngineDeps {
+    pub bus: Arc<dyn Bus>,
+    pub ledger: Arc<dyn Ledger>,
+    /// The fairness chain the room's round hashes come from.
+    pub chain: Arc<FairChain>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why the engine of a room stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The room's commands cannot be consumed: another engine of this process already
+    /// leads the room, or the bus is down. Run one engine per room.
+    #[error("room {room}: cannot take its command stream: {source}")]
+    Commands {
+        room: String,
+        #[source]
+        source: BusError,
+    },
+    /// The bus closed the room's command stream; restart the engine once it is back.
+    #[error("room {room}: the bus closed the command stream")]
+    CommandsClosed { room: String },
+    /// The ledger failed while settling rounds left unfinished by a previous process.
+    /// Nothing was played; fix the ledger (disk, permissions) and start again.
+    #[error("room {room}: recovery of unfinished rounds failed: {source}")]
+    Recovery {
+        room: String,
+        #[source]
+        source: LedgerError,
+    },
+    /// The ledger refused journal writes for `JOURNAL_BACKLOG_ROUNDS_MAX` rounds. The
+    /// engine stopped; the next start settles the rounds left unfinished.
+    #[error("room {room}: the ledger refused journal writes for {rounds} rounds")]
+    JournalBacklog { room: String, rounds: usize },
+    /// Every round of the fairness chain has been played: generate a new chain (seed) and
+    /// publish its commitment.
+    #[error("the fairness chain has no hash for round {round}")]
+    ChainExhausted { round: u64 },
+}
+
+impl From<ChainExhausted> for EngineError {
+    fn from(exhausted: ChainExhausted) -> Self {
+        EngineError::ChainExhausted {
+            round: exhausted.round,
+        }
+    }
+}
+
+/// Runs the rounds of `settings.room` until `shutdown` is cancelled. At shutdown the
+/// round in flight is aborted (open stakes refunded) and pending payouts are flushed.
+pub async fn run_room(
+    settings: RoomSettings,
+    deps: EngineDeps,
+    shutdown: CancellationToken,
+) -> Result<(), EngineError> {
+    let room = settings.room.clone();
+    let mut commands = deps
+        .bus
+        .commands(&room)
+        .await
+        .map_err(|source| EngineError::Commands {
+            room: room.clone(),
+            source,
+        })?;
+    let now_ms = deps.clock.now_ms();
+    let recovery_error = |source| EngineError::Recovery {
+        room: room.clone(),
+        source,
+    };
+    recover_unfinished_rounds(&room, deps.ledger.as_ref(), now_ms)
+        .await
+        .map_err(recovery_error)?;
+    let newest = deps
+        .ledger
+        .recent_rounds(&room, 1)
+        .await
+        .map_err(recovery_error)?;
+    let first_round = newest.first().map_or(1, |record| record.round + 1);
+    let core = RoomCore::new(settings.clone(), deps.chain.clone(), first_round, now_ms)?;
+    tracing::info!(room = %room, round = first_round, "room engine started");
+    let mut runner = RoomRunner {
+        room,
+        command_batch_max: settings.engine.command_batch_max,
+        core,
+        deps,
+        credits_to_retry: Vec::new(),
+        records_to_write: VecDeque::new(),
+        last_now_ms: now_ms,
+    };
+    runner.perform().await?;
+    runner.run(&mut commands, &shutdown).await
+}
+
+/// Settles the rounds of `room` that a dead process left Betting or Flying: refunds every
+/// stake with neither a payout nor a refund, then journals the round Aborted.
+async fn recover_unfinished_rounds(
+    room: &str,
+    ledger: &dyn Ledger,
+    now_ms: u64,
+) -> Result<(), LedgerError> {
+    for record in ledger.unfinished_rounds(room).await? {
+        let refunds = refunds_owed(room, record.round, ledger).await?;
+        let refunded = refunds.len();
+        if !refunds.is_empty() {
+            let outcomes = ledger.apply_batch(refunds.clone()).await?;
+            for (refund, outcome) in refunds.iter().zip(&outcomes) {
+                assert!(
+                    matches!(outcome, TransferOutcome::Committed { .. }),
+                    "refund {} refused ({outcome:?}): the house may go negative",
+                    refund.id
+                );
+            }
+        }
+        tracing::warn!(
+            room,
+            round = record.round,
+            refunded,
+            "unfinished round aborted"
+        );
+        ledger
+            .record_round(RoundRecord {
+                status: RoundStatus::Aborted,
+                ended_at_ms: Some(now_ms),
+                ..record
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// The refunds of the stakes of `round` that were neither paid out nor refunded.
+async fn refunds_owed(
+    room: &str,
+    round: u64,
+    ledger: &dyn Ledger,
+) -> Result<Vec<Transfer>, LedgerError> {
+    let bet_prefix = format!("bet:{room}:{round}:");
+    let settled_suffixes = |prefix: String, transfers: Vec<StoredTransfer>| {
+        transfers
+            .into_iter()
+            .filter_map(|stored| stored.transfer.id.strip_prefix(&prefix).map(str::to_owned))
+            .collect::<HashSet<String>>()
+    };
+    let payout_prefix = format!("payout:{room}:{round}:");
+    let refund_prefix = format!("refund:{room}:{round}:");
+    let paid = settled_suffixes(
+        payout_prefix.clone(),
+        ledger.transfers_with_prefix(&payout_prefix).await?,
+    );
+    let refunded = settled_suffixes(
+        refund_prefix.clone(),
+        ledger.transfers_with_prefix(&refund_prefix).await?,
+    );
+    let mut refunds = Vec::new();
+    for stake in ledger.transfers_with_prefix(&bet_prefix).await? {
+        let Some(suffix) = stake.transfer.id.strip_prefix(&bet_prefix) else {
+            continue;
+        };
+        if paid.contains(suffix) || refunded.contains(suffix) {
+            continue;
+        }
+        refunds.push(Transfer {
+            id: format!("{refund_prefix}{suffix}"),
+            debit: Account::House,
+            credit: stake.transfer.debit.clone(),
+            amount_minor: stake.transfer.amount_minor,
+            kind: TransferKind::Refund,
+        });
+    }
+    Ok(refunds)
+}
+
+/// The state of a running room beside its core: what is still owed to the ledger.
+struct RoomRunner {
+    room: String,
+    command_batch_max: usize,
+    core: RoomCore,
+    deps: EngineDeps,
+    /// Payouts and refunds decided but not yet committed (a batch failed); retried on
+    /// every wake. Bounded by the bets of the rounds they belong to.
+    credits_to_retry: Vec<TransferIntent>,
+    /// Journal records not yet written, oldest first, at most one per round.
+    records_to_write: VecDeque<RoundRecord>,
+    /// Latest clock reading: the engine's time never goes back, even if the wall clock does.
+    last_now_ms: u64,
+}
+
+impl RoomRunner {
+    async fn run(
+        &mut self,
+        commands: &mut BoxStream<'static, CommandEnvelope>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        loop {
+            let deadline_ms = self
+                .core
+                .next_deadline_ms()
+                .expect("a running room always has a next deadline");
+            let sleep_ms = deadline_ms.saturating_sub(self.deps.clock.now_ms());
+            let mut batch = Vec::new();
+            let mut closed = false;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return self.shut_down().await,
+                received = commands.next() => match received {
+                    Some(command) => batch.push(command),
+                    None => closed = true,
+                },
+                () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
+            }
+            closed |= drain_ready(commands, &mut batch, self.command_batch_max);
+            self.wake(batch).await?;
+            if closed {
+                self.shut_down().await?;
+                return Err(EngineError::CommandsClosed {
+                    room: self.room.clone(),
+                });
+            }
+        }
+    }
+
+    /// One turn of the loop at one instant: advance, handle the commands, perform.
+    async fn wake(&mut self, batch: Vec<CommandEnvelope>) -> Result<(), EngineError> {
+        let now_ms = self.now_ms();
+        if let Err(exhausted) = self.core.advance(now_ms) {
+            // Between rounds: no bet is open. Flush what the last round still owes.
+            self.perform().await?;
+            return Err(exhausted.into());
+        }
+        for envelope in batch {
+            match envelope.command {
+                Command::Bet {
+                    req,
+                    amount_minor,
+                    auto_cashout_hundredths,
+                    slot,
+                } => self.core.bet(
+                    now_ms,
+                    &envelope.from,
+                    &req,
+                    amount_minor,
+                    auto_cashout_hundredths,
+                    slot,
+                ),
+                Command::Cashout { req, slot } => {
+                    self.core.cashout(now_ms, &envelope.from, &req, slot);
+                }
+            }
+        }
+        self.perform().await
+    }
+
+    /// Aborts the round in flight (refunding its open stakes) and flushes every payout,
+    /// refund and journal record still owed, retrying a failing ledger a few times.
+    async fn shut_down(&mut self) -> Result<(), EngineError> {
+        let now_ms = self.now_ms();
+        self.core.abort(now_ms);
+        self.perform().await?;
+        for _ in 0..SHUTDOWN_FLUSH_ATTEMPTS_MAX {
+            if self.credits_to_retry.is_empty() && self.records_to_write.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(SHUTDOWN_FLUSH_RETRY_DELAY_MS)).await;
+            self.perform().await?;
+        }
+        if !self.credits_to_retry.is_empty() || !self.records_to_write.is_empty() {
+            tracing::error!(
+                room = %self.room,
+                credits = self.credits_to_retry.len(),
+                records = self.records_to_write.len(),
+                "stopped with ledger writes outstanding; the next start settles the round"
+            );
+        }
+        tracing::info!(room = %self.room, "room engine stopped");
+        Ok(())
+    }
+
+    /// Performs the core's decisions: events, journal, one ledger batch, replies.
+    async fn perform(&mut self) -> Result<(), EngineError> {
+        let Effects {
+            events,
+            transfers,
+            replies,
+            records,
+        } = self.core.take_effects();
+        self.publish(events).await;
+        for record in records {
+            self.queue_record(record)?;
+        }
+        // A round's Betting record must be in the journal before any of its stakes, or a
+        // crash would leave stakes that recovery cannot find.
+        self.write_records(&transfers).await;
+        let journal_current = self.journal_current();
+        self.apply(transfers, journal_current).await;
+        self.write_records(&[]).await;
+        let settled = self.core.take_effects();
+        assert!(
+            settled.events.is_empty() && settled.transfers.is_empty() && settled.records.is_empty(),
+            "ledger outcomes only produce replies"
+        );
+        self.send_replies(replies.into_iter().chain(settled.replies))
+            .await;
+        Ok(())
+    }
+
+    fn queue_record(&mut self, record: RoundRecord) -> Result<(), EngineError> {
+        // Journal writes are upserts by round: the newest record of a round supersedes.
+        if let Some(queued) = self
+            .records_to_write
+            .iter_mut()
+            .find(|queued| queued.round == record.round)
+        {
+            *queued = record;
+            return Ok(());
+        }
+        if self.records_to_write.len() >= JOURNAL_BACKLOG_ROUNDS_MAX {
+            return Err(EngineError::JournalBacklog {
+                room: self.room.clone(),
+                rounds: self.records_to_write.len(),
+            });
+        }
+        self.records_to_write.push_back(record);
+        Ok(())
+    }
+
+    /// Writes the queued journal records. A terminal record (Crashed, Aborted) waits
+    /// until every payout and refund of its round (`unapplied` or to retry) is committed;
+    /// the records of other rounds do not wait for it (each round is its own row).
+    async fn write_records(&mut self, unapplied: &[TransferIntent]) {
+        let mut index = 0;
+        // Bounded by the queue: every pass writes a record or steps past one.
+        while let Some(record) = self.records_to_write.get(index) {
+            let terminal = matches!(record.status, RoundStatus::Crashed | RoundStatus::Aborted);
+            if terminal && self.owes_credit(record.round, unapplied) {
+                index += 1;
+                continue;
+            }
+            let round = record.round;
+            match self.deps.ledger.record_round(record.clone()).await {
+                Ok(()) => {
+                    self.records_to_write.remove(index);
+                }
+                Err(error) => {
+                    tracing::error!(room = %self.room, round, %error, "journal write failed; will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether a payout or refund of `round` is not yet committed.
+    fn owes_credit(&self, round: u64, unapplied: &[TransferIntent]) -> bool {
+        self.credits_to_retry.iter().chain(unapplied).any(|intent| {
+            matches!(&intent.purpose, TransferPurpose::Credit(notice) if notice.bet.round == round)
+        })
+    }
+
+    /// Whether every Betting and Flying record is written: then the current round is
+    /// in the journal and its stakes can be found by recovery.
+    fn journal_current(&self) -> bool {
+        !self
+            .records_to_write
+            .iter()
+            .any(|record| matches!(record.status, RoundStatus::Betting | RoundStatus::Flying))
+    }
+
+    /// Applies the retried credits and `fresh` in one ledger batch and feeds the outcomes
+    /// back to the core.
+    async fn apply(&mut self, fresh: Vec<TransferIntent>, journal_current: bool) {
+        let mut batch = std::mem::take(&mut self.credits_to_retry);
+        for intent in fresh {
+            match &intent.purpose {
+                TransferPurpose::Stake(bet) if !journal_current => {
+                    self.core.reject_bet(bet, ErrorCode::Internal);
+                }
+                _ => batch.push(intent),
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        let transfers = batch.iter().map(|intent| intent.transfer.clone()).collect();
+        let started = std::time::Instant::now();
+        let result = self.deps.ledger.apply_batch(transfers).await;
+        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(started.elapsed());
+        match result {
+            Ok(outcomes) => {
+                assert_eq!(outcomes.len(), batch.len(), "one outcome per transfer");
+                for (intent, outcome) in batch.into_iter().zip(outcomes) {
+                    self.settle(intent, outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(room = %self.room, transfers = batch.len(), %error, "ledger batch failed");
+                for intent in batch {
+                    match &intent.purpose {
+                        TransferPurpose::Stake(bet) => {
+                            self.core.reject_bet(bet, ErrorCode::Internal)
+                        }
+                        TransferPurpose::Credit(_) => self.credits_to_retry.push(intent),
+                    }
+                }
+            }
+        }
+    }
+
+    fn settle(&mut self, intent: TransferIntent, outcome: TransferOutcome) {
+        let TransferIntent { transfer, purpose } = intent;
+        match (purpose, outcome) {
+            // A replayed commit is the first commit seen again: the stake is taken.
+            (
+                TransferPurpose::Stake(bet),
+                TransferOutcome::Committed {
+                    debit_balance_after_minor,
+                    ..
+                },
+            ) => {
+                metrics::counter!(crate::metrics::BETS_ACCEPTED).increment(1);
+                self.core.confirm_bet(&bet, debit_balance_after_minor);
+            }
+            (TransferPurpose::Stake(bet), TransferOutcome::InsufficientFunds { .. }) => {
+                metrics::counter!(crate::metrics::BETS_REFUSED, "code" => "insufficient_funds")
+                    .increment(1);
+                self.core.reject_bet(&bet, ErrorCode::InsufficientFunds);
+            }
+            (TransferPurpose::Stake(bet), TransferOutcome::IdConflict) => {
+                tracing::error!(room = %self.room, id = %transfer.id, "stake id already used with other terms");
+                self.core.reject_bet(&bet, ErrorCode::Internal);
+            }
+            (
+                TransferPurpose::Credit(notice),
+                TransferOutcome::Committed {
+                    credit_balance_after_minor,
+                    ..
+                },
+            ) => {
+                metrics::counter!(crate::metrics::CREDITS, "kind" => transfer.kind.as_str())
+                    .increment(1);
+                self.core
+                    .credit_committed(&notice, credit_balance_after_minor);
+            }
+            // The house may go negative and credit ids are unique per bet, so a refused
+            // credit means the ledger or the engine broke a money invariant.
+            (TransferPurpose::Credit(_), outcome) => {
+                panic!("credit {} refused by the ledger: {outcome:?}", transfer.id)
+            }
+        }
+    }
+
+    async fn publish(&self, events: Vec<RoomEvent>) {
+        for event in events {
+            if matches!(event, RoomEvent::Crash { .. }) {
+                metrics::counter!(crate::metrics::ROUNDS).increment(1);
+            }
+            let envelope = EventEnvelope {
+                room: self.room.clone(),
+                seq: event.seq(),
+                conflatable: event.is_tick(),
+                json: Bytes::from(protocol::encode(&event)),
+            };
+            if let Err(error) = self.deps.bus.publish(envelope).await {
+                metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "publish")
+                    .increment(1);
+                tracing::warn!(room = %self.room, seq = event.seq(), %error, "event not published");
+            }
+        }
+    }
+
+    async fn send_replies(&self, replies: impl Iterator<Item = Reply>) {
+        for Reply { to, message } in replies {
+            let envelope = ReplyEnvelope {
+                to,
+                json: Bytes::from(protocol::encode(&message)),
+            };
+            if let Err(error) = self.deps.bus.send_reply(envelope).await {
+                metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "reply")
+                    .increment(1);
+                tracing::warn!(room = %self.room, %error, "reply not sent");
+            }
+        }
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.last_now_ms = self.deps.clock.now_ms().max(self.last_now_ms);
+        self.last_now_ms
+    }
+}
+
+/// Moves the commands already queued into `batch`, without waiting, up to `batch_max`.
+/// Returns true when the stream has ended.
+fn drain_ready(
+    commands: &mut BoxStream<'static, CommandEnvelope>,
+    batch: &mut Vec<CommandEnvelope>,
+    batch_max: usize,
+) -> bool {
+    while batch.len() < batch_max {
+        match commands.next().now_or_never() {
+            Some(Some(command)) => batch.push(command),
+            Some(None) => return true,
+            None => return false,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::{Delivery, MemoryBus, ReplyTo};
+    use crate::config::EngineConfig;
+    use crate::engine::SystemClock;
+    use crate::fair;
+    use crate::ledger::SqliteLedger;
+    use crate::protocol::ServerMessage;
+
+    const ROOM: &str = "r1";
+    const GATEWAY: &str = "gw";
+    const SEED: &str = "00000000000000000000000000000000000000000000000000000000000000aa";
+    /// Longest wait for one event or reply before a test fails.
+    const WAIT_MS: u64 = 10_000;
+
+    struct Fixture {
+        bus: Arc<MemoryBus>,
+        ledger: Arc<SqliteLedger>,
+        settings: RoomSettings,
+        deps: EngineDeps,
+    }
+
+    /// A room whose round `round` crashes at a point `wanted` accepts.
+    fn fixture(round: u64, wanted: impl Fn(u64) -> bool) -> Fixture {
+        let chain = Arc::new(FairChain::generate(SEED, 1_000).unwrap());
+        let hash = chain.round_hash(round).unwrap();
+        let salt = (0..100_000)
+            .map(|attempt| format!("salt-{attempt}"))
+            .find(|salt| wanted(fair::crash_point_hundredths(&hash, salt, 100)))
+            .expect("a salt gives a wanted crash point");
+        let engine = EngineConfig {
+            betting_duration_ms: 200,
+            crashed_duration_ms: 100,
+            tick_interval_ms: 20,
+            growth_rate_per_ms_millionths: 1_000,
+            ..EngineConfig::default()
+        };
+        let settings = RoomSettings {
+            room: ROOM.into(),
+            salt,
+            house_edge_bp: 100,
+            engine,
+        };
+        let bus = Arc::new(MemoryBus::default());
+        let ledger = Arc::new(SqliteLedger::open_in_memory().unwrap());
+        let deps = EngineDeps {
+            bus: bus.clone(),
+            ledger: ledger.clone(),
+            chain,
+            clock: Arc::new(SystemClock),
+        };
+        Fixture {
+            bus,
+            ledger,
+            settings,
+            deps,
+        }
+    }
+
+    async fn apply_one(
+        ledger: &SqliteLedger,
+        id: &str,
+        debit: Account,
+        credit: Account,
+        amount_minor: i64,
+        kind: TransferKind,
+    ) {
+        let transfer = Transfer {
+            id: id.into(),
+            debit,
+            credit,
+            amount_minor,
+            kind,
+        };
+        let outcomes = ledger.apply_batch(vec![transfer]).await.unwrap();
+        assert!(
+            matches!(outcomes[0], TransferOutcome::Committed { .. }),
+            "{outcomes:?}"
+        );
+    }
+
+    async fn grant(ledger: &SqliteLedger, player: &str, amount_minor: i64) {
+        let id = format!("grant:{player}");
+        let player = Account::Player(player.into());
+        apply_one(
+            ledger,
+            &id,
+            Account::Mint,
+            player,
+            amount_minor,
+            TransferKind::Grant,
+        )
+        .await;
+    }
+
+    async fn balance_of(ledger: &SqliteLedger, player: &str) -> i64 {
+        ledger
+            .balance(&Account::Player(player.into()))
+            .await
+            .unwrap()
+    }
+
+    fn from(player: &str) -> ReplyTo {
+        ReplyTo {
+            gateway: GATEWAY.into(),
+            connection: 7,
+            player: player.into(),
+        }
+    }
+
+    async fn send(bus: &MemoryBus, player: &str, command: Command) {
+        let envelope = CommandEnvelope {
+            room: ROOM.into(),
+            from: from(player),
+            command,
+        };
+        bus.send_command(envelope).await.unwrap();
+    }
+
+    fn bet(req: &str, amount_minor: i64, auto_cashout_hundredths: Option<u64>) -> Command {
+        Command::Bet {
+            req: req.into(),
+            amount_minor,
+            auto_cashout_hundredths,
+            slot: 0,
+        }
+    }
+
+    /// The room's events as a subscriber sees them, every one kept.
+    struct Watcher {
+        events: BoxStream<'static, Delivery>,
+        seen: Vec<RoomEvent>,
+    }
+
+    impl Watcher {
+        async fn new(bus: &MemoryBus) -> Watcher {
+            let events = bus.subscribe(ROOM).await.unwrap();
+            Watcher {
+                events,
+                seen: Vec::new(),
+            }
+        }
+
+        /// Waits for the first event `wanted` accepts.
+        async fn until(&mut self, wanted: impl Fn(&RoomEvent) -> bool) -> RoomEvent {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS);
+            loop {
+                let delivery = tokio::time::timeout_at(deadline, self.events.next())
+                    .await
+                    .expect("the event comes in time")
+                    .expect("the event stream is open");
+                let Delivery::Event(envelope) = delivery else {
+                    panic!("a subscriber that keeps up sees no gap");
+                };
+                let event: RoomEvent = serde_json::from_slice(&envelope.json).unwrap();
+                assert_eq!(
+                    (envelope.seq, envelope.conflatable),
+                    (event.seq(), event.is_tick())
+                );
+                self.seen.push(event.clone());
+                if wanted(&event) {
+                    return event;
+                }
+            }
+        }
+
+        /// Takes the events already published and checks that every seq came, in order.
+        fn finish(mut self) -> Vec<RoomEvent> {
+            while let Some(Some(Delivery::Event(envelope))) = self.events.next().now_or_never() {
+                self.seen
+                    .push(serde_json::from_slice(&envelope.json).unwrap());
+            }
+            for (index, event) in self.seen.iter().enumerate() {
+                assert_eq!(event.seq(), index as u64 + 1, "seq is contiguous from 1");
+            }
+            self.seen
+        }
+    }
+
+    type Replies = BoxStream<'static, ReplyEnvelope>;
+    type Engine = tokio::task::JoinHandle<Result<(), EngineError>>;
+
+    /// Subscribes to the room's events and the gateway's replies, then starts the engine.
+    async fn start(fixture: &Fixture) -> (Watcher, Replies, CancellationToken, Engine) {
+        let watcher = Watcher::new(&fixture.bus).await;
+        let replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(run_room(settings, fixture.deps.clone(), shutdown.clone()));
+        (watcher, replies, shutdown, engine)
+    }
+
+    async fn next_reply(replies: &mut Replies) -> (String, ServerMessage) {
+        let reply = tokio::time::timeout(Duration::from_millis(WAIT_MS), replies.next())
+            .await
+            .expect("the reply comes in time")
+            .expect("the reply stream is open");
+        (
+            reply.to.player,
+            serde_json::from_slice(&reply.json).unwrap(),
+        )
+    }
+
+    /// alice bets twice with one req, bob bets, carol (no balance) is refused.
+    async fn place_opening_bets(bus: &MemoryBus, replies: &mut Replies) {
+        send(bus, "alice", bet("a1", 1_000, None)).await;
+        send(bus, "alice", bet("a1", 1_000, None)).await;
+        send(bus, "bob", bet("b1", 2_000, None)).await;
+        send(bus, "carol", bet("c1", 100, None)).await;
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            answers.push(next_reply(replies).await);
+        }
+        let alice_ok = ServerMessage::BetOk {
+            req: "a1".into(),
+            round: 1,
+            slot: 0,
+            amount: 1_000,
+            auto: None,
+            balance: 9_000,
+        };
+        assert_eq!(
+            answers.iter().filter(|answer| answer.1 == alice_ok).count(),
+            2
+        );
+        assert!(answers.contains(&(
+            "bob".into(),
+            ServerMessage::BetOk {
+                req: "b1".into(),
+                round: 1,
+                slot: 0,
+                amount: 2_000,
+                auto: None,
+                balance: 8_000,
+            }
+        )));
+        let carol = answers.iter().find(|answer| answer.0 == "carol").unwrap();
+        assert!(matches!(
+            carol.1,
+            ServerMessage::BetErr {
+                code: ErrorCode::InsufficientFunds,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn bets_cashout_and_a_refund_at_shutdown() {
+        let fixture = fixture(1, |crash| crash >= 1_000);
+        grant(&fixture.ledger, "alice", 10_000).await;
+        grant(&fixture.ledger, "bob", 10_000).await;
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+        place_opening_bets(&fixture.bus, &mut replies).await;
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .await;
+        send(
+            &fixture.bus,
+            "alice",
+            Command::Cashout {
+                req: "out".into(),
+                slot: 0,
+            },
+        )
+        .await;
+        let (_, cashout) = next_reply(&mut replies).await;
+        let ServerMessage::CashoutOk {
+            m, win, balance, ..
+        } = cashout
+        else {
+            panic!("cashout_ok: {cashout:?}");
+        };
+        assert!(m >= 110);
+        assert_eq!(win, 1_000 * i64::try_from(m).unwrap() / 100);
+        assert_eq!(balance, 9_000 + win);
+
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+        assert_eq!(
+            next_reply(&mut replies).await,
+            ("bob".into(), ServerMessage::Balance { balance: 10_000 })
+        );
+        assert_eq!(balance_of(&fixture.ledger, "alice").await, 9_000 + win);
+        assert_eq!(balance_of(&fixture.ledger, "bob").await, 10_000);
+        assert_eq!(fixture.ledger.total_balance().await.unwrap(), 0);
+        let rounds = fixture.ledger.recent_rounds(ROOM, 1).await.unwrap();
+        assert_eq!(
+            (rounds[0].round, rounds[0].status),
+            (1, RoundStatus::Aborted)
+        );
+        assert_eq!(
+            (rounds[0].bets_total_minor, rounds[0].payouts_total_minor),
+            (3_000, win)
+        );
+        let events = watcher.finish();
+        assert!(
+            events
+                .iter()
+                .any(|event| matches!(event, RoomEvent::Tick { bets, .. } if bets.len() == 2))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_round_crashes_pays_auto_cashouts_and_the_next_one_opens() {
+        let fixture = fixture(1, |crash| (150..=300).contains(&crash));
+        grant(&fixture.ledger, "alice", 10_000).await;
+        grant(&fixture.ledger, "bob", 10_000).await;
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+        send(&fixture.bus, "alice", bet("a", 1_000, Some(120))).await;
+        send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
+        for _ in 0..2 {
+            assert!(matches!(
+                next_reply(&mut replies).await.1,
+                ServerMessage::BetOk { .. }
+            ));
+        }
+        let crash = watcher
+            .until(|event| matches!(event, RoomEvent::Crash { .. }))
+            .await;
+        let hash = fixture.deps.chain.round_hash(1).unwrap();
+        let expected_crash = fair::crash_point_hundredths(&hash, &fixture.settings.salt, 100);
+        assert!(
+            matches!(crash, RoomEvent::Crash { m, hash: ref revealed, .. } if m == expected_crash && *revealed == hash)
+        );
+        assert_eq!(
+            next_reply(&mut replies).await,
+            ("alice".into(), ServerMessage::Balance { balance: 10_200 })
+        );
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 2, .. }))
+            .await;
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+
+        assert_eq!(balance_of(&fixture.ledger, "alice").await, 10_200);
+        assert_eq!(balance_of(&fixture.ledger, "bob").await, 9_000);
+        assert_eq!(fixture.ledger.total_balance().await.unwrap(), 0);
+        let rounds = fixture.ledger.recent_rounds(ROOM, 2).await.unwrap();
+        assert_eq!(
+            (rounds[1].round, rounds[1].status),
+            (1, RoundStatus::Crashed)
+        );
+        assert_eq!(
+            (rounds[0].round, rounds[0].status),
+            (2, RoundStatus::Aborted)
+        );
+        let events = watcher.finish();
+        let cashouts: Vec<(String, u64, i64)> = events
+            .iter()
+            .flat_map(|event| match event {
+                RoomEvent::Tick { cashouts, .. } | RoomEvent::Crash { cashouts, .. } => {
+                    cashouts.clone()
+                }
+                _ => Vec::new(),
+            })
+            .map(|cashout| (cashout.player, cashout.m, cashout.win))
+            .collect();
+        assert_eq!(cashouts, vec![("alice".to_owned(), 120, 1_200)]);
+    }
+
+    /// A ledger whose next `failures` batches fail as a storage fault would.
+    struct FlakyLedger {
+        inner: Arc<SqliteLedger>,
+        failures: std::sync::atomic::AtomicU32,
+    }
+
+    impl FlakyLedger {
+        fn fail_next(&self, batches: u32) {
+            self.failures
+                .store(batches, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Ledger for FlakyLedger {
+        async fn apply_batch(
+            &self,
+            batch: Vec<Transfer>,
+        ) -> Result<Vec<TransferOutcome>, LedgerError> {
+            let failures = &self.failures;
+            let decrement = |left: u32| left.checked_sub(1);
+            let ordering = std::sync::atomic::Ordering::SeqCst;
+            if failures.fetch_update(ordering, ordering, decrement).is_ok() {
+                return Err(LedgerError::Worker("injected fault".into()));
+            }
+            self.inner.apply_batch(batch).await
+        }
+        async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
+            self.inner.balance(account).await
+        }
+        async fn total_balance(&self) -> Result<i64, LedgerError> {
+            self.inner.total_balance().await
+        }
+        async fn transfer(&self, id: &str) -> Result<Option<StoredTransfer>, LedgerError> {
+            self.inner.transfer(id).await
+        }
+        async fn transfers_with_prefix(
+            &self,
+            prefix: &str,
+        ) -> Result<Vec<StoredTransfer>, LedgerError> {
+            self.inner.transfers_with_prefix(prefix).await
+        }
+        async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
+            self.inner.record_round(record).await
+        }
+        async fn recent_rounds(
+            &self,
+            room: &str,
+            limit: usize,
+        ) -> Result<Vec<RoundRecord>, LedgerError> {
+            self.inner.recent_rounds(room, limit).await
+        }
+        async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
+            self.inner.unfinished_rounds(room).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_refuses_its_bets_and_retries_its_payouts() {
+        let mut fixture = fixture(1, |crash| crash >= 1_000);
+        let flaky = Arc::new(FlakyLedger {
+            inner: fixture.ledger.clone(),
+            failures: std::sync::atomic::AtomicU32::new(0),
+        });
+        fixture.deps.ledger = flaky.clone();
+        grant(&fixture.ledger, "alice", 10_000).await;
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+        flaky.fail_next(1);
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        let (_, refused) = next_reply(&mut replies).await;
+        assert!(matches!(
+            refused,
+            ServerMessage::BetErr {
+                code: ErrorCode::Internal,
+                ..
+            }
+        ));
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        assert!(matches!(
+            next_reply(&mut replies).await.1,
+            ServerMessage::BetOk { balance: 9_000, .. }
+        ));
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .await;
+        flaky.fail_next(2);
+        send(
+            &fixture.bus,
+            "alice",
+            Command::Cashout {
+                req: "out".into(),
+                slot: 0,
+            },
+        )
+        .await;
+        let (_, cashout) = next_reply(&mut replies).await;
+        let ServerMessage::CashoutOk { win, balance, .. } = cashout else {
+            panic!("cashout_ok after the retries: {cashout:?}");
+        };
+        assert_eq!(balance, 9_000 + win);
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+        assert_eq!(balance_of(&fixture.ledger, "alice").await, 9_000 + win);
+        assert_eq!(
+            fixture
+                .ledger
+                .transfers_with_prefix("payout:")
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(fixture.ledger.total_balance().await.unwrap(), 0);
+        watcher.finish();
+    }
+
+    /// Leaves round 5 as a process that died while it was flying would: alice's stake
+    /// open, bob paid, carol refunded.
+    async fn seed_dead_round(ledger: &SqliteLedger, chain: &FairChain) {
+        let movements = [
+            ("bet:r1:5:alice:0", "alice", 1_000, TransferKind::Bet),
+            ("bet:r1:5:bob:0", "bob", 500, TransferKind::Bet),
+            ("payout:r1:5:bob:0", "bob", 1_000, TransferKind::Payout),
+            ("bet:r1:5:carol:1", "carol", 300, TransferKind::Bet),
+            ("refund:r1:5:carol:1", "carol", 300, TransferKind::Refund),
+        ];
+        for (id, player, amount_minor, kind) in movements {
+            let player = Account::Player(player.into());
+            let (debit, credit) = match kind {
+                TransferKind::Bet => (player, Account::House),
+                _ => (Account::House, player),
+            };
+            apply_one(ledger, id, debit, credit, amount_minor, kind).await;
+        }
+        let record = RoundRecord {
+            room: ROOM.into(),
+            round: 5,
+            hash: chain.round_hash(5).unwrap(),
+            crash_hundredths: 200,
+            started_at_ms: 1,
+            ended_at_ms: None,
+            status: RoundStatus::Flying,
+            bets_total_minor: 1_800,
+            payouts_total_minor: 1_000,
+        };
+        ledger.record_round(record).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_round_left_unfinished_is_refunded_at_start() {
+        let fixture = fixture(1, |_| true);
+        let ledger = fixture.ledger.as_ref();
+        for player in ["alice", "bob", "carol"] {
+            grant(ledger, player, 10_000).await;
+        }
+        seed_dead_round(ledger, &fixture.deps.chain).await;
+
+        let (mut watcher, _replies, shutdown, engine) = start(&fixture).await;
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 6, .. }))
+            .await;
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+
+        assert_eq!(balance_of(ledger, "alice").await, 10_000);
+        assert_eq!(balance_of(ledger, "bob").await, 10_500);
+        assert_eq!(balance_of(ledger, "carol").await, 10_000);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+        assert!(ledger.unfinished_rounds(ROOM).await.unwrap().is_empty());
+        let rounds = ledger.recent_rounds(ROOM, 2).await.unwrap();
+        let statuses: Vec<(u64, RoundStatus)> = rounds
+            .iter()
+            .map(|record| (record.round, record.status))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![(6, RoundStatus::Aborted), (5, RoundStatus::Aborted)]
+        );
+        assert_eq!(watcher.finish().len(), 1);
+    }
+}

@@ -61,6 +61,9 @@ pub fn crash_point_hundredths(round_hash_hex: &str, salt: &str, house_edge_bp: u
 pub struct FairChain {
     /// `links[k]` is `link[k]` of the chain as described in the module doc, k = 0..=len.
     links: Vec<[u8; 32]>,
+    /// The round number that uses the chain's first hash. A room's first chain starts at
+    /// round 1; a chain that replaces an exhausted one starts where the old one ended.
+    first_round: u64,
 }
 
 /// Why a chain could not be loaded or created.
@@ -73,9 +76,9 @@ pub enum FairError {
         #[source]
         source: std::io::Error,
     },
-    /// The seed file does not hold 64 hex characters: restore it from backup; never
-    /// replace it while rounds of its chain are still to be played.
-    #[error("the fairness seed at {path} is not 64 hex characters")]
+    /// The seed file does not hold 64 hex characters and a first round number: restore it
+    /// from backup; never replace it while rounds of its chain are still to be played.
+    #[error("the fairness seed at {path} is not 64 hex characters then a round number")]
     BadSeed { path: String },
     /// `fair.chain_length` is 0 or above the maximum.
     #[error("fair.chain_length must be 1..={CHAIN_LENGTH_MAX}, got {0}")]
@@ -100,20 +103,58 @@ impl FairChain {
             link = Sha256::digest(text).into();
             links.push(link);
         }
-        Ok(FairChain { links })
+        Ok(FairChain {
+            links,
+            first_round: 1,
+        })
     }
 
-    /// Loads the seed from `seed_path`, creating a random one on first run.
-    pub fn load_or_create(seed_path: &Path, chain_length: u64) -> Result<FairChain, FairError> {
+    /// The same chain, serving rounds from `first_round` on.
+    pub fn starting_at(self, first_round: u64) -> FairChain {
+        assert!(first_round >= 1, "rounds are numbered from 1");
+        FairChain {
+            first_round,
+            ..self
+        }
+    }
+
+    /// Loads a room's chain from `seed_path` (`<seed hex>` then `<first round>` on the
+    /// next line), creating it on first run with a random seed that starts at
+    /// `next_round`: the round the room plays next. Archiving an exhausted seed file
+    /// therefore starts a new chain exactly where the old one ended.
+    pub fn load_or_create(
+        seed_path: &Path,
+        chain_length: u64,
+        next_round: u64,
+    ) -> Result<FairChain, FairError> {
         let path_text = seed_path.display().to_string();
-        let seed_hex = load_or_create_hex_secret(seed_path).map_err(|source| FairError::Seed {
+        let seed_error = |source| FairError::Seed {
             path: path_text.clone(),
             source,
-        })?;
-        if decode_link(&seed_hex).is_none() {
+        };
+        let text = match std::fs::read_to_string(seed_path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                let text = format!(
+                    "{}\n{next_round}\n",
+                    hex::encode(rand::random::<[u8; 32]>())
+                );
+                if let Some(parent) = seed_path.parent() {
+                    std::fs::create_dir_all(parent).map_err(seed_error)?;
+                }
+                write_private(seed_path, &text).map_err(seed_error)?;
+                text
+            }
+            Err(error) => return Err(seed_error(error)),
+        };
+        let mut lines = text.lines().map(str::trim);
+        let seed_hex = lines.next().unwrap_or_default();
+        let first_round = lines.next().and_then(|line| line.parse::<u64>().ok());
+        let (Some(first_round), Some(_)) = (first_round.filter(|n| *n >= 1), decode_link(seed_hex))
+        else {
             return Err(FairError::BadSeed { path: path_text });
-        }
-        FairChain::generate(&seed_hex, chain_length)
+        };
+        Ok(FairChain::generate(seed_hex, chain_length)?.starting_at(first_round))
     }
 
     /// How many rounds the chain can serve.
@@ -131,12 +172,18 @@ impl FairChain {
         hex::encode(self.links[self.links.len() - 1])
     }
 
-    /// The hash of round `round` (1-based), or `None` past the end of the chain.
+    /// The round that uses the chain's first hash.
+    pub fn first_round(&self) -> u64 {
+        self.first_round
+    }
+
+    /// The hash of round `round`, or `None` outside the rounds this chain serves.
     pub fn round_hash(&self, round: u64) -> Option<String> {
-        if round == 0 || round > self.len() {
+        let position = round.checked_sub(self.first_round)? + 1;
+        if position > self.len() {
             return None;
         }
-        let index = usize::try_from(self.len() - round).expect("index below chain length");
+        let index = usize::try_from(self.len() - position).expect("index below chain length");
         Some(hex::encode(self.links[index]))
     }
 }
@@ -197,6 +244,30 @@ mod tests {
         assert_eq!(chain.round_hash(5).unwrap(), SEED);
         assert_eq!(chain.round_hash(6), None);
         assert_eq!(chain.round_hash(0), None);
+    }
+
+    #[test]
+    fn a_replacement_chain_serves_the_rounds_after_the_old_one() {
+        let chain = FairChain::generate(SEED, 5).unwrap().starting_at(11);
+        assert_eq!(chain.round_hash(10), None);
+        assert_eq!(
+            sha256_hex(&chain.round_hash(11).unwrap()),
+            chain.commitment()
+        );
+        assert_eq!(chain.round_hash(15).unwrap(), SEED);
+        assert_eq!(chain.round_hash(16), None);
+    }
+
+    #[test]
+    fn seed_file_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fair/main.seed");
+        let created = FairChain::load_or_create(&path, 20, 7).unwrap();
+        let loaded = FairChain::load_or_create(&path, 20, 99).unwrap();
+        assert_eq!(created.commitment(), loaded.commitment());
+        assert_eq!(loaded.first_round(), 7);
+        std::fs::write(dir.path().join("bad.seed"), "zz\n1\n").unwrap();
+        assert!(FairChain::load_or_create(&dir.path().join("bad.seed"), 20, 1).is_err());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::bus::{Bus, MemoryBus};
 use crate::engine::{EngineDeps, EngineError, RoomSettings, SystemClock};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
-use crate::http::{AppState, FairInfo};
+use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, RoundStatus, SqliteLedger};
 use crate::protocol::PastRound;
 
@@ -79,7 +79,7 @@ impl Server {
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(
             &config.data_dir.join(&config.ledger.sqlite_file),
         )?);
-        let chain = Arc::new(load_chain(&config).await?);
+        let chains = load_chains(&config, ledger.as_ref()).await?;
         let salt = fair_salt(&config)?;
         let tokens = Arc::new(TokenKeys::load_or_create(
             &config.auth.jwt_secret,
@@ -101,9 +101,18 @@ impl Server {
             tokens,
             fair: FairInfo {
                 salt: salt.clone(),
-                commitment: chain.commitment(),
                 house_edge_bp: config.fair.house_edge_bp,
-                chain_length: chain.len(),
+                chain_length: config.fair.chain_length,
+                chains: chains
+                    .iter()
+                    .map(|(room, chain)| {
+                        let published = PublishedChain {
+                            commitment: chain.commitment(),
+                            first_round: chain.first_round(),
+                        };
+                        (room.clone(), published)
+                    })
+                    .collect(),
             },
             metrics: crate::metrics::install(),
             ready: ready.clone(),
@@ -137,7 +146,7 @@ impl Server {
             let deps = EngineDeps {
                 bus: bus.clone(),
                 ledger: ledger.clone(),
-                chain: chain.clone(),
+                chain: chains[room].clone(),
                 clock: Arc::new(SystemClock),
             };
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
@@ -181,13 +190,26 @@ impl Server {
     }
 }
 
-async fn load_chain(config: &Config) -> Result<FairChain, ServerError> {
-    let seed_path = config.data_dir.join("fair_seed");
-    let chain_length = config.fair.chain_length;
-    tokio::task::spawn_blocking(move || FairChain::load_or_create(&seed_path, chain_length))
+/// Each room has its own chain (its own seed file), so a hash revealed in one room says
+/// nothing about another room's rounds.
+async fn load_chains(
+    config: &Config,
+    ledger: &dyn Ledger,
+) -> Result<HashMap<String, Arc<FairChain>>, ServerError> {
+    let mut chains = HashMap::new();
+    for room in &config.rooms {
+        let newest = ledger.recent_rounds(room, 1).await?;
+        let next_round = newest.first().map_or(1, |record| record.round + 1);
+        let seed_path = config.data_dir.join("fair").join(format!("{room}.seed"));
+        let chain_length = config.fair.chain_length;
+        let chain = tokio::task::spawn_blocking(move || {
+            FairChain::load_or_create(&seed_path, chain_length, next_round)
+        })
         .await
-        .map_err(|error| ServerError::Task(error.to_string()))?
-        .map_err(ServerError::from)
+        .map_err(|error| ServerError::Task(error.to_string()))??;
+        chains.insert(room.clone(), Arc::new(chain));
+    }
+    Ok(chains)
 }
 
 fn fair_salt(config: &Config) -> Result<String, ServerError> {

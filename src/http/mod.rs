@@ -5,6 +5,7 @@
 
 pub mod ws;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,13 +25,22 @@ use crate::ledger::{Account, Ledger, RoundStatus, Transfer, TransferKind, Transf
 pub const ROUNDS_LIMIT_MAX: usize = 1_000;
 
 /// What the public fairness endpoint publishes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct FairInfo {
     pub salt: String,
-    /// The chain's end: SHA-256 of round 1's hash.
-    pub commitment: String,
     pub house_edge_bp: u32,
     pub chain_length: u64,
+    /// Each room's chain.
+    pub chains: HashMap<String, PublishedChain>,
+}
+
+/// The public side of a room's hash chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishedChain {
+    /// The chain's end: SHA-256 of the hash of the chain's first round.
+    pub commitment: String,
+    /// The round that uses the chain's first hash.
+    pub first_round: u64,
 }
 
 /// State shared by the HTTP handlers of every shard.
@@ -141,8 +151,36 @@ async fn create_guest(State(http): State<ShardHttp>) -> Response {
     .into_response()
 }
 
-async fn fair(State(http): State<ShardHttp>) -> Json<FairInfo> {
-    Json(http.app.fair.clone())
+#[derive(Deserialize)]
+struct RoomQuery {
+    room: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FairResponse<'a> {
+    room: &'a str,
+    salt: &'a str,
+    commitment: &'a str,
+    first_round: u64,
+    house_edge_bp: u32,
+    chain_length: u64,
+}
+
+async fn fair(State(http): State<ShardHttp>, Query(query): Query<RoomQuery>) -> Response {
+    let app = &http.app;
+    let room = query.room.as_deref().unwrap_or(&app.config.rooms[0]);
+    let Some(chain) = app.fair.chains.get(room) else {
+        return api_error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
+    };
+    Json(FairResponse {
+        room,
+        salt: &app.fair.salt,
+        commitment: &chain.commitment,
+        first_round: chain.first_round,
+        house_edge_bp: app.fair.house_edge_bp,
+        chain_length: app.fair.chain_length,
+    })
+    .into_response()
 }
 
 #[derive(Deserialize)]

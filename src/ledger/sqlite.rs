@@ -1,1 +1,750 @@
-//! placeholder: being written
+//! The SQLite ledger: the embedded default implementation of [`Ledger`].
+//!
+//! Owns the SQLite schema, its embedded migrations and the group-commit write path.
+//!
+//! One connection behind a mutex serves every call on tokio's blocking pool. SQLite admits
+//! one writer at a time anyway; what makes it fast is batching (one `BEGIN IMMEDIATE`
+//! transaction per engine tick, so one fsync per tick), not concurrency.
+//!
+//! Hot-spot rule: inside a batch the running balance of every touched account lives in
+//! memory and each account row is written once, at the end of the batch. The house row is
+//! therefore updated once per tick, not once per bet, while each stored transfer still
+//! records the running balances it produced.
+//!
+//! The schema's CHECK constraints (positive amounts, player balances never negative) are
+//! the last line of defence; the code checks first and asserts the money invariants.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rusqlite::types::Type;
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use super::{
+    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
+    TransferOutcome,
+};
+
+/// How long a writer waits for a lock held by another connection, in milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Prepared statements cached per connection; more than the distinct queries below, so
+/// none is ever re-prepared.
+const STATEMENT_CACHE_STATEMENTS_MAX: usize = 32;
+
+/// Schema steps, applied in order at open; `PRAGMA user_version` counts the steps applied.
+/// Append only: a released step is never edited, a change is a new step.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE accounts (
+    key TEXT PRIMARY KEY,
+    balance INTEGER NOT NULL,
+    CHECK (balance >= 0 OR key NOT LIKE 'player:%')
+) STRICT;
+
+CREATE TABLE transfers (
+    id TEXT PRIMARY KEY,
+    sequence INTEGER UNIQUE NOT NULL,
+    debit TEXT NOT NULL,
+    credit TEXT NOT NULL,
+    amount INTEGER NOT NULL CHECK (amount > 0),
+    kind TEXT NOT NULL CHECK (kind IN ('grant', 'bet', 'payout', 'refund')),
+    debit_balance_after INTEGER NOT NULL,
+    credit_balance_after INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    CHECK (debit <> credit),
+    CHECK (debit_balance_after >= 0 OR debit NOT LIKE 'player:%')
+) STRICT;
+
+CREATE TABLE rounds (
+    room TEXT NOT NULL,
+    round INTEGER NOT NULL CHECK (round >= 0),
+    hash TEXT NOT NULL,
+    crash_hundredths INTEGER NOT NULL CHECK (crash_hundredths >= 100),
+    started_at_ms INTEGER NOT NULL CHECK (started_at_ms >= 0),
+    ended_at_ms INTEGER NULL CHECK (ended_at_ms >= 0),
+    status TEXT NOT NULL CHECK (status IN ('betting', 'flying', 'crashed', 'aborted')),
+    bets_total_minor INTEGER NOT NULL CHECK (bets_total_minor >= 0),
+    payouts_total_minor INTEGER NOT NULL CHECK (payouts_total_minor >= 0),
+    PRIMARY KEY (room, round)
+) STRICT;
+
+-- Recovery looks up a room's unfinished rounds at every engine start.
+CREATE INDEX rounds_unfinished ON rounds (room, round)
+    WHERE status IN ('betting', 'flying');
+"#];
+
+const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, kind, \
+     debit_balance_after, credit_balance_after FROM transfers";
+
+const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
+     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
+
+/// The SQLite ledger. Cheap to share behind an `Arc`; every call runs on the blocking pool.
+pub struct SqliteLedger {
+    /// The single connection; the mutex serializes calls, as SQLite serializes writers.
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteLedger {
+    /// Opens (creating if needed) the ledger file at `path`: WAL journal, `synchronous =
+    /// FULL` (a committed batch survives power loss), migrations applied.
+    pub fn open(path: &Path) -> Result<SqliteLedger, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut connection = Connection::open(path).map_err(open_error)?;
+        let journal_mode: String = connection
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(open_error)?;
+        if !journal_mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::Open {
+                path: path.display().to_string(),
+                source: rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                    Some(format!("journal_mode is {journal_mode}, WAL is required")),
+                ),
+            });
+        }
+        configure(&mut connection).map_err(open_error)?;
+        migrate(&mut connection, &path.display().to_string())?;
+        Ok(SqliteLedger::from_connection(connection))
+    }
+
+    /// A private ledger in memory, gone when dropped: tests and throwaway demos.
+    pub fn open_in_memory() -> Result<SqliteLedger, LedgerError> {
+        let open_error = |source| LedgerError::Open {
+            path: ":memory:".to_owned(),
+            source,
+        };
+        let mut connection = Connection::open_in_memory().map_err(open_error)?;
+        configure(&mut connection).map_err(open_error)?;
+        migrate(&mut connection, ":memory:")?;
+        Ok(SqliteLedger::from_connection(connection))
+    }
+
+    fn from_connection(connection: Connection) -> SqliteLedger {
+        SqliteLedger {
+            connection: Arc::new(Mutex::new(connection)),
+        }
+    }
+
+    /// Runs `work` with the connection on the blocking pool.
+    async fn run<T, F>(&self, work: F) -> Result<T, LedgerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // A poisoned mutex means an earlier call panicked, which only a broken money
+            // invariant does: refuse to move money until the process is restarted.
+            let mut connection = connection.lock().map_err(|_| {
+                LedgerError::Worker("an earlier ledger call panicked; restart the process".into())
+            })?;
+            work(&mut connection)
+        })
+        .await
+        .map_err(|error| LedgerError::Worker(error.to_string()))?
+    }
+}
+
+fn configure(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_STATEMENTS_MAX);
+    Ok(())
+}
+
+/// Applies the migrations the database has not seen yet, each in its own transaction with
+/// its `user_version` bump, so a crash mid-migration leaves a consistent version.
+fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
+    let open_error = |source| LedgerError::Open {
+        path: path.to_owned(),
+        source,
+    };
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(open_error)?;
+    let known = i64::try_from(MIGRATIONS.len()).expect("a handful of migrations");
+    if version > known {
+        return Err(LedgerError::SchemaTooNew {
+            path: path.to_owned(),
+            found: version,
+            supported: known,
+        });
+    }
+    let applied = usize::try_from(version).map_err(|_| LedgerError::SchemaTooNew {
+        path: path.to_owned(),
+        found: version,
+        supported: known,
+    })?;
+    for (version_after, step) in (1_i64..).zip(MIGRATIONS).skip(applied) {
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(open_error)?;
+        transaction.execute_batch(step).map_err(open_error)?;
+        transaction
+            .pragma_update(None, "user_version", version_after)
+            .map_err(open_error)?;
+        transaction.commit().map_err(open_error)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Ledger for SqliteLedger {
+    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
+        for transfer in &batch {
+            validate(transfer)?;
+        }
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(move |connection| apply_batch_blocking(connection, &batch))
+            .await
+    }
+
+    async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
+        let key = account.key();
+        self.run(move |connection| Ok(read_balance(connection, &key)?.unwrap_or(0)))
+            .await
+    }
+
+    async fn total_balance(&self) -> Result<i64, LedgerError> {
+        self.run(|connection| {
+            let mut statement =
+                connection.prepare_cached("SELECT COALESCE(SUM(balance), 0) FROM accounts")?;
+            Ok(statement.query_row([], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    async fn transfer(&self, id: &str) -> Result<Option<StoredTransfer>, LedgerError> {
+        let id = id.to_owned();
+        self.run(move |connection| Ok(find_transfer(connection, &id)?))
+            .await
+    }
+
+    async fn transfers_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<StoredTransfer>, LedgerError> {
+        let prefix = prefix.to_owned();
+        self.run(move |connection| Ok(select_transfers_with_prefix(connection, &prefix)?))
+            .await
+    }
+
+    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
+        self.run(move |connection| Ok(upsert_round(connection, &record)?))
+            .await
+    }
+
+    async fn recent_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        let room = room.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let sql =
+                format!("{SELECT_ROUND_COLUMNS} WHERE room = ?1 ORDER BY round DESC LIMIT ?2");
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![room, limit], round_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
+        let room = room.to_owned();
+        self.run(move |connection| {
+            let sql = format!(
+                "{SELECT_ROUND_COLUMNS} WHERE room = ?1 AND status IN ('betting', 'flying') \
+                 ORDER BY round ASC"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![room], round_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+}
+
+/// Rejects transfers no correct caller sends; such a batch is rolled back whole.
+fn validate(transfer: &Transfer) -> Result<(), LedgerError> {
+    let reason = if transfer.id.is_empty() {
+        "the id is empty"
+    } else if transfer.amount_minor <= 0 {
+        "the amount is not positive"
+    } else if transfer.debit == transfer.credit {
+        "the debit and credit accounts are the same"
+    } else {
+        return Ok(());
+    };
+    Err(LedgerError::InvalidTransfer {
+        id: transfer.id.clone(),
+        reason,
+    })
+}
+
+/// What one batch has done so far, inside its transaction.
+struct BatchState {
+    /// Sequence number the next committed transfer takes.
+    next_sequence: i64,
+    /// Stamped on every transfer of the batch: they commit together.
+    created_at_ms: i64,
+    /// Running balance of every account read by this batch, by key.
+    balances: HashMap<String, i64>,
+    /// Net movement of each account moved by this batch, by key; these rows are written
+    /// at the end of the batch (sorted, for a deterministic write order).
+    deltas: BTreeMap<String, i64>,
+}
+
+impl BatchState {
+    fn begin(transaction: &Transaction<'_>) -> rusqlite::Result<BatchState> {
+        let mut statement =
+            transaction.prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM transfers")?;
+        let last_sequence: i64 = statement.query_row([], |row| row.get(0))?;
+        let created_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        Ok(BatchState {
+            next_sequence: last_sequence + 1,
+            created_at_ms,
+            balances: HashMap::new(),
+            deltas: BTreeMap::new(),
+        })
+    }
+
+    /// The running balance of `key`, read from the database on first use.
+    fn balance(&mut self, transaction: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
+        if let Some(balance) = self.balances.get(key) {
+            return Ok(*balance);
+        }
+        let balance = read_balance(transaction, key)?.unwrap_or(0);
+        self.balances.insert(key.to_owned(), balance);
+        Ok(balance)
+    }
+
+    fn move_money(&mut self, key: &str, balance_after: i64, delta: i64) {
+        self.balances.insert(key.to_owned(), balance_after);
+        *self.deltas.entry(key.to_owned()).or_insert(0) += delta;
+    }
+
+    /// Writes each moved account once and checks the batch's money invariants.
+    fn finish(self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+        let net: i128 = self.deltas.values().map(|delta| i128::from(*delta)).sum();
+        assert_eq!(net, 0, "ledger batch debits must equal its credits");
+        let mut statement = transaction.prepare_cached(
+            "INSERT INTO accounts (key, balance) VALUES (?1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET balance = excluded.balance",
+        )?;
+        for key in self.deltas.keys() {
+            let balance = self.balances[key];
+            let may_go_negative = Account::from_key(key).is_none_or(|a| a.may_go_negative());
+            assert!(
+                balance >= 0 || may_go_negative,
+                "player balance {key} would be negative: {balance}"
+            );
+            statement.execute(params![key, balance])?;
+        }
+        Ok(())
+    }
+}
+
+fn apply_batch_blocking(
+    connection: &mut Connection,
+    batch: &[Transfer],
+) -> Result<Vec<TransferOutcome>, LedgerError> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut state = BatchState::begin(&transaction)?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for transfer in batch {
+        outcomes.push(apply_one(&transaction, &mut state, transfer)?);
+    }
+    state.finish(&transaction)?;
+    transaction.commit()?;
+    Ok(outcomes)
+}
+
+/// Applies one validated transfer inside the batch's transaction.
+fn apply_one(
+    transaction: &Transaction<'_>,
+    state: &mut BatchState,
+    transfer: &Transfer,
+) -> Result<TransferOutcome, LedgerError> {
+    if let Some(stored) = find_transfer(transaction, &transfer.id)? {
+        if stored.transfer != *transfer {
+            return Ok(TransferOutcome::IdConflict);
+        }
+        return Ok(TransferOutcome::Committed {
+            debit_balance_after_minor: stored.debit_balance_after_minor,
+            credit_balance_after_minor: stored.credit_balance_after_minor,
+            replayed: true,
+        });
+    }
+    let amount = transfer.amount_minor;
+    let (debit_key, credit_key) = (transfer.debit.key(), transfer.credit.key());
+    let debit_before = state.balance(transaction, &debit_key)?;
+    if !transfer.debit.may_go_negative() && debit_before < amount {
+        return Ok(TransferOutcome::InsufficientFunds {
+            available_minor: debit_before,
+        });
+    }
+    let credit_before = state.balance(transaction, &credit_key)?;
+    let overflow = || LedgerError::InvalidTransfer {
+        id: transfer.id.clone(),
+        reason: "a balance would leave the range of i64",
+    };
+    let debit_after = debit_before.checked_sub(amount).ok_or_else(overflow)?;
+    let credit_after = credit_before.checked_add(amount).ok_or_else(overflow)?;
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO transfers (id, sequence, debit, credit, amount, kind, \
+         debit_balance_after, credit_balance_after, created_at_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    insert.execute(params![
+        transfer.id,
+        state.next_sequence,
+        debit_key,
+        credit_key,
+        amount,
+        transfer.kind.as_str(),
+        debit_after,
+        credit_after,
+        state.created_at_ms,
+    ])?;
+    state.next_sequence += 1;
+    state.move_money(&debit_key, debit_after, -amount);
+    state.move_money(&credit_key, credit_after, amount);
+    Ok(TransferOutcome::Committed {
+        debit_balance_after_minor: debit_after,
+        credit_balance_after_minor: credit_after,
+        replayed: false,
+    })
+}
+
+fn read_balance(connection: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
+    let mut statement = connection.prepare_cached("SELECT balance FROM accounts WHERE key = ?1")?;
+    statement.query_row([key], |row| row.get(0)).optional()
+}
+
+fn find_transfer(connection: &Connection, id: &str) -> rusqlite::Result<Option<StoredTransfer>> {
+    let sql = format!("{SELECT_TRANSFER_COLUMNS} WHERE id = ?1");
+    let mut statement = connection.prepare_cached(&sql)?;
+    statement.query_row([id], transfer_from_row).optional()
+}
+
+/// A range scan on the primary key rather than `LIKE`, so `_` and `%` in ids are plain
+/// characters and the index is used.
+fn select_transfers_with_prefix(
+    connection: &Connection,
+    prefix: &str,
+) -> rusqlite::Result<Vec<StoredTransfer>> {
+    let rows = match prefix_upper_bound(prefix) {
+        Some(upper) => {
+            let sql =
+                format!("{SELECT_TRANSFER_COLUMNS} WHERE id >= ?1 AND id < ?2 ORDER BY sequence");
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![prefix, upper], transfer_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        None => {
+            let sql = format!("{SELECT_TRANSFER_COLUMNS} WHERE id >= ?1 ORDER BY sequence");
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![prefix], transfer_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    Ok(rows)
+}
+
+/// The smallest string above every string that starts with `prefix`, or `None` when no
+/// string is (empty prefix, or only `char::MAX`). SQLite compares text bytewise, and UTF-8
+/// byte order is code point order, so bumping the last bumpable character is enough.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap that `char` cannot hold.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
+    let account = |index: usize| -> rusqlite::Result<Account> {
+        let key: String = row.get(index)?;
+        Account::from_key(&key)
+            .ok_or_else(|| corrupt(index, Type::Text, format!("unknown account {key}")))
+    };
+    let kind_text: String = row.get(5)?;
+    let kind = TransferKind::parse(&kind_text)
+        .ok_or_else(|| corrupt(5, Type::Text, format!("unknown transfer kind {kind_text}")))?;
+    Ok(StoredTransfer {
+        transfer: Transfer {
+            id: row.get(0)?,
+            debit: account(2)?,
+            credit: account(3)?,
+            amount_minor: row.get(4)?,
+            kind,
+        },
+        debit_balance_after_minor: row.get(6)?,
+        credit_balance_after_minor: row.get(7)?,
+        sequence: row.get(1)?,
+    })
+}
+
+fn upsert_round(connection: &Connection, record: &RoundRecord) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO rounds (room, round, hash, crash_hundredths, started_at_ms, ended_at_ms, \
+         status, bets_total_minor, payouts_total_minor) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         ON CONFLICT (room, round) DO UPDATE SET hash = excluded.hash, \
+         crash_hundredths = excluded.crash_hundredths, started_at_ms = excluded.started_at_ms, \
+         ended_at_ms = excluded.ended_at_ms, status = excluded.status, \
+         bets_total_minor = excluded.bets_total_minor, \
+         payouts_total_minor = excluded.payouts_total_minor",
+    )?;
+    statement.execute(params![
+        record.room,
+        to_sql_integer(record.round)?,
+        record.hash,
+        to_sql_integer(record.crash_hundredths)?,
+        to_sql_integer(record.started_at_ms)?,
+        record.ended_at_ms.map(to_sql_integer).transpose()?,
+        record.status.as_str(),
+        record.bets_total_minor,
+        record.payouts_total_minor,
+    ])?;
+    Ok(())
+}
+
+fn round_from_row(row: &Row<'_>) -> rusqlite::Result<RoundRecord> {
+    let unsigned = |index: usize| -> rusqlite::Result<u64> {
+        let value: i64 = row.get(index)?;
+        u64::try_from(value)
+            .map_err(|_| corrupt(index, Type::Integer, format!("negative value {value}")))
+    };
+    let ended_at_ms: Option<i64> = row.get(5)?;
+    let status_text: String = row.get(6)?;
+    Ok(RoundRecord {
+        room: row.get(0)?,
+        round: unsigned(1)?,
+        hash: row.get(2)?,
+        crash_hundredths: unsigned(3)?,
+        started_at_ms: unsigned(4)?,
+        ended_at_ms: match ended_at_ms {
+            Some(_) => Some(unsigned(5)?),
+            None => None,
+        },
+        status: RoundStatus::parse(&status_text)
+            .ok_or_else(|| corrupt(6, Type::Text, format!("unknown round status {status_text}")))?,
+        bets_total_minor: row.get(7)?,
+        payouts_total_minor: row.get(8)?,
+    })
+}
+
+/// SQLite integers are i64; the journal's u64 fields stay far below `i64::MAX`, and one
+/// that does not is refused rather than wrapped.
+fn to_sql_integer(value: u64) -> rusqlite::Result<i64> {
+    i64::try_from(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+/// A stored value this code did not write: surfaced as a storage error, never guessed at.
+fn corrupt(column: usize, column_type: Type, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, column_type, message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::ledger::conformance::ledger_conformance_tests;
+
+    mod in_memory {
+        use super::*;
+
+        ledger_conformance_tests!(|| async {
+            let ledger: Box<dyn Ledger> = Box::new(SqliteLedger::open_in_memory().unwrap());
+            (ledger, ())
+        });
+    }
+
+    mod on_file {
+        use super::*;
+
+        ledger_conformance_tests!(|| async {
+            let directory = tempfile::tempdir().unwrap();
+            let ledger = SqliteLedger::open(&directory.path().join("ledger.db")).unwrap();
+            (Box::new(ledger) as Box<dyn Ledger>, directory)
+        });
+    }
+
+    fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
+        let kind = if debit == Account::Mint {
+            TransferKind::Grant
+        } else {
+            TransferKind::Bet
+        };
+        Transfer {
+            id: id.to_owned(),
+            debit,
+            credit,
+            amount_minor,
+            kind,
+        }
+    }
+
+    fn player(id: &str) -> Account {
+        Account::Player(id.to_owned())
+    }
+
+    #[tokio::test]
+    async fn data_survives_close_and_reopen() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        let round = RoundRecord {
+            room: "main".into(),
+            round: 7,
+            hash: "ab".repeat(32),
+            crash_hundredths: 257,
+            started_at_ms: 1_700_000_000_000,
+            ended_at_ms: None,
+            status: RoundStatus::Flying,
+            bets_total_minor: 40,
+            payouts_total_minor: 0,
+        };
+        let first_bet = {
+            let ledger = SqliteLedger::open(&path).unwrap();
+            ledger
+                .apply_batch(vec![
+                    transfer("g:a", Account::Mint, player("a"), 100),
+                    transfer("b:a", player("a"), Account::House, 40),
+                ])
+                .await
+                .unwrap();
+            ledger.record_round(round.clone()).await.unwrap();
+            ledger.transfer("b:a").await.unwrap().unwrap()
+        };
+        let ledger = SqliteLedger::open(&path).unwrap();
+        assert_eq!(ledger.balance(&player("a")).await.unwrap(), 60);
+        assert_eq!(ledger.balance(&Account::House).await.unwrap(), 40);
+        assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap(), first_bet);
+        assert_eq!(ledger.unfinished_rounds("main").await.unwrap(), vec![round]);
+        let retried = ledger
+            .apply_batch(vec![
+                transfer("b:a", player("a"), Account::House, 40),
+                transfer("b:a:2", player("a"), Account::House, 10),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            retried[0],
+            TransferOutcome::Committed {
+                debit_balance_after_minor: 60,
+                credit_balance_after_minor: 40,
+                replayed: true,
+            }
+        );
+        let second = ledger.transfer("b:a:2").await.unwrap().unwrap();
+        assert!(second.sequence > first_bet.sequence, "sequence continues");
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+    }
+
+    #[test]
+    fn schema_refuses_a_negative_player_balance_written_behind_the_code() {
+        let ledger = SqliteLedger::open_in_memory().unwrap();
+        let connection = ledger.connection.lock().unwrap();
+        let negative = connection.execute(
+            "INSERT INTO accounts (key, balance) VALUES ('player:x', -1)",
+            [],
+        );
+        assert!(negative.is_err(), "CHECK constraint holds");
+        connection
+            .execute(
+                "INSERT INTO accounts (key, balance) VALUES ('house', -1)",
+                [],
+            )
+            .unwrap();
+        let zero_amount = connection.execute(
+            "INSERT INTO transfers VALUES ('t', 1, 'mint', 'house', 0, 'grant', 0, 0, 0)",
+            [],
+        );
+        assert!(zero_amount.is_err(), "CHECK constraint holds");
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        drop(SqliteLedger::open(&path).unwrap());
+        let connection = Connection::open(&path).unwrap();
+        connection.pragma_update(None, "user_version", 99).unwrap();
+        drop(connection);
+        match SqliteLedger::open(&path) {
+            Err(LedgerError::SchemaTooNew { found: 99, .. }) => {}
+            other => panic!("expected SchemaTooNew, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn prefix_upper_bound_bumps_the_last_bumpable_character() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("bet:"), Some("bet;".to_owned()));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}"),
+            Some("a\u{E000}".to_owned())
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".to_owned()));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+    }
+
+    /// Group-commit throughput on a file database: `cargo test --release --lib
+    /// bets_per_second -- --ignored --nocapture`. Prints; asserts nothing about speed.
+    #[tokio::test]
+    #[ignore = "benchmark"]
+    async fn bets_per_second_by_batch_size() {
+        const PLAYERS: usize = 1_000;
+        let directory = tempfile::tempdir().unwrap();
+        let ledger = SqliteLedger::open(&directory.path().join("ledger.db")).unwrap();
+        let grants = (0..PLAYERS)
+            .map(|n| {
+                transfer(
+                    &format!("g:{n}"),
+                    Account::Mint,
+                    player(&n.to_string()),
+                    1 << 40,
+                )
+            })
+            .collect();
+        ledger.apply_batch(grants).await.unwrap();
+        for (batch_size, bets) in [(1, 2_000), (100, 50_000), (1_000, 200_000)] {
+            let started = Instant::now();
+            for batch_start in (0..bets).step_by(batch_size) {
+                let batch = (batch_start..batch_start + batch_size)
+                    .map(|n| {
+                        let id = format!("bet:{batch_size}:{n}");
+                        transfer(&id, player(&(n % PLAYERS).to_string()), Account::House, 10)
+                    })
+                    .collect();
+                ledger.apply_batch(batch).await.unwrap();
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let rate = bets as f64 / seconds;
+            println!("batch {batch_size:>5}: {bets} bets in {seconds:.2} s = {rate:.0} bets/s");
+        }
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+    }
+}

@@ -73,7 +73,11 @@ pub enum RoomEvent {
     /// A new round opened for bets until `ends_at`.
     Betting { seq: u64, round: u64, ends_at: u64 },
     /// The multiplier started climbing at `started_at`.
-    Flying { seq: u64, round: u64, started_at: u64 },
+    Flying {
+        seq: u64,
+        round: u64,
+        started_at: u64,
+    },
     /// One tick: the multiplier now, plus every public bet and cashout since the last
     /// tick. During Betting a tick is sent only when there are new bets, with `m` = 100
     /// and `ms` = 0.
@@ -221,12 +225,16 @@ pub enum ServerMessage {
         message: String,
     },
     /// The player's balance changed outside a request (auto-cashout, refund).
-    Balance { balance: i64 },
+    Balance {
+        balance: i64,
+    },
     Error {
         code: ErrorCode,
         message: String,
     },
-    Pong { server_time: u64 },
+    Pong {
+        server_time: u64,
+    },
 }
 
 /// Machine-readable error codes carried by `bet_err`, `cashout_err` and `error`.

@@ -163,11 +163,7 @@ impl Bus for MemoryBus {
     }
 
     async fn commands(&self, room: &str) -> Result<BoxStream<'static, CommandEnvelope>, BusError> {
-        take_receiver(
-            &self.commands,
-            room,
-            self.limits.command_queue_commands_max,
-        )
+        take_receiver(&self.commands, room, self.limits.command_queue_commands_max)
     }
 
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError> {

@@ -38,7 +38,9 @@ pub struct EventEnvelope {
 pub enum Delivery {
     Event(EventEnvelope),
     /// The subscriber fell behind and `missed` events were dropped before the next one.
-    Gap { missed: u64 },
+    Gap {
+        missed: u64,
+    },
 }
 
 /// Where a private reply must go: one connection on one gateway.

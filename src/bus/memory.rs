@@ -179,3 +179,20 @@ impl Bus for MemoryBus {
         take_receiver(&self.replies, gateway, self.limits.reply_queue_replies_max)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEST_LIMITS: MemoryBusLimits = MemoryBusLimits {
+        event_buffer_events_max: 16,
+        command_queue_commands_max: 32,
+        reply_queue_replies_max: 32,
+    };
+
+    crate::bus_conformance_tests!(
+        async { Box::new(MemoryBus::new(TEST_LIMITS)) as Box<dyn Bus> },
+        TEST_LIMITS.event_buffer_events_max as u64,
+        TEST_LIMITS.command_queue_commands_max
+    );
+}

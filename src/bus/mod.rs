@@ -11,8 +11,10 @@
 //! - replies, engine → the gateway that holds the player: private frames.
 //!
 //! Implementations: [`memory::MemoryBus`] (embedded default, tokio channels). A Redis one
-//! follows behind the same trait; `bus::conformance` is the suite both must pass.
+//! follows behind the same trait; `bus::conformance` is the suite every one must pass.
 
+#[cfg(test)]
+pub mod conformance;
 pub mod memory;
 
 use async_trait::async_trait;

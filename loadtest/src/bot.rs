@@ -1,0 +1,849 @@
+//! One bot player: its life (guest token, connection, play, drain, final reconnection),
+//! its bets and the ledger it keeps of its own money. Every frame it receives is checked
+//! with the rules of `verify` and counted in `stats`.
+//!
+//! The frame handlers are synchronous: they update the state and queue requests in an
+//! outbox that the socket loop sends, so the state machine does no I/O of its own.
+//!
+//! Own ledger: `expected_minor` starts at `hello.balance`, loses each acknowledged stake
+//! and gains each cashout the bot learns of (its `cashout_ok`, or its own entry in a
+//! public `cashouts` list for auto-cashouts). Between rounds it must equal the last
+//! balance the server sent; at the end it must equal `hello.balance` on a new connection,
+//! which the server reads from the ledger. A server may still legitimately cut an
+//! auto-cashout short when the round's max profit is reached; with the stakes used here
+//! that takes thousands of bots betting at once, and shows as `auto_cashout_price`.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aloft::protocol::{
+    ClientMessage, ErrorCode, PastRound, Phase, PublicCashout, RoomEvent, ServerMessage,
+};
+use futures_util::{SinkExt, StreamExt};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::api::Api;
+use crate::behaviour::{self, Exit, Stake};
+use crate::connection::{self, Incoming, Socket};
+use crate::stats::{LocalStats, Stats};
+use crate::verify::{self, Check, Failure, FairCheck, SeqTracker};
+
+/// Interval between a bot's `ping` messages, in milliseconds.
+const PING_INTERVAL_MS: u64 = 20_000;
+/// Interval between flushes of a bot's counts into the shared stats, in milliseconds.
+const FLUSH_INTERVAL_MS: u64 = 1_000;
+/// Frames read on the final connection while waiting for `hello`, at most.
+const FRAMES_BEFORE_HELLO_MAX: usize = 16;
+
+/// What every bot of a run shares.
+pub struct RunContext {
+    pub api: Api,
+    pub fair: FairCheck,
+    pub stats: Arc<Stats>,
+    pub server: std::net::SocketAddr,
+    pub room: String,
+    /// Bots stop betting and start settling here.
+    pub end_at: Instant,
+    /// A bot not settled by then reports `drain_timeout`.
+    pub settle_deadline: Instant,
+    /// Everything, the final reconnection included, is over by then.
+    pub stop_deadline: Instant,
+}
+
+/// Runs bot `index` from its guest token to its final balance check.
+pub async fn run(context: Arc<RunContext>, index: u64, source: Ipv4Addr, seed: u64) {
+    let stats = &context.stats;
+    let joined = async {
+        let guest = context.api.guest().await?;
+        let socket = connection::open(context.server, source, &guest.token, &context.room).await?;
+        anyhow::Ok((guest, socket))
+    };
+    let (guest, mut socket) = match joined.await {
+        Ok(joined) => joined,
+        Err(error) => {
+            stats
+                .connections_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            stats.record_failure(Failure::new(
+                Check::ConnectFailed,
+                format!("bot {index}: {error:#}"),
+            ));
+            return;
+        }
+    };
+    stats
+        .connections_ok
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    stats
+        .connected
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut bot = Bot::new(context.clone(), index, guest.player, guest.balance, seed);
+    let settled = bot.play(&mut socket).await;
+    stats
+        .connected
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    // The connection is finished either way; a failed close frame changes nothing.
+    let _ = socket.close(None).await;
+    drop(socket);
+    if settled {
+        bot.final_check(&guest.token, source).await;
+    }
+    bot.local.flush(stats);
+}
+
+/// A request sent and not answered yet.
+#[derive(Debug)]
+struct Pending {
+    req: String,
+    slot: u8,
+    is_bet: bool,
+    sent_at: Instant,
+}
+
+/// A bet the bot holds in a slot, from the request to the crash of its round.
+#[derive(Debug)]
+struct OpenBet {
+    round: u64,
+    amount_minor: i64,
+    exit: Exit,
+    acked: bool,
+    cashout_sent: bool,
+    /// Cashout multiplier and payout, once known.
+    win: Option<(u64, i64)>,
+    crashed: bool,
+}
+
+/// Where a cashout report came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Reply,
+    Public,
+}
+
+/// A planned click in the betting phase.
+#[derive(Debug)]
+struct PlannedBets {
+    round: u64,
+    at: Instant,
+    stakes: [Option<Stake>; 2],
+}
+
+struct Bot {
+    context: Arc<RunContext>,
+    index: u64,
+    player: String,
+    /// Balance `/api/guest` granted, in minor units; the first `hello` must show it.
+    granted_minor: i64,
+    rng: SmallRng,
+    seq: SeqTracker,
+    round: u64,
+    phase: Phase,
+    /// Highest multiplier ticked in the current round, in hundredths.
+    tick_m: u64,
+    /// Round and hash of the last crash seen, for the chain link check.
+    last_crash: Option<(u64, String)>,
+    plan: Option<PlannedBets>,
+    slots: [Option<OpenBet>; 2],
+    pending: Vec<Pending>,
+    outbox: Vec<ClientMessage>,
+    requests_sent: u64,
+    /// The bot's own ledger, in minor units; `None` before `hello`.
+    expected_minor: Option<i64>,
+    /// The last balance the server sent, in minor units.
+    last_balance_minor: i64,
+    ping_at: Instant,
+    flush_at: Instant,
+    stopping: bool,
+    done: bool,
+    local: LocalStats,
+}
+
+impl Bot {
+    fn new(
+        context: Arc<RunContext>,
+        index: u64,
+        player: String,
+        granted_minor: i64,
+        seed: u64,
+    ) -> Bot {
+        let mut rng = SmallRng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let now = Instant::now();
+        let ping_at = now + Duration::from_millis(rng.random_range(0..PING_INTERVAL_MS));
+        let flush_at = now + Duration::from_millis(rng.random_range(0..FLUSH_INTERVAL_MS));
+        Bot {
+            context,
+            index,
+            player,
+            granted_minor,
+            rng,
+            seq: SeqTracker::default(),
+            round: 0,
+            phase: Phase::Crashed,
+            tick_m: 0,
+            last_crash: None,
+            plan: None,
+            slots: [None, None],
+            pending: Vec::new(),
+            outbox: Vec::new(),
+            requests_sent: 0,
+            expected_minor: None,
+            last_balance_minor: 0,
+            ping_at,
+            flush_at,
+            stopping: false,
+            done: false,
+            local: LocalStats::default(),
+        }
+    }
+
+    /// Plays until settled after the end of the run (true) or until the connection or
+    /// the drain fails (false).
+    async fn play(&mut self, socket: &mut Socket) -> bool {
+        let mut armed = self.next_deadline();
+        let timer = tokio::time::sleep_until(armed);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                frame = socket.next() => match frame {
+                    Some(Ok(message)) => self.on_message(message),
+                    Some(Err(error)) => return self.lost(format!("read failed: {error}")),
+                    None => return self.lost("connection closed".to_owned()),
+                },
+                () = &mut timer => self.on_timer(Instant::now()),
+            }
+            if let Err(error) = self.send_outbox(socket).await {
+                return self.lost(format!("send failed: {error}"));
+            }
+            if self.stopping && self.is_settled() {
+                return true;
+            }
+            if self.done {
+                return false;
+            }
+            let next = self.next_deadline();
+            if next != armed {
+                timer.as_mut().reset(next);
+                armed = next;
+            }
+        }
+    }
+
+    /// Sends the queued requests in one flush.
+    async fn send_outbox(&mut self, socket: &mut Socket) -> Result<(), WsError> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        for message in self.outbox.drain(..) {
+            socket
+                .feed(Message::text(aloft::protocol::encode(&message)))
+                .await?;
+        }
+        socket.flush().await
+    }
+
+    fn lost(&mut self, why: String) -> bool {
+        self.fail(Check::Disconnected, why);
+        false
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let phase_deadline = if self.stopping {
+            self.context.settle_deadline
+        } else {
+            self.context.end_at
+        };
+        let mut next = self.ping_at.min(self.flush_at).min(phase_deadline);
+        if let Some(plan) = &self.plan {
+            next = next.min(plan.at);
+        }
+        next
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        if now >= self.flush_at {
+            self.local.flush(&self.context.stats);
+            self.flush_at = now + Duration::from_millis(FLUSH_INTERVAL_MS);
+        }
+        if now >= self.ping_at {
+            self.outbox.push(ClientMessage::Ping);
+            self.ping_at = now + Duration::from_millis(PING_INTERVAL_MS);
+        }
+        if self.plan.as_ref().is_some_and(|plan| now >= plan.at) {
+            self.place_planned_bets(now);
+        }
+        if !self.stopping && now >= self.context.end_at {
+            self.stop(now);
+        }
+        if self.stopping && now >= self.context.settle_deadline && !self.is_settled() {
+            let state = format!(
+                "not settled {} ms after the end: {} requests unanswered, slots {:?}, own ledger {:?}, server balance {}",
+                (self.context.settle_deadline - self.context.end_at).as_millis(),
+                self.pending.len(),
+                self.slots,
+                self.expected_minor,
+                self.last_balance_minor
+            );
+            self.fail(Check::DrainTimeout, state);
+            self.done = true;
+        }
+    }
+
+    /// The end of the run: no more bets; cash out whatever flies.
+    fn stop(&mut self, now: Instant) {
+        self.stopping = true;
+        self.plan = None;
+        if self.phase == Phase::Flying {
+            self.cash_out_due(u64::MAX, now);
+        }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.pending.is_empty()
+            && self.outbox.is_empty()
+            && self
+                .slots
+                .iter()
+                .flatten()
+                .all(|bet| bet.crashed || bet.win.is_some())
+            && self.expected_minor == Some(self.last_balance_minor)
+    }
+
+    fn on_message(&mut self, message: Message) {
+        match message {
+            Message::Text(text) => {
+                self.local.frames_received += 1;
+                match connection::decode(text.as_str()) {
+                    Ok(Incoming::Event(event)) => self.on_event(event, Instant::now()),
+                    Ok(Incoming::Private(message)) => self.on_private(message, Instant::now()),
+                    Err(error) => self.fail(Check::BadFrame, format!("{error}: {}", text.as_str())),
+                }
+            }
+            Message::Close(frame) => {
+                self.fail(
+                    Check::Disconnected,
+                    format!("server closed the connection: {frame:?}"),
+                );
+                self.done = true;
+            }
+            Message::Binary(_) => self.fail(Check::BadFrame, "binary frame".to_owned()),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+
+    fn on_event(&mut self, event: RoomEvent, now: Instant) {
+        if let Err(failure) = self.seq.on_event(event.seq()) {
+            self.report(failure);
+        }
+        match event {
+            RoomEvent::Betting { round, ends_at, .. } => self.on_betting(round, ends_at, now),
+            RoomEvent::Flying { round, .. } => {
+                self.round = round;
+                self.phase = Phase::Flying;
+                self.tick_m = 100;
+                if self.stopping {
+                    self.cash_out_due(u64::MAX, now);
+                }
+            }
+            RoomEvent::Tick {
+                round, m, cashouts, ..
+            } => self.on_tick(round, m, &cashouts, now),
+            RoomEvent::Crash {
+                round,
+                m,
+                hash,
+                cashouts,
+                ..
+            } => self.on_crash(round, m, hash, &cashouts),
+        }
+    }
+
+    fn on_betting(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
+        if self.pending.is_empty()
+            && self
+                .expected_minor
+                .is_some_and(|expected| expected != self.last_balance_minor)
+        {
+            let message = format!(
+                "before round {round}: own ledger {:?}, server's last balance {}",
+                self.expected_minor, self.last_balance_minor
+            );
+            self.fail(Check::BalanceDrift, message);
+        }
+        self.round = round;
+        self.phase = Phase::Betting;
+        self.tick_m = 100;
+        self.plan_bets(round, ends_at_ms, now);
+    }
+
+    fn plan_bets(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
+        if self.stopping {
+            return;
+        }
+        let window_ms = ends_at_ms.saturating_sub(unix_now_ms());
+        self.plan = behaviour::plan_round(&mut self.rng, window_ms).map(|plan| PlannedBets {
+            round,
+            at: now + Duration::from_millis(plan.delay_ms),
+            stakes: plan.stakes,
+        });
+    }
+
+    fn place_planned_bets(&mut self, now: Instant) {
+        let Some(plan) = self.plan.take() else { return };
+        if plan.round != self.round || self.phase != Phase::Betting {
+            return;
+        }
+        for stake in plan.stakes.into_iter().flatten() {
+            let slot = usize::from(stake.slot);
+            if self.slots[slot].is_some() {
+                continue;
+            }
+            let req = self.next_req();
+            self.slots[slot] = Some(OpenBet {
+                round: self.round,
+                amount_minor: stake.amount_minor,
+                exit: stake.exit,
+                acked: false,
+                cashout_sent: false,
+                win: None,
+                crashed: false,
+            });
+            self.pending.push(Pending {
+                req: req.clone(),
+                slot: stake.slot,
+                is_bet: true,
+                sent_at: now,
+            });
+            self.outbox.push(ClientMessage::Bet {
+                req,
+                amount: stake.amount_minor,
+                auto: stake.exit.auto(),
+                slot: stake.slot,
+            });
+            self.local.bets_sent += 1;
+        }
+    }
+
+    fn on_tick(&mut self, round: u64, m: u64, cashouts: &[PublicCashout], now: Instant) {
+        self.apply_public_cashouts(round, cashouts);
+        if self.phase == Phase::Flying && round == self.round {
+            self.tick_m = self.tick_m.max(m);
+            self.cash_out_due(m, now);
+        }
+    }
+
+    /// Sends `cashout` for every acknowledged bet of the flying round whose target `m`
+    /// reached, or for all of them once the run is stopping.
+    fn cash_out_due(&mut self, m: u64, now: Instant) {
+        for slot in 0..self.slots.len() {
+            let due = self.slots[slot].as_ref().is_some_and(|bet| {
+                let target_reached = match bet.exit {
+                    Exit::Manual(target) => m >= target,
+                    Exit::Auto(_) => false,
+                };
+                bet.round == self.round
+                    && bet.acked
+                    && !bet.cashout_sent
+                    && bet.win.is_none()
+                    && (self.stopping || target_reached)
+            });
+            if !due {
+                continue;
+            }
+            let req = self.next_req();
+            if let Some(bet) = self.slots[slot].as_mut() {
+                bet.cashout_sent = true;
+            }
+            let slot = u8::try_from(slot).expect("two slots");
+            self.pending.push(Pending {
+                req: req.clone(),
+                slot,
+                is_bet: false,
+                sent_at: now,
+            });
+            self.outbox.push(ClientMessage::Cashout { req, slot });
+            self.local.cashouts_sent += 1;
+        }
+    }
+
+    fn on_crash(&mut self, round: u64, m: u64, hash: String, cashouts: &[PublicCashout]) {
+        let fair = &self.context.fair;
+        let previous = self
+            .last_crash
+            .as_ref()
+            .map(|(round, hash)| (*round, hash.as_str()));
+        let failures = [
+            fair.check_crash(round, m, &hash).err(),
+            fair.check_link(previous, round, &hash).err(),
+        ];
+        for failure in failures.into_iter().flatten() {
+            self.report(failure);
+        }
+        if round == self.round && self.tick_m > m {
+            self.fail(
+                Check::TickAboveCrash,
+                format!("round {round} ticked {} but crashed at {m}", self.tick_m),
+            );
+        }
+        self.apply_public_cashouts(round, cashouts);
+        for slot in 0..self.slots.len() {
+            let Some(bet) = self.slots[slot].as_mut().filter(|bet| bet.round == round) else {
+                continue;
+            };
+            bet.crashed = true;
+            if let Exit::Auto(auto) = bet.exit
+                && auto < m
+                && bet.win.is_none()
+                && !bet.cashout_sent
+            {
+                let message =
+                    format!("round {round} crashed at {m}, slot {slot} auto {auto} not cashed out");
+                self.fail(Check::AutoCashoutMissed, message);
+            }
+            self.close_if_done(slot);
+        }
+        self.phase = Phase::Crashed;
+        self.last_crash = Some((round, hash));
+        self.context.stats.note_crash(round);
+    }
+
+    fn apply_public_cashouts(&mut self, round: u64, cashouts: &[PublicCashout]) {
+        for cashout in cashouts {
+            if cashout.player != self.player {
+                continue;
+            }
+            self.apply_win(cashout.slot, round, cashout.m, cashout.win, Source::Public);
+        }
+    }
+
+    /// Books a cashout of `slot` the bot learnt of, checking it against the bet.
+    fn apply_win(&mut self, slot: u8, round: u64, m: u64, win_minor: i64, source: Source) {
+        let Some(bet) = self
+            .slots
+            .get_mut(usize::from(slot))
+            .and_then(Option::as_mut)
+            .filter(|bet| bet.round == round)
+        else {
+            let message = format!(
+                "cashout of slot {slot} in round {round} at {m} ({source:?}) without a bet"
+            );
+            return self.fail(Check::UnrequestedCashout, message);
+        };
+        if let Some((known_m, known_win)) = bet.win {
+            if (known_m, known_win) != (m, win_minor) {
+                let message = format!(
+                    "slot {slot} round {round}: cashout {known_m}/{known_win}, then {m}/{win_minor}"
+                );
+                self.fail(Check::CashoutConflict, message);
+            }
+            return;
+        }
+        let mut failures = vec![verify::check_win(bet.amount_minor, m, win_minor).err()];
+        if source == Source::Public && !bet.cashout_sent {
+            failures.push(match bet.exit {
+                Exit::Auto(auto) if auto != m => Some(Failure::new(
+                    Check::AutoCashoutPrice,
+                    format!("round {round} slot {slot}: auto {auto}, cashed out at {m}"),
+                )),
+                Exit::Auto(_) => None,
+                Exit::Manual(_) => Some(Failure::new(
+                    Check::UnrequestedCashout,
+                    format!(
+                        "round {round} slot {slot}: cashed out at {m} without an auto or a request"
+                    ),
+                )),
+            });
+        }
+        bet.win = Some((m, win_minor));
+        if let Some(expected) = self.expected_minor.as_mut() {
+            *expected += win_minor;
+        }
+        for failure in failures.into_iter().flatten() {
+            self.report(failure);
+        }
+    }
+
+    /// A bet leaves its slot once its round crashed and no request about it is pending.
+    fn close_if_done(&mut self, slot: usize) {
+        let pending = self
+            .pending
+            .iter()
+            .any(|request| usize::from(request.slot) == slot);
+        if !pending && self.slots[slot].as_ref().is_some_and(|bet| bet.crashed) {
+            self.slots[slot] = None;
+        }
+    }
+
+    fn on_private(&mut self, message: ServerMessage, now: Instant) {
+        match message {
+            ServerMessage::Hello {
+                player, balance, ..
+            } => self.on_hello(&player, balance),
+            ServerMessage::Snapshot {
+                seq,
+                round,
+                phase,
+                ends_at,
+                history,
+                ..
+            } => self.on_snapshot(seq, round, phase, ends_at, &history, now),
+            ServerMessage::BetOk {
+                req,
+                round,
+                slot,
+                amount,
+                auto,
+                balance,
+            } => {
+                self.on_bet_ok(&req, round, slot, amount, auto, now);
+                self.observe_balance(balance);
+            }
+            ServerMessage::CashoutOk {
+                req,
+                round,
+                slot,
+                m,
+                win,
+                balance,
+            } => {
+                if let Some(request) = self.take_pending(&req, false, now) {
+                    self.local.cashouts_acked += 1;
+                    if request.slot != slot {
+                        self.fail(
+                            Check::ReplyMismatch,
+                            format!(
+                                "cashout {req} of slot {} answered for slot {slot}",
+                                request.slot
+                            ),
+                        );
+                    }
+                    self.apply_win(slot, round, m, win, Source::Reply);
+                    self.close_if_done(usize::from(request.slot));
+                }
+                self.observe_balance(balance);
+            }
+            ServerMessage::BetErr { req, code, message } => {
+                self.on_reject(&req, true, code, &message, now)
+            }
+            ServerMessage::CashoutErr { req, code, message } => {
+                self.on_reject(&req, false, code, &message, now)
+            }
+            ServerMessage::Balance { balance } => self.observe_balance(balance),
+            ServerMessage::Error { code, message } => {
+                self.fail(Check::ErrorFrame, format!("{}: {message}", code.as_str()))
+            }
+            ServerMessage::Pong { .. } => {}
+        }
+    }
+
+    fn on_hello(&mut self, player: &str, balance: i64) {
+        if player != self.player {
+            self.fail(Check::ReplyMismatch, format!("hello for player {player}"));
+        }
+        if self.expected_minor.is_none() {
+            if balance != self.granted_minor {
+                let message = format!(
+                    "hello balance {balance}, guest granted {}",
+                    self.granted_minor
+                );
+                self.fail(Check::ReplyMismatch, message);
+            }
+            self.expected_minor = Some(balance);
+        }
+        self.observe_balance(balance);
+    }
+
+    fn on_snapshot(
+        &mut self,
+        seq: u64,
+        round: u64,
+        phase: Phase,
+        ends_at_ms: Option<u64>,
+        history: &[PastRound],
+        now: Instant,
+    ) {
+        self.seq.on_snapshot(seq);
+        for failure in self.context.fair.check_history(history) {
+            self.report(failure);
+        }
+        self.last_crash = history
+            .iter()
+            .max_by_key(|past| past.round)
+            .map(|past| (past.round, past.hash.clone()));
+        self.round = round;
+        self.phase = phase;
+        self.tick_m = 100;
+        if let (Phase::Betting, Some(ends_at_ms)) = (phase, ends_at_ms) {
+            self.plan_bets(round, ends_at_ms, now);
+        }
+    }
+
+    fn on_bet_ok(
+        &mut self,
+        req: &str,
+        round: u64,
+        slot: u8,
+        amount_minor: i64,
+        auto: Option<u64>,
+        now: Instant,
+    ) {
+        let Some(request) = self.take_pending(req, true, now) else {
+            return;
+        };
+        self.local.bets_acked += 1;
+        let slot_index = usize::from(request.slot);
+        let Some(bet) = self.slots[slot_index].as_mut() else {
+            return;
+        };
+        bet.acked = true;
+        let asked = (bet.round, request.slot, bet.amount_minor, bet.exit.auto());
+        let stake_minor = bet.amount_minor;
+        if let Some(expected) = self.expected_minor.as_mut() {
+            *expected -= stake_minor;
+        }
+        if asked != (round, slot, amount_minor, auto) {
+            let message = format!(
+                "bet {req}: asked (round, slot, amount, auto) {asked:?}, got {:?}",
+                (round, slot, amount_minor, auto)
+            );
+            self.fail(Check::ReplyMismatch, message);
+        }
+        self.close_if_done(slot_index);
+    }
+
+    fn on_reject(&mut self, req: &str, is_bet: bool, code: ErrorCode, message: &str, now: Instant) {
+        let Some(request) = self.take_pending(req, is_bet, now) else {
+            return;
+        };
+        let kind = if is_bet { "bet" } else { "cashout" };
+        self.context.stats.record_reject(kind, code.as_str());
+        let slot = usize::from(request.slot);
+        if is_bet {
+            self.slots[slot] = None;
+        } else {
+            self.close_if_done(slot);
+        }
+        let expected = match code {
+            ErrorCode::WrongPhase | ErrorCode::Overloaded => true,
+            ErrorCode::TooLate | ErrorCode::NoActiveBet => !is_bet,
+            _ => false,
+        };
+        if !expected {
+            self.fail(
+                Check::UnexpectedReject,
+                format!("{kind} {req}: {}: {message}", code.as_str()),
+            );
+        }
+    }
+
+    /// Removes the request `req` from those in flight and records its latency.
+    fn take_pending(&mut self, req: &str, is_bet: bool, now: Instant) -> Option<Pending> {
+        let position = self
+            .pending
+            .iter()
+            .position(|request| request.req == req && request.is_bet == is_bet);
+        let Some(position) = position else {
+            self.fail(
+                Check::UnknownReply,
+                format!("reply to unknown request {req:?}"),
+            );
+            return None;
+        };
+        let request = self.pending.swap_remove(position);
+        let latency_us =
+            u64::try_from(now.duration_since(request.sent_at).as_micros()).unwrap_or(u64::MAX);
+        self.local.ack_latencies_us.push(latency_us);
+        Some(request)
+    }
+
+    fn observe_balance(&mut self, balance_minor: i64) {
+        if balance_minor < 0 {
+            self.fail(Check::NegativeBalance, format!("balance {balance_minor}"));
+        }
+        self.last_balance_minor = balance_minor;
+    }
+
+    fn next_req(&mut self) -> String {
+        self.requests_sent += 1;
+        format!("b{}-{}", self.index, self.requests_sent)
+    }
+
+    /// Reconnects once and compares `hello.balance`, read from the ledger, with the
+    /// bot's own ledger.
+    async fn final_check(&mut self, token: &str, source: Ipv4Addr) {
+        let budget = self
+            .context
+            .stop_deadline
+            .saturating_duration_since(Instant::now());
+        let context = self.context.clone();
+        let hello = tokio::time::timeout(budget, read_hello(&context, token, source)).await;
+        let expected = self.expected_minor;
+        match hello {
+            Ok(Ok(balance)) if Some(balance) == expected => {}
+            Ok(Ok(balance)) => {
+                let message = format!(
+                    "ledger says {balance}, own ledger {expected:?}, last balance frame {}",
+                    self.last_balance_minor
+                );
+                self.fail(Check::FinalBalance, message);
+            }
+            Ok(Err(error)) => self.fail(Check::ReconnectFailed, format!("{error:#}")),
+            Err(_) => self.fail(
+                Check::ReconnectFailed,
+                format!("no hello within {} ms", budget.as_millis()),
+            ),
+        }
+    }
+
+    fn fail(&mut self, check: Check, message: String) {
+        let failure = self.failure(check, message);
+        self.context.stats.record_failure(failure);
+    }
+
+    fn report(&mut self, failure: Failure) {
+        let failure = self.failure(failure.check, failure.message);
+        self.context.stats.record_failure(failure);
+    }
+
+    fn failure(&self, check: Check, message: String) -> Failure {
+        Failure::new(
+            check,
+            format!("bot {} ({}): {message}", self.index, self.player),
+        )
+    }
+}
+
+/// Opens a new connection with `token` and returns the balance of its `hello`.
+async fn read_hello(context: &RunContext, token: &str, source: Ipv4Addr) -> anyhow::Result<i64> {
+    let mut socket = connection::open(context.server, source, token, &context.room).await?;
+    let mut balance = None;
+    for _ in 0..FRAMES_BEFORE_HELLO_MAX {
+        let Some(frame) = socket.next().await else {
+            break;
+        };
+        if let Message::Text(text) = frame?
+            && let Ok(Incoming::Private(ServerMessage::Hello {
+                balance: hello_balance,
+                ..
+            })) = connection::decode(text.as_str())
+        {
+            balance = Some(hello_balance);
+            break;
+        }
+    }
+    // The check is done; a failed close frame changes nothing.
+    let _ = socket.close(None).await;
+    balance.ok_or_else(|| anyhow::anyhow!("no hello in the first {FRAMES_BEFORE_HELLO_MAX} frames"))
+}
+
+/// The wall clock in unix milliseconds, to read the server's `ends_at` (same machine).
+fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
+}

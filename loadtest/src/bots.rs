@@ -1,0 +1,193 @@
+//! The `bots` subcommand: N real bot players against one server. This module owns the
+//! run as a whole: its options and their limits, the ramp of connections, the end of the
+//! run and its bounded drain, and the report.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::api::Api;
+use crate::bot::{self, RunContext};
+use crate::progress::Progress;
+use crate::report::{Report, RunFacts};
+use crate::stats::Stats;
+use crate::verify::FairCheck;
+
+/// Most bot players in one run.
+pub const PLAYERS_MAX: u64 = 200_000;
+/// Fastest ramp, in new connections per second.
+const RAMP_PER_SECOND_MAX: u64 = 20_000;
+/// Longest run, in seconds (a day).
+const DURATION_SECONDS_MAX: u64 = 86_400;
+/// Time after the end for bots to settle their bets, in milliseconds.
+const SETTLE_MS: u64 = 7_000;
+/// Time after the end by which everything, final reconnections included, is over, in
+/// milliseconds (the bounded drain).
+const DRAIN_MS_MAX: u64 = 10_000;
+/// Extra time given to bot tasks past the drain before they are aborted, in milliseconds.
+const ABORT_GRACE_MS: u64 = 1_000;
+const _: () = assert!(SETTLE_MS < DRAIN_MS_MAX);
+
+/// Options of `aloft-loadtest bots`.
+#[derive(Debug, clap::Args)]
+pub struct BotsArgs {
+    /// Server WebSocket URL, on loopback only (127.0.0.0/8), e.g. ws://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// Bot players to run.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=PLAYERS_MAX))]
+    pub players: u64,
+    /// How long the bots play, e.g. 60s, 2m, 500ms (then at most 10 s of drain).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Duration,
+    /// New connections per second.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=RAMP_PER_SECOND_MAX))]
+    pub ramp_per_second: u64,
+    /// Loopback source addresses to spread the bots over (default: 127.0.0.1 ..
+    /// 127.0.0.k, k = ceil(players / 20000)).
+    #[arg(long, value_delimiter = ',')]
+    pub source_addrs: Vec<Ipv4Addr>,
+    /// Room to join.
+    #[arg(long, default_value = "main")]
+    pub room: String,
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Seed of the bots' choices (default: random, printed in the report).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+/// Parses `500ms`, `30s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit_ms) = if let Some(number) = text.strip_suffix("ms") {
+        (number, 1)
+    } else if let Some(number) = text.strip_suffix('s') {
+        (number, 1_000)
+    } else if let Some(number) = text.strip_suffix('m') {
+        (number, 60_000)
+    } else {
+        (text, 1_000)
+    };
+    let value: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 60s, 2m or 500ms"))?;
+    let duration = Duration::from_millis(value.saturating_mul(unit_ms));
+    if duration.is_zero() || duration > Duration::from_secs(DURATION_SECONDS_MAX) {
+        return Err(format!(
+            "duration must be more than 0 and at most {DURATION_SECONDS_MAX} s"
+        ));
+    }
+    Ok(duration)
+}
+
+/// Runs the bots and reports; `Ok(true)` when every check passed.
+pub async fn run(args: BotsArgs) -> anyhow::Result<bool> {
+    let server = crate::target::parse_ws_url(&args.url)?;
+    let sources = crate::target::source_addrs(&args.source_addrs, args.players)?;
+    crate::target::check_room(&args.room)?;
+    crate::process::ensure_open_files(args.players)?;
+    let api = Api::new(server);
+    let fair = api
+        .fair()
+        .await
+        .context("reading the fairness parameters")?;
+    ensure!(
+        fair.chain_length > 0,
+        "the server publishes an empty hash chain"
+    );
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let started = Instant::now();
+    let end_at = started + args.duration;
+    let context = Arc::new(RunContext {
+        api,
+        fair: FairCheck {
+            salt: fair.salt,
+            commitment: fair.commitment,
+            house_edge_bp: fair.house_edge_bp,
+        },
+        stats: Arc::new(Stats::new()),
+        server,
+        room: args.room.clone(),
+        end_at,
+        settle_deadline: end_at + Duration::from_millis(SETTLE_MS),
+        stop_deadline: end_at + Duration::from_millis(DRAIN_MS_MAX),
+    });
+    let progress = Progress::start(context.stats.clone(), args.players);
+    let mut bots = JoinSet::new();
+    let players_started = ramp(&context, &mut bots, &args, &sources, seed).await;
+    let all_done = async { while bots.join_next().await.is_some() {} };
+    let abort_at = context.stop_deadline + Duration::from_millis(ABORT_GRACE_MS);
+    if tokio::time::timeout_at(abort_at, all_done).await.is_err() {
+        eprintln!("{} bots still running past the drain; aborted", bots.len());
+        bots.shutdown().await;
+    }
+    progress.finish().await;
+    let facts = RunFacts {
+        url: args.url.clone(),
+        room: args.room.clone(),
+        seed,
+        players: args.players,
+        players_started,
+        duration_seconds: args.duration.as_secs_f64(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        usage: crate::process::read_usage()?,
+    };
+    let report = Report::new(facts, &context.stats);
+    print!("{}", report.summary_table());
+    if let Some(path) = &args.report {
+        report.write_json(path)?;
+        println!("report written to {}", path.display());
+    }
+    Ok(report.passed() && players_started == args.players)
+}
+
+/// Starts the bots at `ramp_per_second` until all run or the run ends; returns how many
+/// started.
+async fn ramp(
+    context: &Arc<RunContext>,
+    bots: &mut JoinSet<()>,
+    args: &BotsArgs,
+    sources: &[Ipv4Addr],
+    seed: u64,
+) -> u64 {
+    let ramp_started = Instant::now();
+    for index in 0..args.players {
+        let due =
+            ramp_started + Duration::from_secs_f64(index as f64 / args.ramp_per_second as f64);
+        if due >= context.end_at {
+            eprintln!(
+                "the run ended before every bot started: {index} of {} started",
+                args.players
+            );
+            return index;
+        }
+        tokio::time::sleep_until(due).await;
+        let source = sources[usize::try_from(index).expect("players fit usize") % sources.len()];
+        bots.spawn(bot::run(context.clone(), index, source, seed));
+    }
+    args.players
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_have_units_and_limits() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("2d").is_err());
+        assert!(parse_duration("100000s").is_err());
+    }
+}

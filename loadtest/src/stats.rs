@@ -1,0 +1,196 @@
+//! What a run measures, shared by every bot: counters, the ack-latency histogram, the
+//! reject codes and the failure log. Bots count into a small [`LocalStats`] and flush it
+//! about once a second, so the hot path (a frame per tick per bot) touches no shared
+//! cache line.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hdrhistogram::Histogram;
+
+use crate::verify::Failure;
+
+/// Failure messages kept verbatim; further ones are only counted.
+pub const FAILURE_MESSAGES_MAX: usize = 20;
+/// Largest ack latency the histogram tells apart, in microseconds (60 s).
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Significant figures of the latency histogram.
+const LATENCY_SIGNIFICANT_FIGURES: u8 = 3;
+
+/// The failure log: counts per kind and the first messages.
+#[derive(Debug, Default, Clone)]
+pub struct FailureLog {
+    pub by_check: BTreeMap<&'static str, u64>,
+    pub first_messages: Vec<String>,
+}
+
+impl FailureLog {
+    pub fn total(&self) -> u64 {
+        self.by_check.values().sum()
+    }
+}
+
+/// The run's shared measurements.
+pub struct Stats {
+    /// Bots connected now (a gauge).
+    pub connected: AtomicU64,
+    pub connections_ok: AtomicU64,
+    pub connections_failed: AtomicU64,
+    /// Distinct rounds whose crash at least one bot saw.
+    pub rounds_seen: AtomicU64,
+    /// Highest crashed round seen, to count each round once.
+    highest_crashed_round: AtomicU64,
+    pub bets_sent: AtomicU64,
+    pub bets_acked: AtomicU64,
+    pub cashouts_sent: AtomicU64,
+    pub cashouts_acked: AtomicU64,
+    pub frames_received: AtomicU64,
+    /// Send → reply latency of bets and cashouts, in microseconds.
+    pub ack_latency_us: Mutex<Histogram<u64>>,
+    /// Rejections by `request:code`, e.g. `cashout:too_late`.
+    pub rejects: Mutex<BTreeMap<String, u64>>,
+    pub failures: Mutex<FailureLog>,
+}
+
+impl Stats {
+    pub fn new() -> Stats {
+        let histogram = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
+            .expect("constant histogram bounds are valid");
+        Stats {
+            connected: AtomicU64::new(0),
+            connections_ok: AtomicU64::new(0),
+            connections_failed: AtomicU64::new(0),
+            rounds_seen: AtomicU64::new(0),
+            highest_crashed_round: AtomicU64::new(0),
+            bets_sent: AtomicU64::new(0),
+            bets_acked: AtomicU64::new(0),
+            cashouts_sent: AtomicU64::new(0),
+            cashouts_acked: AtomicU64::new(0),
+            frames_received: AtomicU64::new(0),
+            ack_latency_us: Mutex::new(histogram),
+            rejects: Mutex::new(BTreeMap::new()),
+            failures: Mutex::new(FailureLog::default()),
+        }
+    }
+
+    /// Counts a failure; keeps its message if it is among the first.
+    pub fn record_failure(&self, failure: Failure) {
+        let mut log = self.failures.lock().expect("failure log lock");
+        *log.by_check.entry(failure.check.as_str()).or_default() += 1;
+        if log.first_messages.len() < FAILURE_MESSAGES_MAX {
+            log.first_messages
+                .push(format!("{}: {}", failure.check.as_str(), failure.message));
+        }
+    }
+
+    pub fn record_reject(&self, request: &str, code: &str) {
+        let mut rejects = self.rejects.lock().expect("rejects lock");
+        *rejects.entry(format!("{request}:{code}")).or_default() += 1;
+    }
+
+    /// Counts `round` once however many bots saw it crash (rounds only grow).
+    pub fn note_crash(&self, round: u64) {
+        if self
+            .highest_crashed_round
+            .fetch_max(round, Ordering::Relaxed)
+            < round
+        {
+            self.rounds_seen.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn failures(&self) -> FailureLog {
+        self.failures.lock().expect("failure log lock").clone()
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// One bot's counts since its last flush.
+#[derive(Debug, Default)]
+pub struct LocalStats {
+    pub frames_received: u64,
+    pub bets_sent: u64,
+    pub bets_acked: u64,
+    pub cashouts_sent: u64,
+    pub cashouts_acked: u64,
+    /// Ack latencies, in microseconds.
+    pub ack_latencies_us: Vec<u64>,
+}
+
+impl LocalStats {
+    /// Adds these counts to `stats` and starts over.
+    pub fn flush(&mut self, stats: &Stats) {
+        let add = |counter: &AtomicU64, value: u64| {
+            if value > 0 {
+                counter.fetch_add(value, Ordering::Relaxed);
+            }
+        };
+        add(&stats.frames_received, self.frames_received);
+        add(&stats.bets_sent, self.bets_sent);
+        add(&stats.bets_acked, self.bets_acked);
+        add(&stats.cashouts_sent, self.cashouts_sent);
+        add(&stats.cashouts_acked, self.cashouts_acked);
+        if !self.ack_latencies_us.is_empty() {
+            let mut histogram = stats.ack_latency_us.lock().expect("histogram lock");
+            for latency_us in self.ack_latencies_us.drain(..) {
+                histogram.saturating_record(latency_us.max(1));
+            }
+        }
+        self.frames_received = 0;
+        self.bets_sent = 0;
+        self.bets_acked = 0;
+        self.cashouts_sent = 0;
+        self.cashouts_acked = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Check;
+
+    #[test]
+    fn failures_are_counted_by_kind_and_the_first_kept() {
+        let stats = Stats::new();
+        for index in 0..(FAILURE_MESSAGES_MAX + 5) {
+            stats.record_failure(Failure::new(Check::SeqGap, format!("gap {index}")));
+        }
+        stats.record_failure(Failure::new(Check::CrashPoint, "bad"));
+        let log = stats.failures();
+        assert_eq!(log.by_check["seq_gap"], FAILURE_MESSAGES_MAX as u64 + 5);
+        assert_eq!(log.by_check["crash_point"], 1);
+        assert_eq!(log.total(), FAILURE_MESSAGES_MAX as u64 + 6);
+        assert_eq!(log.first_messages.len(), FAILURE_MESSAGES_MAX);
+        assert_eq!(log.first_messages[0], "seq_gap: gap 0");
+    }
+
+    #[test]
+    fn each_round_is_counted_once() {
+        let stats = Stats::new();
+        for round in [3, 3, 4, 3, 5, 5] {
+            stats.note_crash(round);
+        }
+        assert_eq!(Stats::get(&stats.rounds_seen), 3);
+    }
+
+    #[test]
+    fn local_counts_flush_into_the_shared_ones() {
+        let stats = Stats::new();
+        let mut local = LocalStats {
+            frames_received: 10,
+            bets_sent: 2,
+            ack_latencies_us: vec![1_000, 2_000],
+            ..LocalStats::default()
+        };
+        local.flush(&stats);
+        local.frames_received += 1;
+        local.flush(&stats);
+        assert_eq!(Stats::get(&stats.frames_received), 11);
+        assert_eq!(Stats::get(&stats.bets_sent), 2);
+        assert_eq!(stats.ack_latency_us.lock().unwrap().len(), 2);
+    }
+}

@@ -1,0 +1,184 @@
+//! The conformance suite every [`Bus`] implementation must pass: ordering of events,
+//! fan-out to every subscriber, gap reporting, the single consumer of a room's commands,
+//! bounded queues and reply routing. Each case takes a fresh bus; the Redis bus reuses
+//! them through [`bus_conformance_tests!`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::{
+    Bus, BusError, Command, CommandEnvelope, Delivery, EventEnvelope, ReplyEnvelope, ReplyTo,
+};
+
+/// Longest a case waits for a delivery.
+const DELIVERY_WAIT_MS: u64 = 5_000;
+
+fn event(room: &str, seq: u64) -> EventEnvelope {
+    EventEnvelope {
+        room: room.to_owned(),
+        seq,
+        conflatable: seq % 2 == 0,
+        json: Bytes::from(format!("{{\"seq\":{seq}}}")),
+    }
+}
+
+fn reply_to(gateway: &str, connection: u64) -> ReplyTo {
+    ReplyTo {
+        gateway: gateway.to_owned(),
+        connection,
+        player: format!("p{connection}"),
+    }
+}
+
+fn bet(room: &str, req: &str) -> CommandEnvelope {
+    CommandEnvelope {
+        room: room.to_owned(),
+        from: reply_to("gw-a", 1),
+        command: Command::Bet {
+            req: req.to_owned(),
+            amount_minor: 100,
+            auto_cashout_hundredths: Some(200),
+            slot: 1,
+        },
+    }
+}
+
+async fn within<T>(future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_millis(DELIVERY_WAIT_MS), future)
+        .await
+        .expect("delivered in time")
+}
+
+/// Every subscriber of a room gets its events, in order; other rooms' events do not leak.
+pub async fn events_reach_every_subscriber_in_order(bus: &dyn Bus) {
+    let mut first = bus.subscribe("r1").await.unwrap();
+    let mut second = bus.subscribe("r1").await.unwrap();
+    let mut other_room = bus.subscribe("r2").await.unwrap();
+    for seq in 1..=10 {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    bus.publish(event("r2", 1)).await.unwrap();
+    for subscriber in [&mut first, &mut second] {
+        for seq in 1..=10 {
+            assert_eq!(
+                within(subscriber.next()).await,
+                Some(Delivery::Event(event("r1", seq)))
+            );
+        }
+    }
+    assert_eq!(
+        within(other_room.next()).await,
+        Some(Delivery::Event(event("r2", 1)))
+    );
+}
+
+/// Publishing to a room nobody listens to is not an error.
+pub async fn publishing_without_subscribers_succeeds(bus: &dyn Bus) {
+    bus.publish(event("lonely", 1)).await.unwrap();
+}
+
+/// A subscriber that falls behind the event buffer is told how many it missed.
+pub async fn a_lagging_subscriber_sees_a_gap(bus: &dyn Bus, buffer_events: u64) {
+    let mut subscriber = bus.subscribe("r1").await.unwrap();
+    let published = buffer_events * 2 + 10;
+    for seq in 1..=published {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    let mut seen = 0;
+    let mut missed_total = 0;
+    while seen + missed_total < published {
+        match within(subscriber.next()).await.expect("stream open") {
+            Delivery::Event(_) => seen += 1,
+            Delivery::Gap { missed } => missed_total += missed,
+        }
+    }
+    assert!(missed_total > 0, "no gap reported");
+    assert_eq!(seen + missed_total, published);
+}
+
+/// Commands of a room reach its one consumer in order; a second consumer is refused.
+pub async fn commands_have_one_consumer_in_order(bus: &dyn Bus) {
+    bus.send_command(bet("r1", "a")).await.unwrap();
+    let mut commands = bus.commands("r1").await.unwrap();
+    bus.send_command(bet("r1", "b")).await.unwrap();
+    assert_eq!(within(commands.next()).await, Some(bet("r1", "a")));
+    assert_eq!(within(commands.next()).await, Some(bet("r1", "b")));
+    assert!(matches!(
+        bus.commands("r1").await,
+        Err(BusError::AlreadyConsumed { .. })
+    ));
+}
+
+/// A full command queue is reported, never waited on.
+pub async fn a_full_command_queue_is_reported(bus: &dyn Bus, queue_commands: usize) {
+    let _commands = bus.commands("busy").await.unwrap();
+    for index in 0..queue_commands {
+        bus.send_command(bet("busy", &index.to_string()))
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        bus.send_command(bet("busy", "one too many")).await,
+        Err(BusError::QueueFull { .. })
+    ));
+}
+
+/// Replies reach the gateway they are addressed to, and only it.
+pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
+    let mut gateway_a = bus.replies("gw-a").await.unwrap();
+    let mut gateway_b = bus.replies("gw-b").await.unwrap();
+    let to_b = ReplyEnvelope {
+        to: reply_to("gw-b", 7),
+        json: Bytes::from_static(b"{\"t\":\"balance\",\"balance\":1}"),
+    };
+    let to_a = ReplyEnvelope {
+        to: reply_to("gw-a", 3),
+        json: Bytes::from_static(b"{\"t\":\"pong\",\"server_time\":1}"),
+    };
+    bus.send_reply(to_b.clone()).await.unwrap();
+    bus.send_reply(to_a.clone()).await.unwrap();
+    assert_eq!(within(gateway_a.next()).await, Some(to_a));
+    assert_eq!(within(gateway_b.next()).await, Some(to_b));
+}
+
+/// Stamps out the suite for one implementation: `$make` is an async expression that
+/// yields a fresh bus whose event buffer holds `$buffer_events` events and whose command
+/// queue holds `$queue_commands` commands.
+#[macro_export]
+macro_rules! bus_conformance_tests {
+    ($make:expr, $buffer_events:expr, $queue_commands:expr) => {
+        use $crate::bus::conformance as suite;
+
+        #[tokio::test]
+        async fn events_reach_every_subscriber_in_order() {
+            suite::events_reach_every_subscriber_in_order(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn publishing_without_subscribers_succeeds() {
+            suite::publishing_without_subscribers_succeeds(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn a_lagging_subscriber_sees_a_gap() {
+            suite::a_lagging_subscriber_sees_a_gap(&*$make.await, $buffer_events).await;
+        }
+
+        #[tokio::test]
+        async fn commands_have_one_consumer_in_order() {
+            suite::commands_have_one_consumer_in_order(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn a_full_command_queue_is_reported() {
+            suite::a_full_command_queue_is_reported(&*$make.await, $queue_commands).await;
+        }
+
+        #[tokio::test]
+        async fn replies_reach_their_gateway() {
+            suite::replies_reach_their_gateway(&*$make.await).await;
+        }
+    };
+}

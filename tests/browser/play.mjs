@@ -1,0 +1,230 @@
+#!/usr/bin/env node
+// End-to-end browser test of the aloft web client.
+//
+//   node tests/browser/play.mjs http://127.0.0.1:18080
+//
+// Launches Debian's headless chromium through playwright-core, plays one round on the
+// page like a person would (bet in slot 0 during Betting, cash out while Flying),
+// checks the balance moves consistently, that the history chips grow after a crash,
+// and that /verify.html verifies the crashed round. Screenshots go to
+// target/screenshots/. Prints PASS/FAIL lines; exits non-zero on any failure; the
+// whole run is bounded to 90 s.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const TOTAL_BUDGET_MS = 88_000;
+const started = Date.now();
+const left = () => TOTAL_BUDGET_MS - (Date.now() - started);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const shotsDir = path.resolve(here, '../../target/screenshots');
+const base = (process.argv[2] || process.env.ALOFT_URL || '').replace(/\/+$/, '');
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+
+if (!/^https?:\/\//.test(base)) {
+  console.error('usage: node tests/browser/play.mjs http://127.0.0.1:PORT');
+  process.exit(2);
+}
+if (!fs.existsSync(executablePath)) {
+  console.error(`FAIL chromium not found at ${executablePath} (apt-get install -y chromium, or set CHROMIUM=)`);
+  process.exit(2);
+}
+
+let failures = 0;
+let context = null;
+let userDataDir = null;
+const t = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+const pass = (name, detail = '') => console.log(`PASS ${t()} ${name}${detail ? ` — ${detail}` : ''}`);
+const fail = (name, detail = '') => { failures++; console.log(`FAIL ${t()} ${name}${detail ? ` — ${detail}` : ''}`); };
+const info = (text) => console.log(`     ${t()} ${text}`);
+const check = (name, ok, detail = '') => (ok ? pass(name, detail) : fail(name, detail));
+
+async function cleanup() {
+  try { await context?.close(); } catch { /* ignore */ }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+const watchdog = setTimeout(async () => {
+  fail('time budget', `test did not finish within ${TOTAL_BUDGET_MS / 1000}s`);
+  await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 1500))]);
+  process.exit(1);
+}, TOTAL_BUDGET_MS);
+
+/** Typed view of the page state (DOM attributes first; the debug hook for timing). */
+async function state(page) {
+  return page.evaluate(() => {
+    const panel = document.querySelector('.bet-panel[data-slot="0"]');
+    const chips = [...document.querySelectorAll('#history .chip')];
+    const g = window.aloft?.game;
+    return {
+      conn: document.getElementById('conn').dataset.state,
+      phase: document.body.dataset.phase,
+      round: g?.round ?? null,
+      balance: document.getElementById('balance').dataset.cents === '' ? null : Number(document.getElementById('balance').dataset.cents),
+      m: Number(document.getElementById('multiplier').dataset.m || 100),
+      bettingLeft: g && g.phase === 'betting' ? g.endsAt - window.aloft.conn.serverNow() : null,
+      slot: { state: panel?.dataset.state, win: panel?.dataset.win ? Number(panel.dataset.win) : null, m: panel?.dataset.m ? Number(panel.dataset.m) : null, round: panel?.dataset.round ? Number(panel.dataset.round) : null },
+      chips: chips.length,
+      firstChip: chips[0] ? { round: Number(chips[0].dataset.round), m: Number(chips[0].dataset.m) } : null,
+      action: panel?.querySelector('.action')?.innerText.replace(/\s+/g, ' ').trim(),
+    };
+  });
+}
+
+async function waitFor(page, description, predicate, timeoutMs) {
+  const until = Date.now() + Math.max(0, Math.min(timeoutMs, left() - 2000));
+  let s = await state(page);
+  while (!predicate(s)) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${description} (phase=${s.phase}, slot=${s.slot.state}, m=${s.m})`);
+    await page.waitForTimeout(25);
+    s = await state(page);
+  }
+  return s;
+}
+
+async function shot(page, name, fullPage = false) {
+  const file = path.join(shotsDir, name);
+  await page.screenshot({ path: file, fullPage });
+  info(`screenshot ${path.relative(process.cwd(), file)}`);
+}
+
+async function main() {
+  fs.mkdirSync(shotsDir, { recursive: true });
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aloft-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1366, height: 820 },
+    timeout: 20_000,
+  });
+  const page = context.pages()[0] ?? await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
+  const frames = { sent: [], received: 0 };
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (f) => { if (typeof f.payload === 'string' && !f.payload.includes('"ping"')) frames.sent.push(f.payload); });
+    ws.on('framereceived', () => { frames.received++; });
+  });
+
+  // 1. Load, connect, balance.
+  await page.goto(`${base}/`, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+  let s = await waitFor(page, 'connection', (x) => x.conn === 'online', 15_000);
+  pass('connected', `websocket online`);
+  s = await waitFor(page, 'balance', (x) => x.balance != null && x.phase !== 'idle', 10_000);
+  pass('balance shown', `${s.balance} cents, phase ${s.phase}, round ${s.round}`);
+  const chipsAtStart = { count: s.chips, first: s.firstChip?.round ?? 0 };
+  await shot(page, '01-connected.png');
+
+  // 2. Bet in slot 0 during Betting (wait for a betting phase with time to spare).
+  let outcome = null;
+  for (let attempt = 1; attempt <= 3 && !outcome; attempt++) {
+    s = await state(page);
+    if (!(s.phase === 'betting' && s.bettingLeft > 1200)) {
+      info(`waiting for the next betting phase (now ${s.phase})`);
+      if (s.phase === 'betting') await waitFor(page, 'end of betting', (x) => x.phase !== 'betting', 15_000);
+      s = await waitFor(page, 'betting phase', (x) => x.phase === 'betting' && x.bettingLeft > 800, 60_000);
+    }
+    const round = s.round;
+    const before = s.balance;
+    const panel = page.locator('.bet-panel[data-slot="0"]');
+    await panel.locator('.amount').fill('1.00');
+    await panel.locator('.auto-on').setChecked(false);
+    await panel.locator('.action').click();
+    s = await waitFor(page, 'bet accepted', (x) => ['placed', 'active'].includes(x.slot.state) || x.slot.state === 'idle', 5_000);
+    check('bet accepted', ['placed', 'active'].includes(s.slot.state), `slot 0 ${s.slot.state}, round ${round}`);
+    const betFrame = frames.sent.map((f) => JSON.parse(f)).find((f) => f.t === 'bet');
+    check('bet frame is integer cents', betFrame && betFrame.amount === 100 && Number.isInteger(betFrame.amount) && typeof betFrame.req === 'string' && betFrame.slot === 0,
+      JSON.stringify(betFrame));
+    s = await waitFor(page, 'stake debited', (x) => x.balance === before - 100, 3_000).catch(() => state(page));
+    check('stake debited', s.balance === before - 100, `${before} → ${s.balance}`);
+    await shot(page, '02-bet-placed.png');
+
+    // 3. Flying: cash out as soon as the multiplier moves.
+    s = await waitFor(page, 'take-off', (x) => x.phase !== 'betting', 30_000);
+    s = await waitFor(page, 'multiplier ≥ 1.01x or crash', (x) => x.phase === 'crashed' || x.slot.state === 'lost' || x.m >= 101, 10_000);
+    if (s.phase === 'flying' && s.slot.state === 'active') {
+      pass('flying', `${(s.m / 100).toFixed(2)}x, button "${s.action}"`);
+      await page.locator('.bet-panel[data-slot="0"] .action').click();
+      await shot(page, '03-flying.png');
+    }
+    s = await waitFor(page, 'cash-out outcome', (x) => x.slot.state === 'won' || x.slot.state === 'lost', 10_000);
+    if (s.slot.state === 'won') {
+      const expected = before - 100 + s.slot.win;
+      s = await waitFor(page, 'payout credited', (x) => x.balance === expected, 3_000).catch(() => state(page));
+      check('cashed out', s.slot.m >= 100 && s.slot.win === Math.floor((100 * s.slot.m) / 100), `at ${(s.slot.m / 100).toFixed(2)}x, win ${s.slot.win} cents`);
+      check('balance consistent', s.balance === expected, `${before} − 100 + ${s.slot.win} = ${expected}, shown ${s.balance}`);
+      await shot(page, '04-cashed-out.png');
+      outcome = 'won';
+    } else {
+      check('balance consistent (bust)', s.balance === before - 100, `round crashed before the cash out; ${before} − 100 = ${s.balance}`);
+      if (left() < 45_000) { outcome = 'lost'; break; }
+      info('round crashed before the cash out could land; trying another round');
+    }
+  }
+  if (outcome !== 'won') fail('cash out', 'no round could be cashed out within the time budget');
+
+  // 4. Crash: the history chips grow.
+  s = await waitFor(page, 'crash', (x) => x.phase === 'crashed' || x.phase === 'betting', left() - 14_000).catch((e) => { fail('crash', e.message); return null; });
+  if (s) {
+    if (s.phase === 'crashed') await shot(page, '05-crashed.png');
+    s = await state(page);
+    const grew = s.firstChip && s.firstChip.round > chipsAtStart.first && s.chips >= chipsAtStart.count;
+    check('history chips grew', grew, `${chipsAtStart.count} chips (newest #${chipsAtStart.first}) → ${s.chips} (newest #${s.firstChip?.round} at ${(s.firstChip?.m / 100).toFixed(2)}x)`);
+  }
+
+  // 5. Mobile layout.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(shotsDir, '07-mobile.png'), fullPage: true });
+  info('screenshot target/screenshots/07-mobile.png');
+
+  // 6. The verifier recomputes the crashed round.
+  // The round the page saw crash; if the flight outlasted the budget, the newest
+  // finished round the server lists.
+  let crashed = s?.phase === 'crashed' || s?.phase === 'betting' ? s?.firstChip?.round : null;
+  if (!crashed) {
+    const listed = await page.evaluate(() => fetch('/api/rounds?limit=1').then((r) => r.json())).catch(() => []);
+    crashed = listed[0]?.round;
+    info(`no crash seen in time; verifying the newest listed round #${crashed}`);
+  }
+  const verify = await context.newPage();
+  verify.on('pageerror', (e) => pageErrors.push(`verify: ${e.message}`));
+  await verify.goto(`${base}/verify.html${crashed ? `?round=${crashed}` : ''}`, { waitUntil: 'domcontentloaded', timeout: 10_000 });
+  await verify.waitForSelector('body[data-ready]', { timeout: Math.max(1000, Math.min(10_000, left() - 1000)) });
+  const v = await verify.evaluate((round) => {
+    const rows = [...document.querySelectorAll('#rounds tr')];
+    const row = rows.find((r) => r.dataset.round === String(round));
+    return {
+      ready: document.body.dataset.ready,
+      rows: rows.length,
+      bad: rows.filter((r) => r.dataset.ok !== 'true').map((r) => r.dataset.round),
+      row: row ? { ok: row.dataset.ok, text: [...row.cells].map((c, i) => (i === 0 ? `#${row.dataset.round}` : c.textContent.trim())).join(' | ') } : null,
+      verdict: document.getElementById('result-verdict')?.dataset.ok,
+      crash: document.getElementById('result-crash')?.textContent,
+    };
+  }, crashed);
+  check('verify page loaded', v.ready === 'true', `${v.rows} rounds listed`);
+  check('crashed round verifies ✓', v.row?.ok === 'true' && v.verdict === 'true', v.row ? `${v.row.text} · detail ${v.crash}` : `round ${crashed} not listed`);
+  check('all listed rounds verify', v.rows > 0 && v.bad.length === 0, v.bad.length ? `failed: ${v.bad.join(', ')}` : `${v.rows} ✓`);
+  await verify.setViewportSize({ width: 1200, height: 900 });
+  await shot(verify, '06-verify.png', true);
+
+  check('no page errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
+  info(`${frames.received} frames received, ${frames.sent.length} requests sent`);
+}
+
+try {
+  await main();
+} catch (error) {
+  fail('unexpected error', error.stack?.split('\n').slice(0, 3).join(' ') || String(error));
+}
+clearTimeout(watchdog);
+await cleanup();
+console.log(failures ? `FAIL ${failures} check(s) failed in ${t().trim()}` : `PASS all checks in ${t().trim()}`);
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,207 @@
+// Connection to the aloft server: guest token, WebSocket, reconnect with backoff,
+// clock offset, keepalive pings. Emits decoded frames to the app.
+
+const TOKEN_KEY = 'aloft.token';
+const PLAYER_KEY = 'aloft.player';
+const PING_EVERY_MS = 10_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 15_000;
+
+export class Connection {
+  /**
+   * @param {object} handlers
+   *   onFrame(msg)      every decoded frame
+   *   onStatus(state, detail)  'connecting' | 'online' | 'reconnecting' | 'offline'
+   */
+  constructor({ room, onFrame, onStatus }) {
+    this.room = room;
+    this.onFrame = onFrame;
+    this.onStatus = onStatus;
+    this.ws = null;
+    this.helloSeen = false;
+    this.attempt = 0;
+    this.timer = null;
+    this.pingTimer = null;
+    // Server clock = Date.now() + offset. Refined by ping/pong, keeping the sample
+    // with the smallest round trip.
+    this.offset = 0;
+    this.bestRtt = Infinity;
+    this.pingSentAt = 0;
+    this.rtt = null;
+    this.lastForgetAt = 0;
+  }
+
+  serverNow() {
+    return Date.now() + this.offset;
+  }
+
+  get open() {
+    return this.ws?.readyState === WebSocket.OPEN && this.helloSeen;
+  }
+
+  start() {
+    this.connect();
+    window.addEventListener('online', () => this.reconnectNow());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && !this.ws) this.reconnectNow();
+    });
+  }
+
+  reconnectNow() {
+    if (this.ws) return;
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.connect();
+  }
+
+  async token() {
+    const cached = localStorage.getItem(TOKEN_KEY);
+    if (cached) return cached;
+    const response = await fetch('/api/guest', { method: 'POST', headers: { accept: 'application/json' } });
+    if (!response.ok) throw new Error(`guest login failed: HTTP ${response.status}`);
+    const body = await response.json();
+    if (!body.token) throw new Error('guest login returned no token');
+    localStorage.setItem(TOKEN_KEY, body.token);
+    if (body.player) localStorage.setItem(PLAYER_KEY, body.player);
+    return body.token;
+  }
+
+  async serverReachable() {
+    try {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 3000);
+      await fetch('/healthz', { cache: 'no-store', signal: controller.signal });
+      clearTimeout(timer);
+      return true; // any HTTP answer means the server is up
+    } catch {
+      return false;
+    }
+  }
+
+  forgetToken() {
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(PLAYER_KEY);
+  }
+
+  async connect() {
+    clearInterval(this.countdown);
+    clearTimeout(this.timer);
+    this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting', 'connecting…');
+    let token;
+    try {
+      token = await this.token();
+    } catch (error) {
+      console.warn('[aloft]', error);
+      this.scheduleReconnect(String(error.message || error));
+      return;
+    }
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const params = new URLSearchParams({ token });
+    if (this.room) params.set('room', this.room);
+    const ws = new WebSocket(`${scheme}//${location.host}/ws?${params}`);
+    this.ws = ws;
+    this.helloSeen = false;
+    const openedAt = Date.now();
+
+    ws.onmessage = (event) => {
+      if (typeof event.data !== 'string') return;
+      let msg;
+      try {
+        msg = JSON.parse(event.data);
+      } catch {
+        console.warn('[aloft] undecodable frame', event.data);
+        return;
+      }
+      if (msg.t === 'hello') {
+        this.helloSeen = true;
+        this.attempt = 0;
+        // First estimate: half the connection time as the one-way delay.
+        const now = Date.now();
+        this.offset = msg.server_time - now + Math.min((now - openedAt) / 2, 250);
+        this.bestRtt = Infinity;
+        this.onStatus('online', '');
+        this.startPings();
+      } else if (msg.t === 'pong') {
+        this.onPong(msg);
+      }
+      this.onFrame(msg);
+    };
+
+    ws.onclose = (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.stopPings();
+      const why = event.code && event.code !== 1006 ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'connection lost';
+      if (this.helloSeen) {
+        this.scheduleReconnect(why);
+        return;
+      }
+      // Closed before hello: the upgrade was refused (a 401 is not visible to scripts)
+      // or the server is down. If the server answers HTTP, the token is the likely
+      // cause: fetch a new guest token next time. A server that is down keeps the
+      // token (and with it the player's balance) for when it comes back. A token
+      // is not replaced twice within 30 s, so a refusal for another reason
+      // (origin, capacity) does not mint guests in a loop: at most one new guest
+      // per 30 s.
+      this.serverReachable().then((reachable) => {
+        if (reachable && Date.now() - this.lastForgetAt > 30_000) {
+          this.lastForgetAt = Date.now();
+          this.forgetToken();
+        }
+        this.scheduleReconnect(reachable ? 'refused by the server' : 'server unreachable');
+      });
+    };
+    ws.onerror = () => {
+      /* onclose follows */
+    };
+  }
+
+  scheduleReconnect(why) {
+    clearTimeout(this.timer);
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    const delay = Math.round(base / 2 + Math.random() * (base / 2));
+    this.attempt += 1;
+    const until = Date.now() + delay;
+    const tick = () => {
+      const left = Math.max(0, until - Date.now());
+      this.onStatus(navigator.onLine === false ? 'offline' : 'reconnecting', `${why} · retry in ${Math.ceil(left / 1000)}s`);
+    };
+    tick();
+    clearInterval(this.countdown);
+    this.countdown = setInterval(tick, 500);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  startPings() {
+    this.stopPings();
+    const ping = () => {
+      this.pingSentAt = Date.now();
+      this.send({ t: 'ping' });
+    };
+    ping();
+    this.pingTimer = setInterval(ping, PING_EVERY_MS);
+  }
+
+  stopPings() {
+    clearInterval(this.pingTimer);
+    this.pingTimer = null;
+  }
+
+  onPong(msg) {
+    if (!this.pingSentAt || typeof msg.server_time !== 'number') return;
+    const now = Date.now();
+    const rtt = now - this.pingSentAt;
+    this.rtt = rtt;
+    this.pingSentAt = 0;
+    if (rtt <= this.bestRtt * 1.5) {
+      this.bestRtt = Math.min(this.bestRtt, rtt);
+      this.offset = msg.server_time - (now - rtt / 2);
+    }
+  }
+
+  send(message) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+}

@@ -168,3 +168,72 @@ async fn wrong_phase_insufficient_funds_and_replayed_request_change_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_socket_is_closed_with_4002_and_one_answering_pings_stays() {
+    let mut app = TestApp::start_with(|config| {
+        config.gateway.ping_interval_ms = 500;
+        config.gateway.idle_timeout_ms = 1_500;
+    })
+    .await;
+    let (token, ..) = app.guest().await;
+    // A raw client that completes the handshake and then never sends a byte.
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET /ws?token={token} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        app.addr
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut silent, request.as_bytes())
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read_to_end(&mut silent, &mut received),
+    )
+    .await
+    .expect("the server closes a silent socket")
+    .unwrap();
+    // The close frame (opcode 0x88) carries 4002 (0x0FA2).
+    let close_at = received
+        .windows(4)
+        .position(|w| w == [0x88, w[1], 0x0F, 0xA2]);
+    assert!(
+        close_at.is_some(),
+        "no 4002 close frame in {} bytes",
+        received.len()
+    );
+
+    // A tokio-tungstenite client answers pings while it reads, so it stays.
+    let (mut socket, ..) = app.player().await;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(3_000) {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next())
+            .await
+            .unwrap();
+        assert!(
+            matches!(message, Some(Ok(Message::Text(_) | Message::Ping(_)))),
+            "{message:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flooding_gets_rate_limited_then_closed_with_1008() {
+    let mut app = TestApp::start_with(|config| {
+        config.gateway.inbound_messages_per_second_max = 5;
+        config.gateway.inbound_messages_burst_max = 5;
+        config.gateway.rate_limit_strikes_max = 20;
+    })
+    .await;
+    let (mut socket, ..) = app.player().await;
+    for _ in 0..40 {
+        socket.send(Message::text(r#"{"t":"ping"}"#)).await.unwrap();
+    }
+    let limited = next_matching(&mut socket, |v| v["t"] == "error").await;
+    assert_eq!(limited["code"], "rate_limited");
+    expect_close(&mut socket, u16::from(CloseCode::Policy)).await;
+    app.stop().await;
+}

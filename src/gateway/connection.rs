@@ -71,6 +71,8 @@ pub struct Connection {
     outbound_queue_frames_max: usize,
     /// The socket's key in its room's member list.
     pub member_key: Cell<usize>,
+    /// When the client last sent anything; the shard's sweep closes idle sockets.
+    last_inbound: Cell<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -91,11 +93,21 @@ impl Connection {
             writer_wake: Notify::new(),
             outbound_queue_frames_max,
             member_key: Cell::new(usize::MAX),
+            last_inbound: Cell::new(tokio::time::Instant::now()),
         }
     }
 
     pub fn stream(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// Records that the client sent something now.
+    pub fn touch_inbound(&self) {
+        self.last_inbound.set(tokio::time::Instant::now());
+    }
+
+    pub fn last_inbound(&self) -> tokio::time::Instant {
+        self.last_inbound.get()
     }
 
     /// Offers a public frame. `conflatable` frames (ticks) may replace an older queued

@@ -1,13 +1,11 @@
 //! The task of one socket: reads and answers the player's messages, finishes writes the
-//! shard's fan-out could not complete, sends pings, and enforces the per-connection
-//! limits (message size, rate, idle time). It is woken only by its own socket's events,
-//! never by the broadcast of a frame the kernel took at once.
+//! shard's fan-out could not complete, and enforces the per-message limits (size, rate).
+//! It is woken only by its own socket's events, never by the broadcast of a frame the
+//! kernel took at once. Pings, idle timeouts and shutdown are the shard's sweeps
+//! (`shard::housekeeping_loop`), so an idle socket's task holds no timers.
 
 use std::rc::Rc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::time::{Instant, sleep_until};
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
@@ -20,33 +18,27 @@ use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code}
 /// Messages handled per readiness event before the task yields to its other duties.
 const READ_BATCH_MESSAGES_MAX: usize = 64;
 
-/// Runs until the socket is closed, by either side.
-pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes: Bytes) {
+/// Runs until the socket is closed, by either side. `early_bytes` are what the client
+/// sent right after its handshake, already read by hyper (usually none).
+pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes: Vec<u8>) {
     let limits = &shard.shared.config;
-    let ping_interval = Duration::from_millis(limits.ping_interval_ms);
-    let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+    // Boxed and created on the first byte the client sends: a watching socket holds
+    // neither the context nor its read buffer.
     let mut socket = (!early_bytes.is_empty()).then(|| {
-        WebSocketContext::from_partially_read(
-            early_bytes.to_vec(),
+        Box::new(WebSocketContext::from_partially_read(
+            early_bytes,
             Role::Server,
             Some(shard.ws_config),
-        )
+        ))
     });
     let mut rate = RateLimit::new(
         limits.inbound_messages_per_second_max,
         limits.inbound_messages_burst_max,
     );
-    let mut last_inbound = Instant::now();
-    let mut next_ping = Instant::now() + ping_interval;
-    let mut shutdown_seen = false;
     while !connection.is_finished() {
         let has_pending = connection.has_pending();
         tokio::select! {
             biased;
-            _ = shard.shutdown.cancelled(), if !shutdown_seen => {
-                shutdown_seen = true;
-                connection.close(close_code::GOING_AWAY, "server shutting down");
-            }
             ready = connection.stream().writable(), if has_pending => match ready {
                 Ok(()) => connection.flush(),
                 Err(_) => connection.mark_failed(),
@@ -55,21 +47,14 @@ pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes:
             ready = connection.stream().readable(), if !connection.is_closing() => match ready {
                 Ok(()) => {
                     let socket = socket.get_or_insert_with(|| {
-                        WebSocketContext::new(Role::Server, Some(shard.ws_config))
+                        Box::new(WebSocketContext::new(Role::Server, Some(shard.ws_config)))
                     });
+                    connection.touch_inbound();
                     let commands = read_messages(&shard, &connection, socket, &mut rate);
-                    last_inbound = Instant::now();
                     send_commands(&shard, &connection, commands).await;
                 }
                 Err(_) => connection.mark_failed(),
             },
-            _ = sleep_until(next_ping) => {
-                connection.send_private(frame::ping());
-                next_ping = Instant::now() + ping_interval;
-            }
-            _ = sleep_until(last_inbound + idle_timeout), if !connection.is_closing() => {
-                connection.close(close_code::IDLE_TIMEOUT, "idle timeout");
-            }
         }
     }
 }

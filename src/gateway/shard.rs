@@ -28,13 +28,16 @@ use super::connection::{Connection, Offer};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
 use crate::ledger::Account;
-use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage};
+use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};
 
 /// Messages a shard takes per wake-up of its fan-out loop.
 const SHARD_BATCH_MESSAGES_MAX: usize = 64;
 
 /// Time given to sockets to flush their close frames at shutdown.
 const SHUTDOWN_GRACE_MS: u64 = 2_000;
+
+/// Interval of the shard's sweep over its sockets (pings, idle timeouts).
+const HOUSEKEEPING_INTERVAL_MS: u64 = 1_000;
 
 /// Bits of a connection id below the shard index.
 pub const CONNECTION_ID_SHARD_SHIFT: u32 = 48;
@@ -148,6 +151,7 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
     });
     let tracker = TaskTracker::new();
     tracker.spawn_local(fan_out_loop(shard.clone(), setup.messages));
+    tracker.spawn_local(housekeeping_loop(shard.clone()));
     tracker.spawn_local(adopt_loop(shard.clone(), setup.upgrades, tracker.clone()));
     accept_loop(&shard, listener, setup.router, &tracker).await;
     tracker.close();
@@ -229,6 +233,10 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         Err(_) => unreachable!("shards serve plain TcpStreams"),
     };
     let stream = parts.io.into_inner();
+    // hyper's leftover bytes share its whole read buffer: copy them out (usually none) so
+    // the buffer is freed now rather than held for the socket's life.
+    let early_bytes = parts.read_buf.to_vec();
+    drop(parts.read_buf);
     let id = (shard.index as u64) << CONNECTION_ID_SHARD_SHIFT | shard.next_connection.get();
     shard.next_connection.set(shard.next_connection.get() + 1);
     let connection = Rc::new(Connection::new(
@@ -255,7 +263,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
             shard.join(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
-            session::run(shard.clone(), connection.clone(), parts.read_buf).await;
+            session::run(shard.clone(), connection.clone(), early_bytes).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         }
@@ -349,6 +357,40 @@ impl ShardState {
         if let Some(connection) = registry.get(&connection_id).filter(|c| c.player == player) {
             connection.send_private(frame);
         }
+    }
+}
+
+/// Every second: pings every socket once per `ping_interval_ms` (one shared frame) and
+/// closes those silent for `idle_timeout_ms`. At shutdown: closes every socket with 1001.
+/// One sweep per shard instead of timers per socket.
+async fn housekeeping_loop(shard: Rc<ShardState>) {
+    let config = &shard.shared.config;
+    let ping_interval = Duration::from_millis(config.ping_interval_ms);
+    let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
+    let mut sweep = tokio::time::interval(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_ping = tokio::time::Instant::now() + ping_interval;
+    let ping = frame::ping();
+    loop {
+        tokio::select! {
+            _ = shard.shutdown.cancelled() => break,
+            now = sweep.tick() => {
+                let ping_now = now >= next_ping;
+                if ping_now {
+                    next_ping = now + ping_interval;
+                }
+                for connection in shard.registry.borrow().values() {
+                    if now.duration_since(connection.last_inbound()) > idle_timeout {
+                        connection.close(close_code::IDLE_TIMEOUT, "idle timeout");
+                    } else if ping_now {
+                        connection.send_private(ping.clone());
+                    }
+                }
+            }
+        }
+    }
+    for connection in shard.registry.borrow().values() {
+        connection.close(close_code::GOING_AWAY, "server shutting down");
     }
 }
 

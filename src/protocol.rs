@@ -180,6 +180,9 @@ pub enum ServerMessage {
         server_time: u64,
         proto: u32,
         room: String,
+        /// Growth rate of the room's multiplier in millionths per ms:
+        /// m(t) = floor(100 · e^(growth · t / 10^6)), for animating between ticks.
+        growth: u64,
     },
     Snapshot {
         room: String,

@@ -124,6 +124,7 @@ impl Server {
             bus: bus.clone(),
             ledger: ledger.clone(),
             players: dashmap::DashMap::new(),
+            growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });
         let gateway = Gateway::start(GatewayStart {
             shared,

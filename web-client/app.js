@@ -4,7 +4,7 @@
 import { Connection } from './net.js';
 import { FlightChart } from './chart.js';
 import {
-  curveAt, formatCents, formatMoney, formatMult, multClass, newRequestId, parseMoney,
+  curveAt, formatCents, msForMult, setGrowth, formatMoney, formatMult, multClass, newRequestId, parseMoney,
   parseMultiplier, payout, shortPlayer,
 } from './format.js';
 
@@ -111,6 +111,7 @@ function onFrame(msg) {
 }
 
 function onHello(msg) {
+  setGrowth(msg.growth);
   game.me = msg.player;
   $('player').textContent = shortPlayer(msg.player);
   $('player').title = `Guest ${msg.player}`;
@@ -253,7 +254,7 @@ function onCrash(msg) {
   game.phase = 'crashed';
   game.crashM = msg.m;
   game.crashPerf = performance.now();
-  if (!game.startedAt) game.startedAt = msg.at - msToMult(msg.m);
+  if (!game.startedAt) game.startedAt = msg.at - msForMult(msg.m);
   for (const b of game.bets.values()) if (b.m == null) b.lost = true;
   if (!game.history.some((h) => h.round === msg.round)) {
     game.history.unshift({ round: msg.round, m: msg.m, hash: msg.hash });
@@ -683,8 +684,6 @@ function renderLag() {
   if (conn.rtt != null) $('lag-tag').textContent = `${conn.rtt} ms`;
 }
 
-function msToMult(m) { return Math.log(Math.max(100, m) / 100) / 0.00006; }
-
 // ---------------------------------------------------------------- animation
 
 /** Multiplier to display now, in hundredths (interpolated between ticks). */
@@ -713,7 +712,7 @@ function frame(now) {
     m = curveAt(elapsed);
   } else if (game.phase === 'crashed') {
     m = game.crashM ?? 100;
-    elapsed = msToMult(m);
+    elapsed = msForMult(m);
   }
   chart.draw({ phase: game.phase, elapsed, m, now, sinceCrash: now - game.crashPerf });
 

@@ -1,7 +1,7 @@
 // Canvas renderer of the flight: grid, climbing multiplier curve, plane at the tip.
 // Pure drawing: the app decides elapsed time and multiplier every animation frame.
 
-import { curveAt } from './format.js';
+import { curveAt, curveExact } from './format.js';
 
 const COLORS = {
   grid: 'rgba(148, 178, 224, 0.09)',
@@ -72,7 +72,7 @@ export class FlightChart {
     const points = [];
     for (let i = 0; i <= steps; i++) {
       const t = (elapsed * i) / steps;
-      points.push([X(t), Y(Math.min(m, 100 * Math.exp(0.00006 * t)))]);
+      points.push([X(t), Y(Math.min(m, curveExact(t)))]);
     }
     const [tipX, tipY] = points[points.length - 1];
 

@@ -47,14 +47,26 @@ export function payout(amountCents, mult) {
   return Math.floor((amountCents * mult) / 100);
 }
 
-/** The multiplier curve m(t) = floor(100 · e^(0.00006 · t_ms)) in hundredths. */
-export const GROWTH_PER_MS = 0.00006;
+/** Growth rate of the multiplier per ms; the server announces it in `hello.growth`. */
+let growthPerMs = 0.00006;
+
+/** Sets the curve's growth from `hello.growth` (millionths per ms). */
+export function setGrowth(millionthsPerMs) {
+  if (Number.isInteger(millionthsPerMs) && millionthsPerMs > 0) growthPerMs = millionthsPerMs / 1e6;
+}
+
+/** The curve m(t) = 100 · e^(growth · t_ms), in (fractional) hundredths, for drawing. */
+export function curveExact(ms) {
+  return 100 * Math.exp(growthPerMs * Math.max(0, ms));
+}
+
+/** The multiplier curve m(t) = floor(100 · e^(growth · t_ms)) in hundredths. */
 export function curveAt(ms) {
-  return Math.floor(100 * Math.exp(GROWTH_PER_MS * Math.max(0, ms)));
+  return Math.floor(curveExact(ms));
 }
 /** Inverse of the curve: elapsed ms at which the multiplier reaches `m` hundredths. */
 export function msForMult(m) {
-  return Math.log(Math.max(100, m) / 100) / GROWTH_PER_MS;
+  return Math.log(Math.max(100, m) / 100) / growthPerMs;
 }
 
 /** Colour class of a crash point chip. */

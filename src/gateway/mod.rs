@@ -44,6 +44,9 @@ pub struct GatewayShared {
     pub ledger: Arc<dyn Ledger>,
     /// Player → ids of the player's live connections on this gateway.
     pub players: DashMap<String, Vec<u64>>,
+    /// The rooms' multiplier growth (`engine.growth_rate_per_ms_millionths`), told to
+    /// clients in `hello` so they animate the same curve.
+    pub growth_rate_per_ms_millionths: u64,
 }
 
 /// Why a gateway could not start.

@@ -259,6 +259,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
                 server_time: crate::engine::clock::unix_now_ms(),
                 proto: PROTOCOL_VERSION,
                 room: connection.room.clone(),
+                growth: shard.shared.growth_rate_per_ms_millionths,
             };
             connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
             shard.join(&connection);

@@ -1,7 +1,7 @@
 //! The conformance suite every [`Bus`] implementation must pass: ordering of events,
-//! fan-out to every subscriber, gap reporting, the single consumer of a room's commands,
-//! bounded queues and reply routing. Each case takes a fresh bus; the Redis bus reuses
-//! them through [`bus_conformance_tests!`].
+//! fan-out to every subscriber, gap reporting, recovery of recent events, the single
+//! consumer of a room's commands, bounded queues and reply routing. Each case takes a
+//! fresh bus; the memory and Redis buses stamp them out with [`bus_conformance_tests!`].
 
 use std::time::Duration;
 
@@ -80,12 +80,19 @@ pub async fn publishing_without_subscribers_succeeds(bus: &dyn Bus) {
 }
 
 /// A subscriber that falls behind the event buffer is told how many it missed.
-pub async fn a_lagging_subscriber_sees_a_gap(bus: &dyn Bus, buffer_events: u64) {
+/// `settle` returns once every published event has reached the subscriber's buffer (a
+/// distributed bus delivers asynchronously; the subscriber must lag by then).
+pub async fn a_lagging_subscriber_sees_a_gap(
+    bus: &dyn Bus,
+    buffer_events: u64,
+    settle: impl AsyncFnOnce(),
+) {
     let mut subscriber = bus.subscribe("r1").await.unwrap();
     let published = buffer_events * 2 + 10;
     for seq in 1..=published {
         bus.publish(event("r1", seq)).await.unwrap();
     }
+    settle().await;
     let mut seen = 0;
     let mut missed_total = 0;
     while seen + missed_total < published {
@@ -96,6 +103,57 @@ pub async fn a_lagging_subscriber_sees_a_gap(bus: &dyn Bus, buffer_events: u64) 
     }
     assert!(missed_total > 0, "no gap reported");
     assert_eq!(seen + missed_total, published);
+}
+
+/// Recovery returns the retained events after a position, oldest first, capped.
+pub async fn recent_events_follow_a_position(bus: &dyn Bus) {
+    assert_eq!(bus.recent_events("empty", 0, 10).await.unwrap(), vec![]);
+    for seq in 1..=5 {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    let expected = |seqs: std::ops::RangeInclusive<u64>| -> Vec<EventEnvelope> {
+        seqs.map(|seq| event("r1", seq)).collect()
+    };
+    assert_eq!(
+        bus.recent_events("r1", 2, 10).await.unwrap(),
+        expected(3..=5)
+    );
+    assert_eq!(
+        bus.recent_events("r1", 0, 2).await.unwrap(),
+        expected(1..=2)
+    );
+    assert_eq!(bus.recent_events("r1", 5, 10).await.unwrap(), vec![]);
+}
+
+/// A room retains at least its newest `history_events` events, contiguous up to the last.
+pub async fn recent_events_keep_the_newest(bus: &dyn Bus, history_events: usize) {
+    let published = history_events as u64 * 3;
+    for seq in 1..=published {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    let retained = bus
+        .recent_events("r1", 0, history_events * 10)
+        .await
+        .unwrap();
+    assert!(retained.len() >= history_events, "kept {}", retained.len());
+    assert!(retained.len() < published as usize, "nothing trimmed");
+    let first = published - retained.len() as u64 + 1;
+    let expected: Vec<EventEnvelope> = (first..=published).map(|seq| event("r1", seq)).collect();
+    assert_eq!(retained, expected);
+}
+
+/// After an engine restart numbers events from 1 again, recovery sees only the new epoch.
+pub async fn recent_events_start_at_the_newest_epoch(bus: &dyn Bus) {
+    for seq in 1..=5 {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    for seq in 1..=2 {
+        bus.publish(event("r1", seq)).await.unwrap();
+    }
+    assert_eq!(
+        bus.recent_events("r1", 0, 10).await.unwrap(),
+        vec![event("r1", 1), event("r1", 2)]
+    );
 }
 
 /// Commands of a room reach its one consumer in order; a second consumer is refused.
@@ -143,12 +201,20 @@ pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
     assert_eq!(within(gateway_b.next()).await, Some(to_b));
 }
 
-/// Stamps out the suite for one implementation: `$make` is an async expression that
-/// yields a fresh bus whose event buffer holds `$buffer_events` events and whose command
-/// queue holds `$queue_commands` commands.
+/// Stamps out the suite for one implementation. `make` is an async expression that yields
+/// a fresh bus (anything that dereferences to one), whose subscribers buffer
+/// `buffer_events` events, whose rooms retain at least `history_events` events and whose
+/// command queue holds `queue_commands` commands; `settle` is an async closure taking
+/// `&` what `make` yielded, returning once published events reached the subscribers.
 #[macro_export]
 macro_rules! bus_conformance_tests {
-    ($make:expr, $buffer_events:expr, $queue_commands:expr) => {
+    (
+        make: $make:expr,
+        buffer_events: $buffer_events:expr,
+        history_events: $history_events:expr,
+        queue_commands: $queue_commands:expr,
+        settle: $settle:expr
+    ) => {
         use $crate::bus::conformance as suite;
 
         #[tokio::test]
@@ -163,7 +229,27 @@ macro_rules! bus_conformance_tests {
 
         #[tokio::test]
         async fn a_lagging_subscriber_sees_a_gap() {
-            suite::a_lagging_subscriber_sees_a_gap(&*$make.await, $buffer_events).await;
+            let bus = $make.await;
+            let settle = $settle;
+            suite::a_lagging_subscriber_sees_a_gap(&*bus, $buffer_events, async || {
+                settle(&bus).await
+            })
+            .await;
+        }
+
+        #[tokio::test]
+        async fn recent_events_follow_a_position() {
+            suite::recent_events_follow_a_position(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn recent_events_keep_the_newest() {
+            suite::recent_events_keep_the_newest(&*$make.await, $history_events).await;
+        }
+
+        #[tokio::test]
+        async fn recent_events_start_at_the_newest_epoch() {
+            suite::recent_events_start_at_the_newest_epoch(&*$make.await).await;
         }
 
         #[tokio::test]

@@ -1,11 +1,12 @@
 //! In-memory bus for the embedded default: tokio channels inside one process.
 //!
 //! Events go through one `broadcast` channel per room (bounded ring; a subscriber that
-//! falls more than `event_buffer_events_max` behind gets a [`Delivery::Gap`]). Commands
+//! falls more than `event_buffer_events_max` behind gets a [`Delivery::Gap`]); the same
+//! number of recent events per room is kept for [`Bus::recent_events`]. Commands
 //! and replies go through bounded `mpsc` queues that never block the sender: a full
 //! queue is reported as [`BusError::QueueFull`] so the gateway can answer `overloaded`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,12 +14,12 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, ReplyEnvelope};
+use super::{Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, NewestRun, ReplyEnvelope};
 
 /// Queue bounds of the in-memory bus.
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryBusLimits {
-    /// Events kept per room for subscribers that are behind.
+    /// Events kept per room for subscribers that are behind, and for recovery.
     pub event_buffer_events_max: usize,
     /// Commands waiting for a room's engine.
     pub command_queue_commands_max: usize,
@@ -52,10 +53,18 @@ impl<T> Queue<T> {
     }
 }
 
+/// The events of one room.
+struct RoomEvents {
+    /// Live fan-out to the subscribers.
+    sender: broadcast::Sender<EventEnvelope>,
+    /// The newest `event_buffer_events_max` events, oldest first, for recovery.
+    history: VecDeque<EventEnvelope>,
+}
+
 /// The in-memory [`Bus`].
 pub struct MemoryBus {
     limits: MemoryBusLimits,
-    events: Mutex<HashMap<String, broadcast::Sender<EventEnvelope>>>,
+    events: Mutex<HashMap<String, RoomEvents>>,
     commands: Mutex<HashMap<String, Queue<CommandEnvelope>>>,
     replies: Mutex<HashMap<String, Queue<ReplyEnvelope>>>,
 }
@@ -73,12 +82,15 @@ impl MemoryBus {
         }
     }
 
-    fn event_sender(&self, room: &str) -> broadcast::Sender<EventEnvelope> {
+    /// Runs `action` on the events of `room`, created empty on first use.
+    fn with_room_events<T>(&self, room: &str, action: impl FnOnce(&mut RoomEvents) -> T) -> T {
+        let events_max = self.limits.event_buffer_events_max;
         let mut events = self.events.lock().expect("bus lock poisoned");
-        events
-            .entry(room.to_owned())
-            .or_insert_with(|| broadcast::channel(self.limits.event_buffer_events_max).0)
-            .clone()
+        let room_events = events.entry(room.to_owned()).or_insert_with(|| RoomEvents {
+            sender: broadcast::channel(events_max).0,
+            history: VecDeque::with_capacity(events_max),
+        });
+        action(room_events)
     }
 }
 
@@ -134,13 +146,21 @@ fn sender_for<T>(
 #[async_trait]
 impl Bus for MemoryBus {
     async fn publish(&self, event: EventEnvelope) -> Result<(), BusError> {
-        // No subscriber yet is not an error: pub/sub drops events nobody listens to.
-        let _ = self.event_sender(&event.room).send(event);
+        let events_max = self.limits.event_buffer_events_max;
+        let room = event.room.clone();
+        self.with_room_events(&room, |room_events| {
+            if room_events.history.len() == events_max {
+                room_events.history.pop_front();
+            }
+            room_events.history.push_back(event.clone());
+            // No subscriber yet is not an error: pub/sub drops events nobody listens to.
+            let _ = room_events.sender.send(event);
+        });
         Ok(())
     }
 
     async fn subscribe(&self, room: &str) -> Result<BoxStream<'static, Delivery>, BusError> {
-        let receiver = self.event_sender(room).subscribe();
+        let receiver = self.with_room_events(room, |room_events| room_events.sender.subscribe());
         Ok(stream::unfold(receiver, |mut receiver| async move {
             match receiver.recv().await {
                 Ok(event) => Some((Delivery::Event(event), receiver)),
@@ -151,6 +171,23 @@ impl Bus for MemoryBus {
             }
         })
         .boxed())
+    }
+
+    async fn recent_events(
+        &self,
+        room: &str,
+        after_seq: u64,
+        events_max: usize,
+    ) -> Result<Vec<EventEnvelope>, BusError> {
+        let mut run = NewestRun::new(after_seq);
+        self.with_room_events(room, |room_events| {
+            for event in room_events.history.iter().rev() {
+                if !run.offer(event.clone()) {
+                    break;
+                }
+            }
+        });
+        Ok(run.finish(events_max))
     }
 
     async fn send_command(&self, command: CommandEnvelope) -> Result<(), BusError> {
@@ -191,8 +228,11 @@ mod tests {
     };
 
     crate::bus_conformance_tests!(
-        async { Box::new(MemoryBus::new(TEST_LIMITS)) as Box<dyn Bus> },
-        TEST_LIMITS.event_buffer_events_max as u64,
-        TEST_LIMITS.command_queue_commands_max
+        make: async { Box::new(MemoryBus::new(TEST_LIMITS)) as Box<dyn Bus> },
+        buffer_events: TEST_LIMITS.event_buffer_events_max as u64,
+        history_events: TEST_LIMITS.event_buffer_events_max,
+        queue_commands: TEST_LIMITS.command_queue_commands_max,
+        // Broadcast lag is counted at publish time: nothing is in flight.
+        settle: |_| async {}
     );
 }

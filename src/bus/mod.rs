@@ -10,18 +10,27 @@
 //!   ledger's idempotent transfer ids make that harmless.
 //! - replies, engine → the gateway that holds the player: private frames.
 //!
-//! Implementations: [`memory::MemoryBus`] (embedded default, tokio channels). A Redis one
-//! follows behind the same trait; `bus::conformance` is the suite every one must pass.
+//! - recovery: each room keeps its recent events ([`Bus::recent_events`]), so a gateway
+//!   that saw a gap can fetch what it missed instead of starting over (Centrifugo's
+//!   history model).
+//!
+//! Implementations: [`memory::MemoryBus`] (embedded default, tokio channels) and
+//! [`redis::RedisBus`] (cluster mode); `bus::conformance` is the suite both must pass.
 
 #[cfg(test)]
 pub mod conformance;
 pub mod memory;
+pub mod redis;
+#[cfg(test)]
+mod redis_test_server;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryBus;
+pub use redis::{RedisBus, RedisBusOptions};
 
 /// A public event of a room, serialized once by the engine (the JSON text of a
 /// [`crate::protocol::RoomEvent`]).
@@ -46,7 +55,7 @@ pub enum Delivery {
 }
 
 /// Where a private reply must go: one connection on one gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ReplyTo {
     /// The gateway process that holds the connection.
     pub gateway: String,
@@ -56,7 +65,7 @@ pub struct ReplyTo {
 }
 
 /// A player's request to the engine of a room.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Bet {
         req: String,
@@ -71,7 +80,7 @@ pub enum Command {
 }
 
 /// A command with the connection it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandEnvelope {
     pub room: String,
     pub from: ReplyTo,
@@ -99,6 +108,53 @@ pub enum BusError {
     /// The command stream of a room is already taken by another engine in this process.
     #[error("the commands of room {room} are already consumed")]
     AlreadyConsumed { room: String },
+    /// Redis refused or dropped a request. Check that Redis is reachable at the configured
+    /// URL, that it is version 7 or newer (streams, XAUTOCLAIM, RESP3), and that the
+    /// `cluster` option matches the server (SPUBLISH needs cluster mode).
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A message on the bus could not be decoded: a process of another aloft version, or
+    /// another program, writes under the same key prefix. Run one version per prefix.
+    #[error("cannot decode {what} from the bus: {detail}")]
+    Undecodable { what: &'static str, detail: String },
+}
+
+/// Collects, from a room's retained events listed newest first, the run
+/// [`Bus::recent_events`] returns: the events with `seq > after_seq` of the newest epoch
+/// (an engine that restarts numbers from 1 again, so a `seq` that does not fall going
+/// back in time marks where the newest epoch began).
+pub(crate) struct NewestRun {
+    after_seq: u64,
+    run_newest_first: Vec<EventEnvelope>,
+}
+
+impl NewestRun {
+    pub(crate) fn new(after_seq: u64) -> Self {
+        NewestRun {
+            after_seq,
+            run_newest_first: Vec::new(),
+        }
+    }
+
+    /// Takes the next older event; false once the run is complete (this one is not in it).
+    pub(crate) fn offer(&mut self, event: EventEnvelope) -> bool {
+        let epoch_began_after = self
+            .run_newest_first
+            .last()
+            .is_some_and(|later| event.seq >= later.seq);
+        if event.seq <= self.after_seq || epoch_began_after {
+            return false;
+        }
+        self.run_newest_first.push(event);
+        true
+    }
+
+    /// The run, oldest first, cut to its oldest `events_max`.
+    pub(crate) fn finish(mut self, events_max: usize) -> Vec<EventEnvelope> {
+        self.run_newest_first.reverse();
+        self.run_newest_first.truncate(events_max);
+        self.run_newest_first
+    }
 }
 
 /// Transport between engines and gateways.
@@ -109,6 +165,18 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Subscribes to a room's events. Called once per gateway process and room.
     async fn subscribe(&self, room: &str) -> Result<BoxStream<'static, Delivery>, BusError>;
+
+    /// The retained events of `room` with `seq > after_seq`, oldest first, at most
+    /// `events_max` (the oldest ones): what a subscriber that saw a gap after `after_seq`
+    /// missed, if the room still holds it. Only the newest epoch counts: after an engine
+    /// restart numbered from 1 again, older events are not returned. When the first
+    /// returned `seq` is not `after_seq + 1`, the missed events are gone: resend a snapshot.
+    async fn recent_events(
+        &self,
+        room: &str,
+        after_seq: u64,
+        events_max: usize,
+    ) -> Result<Vec<EventEnvelope>, BusError>;
 
     /// Sends a command to the engine leading `command.room`.
     async fn send_command(&self, command: CommandEnvelope) -> Result<(), BusError>;

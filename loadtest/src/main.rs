@@ -3,6 +3,14 @@
 //! # Layout
 //!
 //! - `bots`: the `bots` subcommand: N bot players, ramp, bounded drain, report.
+//! - `fanout`: the `fanout` subcommand: one server under a fixed broadcast load.
+//! - `receiver`: the fan-out client's connections: counters and latency probes.
+//! - `wire`: the WebSocket handshake and frames, read and written by hand.
+//! - `servers`: the servers a benchmark can run (floor, aloft, peers) and their processes.
+//! - `floor`: the raw-TCP floor server (`floor-server`).
+//! - `fanout_report`: CPU per frame, RSS per connection, latency percentiles, ratios.
+//! - `compare`: the `compare` subcommand: every server in turn, ratios to the floor.
+//! - `html`: the comparison's text table and HTML report with SVG charts.
 //! - `bot`: one bot player: its connection loop, bets, own ledger and checks.
 //! - `behaviour`: what a bot decides each round (watch, stake, auto or manual exit).
 //! - `verify`: the rules a correct server never breaks, as pure functions.
@@ -18,13 +26,21 @@ mod api;
 mod behaviour;
 mod bot;
 mod bots;
+mod compare;
 mod connection;
+mod fanout;
+mod fanout_report;
+mod floor;
+mod html;
 mod process;
 mod progress;
+mod receiver;
 mod report;
+mod servers;
 mod stats;
 mod target;
 mod verify;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -43,17 +59,36 @@ enum Command {
     /// Run N bot players that watch, bet and cash out like people, and verify
     /// everything the server sends them.
     Bots(bots::BotsArgs),
+    /// Put one server under a fixed broadcast load (connections × tick rate) and report
+    /// frames/s, server CPU-µs per frame, RSS per connection and tick latency.
+    Fanout(fanout::FanoutArgs),
+    /// Run the fan-out load against several servers in turn and write report.json and
+    /// report.html with every figure also as a ratio to the raw-TCP floor.
+    Compare(compare::CompareArgs),
+    /// The raw-TCP floor server: pre-encoded frames, one write per socket per tick, one
+    /// thread (started by `fanout --server floor`).
+    FloorServer(floor::FloorArgs),
+}
+
+/// Runs a command: the floor on its own single thread, the others on a multi-thread
+/// runtime.
+fn run(command: Command) -> anyhow::Result<bool> {
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match command {
+        Command::FloorServer(args) => floor::run(args),
+        Command::Bots(args) => runtime()?.block_on(bots::run(args)),
+        Command::Fanout(args) => runtime()?.block_on(fanout::run(args)),
+        Command::Compare(args) => runtime()?.block_on(compare::run(args)),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(anyhow::Error::from)
-        .and_then(|runtime| match cli.command {
-            Command::Bots(args) => runtime.block_on(bots::run(args)),
-        });
+    let outcome = run(cli.command);
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

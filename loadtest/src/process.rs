@@ -1,6 +1,6 @@
-//! The load generator's own process: its CPU time and memory from `/proc/self` (so a
-//! report can tell when the generator, not the server, was the bottleneck) and the
-//! open-file limit a run of N bots needs.
+//! Processes' CPU time and memory from `/proc`: the load generator's own (`/proc/self`,
+//! so a report can tell when the generator, not the server, was the bottleneck) and a
+//! server's under test (`/proc/<pid>`); and the open-file limit a run of N sockets needs.
 
 use anyhow::{Context, bail};
 
@@ -14,6 +14,9 @@ const SPARE_FILES: u64 = 1_024;
 /// The generator's resource use so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Usage {
+    /// User + system CPU time since the process started, in clock ticks
+    /// ([`CLOCK_TICKS_PER_SECOND`]).
+    pub cpu_ticks: u64,
     /// User + system CPU time since the process started, in seconds.
     pub cpu_seconds: f64,
     /// Resident memory now, in bytes.
@@ -22,16 +25,27 @@ pub struct Usage {
     pub peak_rss_bytes: u64,
 }
 
-/// Reads [`Usage`] from `/proc/self/stat` and `/proc/self/status`.
+/// Reads this process's [`Usage`] from `/proc/self/stat` and `/proc/self/status`.
 pub fn read_usage() -> anyhow::Result<Usage> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    read_usage_at("/proc/self")
+}
+
+/// Reads process `pid`'s [`Usage`] from `/proc/<pid>/stat` and `/proc/<pid>/status`.
+pub fn read_process_usage(pid: u32) -> anyhow::Result<Usage> {
+    read_usage_at(&format!("/proc/{pid}"))
+}
+
+fn read_usage_at(proc_dir: &str) -> anyhow::Result<Usage> {
+    let stat = std::fs::read_to_string(format!("{proc_dir}/stat"))
+        .with_context(|| format!("reading {proc_dir}/stat"))?;
+    let status = std::fs::read_to_string(format!("{proc_dir}/status"))
+        .with_context(|| format!("reading {proc_dir}/status"))?;
     let (utime_ticks, stime_ticks) = parse_stat_cpu_ticks(&stat)?;
     let kib = |key| {
-        parse_status_kib(&status, key).with_context(|| format!("no {key} in /proc/self/status"))
+        parse_status_kib(&status, key).with_context(|| format!("no {key} in {proc_dir}/status"))
     };
     Ok(Usage {
+        cpu_ticks: utime_ticks + stime_ticks,
         cpu_seconds: cpu_seconds(utime_ticks, stime_ticks, CLOCK_TICKS_PER_SECOND),
         rss_bytes: kib("VmRSS")? * 1024,
         peak_rss_bytes: kib("VmHWM")? * 1024,
@@ -46,7 +60,7 @@ pub fn cpu_seconds(utime_ticks: u64, stime_ticks: u64, ticks_per_second: u64) ->
 /// `utime` and `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line. The command
 /// name (field 2) is in parentheses and may hold spaces and parentheses, so fields are
 /// counted from the last `)`.
-fn parse_stat_cpu_ticks(stat: &str) -> anyhow::Result<(u64, u64)> {
+pub fn parse_stat_cpu_ticks(stat: &str) -> anyhow::Result<(u64, u64)> {
     let after_name = stat
         .rfind(')')
         .map(|end| &stat[end + 1..])
@@ -71,7 +85,7 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     })
 }
 
-/// Raises the open-file limit to what `players` bots need (one socket each), or says
+/// Raises the open-file limit to what `players` sockets need (one socket each), or says
 /// clearly why the run cannot start.
 pub fn ensure_open_files(players: u64) -> anyhow::Result<()> {
     let needed = players + SPARE_FILES;
@@ -131,5 +145,8 @@ mod tests {
         let usage = read_usage().unwrap();
         assert!(usage.rss_bytes > 0);
         assert!(usage.peak_rss_bytes >= usage.rss_bytes);
+        let by_pid = read_process_usage(std::process::id()).unwrap();
+        assert!(by_pid.cpu_ticks >= usage.cpu_ticks);
+        assert!(read_process_usage(u32::MAX).is_err());
     }
 }

@@ -26,6 +26,15 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+/// The value at `quantile` (0.0 ..= 1.0) of a histogram recorded in microseconds, in
+/// milliseconds; 0 when empty.
+pub fn quantile_ms(histogram_us: &Histogram<u64>, quantile: f64) -> f64 {
+    if histogram_us.is_empty() {
+        return 0.0;
+    }
+    histogram_us.value_at_quantile(quantile) as f64 / US_PER_MS
+}
+
 /// Percentiles of a histogram recorded in microseconds, in milliseconds.
 pub fn latency_summary(histogram_us: &Histogram<u64>) -> LatencySummary {
     let ms = |value_us: u64| value_us as f64 / US_PER_MS;
@@ -40,9 +49,9 @@ pub fn latency_summary(histogram_us: &Histogram<u64>) -> LatencySummary {
     }
     LatencySummary {
         count: histogram_us.len(),
-        p50_ms: ms(histogram_us.value_at_quantile(0.50)),
-        p90_ms: ms(histogram_us.value_at_quantile(0.90)),
-        p99_ms: ms(histogram_us.value_at_quantile(0.99)),
+        p50_ms: quantile_ms(histogram_us, 0.50),
+        p90_ms: quantile_ms(histogram_us, 0.90),
+        p99_ms: quantile_ms(histogram_us, 0.99),
         max_ms: ms(histogram_us.max()),
     }
 }

@@ -1,0 +1,256 @@
+//! The `compare` subcommand: the same fan-out load against each server in turn (the
+//! floor first, added when not listed) and for each connection count, with the same
+//! client; every result also as a ratio to the floor's. A server that cannot be started
+//! here is reported as unavailable, and one whose run fails as failed, with the reason:
+//! never silently dropped. Writes `report.json` and `report.html` ([`crate::html`]).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::fanout::{self, CONNS_MAX, LoadArgs};
+use crate::fanout_report::{FanoutReport, ratio_to_floor};
+use crate::servers;
+
+/// Most connection counts in one comparison.
+const CONNS_LIST_MAX: usize = 8;
+/// Most servers in one comparison.
+const SERVERS_LIST_MAX: usize = 16;
+
+/// Options of `aloft-loadtest compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Connection counts to run, e.g. 2000,10000 (each 1 to 19,000).
+    #[arg(long, value_delimiter = ',', default_value = "2000", value_parser = clap::value_parser!(u64).range(1..=CONNS_MAX))]
+    pub conns: Vec<u64>,
+    /// Servers to compare, e.g. aloft,floor (the floor is always run, first).
+    #[arg(long, value_delimiter = ',', default_value = "floor,aloft")]
+    pub servers: Vec<String>,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Directory for report.json and report.html.
+    #[arg(long, default_value = ".")]
+    pub out_dir: PathBuf,
+}
+
+/// How one server's run went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    /// The server cannot be started here (not built, not installed).
+    Unavailable,
+    /// It started but the run failed.
+    Failed,
+}
+
+/// A server's figures as multiples of the floor's at the same load.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Ratios {
+    pub cpu_us_per_frame: Option<f64>,
+    pub p99_latency: Option<f64>,
+    pub rss_per_connection: Option<f64>,
+}
+
+/// One server at one connection count.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub server: String,
+    pub conns: u64,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub result: Option<FanoutReport>,
+    pub ratio_to_floor: Ratios,
+}
+
+/// The machine a comparison ran on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub cpu_model: String,
+    pub kernel: String,
+    /// `/proc/loadavg` when the comparison started.
+    pub load_average: String,
+}
+
+/// The whole comparison, as written to `report.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    pub machine: Machine,
+    pub started_unix_seconds: u64,
+    pub hz: u32,
+    pub payload_bytes: usize,
+    pub probes: u64,
+    pub warmup_seconds: f64,
+    pub measure_seconds: f64,
+    pub entries: Vec<Entry>,
+}
+
+/// The servers in run order: the floor first, each once.
+pub fn run_order(listed: &[String]) -> Vec<String> {
+    let mut order = vec!["floor".to_owned()];
+    for name in listed {
+        if !order.contains(name) {
+            order.push(name.clone());
+        }
+    }
+    order
+}
+
+/// Runs the comparison and writes its reports; `Ok(true)` when every server ran.
+pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
+    anyhow::ensure!(
+        args.conns.len() <= CONNS_LIST_MAX,
+        "at most {CONNS_LIST_MAX} --conns"
+    );
+    anyhow::ensure!(
+        args.servers.len() <= SERVERS_LIST_MAX,
+        "at most {SERVERS_LIST_MAX} --servers"
+    );
+    let order = run_order(&args.servers);
+    let specs = order
+        .iter()
+        .map(|name| servers::find(name))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    crate::process::ensure_open_files(args.conns.iter().copied().max().unwrap_or(1))?;
+    let mut report = CompareReport {
+        machine: machine(),
+        started_unix_seconds: crate::receiver::unix_now_us() / 1_000_000,
+        hz: args.load.hz,
+        payload_bytes: args.load.payload_bytes,
+        probes: args.load.probes,
+        warmup_seconds: args.load.warmup.as_secs_f64(),
+        measure_seconds: args.load.measure.as_secs_f64(),
+        entries: Vec::new(),
+    };
+    for &conns in &args.conns {
+        for spec in &specs {
+            eprintln!("== {} × {conns} connections", spec.name);
+            let entry = run_one(spec, conns, &args.load).await;
+            match (&entry.result, &entry.reason) {
+                (Some(result), _) => eprint!("{}", result.summary_table()),
+                (None, Some(reason)) => eprintln!("{:?}: {reason}", entry.status),
+                (None, None) => {}
+            }
+            report.entries.push(entry);
+        }
+    }
+    add_ratios(&mut report.entries);
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let json_path = args.out_dir.join("report.json");
+    let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
+    std::fs::write(&json_path, json + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    let html_path = args.out_dir.join("report.html");
+    std::fs::write(&html_path, crate::html::render(&report))
+        .with_context(|| format!("writing {}", html_path.display()))?;
+    print!("{}", crate::html::text_table(&report));
+    println!(
+        "reports written to {} and {}",
+        json_path.display(),
+        html_path.display()
+    );
+    Ok(report
+        .entries
+        .iter()
+        .all(|entry| entry.status == Status::Ok))
+}
+
+async fn run_one(spec: &servers::ServerSpec, conns: u64, load: &LoadArgs) -> Entry {
+    let mut entry = Entry {
+        server: spec.name.to_owned(),
+        conns,
+        status: Status::Unavailable,
+        reason: None,
+        result: None,
+        ratio_to_floor: Ratios::default(),
+    };
+    let prepared = match fanout::prepare(spec, conns, load) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            entry.reason = Some(format!("{error:#}"));
+            return entry;
+        }
+    };
+    match fanout::execute(prepared, conns, load).await {
+        Ok(result) => {
+            let problems = result.problems();
+            if problems.is_empty() {
+                entry.status = Status::Ok;
+            } else {
+                entry.status = Status::Failed;
+                entry.reason = Some(problems.join("; "));
+            }
+            entry.result = Some(result);
+        }
+        Err(error) => {
+            entry.status = Status::Failed;
+            entry.reason = Some(format!("{error:#}"));
+        }
+    }
+    entry
+}
+
+/// Fills each entry's ratios to the floor's entry at the same connection count.
+pub fn add_ratios(entries: &mut [Entry]) {
+    let floors: Vec<(u64, FanoutReport)> = entries
+        .iter()
+        .filter(|entry| entry.server == "floor")
+        .filter_map(|entry| Some((entry.conns, entry.result.clone()?)))
+        .collect();
+    for entry in entries.iter_mut() {
+        let (Some(result), Some((_, floor))) = (
+            &entry.result,
+            floors.iter().find(|(conns, _)| *conns == entry.conns),
+        ) else {
+            continue;
+        };
+        entry.ratio_to_floor = Ratios {
+            cpu_us_per_frame: ratio_to_floor(
+                result.server_cpu_us_per_frame,
+                floor.server_cpu_us_per_frame,
+            ),
+            p99_latency: ratio_to_floor(
+                Some(result.tick_latency.p99_ms),
+                Some(floor.tick_latency.p99_ms),
+            ),
+            rss_per_connection: ratio_to_floor(
+                result.server_rss_per_connection_bytes,
+                floor.server_rss_per_connection_bytes,
+            ),
+        };
+    }
+}
+
+/// Cores, CPU model, kernel and load average, from `/proc`.
+fn machine() -> Machine {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu_model = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    Machine {
+        cores: std::thread::available_parallelism().map_or(1, |cores| cores.get()),
+        cpu_model,
+        kernel: read("/proc/sys/kernel/osrelease").trim().to_owned(),
+        load_average: read("/proc/loadavg").trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_runs_first_and_each_server_once() {
+        let listed = ["aloft".to_owned(), "floor".to_owned(), "aloft".to_owned()];
+        assert_eq!(run_order(&listed), vec!["floor", "aloft"]);
+        assert_eq!(run_order(&[]), vec!["floor"]);
+    }
+}

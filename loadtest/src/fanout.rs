@@ -1,0 +1,335 @@
+//! The `fanout` subcommand: one server under a fixed broadcast load (connections × tick
+//! rate × payload). The run starts the server ([`crate::servers`]), reads its idle RSS,
+//! opens the connections at a bounded ramp ([`crate::receiver`]), warms up, then reads
+//! the server's and its own `/proc` figures and the frame counters at both ends of the
+//! measured window, and stops the server. Every step has a time limit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::bots::parse_duration;
+use crate::fanout_report::{self, FanoutReport};
+use crate::process::{self, CLOCK_TICKS_PER_SECOND, Usage};
+use crate::receiver::{self, Tally, Target};
+use crate::servers::{self, Load, ServerProcess, ServerSpec};
+
+/// Most connections of one client process (open files are capped at 20,000).
+pub const CONNS_MAX: u64 = 19_000;
+/// Fastest tick rate, in ticks per second.
+const HZ_MAX: u32 = 1_000;
+/// Payload sizes accepted, in bytes.
+const PAYLOAD_BYTES_MIN: usize = 16;
+const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+/// Most probe connections.
+const PROBES_MAX: u64 = 64;
+/// Fastest connection ramp, in new connections per second.
+const RAMP_PER_SECOND_MAX: u64 = 20_000;
+/// Time after the ramp for the last connections to finish opening, in milliseconds.
+const CONNECT_GRACE_MS: u64 = 15_000;
+/// Time a started server settles before its idle RSS is read, in milliseconds.
+const SETTLE_MS: u64 = 1_000;
+/// Interval at which the open-connection count is polled, in milliseconds.
+const CONNECT_POLL_MS: u64 = 50;
+/// Margin of a server's own lifetime limit beyond the run's longest course, in seconds.
+const LIFETIME_MARGIN_SECONDS: u64 = 60;
+
+/// Options of `aloft-loadtest fanout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// Server under test (floor, aloft).
+    #[arg(long)]
+    pub server: String,
+    /// Connections, 1 to 19,000.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONNS_MAX))]
+    pub conns: u64,
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+/// The load of a fan-out run, shared with `compare`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Tick rate, in frames per second per connection.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=i64::from(HZ_MAX)))]
+    pub hz: u32,
+    /// Payload size of the servers that take one (aloft sends its own ticks), in bytes.
+    #[arg(long, default_value_t = 64, value_parser = parse_payload_bytes)]
+    pub payload_bytes: usize,
+    /// Connections that parse every frame and measure latency and loss.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=PROBES_MAX))]
+    pub probes: u64,
+    /// Time under load before the measured window, e.g. 5s.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Length of the measured window, e.g. 20s.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub measure: Duration,
+    /// New connections per second.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=RAMP_PER_SECOND_MAX))]
+    pub ramp_per_second: u64,
+}
+
+fn parse_payload_bytes(text: &str) -> Result<usize, String> {
+    let bytes: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count"))?;
+    if !(PAYLOAD_BYTES_MIN..=PAYLOAD_BYTES_MAX).contains(&bytes) {
+        return Err(format!(
+            "must be {PAYLOAD_BYTES_MIN} to {PAYLOAD_BYTES_MAX} bytes"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Runs `fanout` and prints the table; `Ok(true)` when the run was sound.
+pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
+    let conns = args.conns;
+    let spec = servers::find(&args.server)?;
+    process::ensure_open_files(conns)?;
+    let prepared = prepare(spec, conns, &args.load).context("preparing the server")?;
+    let report = execute(prepared, conns, &args.load).await?;
+    print!("{}", report.summary_table());
+    if let Some(path) = &args.report {
+        report.write_json(path)?;
+        println!("report written to {}", path.display());
+    }
+    let problems = report.problems();
+    for problem in &problems {
+        eprintln!("! {problem}");
+    }
+    Ok(problems.is_empty())
+}
+
+/// A scratch directory removed when dropped.
+pub struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        // Best effort: a leftover directory in /tmp is harmless.
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A server ready to start: its launch, address and scratch directory.
+pub struct Prepared {
+    name: &'static str,
+    launch: servers::Launch,
+    load: Load,
+    scratch: ScratchDir,
+}
+
+/// Builds the launch of `spec` for this load; an error means the server cannot run
+/// here (not built, not installed).
+pub fn prepare(spec: &ServerSpec, conns: u64, load_args: &LoadArgs) -> anyhow::Result<Prepared> {
+    let work_dir = std::env::temp_dir().join(format!(
+        "aloft-fanout-{}-{}-{}",
+        spec.name,
+        std::process::id(),
+        receiver::unix_now_us()
+    ));
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
+    let scratch = ScratchDir(work_dir.clone());
+    let course = conns / load_args.ramp_per_second
+        + (CONNECT_GRACE_MS + SETTLE_MS) / 1_000
+        + load_args.warmup.as_secs()
+        + load_args.measure.as_secs();
+    let load = Load {
+        listen: servers::free_listen_addr()?,
+        conns,
+        hz: load_args.hz,
+        payload_bytes: load_args.payload_bytes,
+        lifetime_seconds: course + LIFETIME_MARGIN_SECONDS,
+        work_dir,
+    };
+    let launch = (spec.launch)(&load)?;
+    Ok(Prepared {
+        name: spec.name,
+        launch,
+        load,
+        scratch,
+    })
+}
+
+/// Readings taken at one end of the measured window.
+struct Reading {
+    at: Instant,
+    server: Usage,
+    generator: Usage,
+    frames: u64,
+    bytes: u64,
+}
+
+impl Reading {
+    fn take(tally: &Tally, server_pid: u32) -> anyhow::Result<Reading> {
+        Ok(Reading {
+            at: Instant::now(),
+            server: process::read_process_usage(server_pid)
+                .context("reading the server's /proc")?,
+            generator: process::read_usage()?,
+            frames: tally.frames.load(Ordering::Relaxed),
+            bytes: tally.bytes.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Starts the server, loads it, measures, stops it.
+pub async fn execute(
+    prepared: Prepared,
+    conns: u64,
+    load_args: &LoadArgs,
+) -> anyhow::Result<FanoutReport> {
+    let Prepared {
+        name,
+        launch,
+        load,
+        scratch,
+    } = prepared;
+    let path_and_query = launch.path_and_query.clone();
+    let auth = launch.auth;
+    let server = ServerProcess::start(launch, load.listen, &scratch.0).await?;
+    let path_and_query = servers::authenticated_path(&path_and_query, auth, load.listen).await?;
+    tokio::time::sleep(Duration::from_millis(SETTLE_MS)).await;
+    let idle = process::read_process_usage(server.pid()).context("reading the idle server")?;
+    let tally = Arc::new(Tally::new());
+    let target = Arc::new(Target {
+        server: load.listen,
+        path_and_query,
+    });
+    let mut connections = JoinSet::new();
+    connect_all(&tally, &target, &mut connections, conns, load_args).await?;
+    tokio::time::sleep(load_args.warmup).await;
+    let start = Reading::take(&tally, server.pid())?;
+    tally.measuring.store(true, Ordering::Relaxed);
+    tokio::time::sleep(load_args.measure).await;
+    tally.measuring.store(false, Ordering::Relaxed);
+    let end = Reading::take(&tally, server.pid())?;
+    connections.shutdown().await;
+    let report = build_report(
+        name,
+        conns,
+        load_args,
+        &tally,
+        (&idle, &start, &end),
+        server.pid(),
+    );
+    drop(server);
+    drop(scratch);
+    Ok(report)
+}
+
+/// Opens `conns` connections at the ramp rate (the first `probes` are probes) and
+/// waits until each has opened or failed.
+async fn connect_all(
+    tally: &Arc<Tally>,
+    target: &Arc<Target>,
+    connections: &mut JoinSet<()>,
+    conns: u64,
+    load_args: &LoadArgs,
+) -> anyhow::Result<()> {
+    let sources = crate::target::source_addrs(&[], conns)?;
+    let ramp_started = Instant::now();
+    for index in 0..conns {
+        let due =
+            ramp_started + Duration::from_secs_f64(index as f64 / load_args.ramp_per_second as f64);
+        tokio::time::sleep_until(due).await;
+        let source = sources[usize::try_from(index).expect("conns fit usize") % sources.len()];
+        let probe = index < load_args.probes;
+        let (tally, target) = (tally.clone(), target.clone());
+        connections.spawn(async move { receiver::run(&tally, &target, source, probe).await });
+    }
+    let deadline = Instant::now() + Duration::from_millis(CONNECT_GRACE_MS);
+    loop {
+        let done = tally.connected.load(Ordering::Relaxed) + tally.failed.load(Ordering::Relaxed);
+        if done >= conns {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{done} of {conns} connections opened or failed {CONNECT_GRACE_MS} ms after the ramp"
+        );
+        tokio::time::sleep(Duration::from_millis(CONNECT_POLL_MS)).await;
+    }
+    let connected = tally.connected.load(Ordering::Relaxed);
+    ensure!(
+        connected > 0,
+        "no connection opened: {}",
+        tally
+            .first_error
+            .lock()
+            .expect("error lock")
+            .clone()
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The report from the idle reading and the two ends of the window.
+fn build_report(
+    name: &str,
+    conns: u64,
+    load_args: &LoadArgs,
+    tally: &Tally,
+    (idle, start, end): (&Usage, &Reading, &Reading),
+    server_pid: u32,
+) -> FanoutReport {
+    let window_seconds = (end.at - start.at).as_secs_f64();
+    let frames = end.frames - start.frames;
+    let connections_ok = tally.connected.load(Ordering::Relaxed);
+    let expected = tally.probe_expected.load(Ordering::Relaxed);
+    let received = tally.probe_received.load(Ordering::Relaxed);
+    let per_frame = |start: &Usage, end: &Usage| {
+        fanout_report::cpu_us_per_frame(
+            start.cpu_ticks,
+            end.cpu_ticks,
+            CLOCK_TICKS_PER_SECOND,
+            frames,
+        )
+    };
+    FanoutReport {
+        server: name.to_owned(),
+        conns,
+        probes: load_args.probes.min(conns),
+        hz: load_args.hz,
+        payload_bytes_requested: load_args.payload_bytes,
+        connections_ok,
+        connections_failed: tally.failed.load(Ordering::Relaxed),
+        connections_ended: tally.ended.load(Ordering::Relaxed),
+        warmup_seconds: load_args.warmup.as_secs_f64(),
+        window_seconds,
+        frames,
+        frames_per_second: frames as f64 / window_seconds,
+        frames_per_second_offered: (connections_ok * u64::from(load_args.hz)) as f64,
+        frame_wire_bytes_mean: (end.bytes - start.bytes) as f64 / frames.max(1) as f64,
+        server_pid,
+        server_cpu_seconds: end.server.cpu_seconds - start.server.cpu_seconds,
+        server_cpu_us_per_frame: per_frame(&start.server, &end.server),
+        server_rss_idle_bytes: idle.rss_bytes,
+        server_rss_loaded_bytes: end.server.rss_bytes,
+        server_rss_per_connection_bytes: fanout_report::rss_per_connection_bytes(
+            idle.rss_bytes,
+            end.server.rss_bytes,
+            connections_ok,
+        ),
+        tick_latency: fanout_report::tick_latency(
+            &tally.latency_us.lock().expect("histogram lock"),
+        ),
+        probe_frames_expected: expected,
+        probe_frames_received: received,
+        probe_frames_lost: expected.saturating_sub(received),
+        probe_frames_unparsed: tally.probe_unparsed.load(Ordering::Relaxed),
+        generator_cpu_seconds: end.generator.cpu_seconds - start.generator.cpu_seconds,
+        generator_cpu_us_per_frame: per_frame(&start.generator, &end.generator),
+        generator_rss_mib: end.generator.rss_bytes as f64 / (1024.0 * 1024.0),
+        first_error: tally.first_error.lock().expect("error lock").clone(),
+    }
+}

@@ -1,0 +1,340 @@
+//! What a fan-out run reports, and the arithmetic behind it as pure functions: server
+//! CPU per delivered frame from `/proc` clock ticks over the measured window, RSS per
+//! connection, tick latency percentiles, ratios to the floor; the summary table and the
+//! JSON report.
+
+use std::path::Path;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::report::quantile_ms;
+
+/// Microseconds per second.
+const US_PER_SECOND: f64 = 1_000_000.0;
+/// Bytes per KiB.
+const BYTES_PER_KIB: f64 = 1024.0;
+/// Bytes per MiB.
+const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
+
+/// Tick latency percentiles (server send → probe receive), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct TickLatency {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Percentiles of a histogram recorded in microseconds.
+pub fn tick_latency(histogram_us: &Histogram<u64>) -> TickLatency {
+    TickLatency {
+        count: histogram_us.len(),
+        p50_ms: quantile_ms(histogram_us, 0.50),
+        p99_ms: quantile_ms(histogram_us, 0.99),
+        p999_ms: quantile_ms(histogram_us, 0.999),
+        max_ms: quantile_ms(histogram_us, 1.0),
+    }
+}
+
+/// CPU microseconds per delivered frame: the CPU a process used between two readings of
+/// `utime + stime` (in clock ticks of `ticks_per_second`), divided by the frames
+/// delivered in the same window. `None` when no frame was delivered.
+pub fn cpu_us_per_frame(
+    cpu_ticks_start: u64,
+    cpu_ticks_end: u64,
+    ticks_per_second: u64,
+    frames: u64,
+) -> Option<f64> {
+    if frames == 0 {
+        return None;
+    }
+    let cpu_us = cpu_ticks_end.saturating_sub(cpu_ticks_start) as f64 * US_PER_SECOND
+        / ticks_per_second as f64;
+    Some(cpu_us / frames as f64)
+}
+
+/// Resident memory per connection: (RSS with the connections − RSS with none) ÷ their
+/// count, in bytes (negative when the allocator returned memory in between). `None`
+/// without connections.
+pub fn rss_per_connection_bytes(
+    idle_rss_bytes: u64,
+    loaded_rss_bytes: u64,
+    conns: u64,
+) -> Option<f64> {
+    if conns == 0 {
+        return None;
+    }
+    Some((loaded_rss_bytes as f64 - idle_rss_bytes as f64) / conns as f64)
+}
+
+/// `value` as a multiple of the floor's; `None` when either is missing or the floor's
+/// is not positive.
+pub fn ratio_to_floor(value: Option<f64>, floor: Option<f64>) -> Option<f64> {
+    match (value, floor) {
+        (Some(value), Some(floor)) if floor > 0.0 => Some(value / floor),
+        _ => None,
+    }
+}
+
+/// The report of one fan-out run against one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutReport {
+    pub server: String,
+    pub conns: u64,
+    pub probes: u64,
+    pub hz: u32,
+    /// Payload size asked for; servers with their own frames (aloft) ignore it.
+    pub payload_bytes_requested: usize,
+    pub connections_ok: u64,
+    pub connections_failed: u64,
+    /// Connections the server closed or broke before the end of the run.
+    pub connections_ended: u64,
+    pub warmup_seconds: f64,
+    pub window_seconds: f64,
+    /// Frames delivered to all connections in the window.
+    pub frames: u64,
+    pub frames_per_second: f64,
+    /// `connections_ok × hz`.
+    pub frames_per_second_offered: f64,
+    /// Mean bytes on the wire per frame in the window (header included).
+    pub frame_wire_bytes_mean: f64,
+    pub server_pid: u32,
+    pub server_cpu_seconds: f64,
+    pub server_cpu_us_per_frame: Option<f64>,
+    pub server_rss_idle_bytes: u64,
+    pub server_rss_loaded_bytes: u64,
+    pub server_rss_per_connection_bytes: Option<f64>,
+    pub tick_latency: TickLatency,
+    pub probe_frames_expected: u64,
+    pub probe_frames_received: u64,
+    pub probe_frames_lost: u64,
+    pub probe_frames_unparsed: u64,
+    pub generator_cpu_seconds: f64,
+    pub generator_cpu_us_per_frame: Option<f64>,
+    pub generator_rss_mib: f64,
+    pub first_error: Option<String>,
+}
+
+impl FanoutReport {
+    /// What makes the run unsound: connections that failed or ended, probes that saw
+    /// no tick or frames they could not parse. Empty for a sound run.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.connections_failed > 0 {
+            problems.push(format!(
+                "{} of {} connections failed to open",
+                self.connections_failed, self.conns
+            ));
+        }
+        if self.connections_ended > 0 {
+            problems.push(format!(
+                "{} connections ended early",
+                self.connections_ended
+            ));
+        }
+        if self.tick_latency.count == 0 {
+            problems.push("the probes saw no tick".to_owned());
+        }
+        if self.probe_frames_unparsed > 0 {
+            problems.push(format!(
+                "{} probe frames did not parse",
+                self.probe_frames_unparsed
+            ));
+        }
+        if !problems.is_empty()
+            && let Some(error) = &self.first_error
+        {
+            problems.push(format!("first error: {error}"));
+        }
+        problems
+    }
+
+    pub fn summary_table(&self) -> String {
+        let mut rows = self.load_rows();
+        rows.extend(self.result_rows());
+        let width = rows
+            .iter()
+            .map(|(name, _)| name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut table: String = rows
+            .iter()
+            .map(|(name, value)| format!("{name:<width$}  {value}\n"))
+            .collect();
+        if let Some(error) = &self.first_error {
+            table.push_str(&format!("first connection error: {error}\n"));
+        }
+        table
+    }
+
+    /// The table rows describing the load and the run.
+    fn load_rows(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "server",
+                format!("{} (pid {})", self.server, self.server_pid),
+            ),
+            (
+                "load",
+                format!(
+                    "{} conns × {} Hz, {} probes",
+                    self.conns, self.hz, self.probes
+                ),
+            ),
+            (
+                "connections ok / failed / ended",
+                format!(
+                    "{} / {} / {}",
+                    self.connections_ok, self.connections_failed, self.connections_ended
+                ),
+            ),
+            (
+                "window",
+                format!(
+                    "{:.1} s after {:.1} s warm-up",
+                    self.window_seconds, self.warmup_seconds
+                ),
+            ),
+            (
+                "frames/s delivered (offered)",
+                format!(
+                    "{:.0} ({:.0})",
+                    self.frames_per_second, self.frames_per_second_offered
+                ),
+            ),
+            (
+                "frame bytes on the wire",
+                format!("{:.1}", self.frame_wire_bytes_mean),
+            ),
+        ]
+    }
+
+    /// The table rows of the measured figures.
+    fn result_rows(&self) -> Vec<(&'static str, String)> {
+        let cores = |cpu_seconds: f64| cpu_seconds / self.window_seconds.max(f64::MIN_POSITIVE);
+        let optional = |value: Option<f64>, scale: f64| {
+            value.map_or("n/a".to_owned(), |value| format!("{:.2}", value / scale))
+        };
+        let latency = &self.tick_latency;
+        vec![
+            (
+                "server CPU",
+                format!(
+                    "{:.2} s ({:.2} cores)",
+                    self.server_cpu_seconds,
+                    cores(self.server_cpu_seconds)
+                ),
+            ),
+            (
+                "server CPU-µs/frame",
+                optional(self.server_cpu_us_per_frame, 1.0),
+            ),
+            (
+                "server RSS idle / loaded",
+                format!(
+                    "{:.1} / {:.1} MiB",
+                    self.server_rss_idle_bytes as f64 / BYTES_PER_MIB,
+                    self.server_rss_loaded_bytes as f64 / BYTES_PER_MIB
+                ),
+            ),
+            (
+                "server RSS/conn (KiB)",
+                optional(self.server_rss_per_connection_bytes, BYTES_PER_KIB),
+            ),
+            (
+                "tick latency p50/p99/p999/max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} / {:.2} ms ({} samples)",
+                    latency.p50_ms, latency.p99_ms, latency.p999_ms, latency.max_ms, latency.count
+                ),
+            ),
+            (
+                "probe frames expected / lost",
+                format!(
+                    "{} / {}",
+                    self.probe_frames_expected, self.probe_frames_lost
+                ),
+            ),
+            (
+                "generator CPU",
+                format!(
+                    "{:.2} s ({:.2} cores, {} µs/frame), RSS {:.1} MiB",
+                    self.generator_cpu_seconds,
+                    cores(self.generator_cpu_seconds),
+                    optional(self.generator_cpu_us_per_frame, 1.0),
+                    self.generator_rss_mib
+                ),
+            ),
+        ]
+    }
+
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self).context("encoding the report")?;
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::parse_stat_cpu_ticks;
+
+    #[test]
+    fn cpu_per_frame_is_the_window_delta_over_frames() {
+        // Two readings of /proc/<pid>/stat 20 s apart: utime+stime 1000 → 1800 ticks.
+        let before = "77 (aloft) S 1 77 77 0 -1 0 0 0 0 0 700 300 0 0 20 0 3 0 1 2 3";
+        let after = "77 (aloft) S 1 77 77 0 -1 0 0 0 0 0 1300 500 0 0 20 0 3 0 1 2 3";
+        let (user, system) = parse_stat_cpu_ticks(before).unwrap();
+        let start = user + system;
+        let (user, system) = parse_stat_cpu_ticks(after).unwrap();
+        let end = user + system;
+        // 800 ticks at 100 Hz = 8 s = 8,000,000 µs over 800,000 frames = 10 µs/frame.
+        assert_eq!(cpu_us_per_frame(start, end, 100, 800_000), Some(10.0));
+        // The same ticks at 1000 Hz are a tenth of the time.
+        assert_eq!(cpu_us_per_frame(start, end, 1000, 800_000), Some(1.0));
+        assert_eq!(cpu_us_per_frame(start, end, 100, 0), None);
+        // A counter that went backwards (another pid) counts as no CPU, not a wrap.
+        assert_eq!(cpu_us_per_frame(end, start, 100, 10), Some(0.0));
+    }
+
+    #[test]
+    fn rss_per_connection_subtracts_the_idle_process() {
+        let idle = 20 * 1024 * 1024;
+        let loaded = idle + 2_000 * 3_072;
+        assert_eq!(rss_per_connection_bytes(idle, loaded, 2_000), Some(3_072.0));
+        assert_eq!(
+            rss_per_connection_bytes(loaded, idle, 2_000),
+            Some(-3_072.0)
+        );
+        assert_eq!(rss_per_connection_bytes(idle, loaded, 0), None);
+    }
+
+    #[test]
+    fn ratios_are_to_the_floor_and_need_both_values() {
+        assert_eq!(ratio_to_floor(Some(12.0), Some(8.0)), Some(1.5));
+        assert_eq!(ratio_to_floor(Some(8.0), Some(8.0)), Some(1.0));
+        assert_eq!(ratio_to_floor(None, Some(8.0)), None);
+        assert_eq!(ratio_to_floor(Some(8.0), None), None);
+        assert_eq!(ratio_to_floor(Some(8.0), Some(0.0)), None);
+    }
+
+    #[test]
+    fn tick_latency_reads_p50_to_p999_in_milliseconds() {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        for latency_us in 1..=10_000u64 {
+            histogram.record(latency_us * 100).unwrap();
+        }
+        let latency = tick_latency(&histogram);
+        let close = |value: f64, expected: f64| (value - expected).abs() <= expected * 0.002;
+        assert_eq!(latency.count, 10_000);
+        assert!(close(latency.p50_ms, 500.0), "p50 {}", latency.p50_ms);
+        assert!(close(latency.p99_ms, 990.0), "p99 {}", latency.p99_ms);
+        assert!(close(latency.p999_ms, 999.0), "p999 {}", latency.p999_ms);
+        assert!(close(latency.max_ms, 1000.0), "max {}", latency.max_ms);
+        let empty = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
+        assert_eq!(tick_latency(&empty).p999_ms, 0.0);
+    }
+}

@@ -98,7 +98,7 @@ impl Default for GatewayConfig {
             shards: 0,
             outbound_queue_frames_max: 64,
             inbound_message_bytes_max: 4096,
-            read_buffer_bytes: 4096,
+            read_buffer_bytes: 1024,
             inbound_messages_per_second_max: 20,
             inbound_messages_burst_max: 40,
             rate_limit_strikes_max: 100,
@@ -106,7 +106,7 @@ impl Default for GatewayConfig {
             idle_timeout_ms: 60_000,
             ping_interval_ms: 25_000,
             connections_per_shard_max: 50_000,
-            shard_queue_frames_max: 4096,
+            shard_queue_frames_max: 1024,
             allowed_origins: Vec::new(),
             snapshot_history_rounds: 20,
         }

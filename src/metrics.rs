@@ -14,6 +14,8 @@ pub const FRAMES_SENT: &str = "aloft_frames_sent_total";
 pub const FRAMES_QUEUED: &str = "aloft_frames_queued_total";
 /// Counter: public frames dropped for closing or overflowing sockets.
 pub const FRAMES_DROPPED: &str = "aloft_frames_dropped_total";
+/// Counter: ticks a lagging shard skipped because a newer one was already queued.
+pub const TICKS_SKIPPED: &str = "aloft_ticks_skipped_total";
 /// Counter: shard queue overflows (a stalled shard).
 pub const SHARD_QUEUE_DROPPED: &str = "aloft_shard_queue_dropped_total";
 /// Counter: sequence gaps seen by shards (each answered with fresh snapshots).

@@ -139,7 +139,12 @@ impl Gateway {
                     source,
                 }
             })?;
-            tokio::spawn(forward_events(room.clone(), events, shard_senders.clone()));
+            tokio::spawn(forward_events(
+                room.clone(),
+                start.shared.bus.clone(),
+                events,
+                shard_senders.clone(),
+            ));
         }
         let replies = start
             .shared
@@ -199,41 +204,65 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Parses and encodes each event of a room once, then hands it to every shard.
+/// Events fetched from the bus's history to fill one gap, at most.
+const GAP_FILL_EVENTS_MAX: usize = 1024;
+
+/// Parses and encodes each event of a room once, then hands it to every shard. A gap
+/// reported by the bus is filled from the room's recent-events history when it still
+/// holds the missed events; otherwise the shards see the seq jump and resend snapshots.
 async fn forward_events(
     room: String,
+    bus: Arc<dyn Bus>,
     mut events: futures_util::stream::BoxStream<'static, Delivery>,
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
 ) {
     let room_name: Arc<str> = Arc::from(room.as_str());
+    let mut last_seq = 0u64;
     while let Some(delivery) = events.next().await {
-        let envelope = match delivery {
-            Delivery::Event(envelope) => envelope,
+        let envelopes = match delivery {
+            Delivery::Event(envelope) => vec![envelope],
             Delivery::Gap { missed } => {
-                // The shards see the seq jump on the next event and resend snapshots.
-                tracing::warn!(room, missed, "bus gap");
-                continue;
+                tracing::warn!(room, missed, last_seq, "bus gap: filling from history");
+                match bus.recent_events(&room, last_seq, GAP_FILL_EVENTS_MAX).await {
+                    Ok(recovered) => recovered,
+                    Err(error) => {
+                        tracing::warn!(room, %error, "gap not filled: shards resend snapshots");
+                        Vec::new()
+                    }
+                }
             }
         };
-        let event: RoomEvent = match serde_json::from_slice(&envelope.json) {
-            Ok(event) => event,
-            Err(error) => {
-                tracing::error!(room, %error, "undecodable event on the bus");
+        for envelope in envelopes {
+            // Events recovered from history may arrive again live: forward each once. A
+            // restarted engine numbers from 1 again, which the shards treat as a gap.
+            if envelope.seq <= last_seq && envelope.seq != 1 {
                 continue;
             }
+            last_seq = envelope.seq;
+            forward_event(&room_name, &envelope.json, &shards);
+        }
+    }
+}
+
+fn forward_event(room: &Arc<str>, json: &[u8], shards: &[mpsc::Sender<ShardMessage>]) {
+    let event: RoomEvent = match serde_json::from_slice(json) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::error!(%room, %error, "undecodable event on the bus");
+            return;
+        }
+    };
+    let event = Arc::new(event);
+    let frame = frame::text(json);
+    for shard in shards {
+        let message = ShardMessage::Event {
+            room: room.clone(),
+            event: event.clone(),
+            frame: frame.clone(),
         };
-        let event = Arc::new(event);
-        let frame = frame::text(&envelope.json);
-        for shard in shards.iter() {
-            let message = ShardMessage::Event {
-                room: room_name.clone(),
-                event: event.clone(),
-                frame: frame.clone(),
-            };
-            if shard.try_send(message).is_err() {
-                // A shard this far behind is stalled; it resyncs from the seq gap.
-                metrics::counter!(crate::metrics::SHARD_QUEUE_DROPPED).increment(1);
-            }
+        if shard.try_send(message).is_err() {
+            // A shard this far behind is stalled; it resyncs from the seq gap.
+            metrics::counter!(crate::metrics::SHARD_QUEUE_DROPPED).increment(1);
         }
     }
 }

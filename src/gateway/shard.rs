@@ -313,7 +313,9 @@ impl ShardState {
             });
     }
 
-    fn publish(&self, room_name: &str, event: &RoomEvent, frame: &Bytes) {
+    /// Applies `event` to the room's view and, unless a newer tick supersedes it, offers
+    /// its frame to every socket of the room.
+    fn publish(&self, room_name: &str, event: &RoomEvent, frame: &Bytes, superseded: bool) {
         let mut rooms = self.rooms.borrow_mut();
         let Some(room) = rooms.get_mut(room_name) else {
             return;
@@ -335,6 +337,10 @@ impl ShardState {
             for (_, connection) in room.members.iter() {
                 connection.send_private(snapshot.clone());
             }
+            return;
+        }
+        if superseded {
+            metrics::counter!(crate::metrics::TICKS_SKIPPED).increment(1);
             return;
         }
         let conflatable = event.is_tick();
@@ -395,6 +401,20 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
     }
 }
 
+/// Whether the message at `index` is a tick with a newer tick of the same room later in
+/// the batch: a shard that fell behind writes only the newest tick (ticks carry absolute
+/// multipliers), so its backlog turns into skipped ticks, not seconds of latency.
+fn is_superseded_tick(batch: &[ShardMessage], index: usize) -> bool {
+    let ShardMessage::Event { room, event, .. } = &batch[index] else {
+        return false;
+    };
+    event.is_tick()
+        && batch[index + 1..].iter().any(|later| {
+            matches!(later, ShardMessage::Event { room: later_room, event: later_event, .. }
+                if later_room == room && later_event.is_tick())
+        })
+}
+
 async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardMessage>) {
     let mut batch = Vec::with_capacity(SHARD_BATCH_MESSAGES_MAX);
     loop {
@@ -406,15 +426,68 @@ async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardM
         if received == 0 {
             return;
         }
-        for message in batch.drain(..) {
-            match message {
-                ShardMessage::Event { room, event, frame } => shard.publish(&room, &event, &frame),
+        for index in 0..batch.len() {
+            let superseded = is_superseded_tick(&batch, index);
+            match &batch[index] {
+                ShardMessage::Event { room, event, frame } => {
+                    shard.publish(room, event, frame, superseded)
+                }
                 ShardMessage::Reply {
                     connection,
                     player,
                     frame,
-                } => shard.deliver_reply(connection, &player, frame),
+                } => shard.deliver_reply(*connection, player, frame.clone()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(room: &str, event: RoomEvent) -> ShardMessage {
+        ShardMessage::Event {
+            room: Arc::from(room),
+            event: Arc::new(event),
+            frame: Bytes::new(),
+        }
+    }
+
+    fn tick(seq: u64) -> RoomEvent {
+        RoomEvent::Tick {
+            seq,
+            round: 1,
+            m: 100 + seq,
+            ms: seq,
+            at: seq,
+            bets: vec![],
+            cashouts: vec![],
+        }
+    }
+
+    #[test]
+    fn only_the_newest_tick_of_a_room_in_a_batch_is_written() {
+        let batch = vec![
+            event("a", tick(1)),
+            event("b", tick(1)),
+            event("a", tick(2)),
+            event(
+                "a",
+                RoomEvent::Crash {
+                    seq: 3,
+                    round: 1,
+                    m: 103,
+                    hash: "h".into(),
+                    at: 3,
+                    cashouts: vec![],
+                },
+            ),
+            event("a", tick(4)),
+        ];
+        let superseded: Vec<bool> = (0..batch.len())
+            .map(|index| is_superseded_tick(&batch, index))
+            .collect();
+        assert_eq!(superseded, [true, false, true, false, false]);
     }
 }

@@ -10,9 +10,12 @@
 //! The engine hands the ledger a whole tick's transfers at once: `apply_batch` runs them
 //! in one transaction (group commit), each succeeding or failing on its own.
 //!
-//! Implementations: [`sqlite::SqliteLedger`] (embedded default). A PostgreSQL one follows
-//! with the same trait and the same conformance suite (`ledger::conformance`).
+//! Implementations: [`sqlite::SqliteLedger`] (embedded default) and
+//! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
+//! (`ledger::conformance`). The rules they share (what makes a transfer malformed, how a
+//! prefix becomes a key range) live here, so the two cannot drift apart.
 
+pub mod postgres;
 pub mod sqlite;
 
 #[cfg(test)]
@@ -21,6 +24,7 @@ mod conformance;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use postgres::PostgresLedger;
 pub use sqlite::SqliteLedger;
 
 /// An account of the ledger.
@@ -108,6 +112,25 @@ pub struct Transfer {
     pub kind: TransferKind,
 }
 
+impl Transfer {
+    /// Rejects transfers no correct caller sends; a batch holding one is refused whole.
+    pub fn validate(&self) -> Result<(), LedgerError> {
+        let reason = if self.id.is_empty() {
+            "the id is empty"
+        } else if self.amount_minor <= 0 {
+            "the amount is not positive"
+        } else if self.debit == self.credit {
+            "the debit and credit accounts are the same"
+        } else {
+            return Ok(());
+        };
+        Err(LedgerError::InvalidTransfer {
+            id: self.id.clone(),
+            reason,
+        })
+    }
+}
+
 /// What happened to one transfer of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransferOutcome {
@@ -191,31 +214,85 @@ impl RoundStatus {
 /// A ledger failure. Money never moves when one is returned.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// The database could not be opened or migrated: check the data directory's path
-    /// and permissions.
+    /// The SQLite database could not be opened or migrated: check the data directory's
+    /// path and permissions.
     #[error("cannot open the ledger at {path}: {source}")]
     Open {
         path: String,
         #[source]
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database could not be reached, or its URL is malformed: check the
+    /// URL (host, port, user, database name), that the server runs and admits this user.
+    /// `url` is shown without its password.
+    #[error("cannot connect to the ledger database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database was written by a newer aloft (its schema version is above the
-    /// migrations this build knows): run the newer binary, or restore a backup.
+    /// migrations this build knows): run the newer binary, or restore a backup. `path` is
+    /// the SQLite file or the PostgreSQL URL (without its password).
     #[error("the ledger at {path} has schema version {found}; this build knows up to {supported}")]
     SchemaTooNew {
         path: String,
         found: i64,
         supported: i64,
     },
-    /// A query failed; the transaction was rolled back. Usually disk full or I/O error.
+    /// A SQLite query failed; the transaction was rolled back. Usually disk full or I/O
+    /// error.
     #[error("ledger storage error: {0}")]
     Storage(#[from] rusqlite::Error),
+    /// A PostgreSQL query failed; the transaction was rolled back. Usually a lost
+    /// connection or a server restart: check the server's log, then retry the call (ids
+    /// make retries safe).
+    #[error("ledger database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had from the pool in time: the server is down or
+    /// slow, or `pool_size_max` is too small for the load.
+    #[error("no ledger database connection available: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// A batch lost every one of its bounded retries to concurrent writers (deadlocks,
+    /// serialization failures, ids committed by another process at the same moment).
+    /// Nothing moved; retry the call. If it persists, fewer processes should write the
+    /// same accounts at once.
+    #[error("ledger batch gave up after {attempts} attempts lost to concurrent writers")]
+    Contention { attempts: u32 },
+    /// A stored value this build did not write (unknown account key, transfer kind or
+    /// round status, a negative round field): the database was edited by another program.
+    /// Fix the row or restore a backup.
+    #[error("corrupt ledger row: {0}")]
+    Corrupt(String),
+    /// A round journal value does not fit the database's signed 64-bit integers: a caller
+    /// bug, since no real round number, crash point or timestamp comes near 2^63.
+    #[error("{field} = {value} does not fit a signed 64-bit database integer")]
+    OutOfRange { field: &'static str, value: u64 },
     /// A transfer was malformed (non-positive amount, same debit and credit account).
     #[error("invalid transfer {id}: {reason}")]
     InvalidTransfer { id: String, reason: &'static str },
     /// The blocking worker died (a panic inside the storage layer).
     #[error("ledger worker failed: {0}")]
     Worker(String),
+}
+
+/// The smallest string above every string that starts with `prefix`, or `None` when no
+/// string is (empty prefix, or only `char::MAX`): `transfers_with_prefix` scans the key
+/// range `[prefix, bound)` instead of using `LIKE`, so `_` and `%` in ids are plain
+/// characters and the primary-key index is used. Both backends compare ids bytewise
+/// (SQLite always, PostgreSQL through `COLLATE "C"`), and UTF-8 byte order is code point
+/// order, so bumping the last bumpable character is enough.
+pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap that `char` cannot hold.
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }
 
 /// Double-entry storage of money and of the round journal.
@@ -252,4 +329,21 @@ pub trait Ledger: Send + Sync + 'static {
     /// Rounds of a room still marked Betting or Flying (left by a process that died),
     /// oldest first.
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_upper_bound_bumps_the_last_bumpable_character() {
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("bet:"), Some("bet;".to_owned()));
+        assert_eq!(
+            prefix_upper_bound("a\u{D7FF}"),
+            Some("a\u{E000}".to_owned())
+        );
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".to_owned()));
+        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
+    }
 }

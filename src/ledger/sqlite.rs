@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 
 use super::{
     Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-    TransferOutcome,
+    TransferOutcome, prefix_upper_bound,
 };
 
 /// How long a writer waits for a lock held by another connection, in milliseconds.
@@ -199,7 +199,7 @@ fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
 impl Ledger for SqliteLedger {
     async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
         for transfer in &batch {
-            validate(transfer)?;
+            transfer.validate()?;
         }
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -273,23 +273,6 @@ impl Ledger for SqliteLedger {
         })
         .await
     }
-}
-
-/// Rejects transfers no correct caller sends; such a batch is rolled back whole.
-fn validate(transfer: &Transfer) -> Result<(), LedgerError> {
-    let reason = if transfer.id.is_empty() {
-        "the id is empty"
-    } else if transfer.amount_minor <= 0 {
-        "the amount is not positive"
-    } else if transfer.debit == transfer.credit {
-        "the debit and credit accounts are the same"
-    } else {
-        return Ok(());
-    };
-    Err(LedgerError::InvalidTransfer {
-        id: transfer.id.clone(),
-        reason,
-    })
 }
 
 /// What one batch has done so far, inside its transaction.
@@ -464,22 +447,6 @@ fn select_transfers_with_prefix(
         }
     };
     Ok(rows)
-}
-
-/// The smallest string above every string that starts with `prefix`, or `None` when no
-/// string is (empty prefix, or only `char::MAX`). SQLite compares text bytewise, and UTF-8
-/// byte order is code point order, so bumping the last bumpable character is enough.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        // The next scalar value, skipping the surrogate gap that `char` cannot hold.
-        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
 }
 
 fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
@@ -697,18 +664,6 @@ mod tests {
             Err(LedgerError::SchemaTooNew { found: 99, .. }) => {}
             other => panic!("expected SchemaTooNew, got {:?}", other.err()),
         }
-    }
-
-    #[test]
-    fn prefix_upper_bound_bumps_the_last_bumpable_character() {
-        assert_eq!(prefix_upper_bound(""), None);
-        assert_eq!(prefix_upper_bound("bet:"), Some("bet;".to_owned()));
-        assert_eq!(
-            prefix_upper_bound("a\u{D7FF}"),
-            Some("a\u{E000}".to_owned())
-        );
-        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".to_owned()));
-        assert_eq!(prefix_upper_bound("\u{10FFFF}"), None);
     }
 
     /// Group-commit throughput on a file database: `cargo test --release --lib

@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //!
+//! - `bets`: the `bets` subcommand: bet throughput, ack latency and the ledger check.
 //! - `bots`: the `bots` subcommand: N bot players, ramp, bounded drain, report.
 //! - `fanout`: the `fanout` subcommand: one server under a fixed broadcast load.
 //! - `receiver`: the fan-out client's connections: counters and latency probes.
@@ -24,6 +25,7 @@
 
 mod api;
 mod behaviour;
+mod bets;
 mod bot;
 mod bots;
 mod compare;
@@ -68,6 +70,9 @@ enum Command {
     /// The raw-TCP floor server: pre-encoded frames, one write per socket per tick, one
     /// thread (started by `fanout --server floor`).
     FloorServer(floor::FloorArgs),
+    /// Bet throughput: N players bet in every betting phase as fast as the server acks;
+    /// acked bets/s, ack latency, and a check that the ledger holds exactly those bets.
+    Bets(bets::BetsArgs),
 }
 
 /// Runs a command: the floor on its own single thread, the others on a multi-thread
@@ -83,6 +88,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
         Command::Bots(args) => runtime()?.block_on(bots::run(args)),
         Command::Fanout(args) => runtime()?.block_on(fanout::run(args)),
         Command::Compare(args) => runtime()?.block_on(compare::run(args)),
+        Command::Bets(args) => runtime()?.block_on(bets::run(args)),
     }
 }
 

@@ -223,7 +223,10 @@ async fn forward_events(
             Delivery::Event(envelope) => vec![envelope],
             Delivery::Gap { missed } => {
                 tracing::warn!(room, missed, last_seq, "bus gap: filling from history");
-                match bus.recent_events(&room, last_seq, GAP_FILL_EVENTS_MAX).await {
+                match bus
+                    .recent_events(&room, last_seq, GAP_FILL_EVENTS_MAX)
+                    .await
+                {
                     Ok(recovered) => recovered,
                     Err(error) => {
                         tracing::warn!(room, %error, "gap not filled: shards resend snapshots");

@@ -285,12 +285,14 @@ async fn route_replies(
             None => continue,
         };
         for connection in targets {
-            send_reply_to_shard(&shards, connection, &reply.to.player, frame.clone());
+            send_reply_to_shard(&shards, connection, &reply.to.player, frame.clone()).await;
         }
     }
 }
 
-fn send_reply_to_shard(
+/// Waits for room in the shard's queue rather than dropping: a reply may carry money
+/// (`bet_ok`, `cashout_ok`); the wait pushes back on the bus's bounded reply queue.
+async fn send_reply_to_shard(
     shards: &[mpsc::Sender<ShardMessage>],
     connection: u64,
     player: &str,
@@ -305,7 +307,7 @@ fn send_reply_to_shard(
         player: player.to_owned(),
         frame,
     };
-    if shard.try_send(message).is_err() {
-        metrics::counter!(crate::metrics::SHARD_QUEUE_DROPPED).increment(1);
+    if shard.send(message).await.is_err() {
+        tracing::debug!(connection, "reply for a stopped shard");
     }
 }

@@ -42,7 +42,7 @@ const LIFETIME_MARGIN_SECONDS: u64 = 60;
 /// Options of `aloft-loadtest fanout`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FanoutArgs {
-    /// Server under test (floor, aloft).
+    /// Server under test (floor, aloft, uws, node-ws, socketio, python-websockets, go-gorilla).
     #[arg(long)]
     pub server: String,
     /// Connections, 1 to 19,000.
@@ -195,7 +195,7 @@ pub async fn execute(
         scratch,
     } = prepared;
     let path_and_query = launch.path_and_query.clone();
-    let auth = launch.auth;
+    let (auth, framing) = (launch.auth, launch.framing);
     let server = ServerProcess::start(launch, load.listen, &scratch.0).await?;
     let path_and_query = servers::authenticated_path(&path_and_query, auth, load.listen).await?;
     tokio::time::sleep(Duration::from_millis(SETTLE_MS)).await;
@@ -204,6 +204,7 @@ pub async fn execute(
     let target = Arc::new(Target {
         server: load.listen,
         path_and_query,
+        framing,
     });
     let mut connections = JoinSet::new();
     connect_all(&tally, &target, &mut connections, conns, load_args).await?;
@@ -243,7 +244,7 @@ async fn connect_all(
             ramp_started + Duration::from_secs_f64(index as f64 / load_args.ramp_per_second as f64);
         tokio::time::sleep_until(due).await;
         let source = sources[usize::try_from(index).expect("conns fit usize") % sources.len()];
-        let probe = index < load_args.probes;
+        let probe = is_probe(index, conns, load_args.probes);
         let (tally, target) = (tally.clone(), target.clone());
         connections.spawn(async move { receiver::run(&tally, &target, source, probe).await });
     }
@@ -271,6 +272,15 @@ async fn connect_all(
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// Whether connection `index` of `conns` is a probe: `probes` of them spread evenly
+/// over the connection order, so that a server writing each tick in connection order
+/// (or in reverse, or hashed) is measured across the whole fan-out, not only at its
+/// start or end.
+pub fn is_probe(index: u64, conns: u64, probes: u64) -> bool {
+    let stride = (conns / probes.max(1)).max(1);
+    index % stride == 0 && index / stride < probes
 }
 
 /// The report from the idle reading and the two ends of the window.
@@ -331,5 +341,18 @@ fn build_report(
         generator_cpu_us_per_frame: per_frame(&start.generator, &end.generator),
         generator_rss_mib: end.generator.rss_bytes as f64 / (1024.0 * 1024.0),
         first_error: tally.first_error.lock().expect("error lock").clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probes_are_spread_over_the_connections() {
+        let probes: Vec<u64> = (0..2_000).filter(|&i| is_probe(i, 2_000, 8)).collect();
+        assert_eq!(probes, vec![0, 250, 500, 750, 1_000, 1_250, 1_500, 1_750]);
+        assert_eq!((0..5).filter(|&i| is_probe(i, 5, 8)).count(), 5);
+        assert_eq!((0..10).filter(|&i| is_probe(i, 10, 8)).count(), 8);
     }
 }

@@ -213,6 +213,7 @@ mod tests {
         let target = crate::receiver::Target {
             server: addr,
             path_and_query: "/".into(),
+            framing: crate::receiver::Framing::Plain,
         };
         let client = {
             let tally = tally.clone();

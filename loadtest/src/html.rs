@@ -8,9 +8,10 @@ use std::fmt::Write;
 use crate::compare::{CompareReport, Entry, Status};
 
 /// Width of a chart, in pixels.
-const CHART_WIDTH_PX: f64 = 760.0;
-/// Width of the label column left of the bars, in pixels.
-const LABEL_WIDTH_PX: f64 = 150.0;
+const CHART_WIDTH_PX: f64 = 880.0;
+/// Width of the label column left of the bars, in pixels (room for
+/// "python-websockets × 10000 (unavailable)").
+const LABEL_WIDTH_PX: f64 = 270.0;
 /// Width kept right of the longest bar for its value, in pixels.
 const VALUE_WIDTH_PX: f64 = 190.0;
 /// Height of one bar's row, in pixels.
@@ -195,7 +196,7 @@ pub fn render(report: &CompareReport) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>aloft fan-out comparison</title>",
     );
-    html.push_str("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child{text-align:left}</style></head><body>");
+    html.push_str("<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>");
     let _ = write!(
         html,
         "<h1>Fan-out comparison</h1><p>{} Hz, payload {} bytes (floor), {} probes, {:.0} s warm-up, {:.0} s window. Machine: {} cores, {}, Linux {}, load average at start {}.</p>",

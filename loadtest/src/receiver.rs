@@ -37,6 +37,48 @@ pub struct Target {
     pub server: SocketAddr,
     /// Path and query of the upgrade request, e.g. `/ws?room=main&token=...`.
     pub path_and_query: String,
+    /// The protocol, if any, the server speaks over WebSocket.
+    pub framing: Framing,
+}
+
+/// What a server sends inside WebSocket text frames, and what a client must say to get it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// Each text frame is a tick's JSON; nothing to send.
+    #[default]
+    Plain,
+    /// Socket.IO 4 over engine.io 4: the client joins the default namespace with `40`;
+    /// ticks arrive as `42["tick",{...}]`, among other engine.io packets (`0{...}` open,
+    /// `40{...}` connected) that are not ticks.
+    SocketIo,
+}
+
+impl Framing {
+    /// The text a client sends right after the upgrade, if any.
+    pub fn join_message(self) -> Option<&'static [u8]> {
+        match self {
+            Framing::Plain => None,
+            Framing::SocketIo => Some(b"40"),
+        }
+    }
+
+    /// The tick JSON inside a text frame's payload, or `None` for a protocol packet that
+    /// carries no event (an event that is not a tick is returned whole, and then fails
+    /// to parse as one).
+    pub fn tick_json(self, payload: &[u8]) -> Option<&[u8]> {
+        match self {
+            Framing::Plain => Some(payload),
+            Framing::SocketIo => {
+                let event = payload.strip_prefix(b"42")?;
+                Some(
+                    event
+                        .strip_prefix(br#"["tick","#)
+                        .and_then(|rest| rest.strip_suffix(b"]"))
+                        .unwrap_or(event),
+                )
+            }
+        }
+    }
 }
 
 /// What every connection counts, shared by all of them.
@@ -116,7 +158,7 @@ pub async fn run(tally: &Tally, target: &Target, source: Ipv4Addr, probe: bool) 
         }
     };
     tally.connected.fetch_add(1, Ordering::Relaxed);
-    if let Err(error) = receive(tally, stream, &leftover, probe).await {
+    if let Err(error) = receive(tally, stream, &leftover, probe, target.framing).await {
         tally.note_error(&error);
     }
     tally.ended.fetch_add(1, Ordering::Relaxed);
@@ -151,6 +193,12 @@ async fn open(target: &Target, source: Ipv4Addr) -> anyhow::Result<(TcpStream, V
         head.extend_from_slice(&buffer[..read]);
         if let Some(end) = wire::head_end(&head) {
             wire::check_upgrade_response(&head[..end], &key)?;
+            if let Some(join) = target.framing.join_message() {
+                stream
+                    .write_all(&wire::client_text_frame(join))
+                    .await
+                    .context("sending the join message")?;
+            }
             return Ok((stream, head.split_off(end)));
         }
         ensure!(
@@ -166,6 +214,7 @@ async fn receive(
     mut stream: TcpStream,
     leftover: &[u8],
     probe: bool,
+    framing: Framing,
 ) -> anyhow::Result<()> {
     let mut reader = FrameReader::new(probe);
     let mut state = ProbeState::default();
@@ -181,7 +230,12 @@ async fn receive(
             match frame.opcode {
                 wire::OPCODE_PING => pongs.push(wire::client_pong_frame(frame.payload)),
                 wire::OPCODE_CLOSE => closed = true,
-                _ if probe => probe_frame(tally, &mut state, &frame),
+                _ if probe => {
+                    if let Some(payload) = framing.tick_json(frame.payload) {
+                        let tick = Frame { payload, ..frame };
+                        probe_frame(tally, &mut state, &tick);
+                    }
+                }
                 _ => {}
             }
         })?;
@@ -200,7 +254,7 @@ async fn receive(
     }
 }
 
-/// A probe's handling of one data frame: latency and `seq` accounting inside the window.
+/// A probe's handling of one tick's JSON: latency and `seq` accounting inside the window.
 fn probe_frame(tally: &Tally, state: &mut ProbeState, frame: &Frame<'_>) {
     let Ok(fields) = serde_json::from_slice::<ProbeFields>(frame.payload) else {
         tally.probe_unparsed.fetch_add(1, Ordering::Relaxed);
@@ -259,6 +313,22 @@ mod tests {
         assert_eq!(expected, 11);
         assert_eq!(received, 7);
         assert_eq!(expected_frames(Some(9), 3), 0);
+    }
+
+    #[test]
+    fn socket_io_ticks_are_unwrapped_and_its_protocol_packets_skipped() {
+        let tick = br#"{"t":"tick","seq":3,"at":1700000000000,"pad":"x"}"#;
+        let event = [&br#"42["tick","#[..], tick, b"]"].concat();
+        assert_eq!(Framing::SocketIo.tick_json(&event), Some(&tick[..]));
+        assert_eq!(Framing::SocketIo.tick_json(br#"0{"sid":"a"}"#), None);
+        assert_eq!(Framing::SocketIo.tick_json(br#"40{"sid":"b"}"#), None);
+        assert_eq!(
+            Framing::SocketIo.tick_json(br#"42["other",1]"#),
+            Some(&br#"["other",1]"#[..])
+        );
+        assert_eq!(Framing::Plain.tick_json(tick), Some(&tick[..]));
+        assert_eq!(Framing::SocketIo.join_message(), Some(&b"40"[..]));
+        assert_eq!(Framing::Plain.join_message(), None);
     }
 
     #[tokio::test]

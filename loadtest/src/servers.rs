@@ -5,6 +5,11 @@
 //! peer (`loadtest/peers/<name>/`) is adding one entry. The benchmark starts the
 //! process itself, so it knows the pid whose CPU and memory it reads, and kills it at
 //! the end (also on every error path, by [`ServerProcess`]'s `Drop`).
+//!
+//! The peers' launches install or build what is missing first (`npm ci` into the
+//! peer's `node_modules/`, a venv with `pip install` in its `.venv/`, `go build` into
+//! `target/peers/`), each step bounded in time; a step that fails makes the peer
+//! unavailable with the reason, so `compare` reports it instead of dropping it.
 
 use std::fs::File;
 use std::net::SocketAddr;
@@ -16,6 +21,7 @@ use anyhow::{Context, bail};
 use tokio::time::Instant;
 
 use crate::api::Api;
+use crate::receiver::Framing;
 
 /// Time a server has to start listening, in milliseconds.
 const START_TIMEOUT_MS: u64 = 20_000;
@@ -25,6 +31,13 @@ const READY_POLL_MS: u64 = 50;
 const LOG_TAIL_BYTES: usize = 2_000;
 /// Fastest tick rate aloft accepts (`engine.tick_interval_ms` ≥ 10), in ticks per second.
 const ALOFT_HZ_MAX: u32 = 100;
+/// Longest install or build step of a peer (`npm ci`, `pip install`, `go build`), in
+/// seconds.
+const INSTALL_TIMEOUT_SECONDS: u64 = 300;
+/// Interval at which an install step is polled, in milliseconds.
+const INSTALL_POLL_MS: u64 = 100;
+/// Where Debian's `golang-github-gorilla-websocket-dev` puts its source (a GOPATH).
+const DEBIAN_GOPATH: &str = "/usr/share/gocode";
 /// aloft's multiplier growth for benchmarks, in millionths per millisecond: 1 makes a
 /// flight last minutes (2.00x after about 11.5 min), so a run sees ticks, not phases.
 const ALOFT_GROWTH_RATE_PER_MS_MILLIONTHS: u32 = 1;
@@ -57,6 +70,8 @@ pub struct Launch {
     /// Path and query of the WebSocket upgrade.
     pub path_and_query: String,
     pub auth: Auth,
+    /// What the server sends inside WebSocket frames (Socket.IO wraps its events).
+    pub framing: Framing,
 }
 
 /// A server the benchmark knows.
@@ -75,6 +90,26 @@ pub const SERVERS: &[ServerSpec] = &[
     ServerSpec {
         name: "aloft",
         launch: launch_aloft,
+    },
+    ServerSpec {
+        name: "uws",
+        launch: launch_uws,
+    },
+    ServerSpec {
+        name: "node-ws",
+        launch: launch_node_ws,
+    },
+    ServerSpec {
+        name: "socketio",
+        launch: launch_socketio,
+    },
+    ServerSpec {
+        name: "python-websockets",
+        launch: launch_python_websockets,
+    },
+    ServerSpec {
+        name: "go-gorilla",
+        launch: launch_go_gorilla,
     },
 ];
 
@@ -114,6 +149,7 @@ fn launch_floor(load: &Load) -> anyhow::Result<Launch> {
         command,
         path_and_query: "/".to_owned(),
         auth: Auth::None,
+        framing: Framing::Plain,
     })
 }
 
@@ -143,7 +179,235 @@ fn launch_aloft(load: &Load) -> anyhow::Result<Launch> {
         command,
         path_and_query: "/ws?room=main".to_owned(),
         auth: Auth::AloftGuest,
+        framing: Framing::Plain,
     })
+}
+
+/// A peer's source directory, `loadtest/peers/<name>/`.
+fn peer_dir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("peers")
+        .join(name);
+    if !dir.is_dir() {
+        bail!("{} not found", dir.display());
+    }
+    Ok(dir)
+}
+
+/// Where peers' build outputs and install logs go: `target/peers/`, beside the
+/// directory of this binary (`target/release/`).
+fn peers_build_dir() -> anyhow::Result<PathBuf> {
+    let own = std::env::current_exe().context("locating aloft-loadtest")?;
+    let target = own
+        .parent()
+        .and_then(Path::parent)
+        .context("aloft-loadtest has no target directory")?;
+    let dir = target.join("peers");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Runs one install or build step of peer `peer`, bounded by
+/// [`INSTALL_TIMEOUT_SECONDS`], with its output in `target/peers/<peer>-<step>.log`; a
+/// failure carries the end of that log.
+fn install_step(peer: &str, step: &str, command: &mut Command) -> anyhow::Result<()> {
+    let log_path = peers_build_dir()?.join(format!("{peer}-{step}.log"));
+    let log =
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    eprintln!("{peer}: {step} (log: {})", log_path.display());
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("sharing the install log")?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("{step}: cannot run {:?}", command.get_program()))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(INSTALL_TIMEOUT_SECONDS);
+    let status = loop {
+        if let Some(status) = child.try_wait().context("polling an install step")? {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{step} took more than {INSTALL_TIMEOUT_SECONDS} s");
+        }
+        std::thread::sleep(Duration::from_millis(INSTALL_POLL_MS));
+    };
+    if !status.success() {
+        let output = std::fs::read(&log_path).unwrap_or_default();
+        let start = output.len().saturating_sub(LOG_TAIL_BYTES / 4);
+        bail!(
+            "{step} failed ({status}): {}",
+            String::from_utf8_lossy(&output[start..]).trim()
+        );
+    }
+    Ok(())
+}
+
+/// Fails with `hint` unless `program version_arg` runs and succeeds.
+fn require_program(program: &str, version_arg: &str, hint: &str) -> anyhow::Result<()> {
+    let output = Command::new(program)
+        .arg(version_arg)
+        .stdin(Stdio::null())
+        .output();
+    if !output.is_ok_and(|output| output.status.success()) {
+        bail!("{program} not found ({hint})");
+    }
+    Ok(())
+}
+
+/// A Node peer (`server.js` beside a `package-lock.json`) with its dependencies
+/// installed by `npm ci` when missing; returns `node server.js` with the load's
+/// arguments.
+fn node_peer(name: &str, load: &Load) -> anyhow::Result<Command> {
+    let dir = peer_dir(name)?;
+    require_program("node", "--version", "Node 20: apt-get install nodejs npm")?;
+    // npm ci writes node_modules/.package-lock.json last, once everything is in place.
+    if !dir.join("node_modules/.package-lock.json").is_file() {
+        install_step(
+            name,
+            "npm-ci",
+            Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund", "--omit=dev"])
+                .current_dir(&dir),
+        )?;
+    }
+    let mut command = Command::new("node");
+    command
+        .arg(dir.join("server.js"))
+        .args(["--port", &load.listen.port().to_string()])
+        .args(["--hz", &load.hz.to_string()])
+        .args(["--payload-bytes", &load.payload_bytes.to_string()])
+        .args(["--duration", &load.lifetime_seconds.to_string()])
+        .current_dir(&dir);
+    Ok(command)
+}
+
+/// A launch on any path with plain tick frames.
+fn plain_launch(command: Command) -> Launch {
+    Launch {
+        command,
+        path_and_query: "/".to_owned(),
+        auth: Auth::None,
+        framing: Framing::Plain,
+    }
+}
+
+fn launch_node_ws(load: &Load) -> anyhow::Result<Launch> {
+    Ok(plain_launch(node_peer("node-ws", load)?))
+}
+
+fn launch_uws(load: &Load) -> anyhow::Result<Launch> {
+    Ok(plain_launch(node_peer("uws", load)?))
+}
+
+fn launch_socketio(load: &Load) -> anyhow::Result<Launch> {
+    // The peer starts (and stops) its own redis-server on this port.
+    let redis_port = free_listen_addr()?.port();
+    require_program(
+        "redis-server",
+        "--version",
+        "Debian: apt-get install redis-server",
+    )?;
+    let mut command = node_peer("socketio", load)?;
+    command.args(["--redis-port", &redis_port.to_string()]);
+    Ok(Launch {
+        command,
+        path_and_query: "/socket.io/?EIO=4&transport=websocket".to_owned(),
+        auth: Auth::None,
+        framing: Framing::SocketIo,
+    })
+}
+
+fn launch_python_websockets(load: &Load) -> anyhow::Result<Launch> {
+    let name = "python-websockets";
+    let dir = peer_dir(name)?;
+    let venv = dir.join(".venv");
+    let python = venv.join("bin/python");
+    // Written once pip has installed everything.
+    let stamp = venv.join("aloft-installed");
+    if !stamp.is_file() {
+        if !python.is_file() {
+            require_program(
+                "python3",
+                "--version",
+                "Debian: apt-get install python3-venv",
+            )?;
+            install_step(
+                name,
+                "venv",
+                Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            )?;
+        }
+        install_step(
+            name,
+            "pip-install",
+            Command::new(&python)
+                .args(["-m", "pip", "install", "--disable-pip-version-check", "-r"])
+                .arg(dir.join("requirements.txt")),
+        )?;
+        std::fs::write(&stamp, "").with_context(|| format!("writing {}", stamp.display()))?;
+    }
+    let mut command = Command::new(&python);
+    command
+        .arg(dir.join("server.py"))
+        .args(["--port", &load.listen.port().to_string()])
+        .args(["--hz", &load.hz.to_string()])
+        .args(["--payload-bytes", &load.payload_bytes.to_string()])
+        .args(["--duration", &load.lifetime_seconds.to_string()]);
+    Ok(plain_launch(command))
+}
+
+fn launch_go_gorilla(load: &Load) -> anyhow::Result<Launch> {
+    let name = "go-gorilla";
+    let dir = peer_dir(name)?;
+    let source = dir.join("main.go");
+    let binary = peers_build_dir()?.join(name);
+    let modified = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+    };
+    let stale = match (modified(&binary), modified(&source)) {
+        (Some(built), Some(written)) => built < written,
+        _ => true,
+    };
+    if stale {
+        let gorilla = Path::new(DEBIAN_GOPATH).join("src/github.com/gorilla/websocket");
+        if !gorilla.is_dir() {
+            bail!(
+                "{} not found (Debian: apt-get install golang-go \
+                 golang-github-gorilla-websocket-dev)",
+                gorilla.display()
+            );
+        }
+        require_program(
+            "go",
+            "version",
+            "Debian: apt-get install golang-go golang-github-gorilla-websocket-dev",
+        )?;
+        // Offline: GOPATH mode against Debian's packaged source, no module download.
+        install_step(
+            name,
+            "go-build",
+            Command::new("go")
+                .args(["build", "-o"])
+                .arg(&binary)
+                .arg(".")
+                .current_dir(&dir)
+                .env("GOPATH", DEBIAN_GOPATH)
+                .env("GO111MODULE", "off")
+                .env("GOFLAGS", "")
+                .env("GOCACHE", peers_build_dir()?.join("go-cache")),
+        )?;
+    }
+    let mut command = Command::new(&binary);
+    command
+        .args(["--port", &load.listen.port().to_string()])
+        .args(["--hz", &load.hz.to_string()])
+        .args(["--payload-bytes", &load.payload_bytes.to_string()])
+        .args(["--duration", &format!("{}s", load.lifetime_seconds)]);
+    Ok(plain_launch(command))
 }
 
 /// A started server; killed when dropped.

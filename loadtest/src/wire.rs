@@ -106,6 +106,13 @@ pub fn server_text_frame(payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// A client's (masked) text frame.
+pub fn client_text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = frame_header(OPCODE_TEXT, payload.len(), true);
+    frame.extend_from_slice(payload);
+    frame
+}
+
 /// A client's (masked) pong answering a ping with `payload`.
 pub fn client_pong_frame(payload: &[u8]) -> Vec<u8> {
     let mut frame = frame_header(OPCODE_PONG, payload.len(), true);

@@ -48,6 +48,9 @@ struct Outbound {
     frames: VecDeque<Bytes>,
     /// Bytes of the front frame already written.
     front_written: usize,
+    /// Queue positions `0..replies_ahead` hold replies that overtook public frames (or
+    /// the partly written frame before them); a later reply goes right after them.
+    replies_ahead: usize,
     /// Whether the back frame is a tick no byte of which was written yet.
     back_is_unstarted_tick: bool,
     /// Close code once a close was decided; nothing but the close frame is queued after.
@@ -154,9 +157,34 @@ impl Connection {
         Offer::Queued
     }
 
-    /// Queues a private frame (a reply, hello, snapshot) behind what is queued.
+    /// Queues a private frame (hello, snapshot, pong, error) behind what is queued: a
+    /// snapshot must stay in order with the public events around it.
     pub fn send_private(&self, frame: Bytes) -> Offer {
         self.offer(&frame, false)
+    }
+
+    /// Queues an engine reply (`bet_ok`, `cashout_ok`, `balance`, …) ahead of every public
+    /// frame not yet started: replies carry no `seq`, so they may overtake the broadcast,
+    /// and a player waiting for an ack must not wait behind a backlog of ticks.
+    pub fn send_reply(&self, frame: Bytes) -> Offer {
+        let mut outbound = self.outbound.borrow_mut();
+        if outbound.frames.is_empty() || outbound.closing.is_some() || outbound.failed {
+            drop(outbound);
+            return self.offer(&frame, false);
+        }
+        if outbound.frames.len() >= self.outbound_queue_frames_max {
+            drop(outbound);
+            self.close(crate::protocol::close_code::SLOW_CONSUMER, "slow consumer");
+            return Offer::Dropped;
+        }
+        // Behind the frame being written (its bytes are partly on the wire) and behind
+        // replies queued earlier, so replies keep their own order.
+        let position = usize::from(outbound.front_written > 0)
+            .max(outbound.replies_ahead)
+            .min(outbound.frames.len());
+        outbound.frames.insert(position, frame);
+        outbound.replies_ahead = position + 1;
+        Offer::Queued
     }
 
     /// Queues bytes that must go out whatever the queue holds (tungstenite's pongs and
@@ -183,6 +211,7 @@ impl Connection {
         outbound.closing = Some(code);
         let keep = usize::from(outbound.front_written > 0);
         outbound.frames.truncate(keep);
+        outbound.replies_ahead = outbound.replies_ahead.min(keep);
         outbound.frames.push_back(frame::close(code, reason));
         outbound.back_is_unstarted_tick = false;
         drop(outbound);
@@ -259,6 +288,7 @@ impl Outbound {
             written -= front_left;
             self.frames.pop_front();
             self.front_written = 0;
+            self.replies_ahead = self.replies_ahead.saturating_sub(1);
         }
         if self.frames.is_empty() {
             self.back_is_unstarted_tick = false;
@@ -411,6 +441,42 @@ mod tests {
             .map(|chunk| chunk[2])
             .collect();
         assert_eq!(tail, b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn replies_overtake_queued_public_frames_in_their_own_order() {
+        let (connection, mut client) = pair(1000).await;
+        let big = frame::text(&vec![b'z'; 64 * 1024]);
+        let mut sent = 0usize;
+        while connection.offer(&big, false) != Offer::Queued {
+            sent += big.len();
+        }
+        sent += big.len();
+        let public = frame::text(b"P");
+        for _ in 0..3 {
+            connection.offer(&public, false);
+        }
+        connection.send_reply(frame::text(b"1"));
+        connection.send_reply(frame::text(b"2"));
+        sent += 5 * 3;
+        let reader = tokio::spawn(async move {
+            let mut all = vec![0u8; sent];
+            client.read_exact(&mut all).await.unwrap();
+            all
+        });
+        while connection.has_pending() {
+            connection.stream().writable().await.unwrap();
+            connection.flush();
+        }
+        let all = reader.await.unwrap();
+        let tail: Vec<u8> = all[all.len() - 15..]
+            .chunks(3)
+            .map(|chunk| chunk[2])
+            .collect();
+        assert_eq!(
+            tail, b"12PPP",
+            "replies first, in order, then the public frames"
+        );
     }
 
     #[test]

@@ -362,7 +362,7 @@ impl ShardState {
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
         let registry = self.registry.borrow();
         if let Some(connection) = registry.get(&connection_id).filter(|c| c.player == player) {
-            connection.send_private(frame);
+            connection.send_reply(frame);
         }
     }
 }

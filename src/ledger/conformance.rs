@@ -50,11 +50,11 @@ const RANDOM_BATCH_TRANSFERS_MAX: usize = 100;
 /// Distinct players of the randomized case: few enough that each sees many movements.
 const RANDOM_PLAYERS: usize = 40;
 
-fn player(id: &str) -> Account {
+pub(crate) fn player(id: &str) -> Account {
     Account::Player(id.to_owned())
 }
 
-fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
+pub(crate) fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
     let kind = match (&debit, &credit) {
         (Account::Mint, _) => TransferKind::Grant,
         (Account::Player(_), _) => TransferKind::Bet,
@@ -482,4 +482,37 @@ pub async fn random_operations_match_a_model(ledger: &dyn Ledger) {
     {
         assert!(times > 50, "the {path} path ran only {times} times");
     }
+}
+
+/// Group-commit throughput of `ledger` for batches of 1, 100 and 1000 stakes. Prints;
+/// asserts nothing about speed (run from `#[ignore]`d tests, `-- --ignored --nocapture`).
+pub async fn bets_per_second(ledger: &dyn Ledger) {
+    const PLAYERS: usize = 1_000;
+    let grants = (0..PLAYERS)
+        .map(|n| {
+            transfer(
+                &format!("g:{n}"),
+                Account::Mint,
+                player(&n.to_string()),
+                1 << 40,
+            )
+        })
+        .collect();
+    ledger.apply_batch(grants).await.unwrap();
+    for (batch_size, bets) in [(1, 2_000), (100, 50_000), (1_000, 200_000)] {
+        let started = std::time::Instant::now();
+        for batch_start in (0..bets).step_by(batch_size) {
+            let batch = (batch_start..batch_start + batch_size)
+                .map(|n| {
+                    let id = format!("bet:{batch_size}:{n}");
+                    transfer(&id, player(&(n % PLAYERS).to_string()), Account::House, 10)
+                })
+                .collect();
+            ledger.apply_batch(batch).await.unwrap();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let rate = bets as f64 / seconds;
+        println!("batch {batch_size:>5}: {bets} bets in {seconds:.2} s = {rate:.0} bets/s");
+    }
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }

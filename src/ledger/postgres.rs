@@ -746,13 +746,13 @@ fn describe(config: &tokio_postgres::Config) -> String {
 mod tests {
     use std::collections::HashSet;
     use std::sync::Arc;
-    use std::time::Instant;
 
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
     use super::*;
     use crate::ledger::conformance::ledger_conformance_tests;
+    use crate::ledger::conformance::{player, transfer};
 
     /// The server the tests create their scratch databases on, unless
     /// `ALOFT_TEST_DATABASE_URL` names another: a local PostgreSQL with trust auth.
@@ -866,25 +866,6 @@ mod tests {
         let ledger: Box<dyn Ledger> = Box::new(scratch.ledger().await);
         (ledger, scratch)
     });
-
-    fn player(id: &str) -> Account {
-        Account::Player(id.to_owned())
-    }
-
-    fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
-        let kind = match (&debit, &credit) {
-            (Account::Mint, _) => TransferKind::Grant,
-            (Account::Player(_), _) => TransferKind::Bet,
-            _ => TransferKind::Payout,
-        };
-        Transfer {
-            id: id.to_owned(),
-            debit,
-            credit,
-            amount_minor,
-            kind,
-        }
-    }
 
     fn committed(debit_after: i64, credit_after: i64, replayed: bool) -> TransferOutcome {
         TransferOutcome::Committed {
@@ -1256,31 +1237,8 @@ mod tests {
     #[tokio::test]
     #[ignore = "benchmark"]
     async fn bets_per_second_by_batch_size() {
-        const PLAYERS: usize = 1_000;
         let scratch = ScratchDatabase::create().await;
         let ledger = scratch.ledger().await;
-        let grants = (0..PLAYERS)
-            .map(|n| {
-                let to = player(&n.to_string());
-                transfer(&format!("g:{n}"), Account::Mint, to, 1 << 40)
-            })
-            .collect();
-        ledger.apply_batch(grants).await.unwrap();
-        for (batch_size, bets) in [(1, 2_000), (100, 50_000), (1_000, 200_000)] {
-            let started = Instant::now();
-            for batch_start in (0..bets).step_by(batch_size) {
-                let batch = (batch_start..batch_start + batch_size)
-                    .map(|n| {
-                        let id = format!("bet:{batch_size}:{n}");
-                        transfer(&id, player(&(n % PLAYERS).to_string()), Account::House, 10)
-                    })
-                    .collect();
-                ledger.apply_batch(batch).await.unwrap();
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            let rate = bets as f64 / seconds;
-            println!("batch {batch_size:>5}: {bets} bets in {seconds:.2} s = {rate:.0} bets/s");
-        }
-        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+        crate::ledger::conformance::bets_per_second(&ledger).await;
     }
 }

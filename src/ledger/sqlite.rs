@@ -535,10 +535,10 @@ fn corrupt(column: usize, column_type: Type, message: String) -> rusqlite::Error
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
 
     use super::*;
     use crate::ledger::conformance::ledger_conformance_tests;
+    use crate::ledger::conformance::{player, transfer};
 
     mod in_memory {
         use super::*;
@@ -557,25 +557,6 @@ mod tests {
             let ledger = SqliteLedger::open(&directory.path().join("ledger.db")).unwrap();
             (Box::new(ledger) as Box<dyn Ledger>, directory)
         });
-    }
-
-    fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
-        let kind = if debit == Account::Mint {
-            TransferKind::Grant
-        } else {
-            TransferKind::Bet
-        };
-        Transfer {
-            id: id.to_owned(),
-            debit,
-            credit,
-            amount_minor,
-            kind,
-        }
-    }
-
-    fn player(id: &str) -> Account {
-        Account::Player(id.to_owned())
     }
 
     #[tokio::test]
@@ -671,35 +652,8 @@ mod tests {
     #[tokio::test]
     #[ignore = "benchmark"]
     async fn bets_per_second_by_batch_size() {
-        const PLAYERS: usize = 1_000;
         let directory = tempfile::tempdir().unwrap();
         let ledger = SqliteLedger::open(&directory.path().join("ledger.db")).unwrap();
-        let grants = (0..PLAYERS)
-            .map(|n| {
-                transfer(
-                    &format!("g:{n}"),
-                    Account::Mint,
-                    player(&n.to_string()),
-                    1 << 40,
-                )
-            })
-            .collect();
-        ledger.apply_batch(grants).await.unwrap();
-        for (batch_size, bets) in [(1, 2_000), (100, 50_000), (1_000, 200_000)] {
-            let started = Instant::now();
-            for batch_start in (0..bets).step_by(batch_size) {
-                let batch = (batch_start..batch_start + batch_size)
-                    .map(|n| {
-                        let id = format!("bet:{batch_size}:{n}");
-                        transfer(&id, player(&(n % PLAYERS).to_string()), Account::House, 10)
-                    })
-                    .collect();
-                ledger.apply_batch(batch).await.unwrap();
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            let rate = bets as f64 / seconds;
-            println!("batch {batch_size:>5}: {bets} bets in {seconds:.2} s = {rate:.0} bets/s");
-        }
-        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+        crate::ledger::conformance::bets_per_second(&ledger).await;
     }
 }

@@ -13,48 +13,11 @@ const http = require('http');
 const { Server } = require('socket.io');
 const { createAdapter } = require('@socket.io/redis-adapter');
 const { createClient } = require('redis');
-
-function args() {
-  const out = { port: 0, redisPort: 0, hz: 20, payloadBytes: 64, duration: 600 };
-  const argv = process.argv.slice(2);
-  for (let i = 0; i < argv.length; i += 2) {
-    const value = Number(argv[i + 1]);
-    if (argv[i] === '--port') out.port = value;
-    else if (argv[i] === '--redis-port') out.redisPort = value;
-    else if (argv[i] === '--hz') out.hz = value;
-    else if (argv[i] === '--payload-bytes') out.payloadBytes = value;
-    else if (argv[i] === '--duration') out.duration = value;
-    else throw new Error(`unknown argument ${argv[i]}`);
-  }
-  if (!(out.port > 0 && out.redisPort > 0 && out.hz > 0 && out.duration > 0)) {
-    throw new Error('need --port, --redis-port, --hz, --duration > 0');
-  }
-  return out;
-}
-
-// Calls tick() every periodMs on an absolute schedule (a plain setInterval drifts by
-// each call's own run time); when a call ends more than a period late the missed ticks
-// are skipped, not burst (as the floor's tokio interval does).
-function every(periodMs, tick) {
-  let due = performance.now() + periodMs;
-  const run = () => {
-    tick();
-    due += periodMs;
-    const now = performance.now();
-    while (due <= now) due += periodMs;
-    setTimeout(run, due - now);
-  };
-  setTimeout(run, periodMs);
-}
+const { parseArgs, every, tickPad } = require('../node-common/tick.js');
 
 // The engine.io packet `42["tick",` + tick + `]` is padded to payloadBytes, so the
 // frame on the wire is as long as every other server's.
 const ENVELOPE_BYTES = '42["tick",]'.length;
-
-function pad(seq, atMs, payloadBytes) {
-  const bare = `{"t":"tick","seq":${seq},"at":${atMs},"pad":""}`;
-  return 'x'.repeat(Math.max(0, payloadBytes - ENVELOPE_BYTES - bare.length));
-}
 
 // redis-server under a shell that kills it when this process's end closes its stdin
 // (also when this process is killed), and in any case after the run's lifetime.
@@ -83,7 +46,8 @@ async function connectRedis(port) {
 }
 
 async function main() {
-  const opts = args();
+  const opts = parseArgs(['--redis-port']);
+  opts.redisPort = opts.extra['--redis-port'];
   setTimeout(() => process.exit(0), opts.duration * 1000);
   const redis = startRedis(opts.redisPort, opts.duration);
   process.on('exit', () => redis.stdin.end());
@@ -105,7 +69,7 @@ async function main() {
   every(1000 / opts.hz, () => {
     seq += 1;
     const at = Date.now();
-    io.emit('tick', { t: 'tick', seq, at, pad: pad(seq, at, opts.payloadBytes) });
+    io.emit('tick', { t: 'tick', seq, at, pad: tickPad(seq, at, opts.payloadBytes, ENVELOPE_BYTES) });
   });
   // Listen last: the benchmark's readiness probe is a TCP connect to this port.
   httpServer.listen(opts.port, '127.0.0.1', () => {

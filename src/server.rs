@@ -23,6 +23,7 @@ use crate::engine::{EngineDeps, EngineError, RoomSettings, SystemClock};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
+use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::{Ledger, LedgerError, RoundStatus, SqliteLedger};
 use crate::protocol::PastRound;
 
@@ -98,6 +99,7 @@ impl Server {
         let app = Arc::new(AppState {
             config: config.clone(),
             ledger: ledger.clone(),
+            grants: TransferBatcher::spawn(ledger.clone()),
             tokens,
             fair: FairInfo {
                 salt: salt.clone(),

@@ -253,6 +253,8 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         .await
     {
         Ok(balance) => {
+            // Counted before the hello goes out, so a client that has its hello is counted.
+            metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
             let hello = ServerMessage::Hello {
                 player: connection.player.clone(),
                 balance,
@@ -263,7 +265,6 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             };
             connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
             shard.join(&connection);
-            metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
             session::run(shard.clone(), connection.clone(), early_bytes).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::TokenKeys;
 use crate::gateway::ShardEntry;
+use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::{Account, Ledger, RoundStatus, Transfer, TransferKind, TransferOutcome};
 
 /// Rounds `/api/rounds` returns at most.
@@ -47,6 +48,8 @@ pub struct PublishedChain {
 pub struct AppState {
     pub config: Arc<crate::Config>,
     pub ledger: Arc<dyn Ledger>,
+    /// Group-commits guest grants: a burst of sign-ups costs a few transactions.
+    pub grants: TransferBatcher,
     pub tokens: Arc<TokenKeys>,
     pub fair: FairInfo,
     pub metrics: PrometheusHandle,
@@ -108,16 +111,11 @@ async fn create_guest(State(http): State<ShardHttp>) -> Response {
     let balance = if grant.amount_minor == 0 {
         0
     } else {
-        match app
-            .ledger
-            .apply_batch(vec![grant])
-            .await
-            .map(|mut outcomes| outcomes.pop())
-        {
-            Ok(Some(TransferOutcome::Committed {
+        match app.grants.submit(grant).await {
+            Ok(TransferOutcome::Committed {
                 credit_balance_after_minor,
                 ..
-            })) => credit_balance_after_minor,
+            }) => credit_balance_after_minor,
             Ok(other) => {
                 tracing::error!(?other, "guest grant refused");
                 return api_error(

@@ -15,6 +15,7 @@
 //! (`ledger::conformance`). The rules they share (what makes a transfer malformed, how a
 //! prefix becomes a key range) live here, so the two cannot drift apart.
 
+pub mod batcher;
 pub mod postgres;
 pub mod sqlite;
 

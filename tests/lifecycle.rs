@@ -158,3 +158,42 @@ fn verify_command_prints_the_crash_point() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_room_plays_its_own_rounds_on_its_own_chain() {
+    let mut app =
+        TestApp::start_with(|config| config.rooms = vec!["main".into(), "vip".into()]).await;
+    let (token, ..) = app.guest().await;
+    let url = format!("ws://{}/ws?token={token}&room=vip", app.addr);
+    let (mut vip, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let hello = common::next_json(&mut vip).await;
+    assert_eq!(hello["room"], "vip");
+    let crash = next_matching(&mut vip, |v| v["t"] == "crash").await;
+    let (_, main_fair) = http(app.addr, "GET", "/api/fair?room=main", &[]).await;
+    let (_, vip_fair) = http(app.addr, "GET", "/api/fair?room=vip", &[]).await;
+    let main_fair: Value = serde_json::from_str(&main_fair).unwrap();
+    let vip_fair: Value = serde_json::from_str(&vip_fair).unwrap();
+    assert_ne!(
+        main_fair["commitment"], vip_fair["commitment"],
+        "rooms share no chain"
+    );
+    assert_eq!(
+        http(app.addr, "GET", "/api/fair?room=nope", &[]).await.0,
+        404
+    );
+    // The vip round's hash links into the vip chain, not main's.
+    let (_, rounds) = http(app.addr, "GET", "/api/rounds?room=vip&limit=1000", &[]).await;
+    let rounds: Vec<Value> = serde_json::from_str(&rounds).unwrap();
+    let listed = rounds
+        .iter()
+        .find(|r| r["round"] == crash["round"])
+        .unwrap();
+    assert_eq!(listed["hash"], crash["hash"]);
+    assert_eq!(listed["room"], "vip");
+    let mut hash = crash["hash"].as_str().unwrap().to_owned();
+    for _ in 0..crash["round"].as_u64().unwrap() {
+        hash = aloft::fair::sha256_hex(&hash);
+    }
+    assert_eq!(hash, vip_fair["commitment"].as_str().unwrap());
+    app.stop().await;
+}

@@ -28,6 +28,14 @@ use serde::Serialize;
 pub use postgres::PostgresLedger;
 pub use sqlite::SqliteLedger;
 
+/// The columns both backends read a stored transfer from, in `StoredTransfer` order.
+pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
+     kind, debit_balance_after, credit_balance_after FROM transfers";
+
+/// The columns both backends read a journaled round from, in `RoundRecord` order.
+pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
+     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
+
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Account {

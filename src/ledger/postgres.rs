@@ -38,8 +38,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-    TransferOutcome, prefix_upper_bound,
+    Account, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
+    SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
+    prefix_upper_bound,
 };
 
 /// Attempts of one batch lost to concurrent writers (deadlock, serialization failure, an
@@ -99,12 +100,6 @@ CREATE TABLE rounds (
 CREATE INDEX rounds_unfinished ON rounds (room, round)
     WHERE status IN ('betting', 'flying');
 "#];
-
-const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, kind, \
-     debit_balance_after, credit_balance_after FROM transfers";
-
-const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
-     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
 /// pool's connections.

@@ -24,8 +24,9 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-    TransferOutcome, prefix_upper_bound,
+    Account, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
+    SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
+    prefix_upper_bound,
 };
 
 /// How long a writer waits for a lock held by another connection, in milliseconds.
@@ -75,12 +76,6 @@ CREATE TABLE rounds (
 CREATE INDEX rounds_unfinished ON rounds (room, round)
     WHERE status IN ('betting', 'flying');
 "#];
-
-const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, kind, \
-     debit_balance_after, credit_balance_after FROM transfers";
-
-const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
-     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
 
 /// The SQLite ledger. Cheap to share behind an `Arc`; every call runs on the blocking pool.
 pub struct SqliteLedger {

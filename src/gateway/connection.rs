@@ -378,6 +378,41 @@ mod tests {
         )
     }
 
+    /// Offers `big` until the kernel buffers are full and one waits in the queue;
+    /// returns the bytes offered, the queued frame included.
+    fn fill_kernel_buffers(connection: &Connection, big: &Bytes) -> usize {
+        let mut offered = big.len();
+        while connection.offer(big, false) != Offer::Queued {
+            offered += big.len();
+            assert!(offered < 10_000 * big.len(), "kernel buffers never filled");
+        }
+        offered
+    }
+
+    /// Flushes the queue while the client reads all `sent` bytes; returns the one-byte
+    /// payloads of the last `frames` frames (each 3 bytes on the wire).
+    async fn drain_and_read_tail(
+        connection: &Connection,
+        mut client: TcpStream,
+        sent: usize,
+        frames: usize,
+    ) -> Vec<u8> {
+        let reader = tokio::spawn(async move {
+            let mut all = vec![0u8; sent];
+            client.read_exact(&mut all).await.unwrap();
+            all
+        });
+        while connection.has_pending() {
+            connection.stream().writable().await.unwrap();
+            connection.flush();
+        }
+        let all = reader.await.unwrap();
+        all[all.len() - 3 * frames..]
+            .chunks(3)
+            .map(|chunk| chunk[2])
+            .collect()
+    }
+
     #[tokio::test]
     async fn fast_path_writes_without_queueing() {
         let (connection, mut client) = pair(4).await;
@@ -393,12 +428,7 @@ mod tests {
     async fn a_reader_that_stalls_gets_conflated_ticks_then_closed() {
         let (connection, _client) = pair(4).await;
         let big = frame::text(&vec![b'x'; 256 * 1024]);
-        // Fill the kernel buffers until a frame has to wait.
-        let mut offers = 0;
-        while connection.offer(&big, false) != Offer::Queued {
-            offers += 1;
-            assert!(offers < 10_000, "kernel buffers never filled");
-        }
+        fill_kernel_buffers(&connection, &big);
         let tick = frame::text(b"tick");
         assert_eq!(connection.offer(&tick, true), Offer::Queued);
         assert_eq!(connection.offer(&tick, true), Offer::Conflated);
@@ -415,66 +445,33 @@ mod tests {
 
     #[tokio::test]
     async fn flush_drains_a_queue_in_order_once_the_reader_reads() {
-        let (connection, mut client) = pair(1000).await;
+        let (connection, client) = pair(1000).await;
         let big = frame::text(&vec![b'y'; 64 * 1024]);
-        let mut sent = 0usize;
-        while connection.offer(&big, false) != Offer::Queued {
-            sent += big.len();
-        }
-        sent += big.len();
+        let mut sent = fill_kernel_buffers(&connection, &big);
         for index in 0..10u8 {
             connection.send_private(frame::text(&[b'0' + index]));
             sent += 3;
         }
-        let reader = tokio::spawn(async move {
-            let mut all = vec![0u8; sent];
-            client.read_exact(&mut all).await.unwrap();
-            all
-        });
-        while connection.has_pending() {
-            connection.stream().writable().await.unwrap();
-            connection.flush();
-        }
-        let all = reader.await.unwrap();
-        let tail: Vec<u8> = all[all.len() - 30..]
-            .chunks(3)
-            .map(|chunk| chunk[2])
-            .collect();
-        assert_eq!(tail, b"0123456789");
+        assert_eq!(
+            drain_and_read_tail(&connection, client, sent, 10).await,
+            b"0123456789"
+        );
     }
 
     #[tokio::test]
     async fn replies_overtake_queued_public_frames_in_their_own_order() {
-        let (connection, mut client) = pair(1000).await;
+        let (connection, client) = pair(1000).await;
         let big = frame::text(&vec![b'z'; 64 * 1024]);
-        let mut sent = 0usize;
-        while connection.offer(&big, false) != Offer::Queued {
-            sent += big.len();
-        }
-        sent += big.len();
+        let sent = fill_kernel_buffers(&connection, &big) + 5 * 3;
         let public = frame::text(b"P");
         for _ in 0..3 {
             connection.offer(&public, false);
         }
         connection.send_reply(frame::text(b"1"));
         connection.send_reply(frame::text(b"2"));
-        sent += 5 * 3;
-        let reader = tokio::spawn(async move {
-            let mut all = vec![0u8; sent];
-            client.read_exact(&mut all).await.unwrap();
-            all
-        });
-        while connection.has_pending() {
-            connection.stream().writable().await.unwrap();
-            connection.flush();
-        }
-        let all = reader.await.unwrap();
-        let tail: Vec<u8> = all[all.len() - 15..]
-            .chunks(3)
-            .map(|chunk| chunk[2])
-            .collect();
         assert_eq!(
-            tail, b"12PPP",
+            drain_and_read_tail(&connection, client, sent, 5).await,
+            b"12PPP",
             "replies first, in order, then the public frames"
         );
     }

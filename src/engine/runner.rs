@@ -681,6 +681,13 @@ mod tests {
         }
     }
 
+    fn cashout(req: &str) -> Command {
+        Command::Cashout {
+            req: req.into(),
+            slot: 0,
+        }
+    }
+
     /// The room's events as a subscriber sees them, every one kept.
     struct Watcher {
         events: BoxStream<'static, Delivery>,
@@ -814,15 +821,7 @@ mod tests {
         watcher
             .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
             .await;
-        send(
-            &fixture.bus,
-            "alice",
-            Command::Cashout {
-                req: "out".into(),
-                slot: 0,
-            },
-        )
-        .await;
+        send(&fixture.bus, "alice", cashout("out")).await;
         let (_, cashout) = next_reply(&mut replies).await;
         let ServerMessage::CashoutOk {
             m, win, balance, ..
@@ -1013,15 +1012,7 @@ mod tests {
             .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
             .await;
         flaky.fail_next(2);
-        send(
-            &fixture.bus,
-            "alice",
-            Command::Cashout {
-                req: "out".into(),
-                slot: 0,
-            },
-        )
-        .await;
+        send(&fixture.bus, "alice", cashout("out")).await;
         let (_, cashout) = next_reply(&mut replies).await;
         let ServerMessage::CashoutOk { win, balance, .. } = cashout else {
             panic!("cashout_ok after the retries: {cashout:?}");

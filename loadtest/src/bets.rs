@@ -824,8 +824,7 @@ pub async fn run(args: BetsArgs) -> anyhow::Result<bool> {
     )?;
     report.print();
     if let Some(path) = &args.report {
-        let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        crate::report::write_json(path, &report)?;
     }
     Ok(report.passed())
 }

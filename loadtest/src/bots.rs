@@ -142,7 +142,7 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<bool> {
     let report = Report::new(facts, &context.stats);
     print!("{}", report.summary_table());
     if let Some(path) = &args.report {
-        report.write_json(path)?;
+        crate::report::write_json(path, &report)?;
         println!("report written to {}", path.display());
     }
     Ok(report.passed() && players_started == args.players)

@@ -140,9 +140,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     let json_path = args.out_dir.join("report.json");
-    let json = serde_json::to_string_pretty(&report).context("encoding the report")?;
-    std::fs::write(&json_path, json + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    crate::report::write_json(&json_path, &report)?;
     let html_path = args.out_dir.join("report.html");
     std::fs::write(&html_path, crate::html::render(&report))
         .with_context(|| format!("writing {}", html_path.display()))?;

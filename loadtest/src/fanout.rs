@@ -99,7 +99,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     let report = execute(prepared, conns, &args.load).await?;
     print!("{}", report.summary_table());
     if let Some(path) = &args.report {
-        report.write_json(path)?;
+        crate::report::write_json(path, &report)?;
         println!("report written to {}", path.display());
     }
     let problems = report.problems();

@@ -3,9 +3,6 @@
 //! connection, tick latency percentiles, ratios to the floor; the summary table and the
 //! JSON report.
 
-use std::path::Path;
-
-use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -269,11 +266,6 @@ impl FanoutReport {
                 ),
             ),
         ]
-    }
-
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let json = serde_json::to_string_pretty(self).context("encoding the report")?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
     }
 }
 

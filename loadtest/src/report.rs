@@ -249,11 +249,12 @@ impl Report {
         table.push_str(if self.passed() { "PASS\n" } else { "FAIL\n" });
         table
     }
+}
 
-    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
-        let json = serde_json::to_string_pretty(self).context("encoding the report")?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
-    }
+/// Writes any report as pretty JSON (with a final newline) to `path`.
+pub fn write_json(path: &Path, report: &impl Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report).context("encoding the report")?;
+    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -285,13 +285,20 @@ function applyCashouts(list) {
   markBetsDirty();
 }
 
-function onBetOk(msg) {
+/** Takes an answered request off `pending`, applies its balance and frees its slot's
+ *  request; returns the slot it was for (if any). */
+function settleRequest(msg) {
   const p = pending.get(msg.req);
   pending.delete(msg.req);
   setBalance(msg.balance);
   const s = slots[msg.slot] ?? (p && slots[p.slot]);
+  if (s && s.req === msg.req) { s.req = null; s.reqKind = null; }
+  return s;
+}
+
+function onBetOk(msg) {
+  const s = settleRequest(msg);
   if (!s) return;
-  if (s.req === msg.req) { s.req = null; s.reqKind = null; }
   Object.assign(s, { round: msg.round, amount: msg.amount, auto: msg.auto ?? null, win: null, m: null });
   if (msg.round === game.round && game.phase === 'flying') s.state = 'active';
   else if (msg.round === game.round && game.phase === 'crashed') s.state = 'lost';
@@ -320,12 +327,8 @@ function onBetErr(msg) {
 }
 
 function onCashoutOk(msg) {
-  const p = pending.get(msg.req);
-  pending.delete(msg.req);
-  setBalance(msg.balance);
-  const s = slots[msg.slot] ?? (p && slots[p.slot]);
+  const s = settleRequest(msg);
   if (!s) return;
-  if (s.req === msg.req) { s.req = null; s.reqKind = null; }
   Object.assign(s, { state: 'won', m: msg.m, win: msg.win });
   const b = game.me && game.bets.get(`${game.me}:${msg.slot}`);
   if (b) { Object.assign(b, { m: msg.m, win: msg.win }); markBetsDirty(); }

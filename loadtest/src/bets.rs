@@ -946,6 +946,7 @@ mod tests {
             credit: Account::House,
             amount_minor,
             kind: TransferKind::Bet,
+            multiplier_hundredths: None,
         }
     }
 
@@ -957,6 +958,7 @@ mod tests {
             credit: Account::Player(player.to_owned()),
             amount_minor: 1_000,
             kind: TransferKind::Grant,
+            multiplier_hundredths: None,
         });
         ledger.apply_batch(grants.to_vec()).await.unwrap();
         ledger.apply_batch(transfers).await.unwrap();
@@ -971,6 +973,7 @@ mod tests {
             credit: Account::Player("b".to_owned()),
             amount_minor: 10,
             kind: TransferKind::Refund,
+            multiplier_hundredths: None,
         };
         let ledger = ledger_with(vec![
             bet("bet:main:1:a:0", "a", 10),

@@ -513,6 +513,7 @@ impl RoomCore {
             credit: Account::House,
             amount_minor,
             kind: TransferKind::Bet,
+            multiplier_hundredths: None,
         };
         self.effects.transfers.push(TransferIntent {
             transfer,
@@ -773,6 +774,7 @@ impl RoomCore {
                 credit: Account::Player(key.player.clone()),
                 amount_minor: stake_minor,
                 kind: TransferKind::Refund,
+                multiplier_hundredths: None,
             };
             let notice = CreditNotice {
                 bet: key,
@@ -991,6 +993,7 @@ impl RoomCore {
             credit: Account::Player(key.player.clone()),
             amount_minor: win_minor,
             kind: TransferKind::Payout,
+            multiplier_hundredths: None,
         };
         let reason = match req {
             Some(req) => CreditReason::Cashout {

@@ -214,6 +214,7 @@ async fn refunds_owed(
             credit: stake.transfer.debit.clone(),
             amount_minor: stake.transfer.amount_minor,
             kind: TransferKind::Refund,
+            multiplier_hundredths: None,
         });
     }
     Ok(refunds)
@@ -626,6 +627,7 @@ mod tests {
             credit,
             amount_minor,
             kind,
+            multiplier_hundredths: None,
         };
         let outcomes = ledger.apply_batch(vec![transfer]).await.unwrap();
         assert!(
@@ -948,6 +950,13 @@ mod tests {
             }
             self.inner.apply_batch(batch).await
         }
+        async fn apply_batch_fenced(
+            &self,
+            batch: Vec<Transfer>,
+            fence: &crate::ledger::Fence,
+        ) -> Result<Vec<TransferOutcome>, LedgerError> {
+            self.inner.apply_batch_fenced(batch, fence).await
+        }
         async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
             self.inner.balance(account).await
         }
@@ -965,6 +974,16 @@ mod tests {
         }
         async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
             self.inner.record_round(record).await
+        }
+        async fn record_round_fenced(
+            &self,
+            record: RoundRecord,
+            fence: &crate::ledger::Fence,
+        ) -> Result<(), LedgerError> {
+            self.inner.record_round_fenced(record, fence).await
+        }
+        async fn raise_fence(&self, fence: &crate::ledger::Fence) -> Result<(), LedgerError> {
+            self.inner.raise_fence(fence).await
         }
         async fn recent_rounds(
             &self,

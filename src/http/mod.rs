@@ -107,6 +107,7 @@ async fn create_guest(State(http): State<ShardHttp>) -> Response {
         credit: Account::Player(player.clone()),
         amount_minor: app.config.ledger.guest_balance_minor,
         kind: TransferKind::Grant,
+        multiplier_hundredths: None,
     };
     let balance = if grant.amount_minor == 0 {
         0

@@ -12,8 +12,8 @@ use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
 use super::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-    TransferOutcome,
+    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
+    TransferKind, TransferOutcome,
 };
 
 /// Stamps out one `#[tokio::test]` per conformance case. `$make` is a closure returning a
@@ -29,6 +29,9 @@ macro_rules! ledger_conformance_tests {
             unknown_accounts_have_zero_balance,
             transfers_with_prefix_are_exact_and_in_commit_order,
             round_journal_records_updates_and_lists,
+            multiplier_is_stored_and_part_of_the_id,
+            a_stale_fence_is_refused_and_changes_nothing,
+            fences_are_per_room_and_spare_unfenced_calls,
             random_operations_match_a_model);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -66,6 +69,7 @@ pub(crate) fn transfer(id: &str, debit: Account, credit: Account, amount_minor: 
         credit,
         amount_minor,
         kind,
+        multiplier_hundredths: None,
     }
 }
 
@@ -79,6 +83,11 @@ fn bet(id: &str, from: &str, amount_minor: i64) -> Transfer {
 
 fn payout(id: &str, to: &str, amount_minor: i64) -> Transfer {
     transfer(id, Account::House, player(to), amount_minor)
+}
+
+fn with_multiplier(mut transfer: Transfer, multiplier_hundredths: Option<u64>) -> Transfer {
+    transfer.multiplier_hundredths = multiplier_hundredths;
+    transfer
 }
 
 fn committed(debit_after: i64, credit_after: i64, replayed: bool) -> TransferOutcome {
@@ -216,6 +225,7 @@ pub async fn invalid_transfer_rejects_the_whole_batch(ledger: &dyn Ledger) {
         transfer("self", player("a"), player("a"), 5),
         transfer("house-to-house", Account::House, Account::House, 5),
         grant("", "a", 5),
+        with_multiplier(bet("b:below-1x", "a", 5), Some(99)),
     ];
     for bad in malformed {
         let bad_id = bad.id.clone();
@@ -355,6 +365,178 @@ pub async fn round_journal_records_updates_and_lists(ledger: &dyn Ledger) {
     assert!(ledger.unfinished_rounds("empty").await.unwrap().is_empty());
 }
 
+/// A bet's auto-cashout target and a payout's multiplier come back as sent (`None` too),
+/// and a replay naming another multiplier is an id conflict, like another amount.
+pub async fn multiplier_is_stored_and_part_of_the_id(ledger: &dyn Ledger) {
+    let sent = vec![
+        grant("g:a", "a", 1_000),
+        with_multiplier(bet("b:auto", "a", 100), Some(250)),
+        bet("b:manual", "a", 100),
+        with_multiplier(payout("w:auto", "a", 250), Some(250)),
+        with_multiplier(payout("w:min", "a", 100), Some(100)),
+    ];
+    apply(ledger, sent.clone()).await;
+    for transfer in &sent {
+        let stored = ledger
+            .transfer(&transfer.id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.transfer, *transfer);
+    }
+    let listed: Vec<Transfer> = ledger
+        .transfers_with_prefix("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|stored| stored.transfer)
+        .collect();
+    assert_eq!(listed, sent);
+    let replays = apply(
+        ledger,
+        vec![
+            with_multiplier(bet("b:auto", "a", 100), Some(250)),
+            with_multiplier(bet("b:auto", "a", 100), Some(251)),
+            bet("b:auto", "a", 100),
+            with_multiplier(bet("b:manual", "a", 100), Some(200)),
+            with_multiplier(payout("w:auto", "a", 250), Some(249)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        replays,
+        vec![
+            committed(900, 100, true),
+            TransferOutcome::IdConflict,
+            TransferOutcome::IdConflict,
+            TransferOutcome::IdConflict,
+            TransferOutcome::IdConflict,
+        ]
+    );
+    assert_eq!(balance(ledger, player("a")).await, 1_150);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
+pub(crate) fn fence(room: &str, token: u64) -> Fence {
+    Fence {
+        room: room.to_owned(),
+        token,
+    }
+}
+
+/// Everything a stale writer could have changed.
+async fn snapshot(ledger: &dyn Ledger) -> (Vec<StoredTransfer>, Vec<RoundRecord>, [i64; 3]) {
+    (
+        ledger.transfers_with_prefix("").await.unwrap(),
+        ledger.recent_rounds("main", 100).await.unwrap(),
+        [
+            balance(ledger, player("a")).await,
+            balance(ledger, Account::House).await,
+            balance(ledger, Account::Mint).await,
+        ],
+    )
+}
+
+/// Asserts that `result` is the refusal of `token` in room `main`, whose fence is at
+/// `current`.
+pub(crate) fn assert_fenced(
+    result: Result<impl std::fmt::Debug, LedgerError>,
+    token: u64,
+    current: u64,
+) {
+    match result {
+        Err(LedgerError::Fenced {
+            room,
+            token: refused,
+            current: holder,
+        }) => assert_eq!((room.as_str(), refused, holder), ("main", token, current)),
+        other => panic!("expected Fenced {{ {token}, current {current} }}, got {other:?}"),
+    }
+}
+
+/// The first token of a room is accepted, so are an equal and a higher one; after a
+/// higher one, the lower token is refused by every fenced call (even with an empty batch)
+/// and changes nothing: no balance, transfer or round.
+pub async fn a_stale_fence_is_refused_and_changes_nothing(ledger: &dyn Ledger) {
+    let old = fence("main", 5);
+    let first = ledger
+        .apply_batch_fenced(vec![grant("g:a", "a", 1_000)], &old)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![committed(-1_000, 1_000, false)]);
+    ledger.raise_fence(&old).await.unwrap();
+    ledger
+        .record_round_fenced(round("main", 1, RoundStatus::Betting), &old)
+        .await
+        .unwrap();
+    let equal = ledger
+        .apply_batch_fenced(vec![bet("b:a:1", "a", 100)], &old)
+        .await
+        .unwrap();
+    assert_eq!(equal, vec![committed(900, 100, false)]);
+
+    let new = fence("main", 6);
+    ledger
+        .record_round_fenced(round("main", 1, RoundStatus::Flying), &new)
+        .await
+        .unwrap();
+    let before = snapshot(ledger).await;
+    let stale_batch = vec![bet("b:a:2", "a", 100), payout("w:a:1", "a", 500)];
+    assert_fenced(ledger.apply_batch_fenced(stale_batch, &old).await, 5, 6);
+    assert_fenced(ledger.apply_batch_fenced(Vec::new(), &old).await, 5, 6);
+    let crashed = round("main", 1, RoundStatus::Crashed);
+    assert_fenced(ledger.record_round_fenced(crashed, &old).await, 5, 6);
+    assert_fenced(
+        ledger
+            .record_round_fenced(round("main", 2, RoundStatus::Betting), &old)
+            .await,
+        5,
+        6,
+    );
+    assert_fenced(ledger.raise_fence(&old).await, 5, 6);
+    assert_eq!(snapshot(ledger).await, before);
+
+    ledger.raise_fence(&fence("main", 9)).await.unwrap();
+    assert_fenced(ledger.raise_fence(&new).await, 6, 9);
+    let newest = ledger
+        .apply_batch_fenced(vec![bet("b:a:2", "a", 100)], &fence("main", 9))
+        .await
+        .unwrap();
+    assert_eq!(newest, vec![committed(800, 200, false)]);
+    match ledger.raise_fence(&fence("main", u64::MAX)).await {
+        Err(LedgerError::OutOfRange { value, .. }) => assert_eq!(value, u64::MAX),
+        other => panic!("expected OutOfRange, got {other:?}"),
+    }
+    assert_fenced(ledger.raise_fence(&fence("main", 8)).await, 8, 9);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
+/// One room's token fences only that room, and the unfenced calls (guest grants, embedded
+/// mode) neither check nor move any fence.
+pub async fn fences_are_per_room_and_spare_unfenced_calls(ledger: &dyn Ledger) {
+    ledger.raise_fence(&fence("main", 10)).await.unwrap();
+    ledger.raise_fence(&fence("other", 0)).await.unwrap();
+    let other = ledger
+        .apply_batch_fenced(vec![grant("g:b", "b", 50)], &fence("other", 1))
+        .await
+        .unwrap();
+    assert_eq!(other, vec![committed(-50, 50, false)]);
+    ledger
+        .record_round_fenced(round("other", 1, RoundStatus::Betting), &fence("other", 1))
+        .await
+        .unwrap();
+    let unfenced = apply(ledger, vec![grant("g:a", "a", 100)]).await;
+    assert_eq!(unfenced, vec![committed(-150, 100, false)]);
+    ledger
+        .record_round(round("main", 1, RoundStatus::Crashed))
+        .await
+        .unwrap();
+    assert_eq!(ledger.recent_rounds("main", 1).await.unwrap().len(), 1);
+    assert_fenced(ledger.raise_fence(&fence("main", 9)).await, 9, 10);
+    ledger.raise_fence(&fence("main", 10)).await.unwrap();
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
 /// The reference semantics of `apply_batch`, kept in memory.
 #[derive(Default)]
 struct Model {
@@ -417,9 +599,15 @@ fn random_transfer(
             // Up to a quarter above the balance, so some bets overdraw.
             let held = model.balance(&player(&who));
             let amount = rng.random_range(1..=held + held / 4 + 10);
-            bet(&format!("b:{serial}"), &who, amount)
+            // Half the bets carry an auto-cashout target.
+            let auto = rng.random_bool(0.5).then(|| rng.random_range(101..=10_000));
+            with_multiplier(bet(&format!("b:{serial}"), &who, amount), auto)
         }
-        75..90 => payout(&format!("w:{serial}"), &who, rng.random_range(1..=20_000)),
+        75..90 => {
+            let paid_at = rng.random_range(100..=10_000);
+            let win = payout(&format!("w:{serial}"), &who, rng.random_range(1..=20_000));
+            with_multiplier(win, Some(paid_at))
+        }
         _ => {
             let mut refund = payout(&format!("r:{serial}"), &who, rng.random_range(1..=1_000));
             refund.kind = TransferKind::Refund;
@@ -476,6 +664,12 @@ pub async fn random_operations_match_a_model(ledger: &dyn Ledger) {
     let stored = ledger.transfers_with_prefix("").await.unwrap();
     assert_eq!(stored.len(), model.committed.len());
     assert_strictly_increasing(&stored);
+    for entry in &stored {
+        assert_eq!(
+            entry.transfer, model.committed[&entry.transfer.id].0,
+            "stored as sent"
+        );
+    }
     for (path, times) in ["replayed", "conflict", "overdraft"]
         .iter()
         .zip(paths_exercised)

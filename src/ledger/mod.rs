@@ -10,6 +10,11 @@
 //! The engine hands the ledger a whole tick's transfers at once: `apply_batch` runs them
 //! in one transaction (group commit), each succeeding or failing on its own.
 //!
+//! In cluster mode an engine leads a room only while it holds a lease whose fencing token
+//! grows with every new leader. Its writes go through the `*_fenced` calls, which store
+//! the room's highest token in the same transaction as the write and refuse a lower one,
+//! so a deposed leader (paused, partitioned) cannot write after its successor has started.
+//!
 //! Implementations: [`sqlite::SqliteLedger`] (embedded default) and
 //! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
 //! (`ledger::conformance`). The rules they share (what makes a transfer malformed, how a
@@ -30,7 +35,7 @@ pub use sqlite::SqliteLedger;
 
 /// The columns both backends read a stored transfer from, in `StoredTransfer` order.
 pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
-     kind, debit_balance_after, credit_balance_after FROM transfers";
+     kind, debit_balance_after, credit_balance_after, multiplier_hundredths FROM transfers";
 
 /// The columns both backends read a journaled round from, in `RoundRecord` order.
 pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
@@ -109,6 +114,9 @@ impl TransferKind {
     }
 }
 
+/// The lowest multiplier a transfer may carry: 1.00x, where every round starts.
+const MULTIPLIER_MIN_HUNDREDTHS: u64 = 100;
+
 /// A request to move money. The id is the idempotency key: derive it from what makes the
 /// movement unique (`bet:<room>:<round>:<player>:<slot>`), never from a retry counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +127,11 @@ pub struct Transfer {
     /// Strictly positive, in minor units.
     pub amount_minor: i64,
     pub kind: TransferKind,
+    /// For a bet: its auto-cashout target; for a payout: the multiplier it was paid at;
+    /// otherwise None. Stored with the transfer and part of the idempotency comparison.
+    /// At least 100 (1.00x) when present. A standby that takes a room over resumes the
+    /// round in flight from these.
+    pub multiplier_hundredths: Option<u64>,
 }
 
 impl Transfer {
@@ -130,6 +143,11 @@ impl Transfer {
             "the amount is not positive"
         } else if self.debit == self.credit {
             "the debit and credit accounts are the same"
+        } else if self
+            .multiplier_hundredths
+            .is_some_and(|multiplier| multiplier < MULTIPLIER_MIN_HUNDREDTHS)
+        {
+            "the multiplier is below 1.00x"
         } else {
             return Ok(());
         };
@@ -153,8 +171,8 @@ pub enum TransferOutcome {
     },
     /// The debit account would go below zero; nothing moved.
     InsufficientFunds { available_minor: i64 },
-    /// The id was committed before with different accounts, amount or kind: a caller
-    /// bug. Nothing moved.
+    /// The id was committed before with different accounts, amount, kind or multiplier:
+    /// a caller bug. Nothing moved.
     IdConflict,
 }
 
@@ -187,6 +205,38 @@ pub struct RoundRecord {
     pub bets_total_minor: i64,
     /// Sum of payouts, in minor units.
     pub payouts_total_minor: i64,
+}
+
+/// Proof that a writer leads `room`: the fencing token of its lease, strictly increasing
+/// per room across leaders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub room: String,
+    pub token: u64,
+}
+
+impl Fence {
+    /// The token as the databases store it (signed 64-bit); a lease service never comes
+    /// near 2^63, so a token above is refused rather than wrapped.
+    pub(crate) fn sql_token(&self) -> Result<i64, LedgerError> {
+        i64::try_from(self.token).map_err(|_| LedgerError::OutOfRange {
+            field: "fence token",
+            value: self.token,
+        })
+    }
+
+    /// The refusal for this fence when the room's stored token is `current` (read back
+    /// from the database, where a CHECK keeps it non-negative).
+    pub(crate) fn stale(&self, current: i64) -> LedgerError {
+        match u64::try_from(current) {
+            Ok(current) => LedgerError::Fenced {
+                room: self.room.clone(),
+                token: self.token,
+                current,
+            },
+            Err(_) => LedgerError::Corrupt(format!("fence token {current} of {}", self.room)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -277,7 +327,20 @@ pub enum LedgerError {
     /// bug, since no real round number, crash point or timestamp comes near 2^63.
     #[error("{field} = {value} does not fit a signed 64-bit database integer")]
     OutOfRange { field: &'static str, value: u64 },
-    /// A transfer was malformed (non-positive amount, same debit and credit account).
+    /// A newer leader of `room` has raised the room's fence past this writer's token: this
+    /// engine lost its lease (it was paused or cut off) and must stop leading the room.
+    /// Nothing was written.
+    #[error(
+        "room {room}: fencing token {token} is stale, a newer leader holds {current}; \
+         this engine was deposed"
+    )]
+    Fenced {
+        room: String,
+        token: u64,
+        current: u64,
+    },
+    /// A transfer was malformed (non-positive amount, same debit and credit account, a
+    /// multiplier below 1.00x).
     #[error("invalid transfer {id}: {reason}")]
     InvalidTransfer { id: String, reason: &'static str },
     /// The blocking worker died (a panic inside the storage layer).
@@ -325,8 +388,29 @@ pub trait Ledger: Send + Sync + 'static {
     async fn transfers_with_prefix(&self, prefix: &str)
     -> Result<Vec<StoredTransfer>, LedgerError>;
 
+    /// `apply_batch` for the leader of `fence.room`: in the same transaction, first checks
+    /// that `fence.token` is at least the highest token stored for the room (and stores
+    /// it); a lower token returns `Err(Fenced)` and nothing changes.
+    async fn apply_batch_fenced(
+        &self,
+        batch: Vec<Transfer>,
+        fence: &Fence,
+    ) -> Result<Vec<TransferOutcome>, LedgerError>;
+
     /// Inserts or updates (by room and round) a round of the journal.
     async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError>;
+
+    /// `record_round` under the same check as `apply_batch_fenced`.
+    async fn record_round_fenced(
+        &self,
+        record: RoundRecord,
+        fence: &Fence,
+    ) -> Result<(), LedgerError>;
+
+    /// Raises the room's stored token to `fence.token` (no money moves): a new leader
+    /// calls it before reading the room's state, so nothing its predecessor writes
+    /// afterwards can land. `Err(Fenced)` if a higher token is stored.
+    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError>;
 
     /// The latest `limit` rounds of a room, newest first.
     async fn recent_rounds(

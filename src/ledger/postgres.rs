@@ -25,6 +25,10 @@
 //! touch a common account are inserted under that account's lock, so for every account,
 //! sequence order is the order in which its balance moved.
 //!
+//! Fencing: a fenced batch (or round record) first raises its room's row in `fences`
+//! (see `check_fence`); that row lock, held to the commit, orders the writes of a
+//! deposed leader and its successor.
+//!
 //! The schema's CHECK constraints (positive amounts, player balances never negative) are
 //! the last line of defence; the code checks first and asserts the money invariants.
 
@@ -38,7 +42,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
+    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
     prefix_upper_bound,
 };
@@ -62,7 +66,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x61_6c_6f_66_74;
 /// applied. Append only: a released step is never edited, a change is a new step.
 /// Ids and account keys compare bytewise (`COLLATE "C"`), whatever the database's locale,
 /// so prefix ranges match SQLite's and every writer locks accounts in the same order.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     key TEXT COLLATE "C" PRIMARY KEY,
     balance BIGINT NOT NULL,
@@ -99,7 +104,23 @@ CREATE TABLE rounds (
 -- Recovery looks up a room's unfinished rounds at every engine start.
 CREATE INDEX rounds_unfinished ON rounds (room, round)
     WHERE status IN ('betting', 'flying');
-"#];
+"#,
+    r#"
+-- A bet's auto-cashout target or a payout's multiplier, so a standby resumes the round.
+-- NOT VALID: every existing row is NULL, which passes, so skipping the check's full scan
+-- of `transfers` keeps this step's exclusive lock short on a large ledger; new rows are
+-- checked all the same.
+ALTER TABLE transfers ADD COLUMN multiplier_hundredths BIGINT NULL,
+    ADD CONSTRAINT transfers_multiplier_hundredths_check
+        CHECK (multiplier_hundredths >= 100) NOT VALID;
+
+-- The highest fencing token that wrote each room (see `check_fence`).
+CREATE TABLE fences (
+    room TEXT PRIMARY KEY,
+    token BIGINT NOT NULL CHECK (token >= 0)
+);
+"#,
+];
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
 /// pool's connections.
@@ -180,49 +201,99 @@ impl PostgresLedger {
     /// Idempotent; `connect` calls it, and so will `aloft migrate`.
     pub async fn migrate(&self) -> Result<(), LedgerError> {
         let mut client = self.client().await?;
-        let transaction = client.transaction().await?;
-        transaction
-            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-            .await?;
-        transaction
-            .batch_execute(
-                "CREATE TABLE IF NOT EXISTS aloft_schema_migrations (\
-                 version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
-            )
-            .await?;
-        let applied: i64 = transaction
-            .query_one(
-                "SELECT COALESCE(MAX(version), 0) FROM aloft_schema_migrations",
-                &[],
-            )
-            .await?
-            .try_get(0)?;
-        let known = i64::try_from(MIGRATIONS.len()).expect("a handful of migrations");
-        if applied > known {
-            return Err(LedgerError::SchemaTooNew {
-                path: self.url.clone(),
-                found: applied,
-                supported: known,
-            });
-        }
-        let applied = usize::try_from(applied)
-            .map_err(|_| LedgerError::Corrupt(format!("schema version {applied}")))?;
-        for (version, step) in (1_i64..).zip(MIGRATIONS).skip(applied) {
-            transaction.batch_execute(step).await?;
-            transaction
-                .execute(
-                    "INSERT INTO aloft_schema_migrations (version, applied_at_ms) \
-                     VALUES ($1, $2)",
-                    &[&version, &now_ms()],
-                )
-                .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        migrate(&mut client, &self.url, MIGRATIONS).await
     }
 
     async fn client(&self) -> Result<Object, LedgerError> {
         Ok(self.pool.get().await?)
+    }
+
+    /// `apply_batch`, behind `fence` when one is given: every attempt checks it anew.
+    async fn apply(
+        &self,
+        batch: Vec<Transfer>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        for transfer in &batch {
+            transfer.validate()?;
+        }
+        // An empty fenced batch still checks the fence: the caller learns it was deposed.
+        if batch.is_empty() && fence.is_none() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = batch
+            .iter()
+            .flat_map(|transfer| [transfer.debit.key(), transfer.credit.key()])
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let ids: Vec<&str> = batch
+            .iter()
+            .map(|transfer| transfer.id.as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        for attempt in 1..=SERIALIZATION_RETRIES_MAX {
+            match self.apply_batch_once(&batch, &keys, &ids, fence).await {
+                Ok(Some(outcomes)) => return Ok(outcomes),
+                Ok(None) => {
+                    tracing::debug!(
+                        attempt,
+                        "ledger batch raced another writer on an id; retrying"
+                    );
+                }
+                Err(LedgerError::Postgres(error)) if lost_to_concurrency(&error) => {
+                    tracing::debug!(attempt, %error, "ledger batch lost to a concurrent writer; retrying");
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(LedgerError::Contention {
+            attempts: SERIALIZATION_RETRIES_MAX,
+        })
+    }
+
+    /// `record_round`, behind `fence` when one is given.
+    async fn record(&self, record: RoundRecord, fence: Option<&Fence>) -> Result<(), LedgerError> {
+        let mut client = self.client().await?;
+        let transaction = read_committed(&mut client).await?;
+        if let Some(fence) = fence {
+            check_fence(&transaction, fence).await?;
+        }
+        let statement = transaction
+            .prepare_cached(
+                "INSERT INTO rounds (room, round, hash, crash_hundredths, started_at_ms, \
+                 ended_at_ms, status, bets_total_minor, payouts_total_minor) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (room, round) DO UPDATE SET hash = excluded.hash, \
+                 crash_hundredths = excluded.crash_hundredths, \
+                 started_at_ms = excluded.started_at_ms, ended_at_ms = excluded.ended_at_ms, \
+                 status = excluded.status, bets_total_minor = excluded.bets_total_minor, \
+                 payouts_total_minor = excluded.payouts_total_minor",
+            )
+            .await?;
+        let ended_at_ms = record
+            .ended_at_ms
+            .map(|value| to_sql_integer("ended_at_ms", value))
+            .transpose()?;
+        transaction
+            .execute(
+                &statement,
+                &[
+                    &record.room,
+                    &to_sql_integer("round", record.round)?,
+                    &record.hash,
+                    &to_sql_integer("crash_hundredths", record.crash_hundredths)?,
+                    &to_sql_integer("started_at_ms", record.started_at_ms)?,
+                    &ended_at_ms,
+                    &record.status.as_str(),
+                    &record.bets_total_minor,
+                    &record.payouts_total_minor,
+                ],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(())
     }
 
     /// One attempt at a batch in its own transaction. `Ok(None)` means another writer
@@ -233,13 +304,13 @@ impl PostgresLedger {
         batch: &[Transfer],
         keys: &[String],
         ids: &[&str],
+        fence: Option<&Fence>,
     ) -> Result<Option<Vec<TransferOutcome>>, LedgerError> {
         let mut client = self.client().await?;
-        let transaction = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::ReadCommitted)
-            .start()
-            .await?;
+        let transaction = read_committed(&mut client).await?;
+        if let Some(fence) = fence {
+            check_fence(&transaction, fence).await?;
+        }
         let balances = lock_accounts(&transaction, keys).await?;
         let known = find_transfers(&transaction, ids).await?;
         let planned = plan_batch(batch, balances, known)?;
@@ -259,42 +330,15 @@ impl PostgresLedger {
 #[async_trait]
 impl Ledger for PostgresLedger {
     async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
-        for transfer in &batch {
-            transfer.validate()?;
-        }
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = batch
-            .iter()
-            .flat_map(|transfer| [transfer.debit.key(), transfer.credit.key()])
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let ids: Vec<&str> = batch
-            .iter()
-            .map(|transfer| transfer.id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for attempt in 1..=SERIALIZATION_RETRIES_MAX {
-            match self.apply_batch_once(&batch, &keys, &ids).await {
-                Ok(Some(outcomes)) => return Ok(outcomes),
-                Ok(None) => {
-                    tracing::debug!(
-                        attempt,
-                        "ledger batch raced another writer on an id; retrying"
-                    );
-                }
-                Err(LedgerError::Postgres(error)) if lost_to_concurrency(&error) => {
-                    tracing::debug!(attempt, %error, "ledger batch lost to a concurrent writer; retrying");
-                }
-                Err(other) => return Err(other),
-            }
-        }
-        Err(LedgerError::Contention {
-            attempts: SERIALIZATION_RETRIES_MAX,
-        })
+        self.apply(batch, None).await
+    }
+
+    async fn apply_batch_fenced(
+        &self,
+        batch: Vec<Transfer>,
+        fence: &Fence,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        self.apply(batch, Some(fence)).await
     }
 
     async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
@@ -346,39 +390,22 @@ impl Ledger for PostgresLedger {
     }
 
     async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "INSERT INTO rounds (room, round, hash, crash_hundredths, started_at_ms, \
-                 ended_at_ms, status, bets_total_minor, payouts_total_minor) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                 ON CONFLICT (room, round) DO UPDATE SET hash = excluded.hash, \
-                 crash_hundredths = excluded.crash_hundredths, \
-                 started_at_ms = excluded.started_at_ms, ended_at_ms = excluded.ended_at_ms, \
-                 status = excluded.status, bets_total_minor = excluded.bets_total_minor, \
-                 payouts_total_minor = excluded.payouts_total_minor",
-            )
-            .await?;
-        let ended_at_ms = record
-            .ended_at_ms
-            .map(|value| to_sql_integer("ended_at_ms", value))
-            .transpose()?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &record.room,
-                    &to_sql_integer("round", record.round)?,
-                    &record.hash,
-                    &to_sql_integer("crash_hundredths", record.crash_hundredths)?,
-                    &to_sql_integer("started_at_ms", record.started_at_ms)?,
-                    &ended_at_ms,
-                    &record.status.as_str(),
-                    &record.bets_total_minor,
-                    &record.payouts_total_minor,
-                ],
-            )
-            .await?;
+        self.record(record, None).await
+    }
+
+    async fn record_round_fenced(
+        &self,
+        record: RoundRecord,
+        fence: &Fence,
+    ) -> Result<(), LedgerError> {
+        self.record(record, Some(fence)).await
+    }
+
+    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
+        let mut client = self.client().await?;
+        let transaction = read_committed(&mut client).await?;
+        check_fence(&transaction, fence).await?;
+        transaction.commit().await?;
         Ok(())
     }
 
@@ -405,6 +432,109 @@ impl Ledger for PostgresLedger {
         let rows = client.query(&statement, &[&room]).await?;
         rows.iter().map(round_from_row).collect()
     }
+}
+
+/// `PostgresLedger::migrate` with the given `steps` (all of `MIGRATIONS`, but for tests
+/// that build an older schema); `url` names the database in errors.
+async fn migrate(
+    client: &mut tokio_postgres::Client,
+    url: &str,
+    steps: &[&str],
+) -> Result<(), LedgerError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS aloft_schema_migrations (\
+             version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
+        )
+        .await?;
+    let applied: i64 = transaction
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM aloft_schema_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    let known = i64::try_from(steps.len()).expect("a handful of migrations");
+    if applied > known {
+        return Err(LedgerError::SchemaTooNew {
+            path: url.to_owned(),
+            found: applied,
+            supported: known,
+        });
+    }
+    let applied = usize::try_from(applied)
+        .map_err(|_| LedgerError::Corrupt(format!("schema version {applied}")))?;
+    for (version, step) in (1_i64..).zip(steps).skip(applied) {
+        transaction.batch_execute(step).await?;
+        transaction
+            .execute(
+                "INSERT INTO aloft_schema_migrations (version, applied_at_ms) \
+                 VALUES ($1, $2)",
+                &[&version, &now_ms()],
+            )
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Every write transaction is READ COMMITTED, whatever the server's default: the locking
+/// arguments above and in `check_fence` are made for it.
+async fn read_committed(client: &mut Object) -> Result<Transaction<'_>, LedgerError> {
+    Ok(client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await?)
+}
+
+/// Stores `fence.token` as the room's token unless a higher one is stored, which fails
+/// with `Fenced`; the caller's transaction then rolls back, so nothing it wrote lands.
+///
+/// Why a deposed leader's write can never commit after its successor's (say tokens 5 and
+/// 6 racing on one room): the UPSERT takes the room's row lock (or, for a first insert,
+/// the unique-index entry) and keeps it to the commit, so the two transactions pass this
+/// statement one at a time.
+/// - 6 first: 5's UPSERT waits for 6's commit, then, READ COMMITTED, re-checks its WHERE
+///   against the newest row version, finds 6 > 5 and updates nothing: `Fenced`.
+///   Any later attempt with 5 likewise sees 6 (tokens stored only ever rise).
+/// - 5 first: 6 waits until 5 has committed or rolled back, so every write of 5's
+///   transaction is committed before 6 passes, i.e. before the new leader reads the
+///   room (it calls `raise_fence` first).
+///
+/// So once 6 has committed, no transaction with 5 can commit afterwards. Fenced
+/// transactions take this lock before any account lock, one order for all, so it adds no
+/// deadlock.
+async fn check_fence(transaction: &Transaction<'_>, fence: &Fence) -> Result<(), LedgerError> {
+    let token = fence.sql_token()?;
+    let raise = transaction
+        .prepare_cached(
+            "INSERT INTO fences (room, token) VALUES ($1, $2) \
+             ON CONFLICT (room) DO UPDATE SET token = EXCLUDED.token \
+             WHERE fences.token <= EXCLUDED.token RETURNING token",
+        )
+        .await?;
+    if transaction
+        .query_opt(&raise, &[&fence.room, &token])
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    // The UPSERT locked the row it declined to update, so this reads the token that
+    // refused us.
+    let current = transaction
+        .prepare_cached("SELECT token FROM fences WHERE room = $1")
+        .await?;
+    let current: i64 = transaction
+        .query_one(&current, &[&fence.room])
+        .await?
+        .try_get(0)?;
+    Err(fence.stale(current))
 }
 
 /// Whether a failed attempt lost to another writer and may simply run again.
@@ -587,6 +717,7 @@ async fn insert_transfers(
     let mut credits = Vec::with_capacity(commits.len());
     let mut amounts = Vec::with_capacity(commits.len());
     let mut kinds = Vec::with_capacity(commits.len());
+    let mut multipliers = Vec::with_capacity(commits.len());
     let mut debits_after = Vec::with_capacity(commits.len());
     let mut credits_after = Vec::with_capacity(commits.len());
     for commit in commits {
@@ -596,17 +727,24 @@ async fn insert_transfers(
         credits.push(transfer.credit.key());
         amounts.push(transfer.amount_minor);
         kinds.push(transfer.kind.as_str());
+        let multiplier = transfer.multiplier_hundredths;
+        multipliers.push(
+            multiplier
+                .map(|value| to_sql_integer("multiplier_hundredths", value))
+                .transpose()?,
+        );
         debits_after.push(commit.debit_balance_after_minor);
         credits_after.push(commit.credit_balance_after_minor);
     }
     let statement = transaction
         .prepare_cached(
             "INSERT INTO transfers (id, debit, credit, amount, kind, debit_balance_after, \
-             credit_balance_after, created_at_ms) \
-             SELECT id, debit, credit, amount, kind, debit_after, credit_after, $8 \
+             credit_balance_after, multiplier_hundredths, created_at_ms) \
+             SELECT id, debit, credit, amount, kind, debit_after, credit_after, multiplier, $9 \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], \
-             $6::bigint[], $7::bigint[]) WITH ORDINALITY \
-             AS new (id, debit, credit, amount, kind, debit_after, credit_after, position) \
+             $6::bigint[], $7::bigint[], $8::bigint[]) WITH ORDINALITY \
+             AS new (id, debit, credit, amount, kind, debit_after, credit_after, multiplier, \
+             position) \
              ORDER BY position ON CONFLICT (id) DO NOTHING",
         )
         .await?;
@@ -621,6 +759,7 @@ async fn insert_transfers(
                 &kinds,
                 &debits_after,
                 &credits_after,
+                &multipliers,
                 &now_ms(),
             ],
         )
@@ -659,6 +798,13 @@ fn transfer_from_row(row: &Row) -> Result<StoredTransfer, LedgerError> {
     let kind_text: String = row.try_get(5)?;
     let kind = TransferKind::parse(&kind_text)
         .ok_or_else(|| LedgerError::Corrupt(format!("transfer kind {kind_text}")))?;
+    let multiplier: Option<i64> = row.try_get(8)?;
+    let multiplier_hundredths = multiplier
+        .map(|value| {
+            u64::try_from(value)
+                .map_err(|_| LedgerError::Corrupt(format!("negative multiplier {value}")))
+        })
+        .transpose()?;
     Ok(StoredTransfer {
         transfer: Transfer {
             id: row.try_get(0)?,
@@ -666,6 +812,7 @@ fn transfer_from_row(row: &Row) -> Result<StoredTransfer, LedgerError> {
             credit: account(3)?,
             amount_minor: row.try_get(4)?,
             kind,
+            multiplier_hundredths,
         },
         debit_balance_after_minor: row.try_get(6)?,
         credit_balance_after_minor: row.try_get(7)?,
@@ -698,8 +845,8 @@ fn round_from_row(row: &Row) -> Result<RoundRecord, LedgerError> {
     })
 }
 
-/// PostgreSQL's BIGINT is signed; a journal value above `i64::MAX` is refused rather
-/// than wrapped.
+/// PostgreSQL's BIGINT is signed; a journal value or multiplier above `i64::MAX` is
+/// refused rather than wrapped.
 fn to_sql_integer(field: &'static str, value: u64) -> Result<i64, LedgerError> {
     i64::try_from(value).map_err(|_| LedgerError::OutOfRange { field, value })
 }
@@ -747,7 +894,7 @@ mod tests {
 
     use super::*;
     use crate::ledger::conformance::ledger_conformance_tests;
-    use crate::ledger::conformance::{player, transfer};
+    use crate::ledger::conformance::{assert_fenced, fence, player, transfer};
 
     /// The server the tests create their scratch databases on, unless
     /// `ALOFT_TEST_DATABASE_URL` names another: a local PostgreSQL with trust auth.
@@ -944,6 +1091,66 @@ mod tests {
             .await
             .expect_err("CHECK constraint holds");
         assert_eq!(zero_amount.code(), Some(&SqlState::CHECK_VIOLATION));
+        let below_1x = client
+            .execute(
+                "INSERT INTO transfers (id, debit, credit, amount, kind, debit_balance_after, \
+                 credit_balance_after, created_at_ms, multiplier_hundredths) \
+                 VALUES ('t', 'mint', 'house', 1, 'grant', 0, 0, 0, 99)",
+                &[],
+            )
+            .await
+            .expect_err("CHECK constraint holds");
+        assert_eq!(below_1x.code(), Some(&SqlState::CHECK_VIOLATION));
+        let negative_token = client
+            .execute("INSERT INTO fences VALUES ('main', -1)", &[])
+            .await
+            .expect_err("CHECK constraint holds");
+        assert_eq!(negative_token.code(), Some(&SqlState::CHECK_VIOLATION));
+    }
+
+    /// A database written before multipliers and fences (schema version 1) migrates at
+    /// connect; its transfers read back with no multiplier and fenced writes work at once.
+    #[tokio::test]
+    async fn a_database_from_the_first_schema_version_migrates() {
+        let scratch = ScratchDatabase::create().await;
+        let mut client = scratch.client().await;
+        migrate(&mut client, "old", &MIGRATIONS[..1]).await.unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO accounts VALUES ('mint', -100), ('player:a', 100); \
+                 INSERT INTO transfers (id, debit, credit, amount, kind, debit_balance_after, \
+                 credit_balance_after, created_at_ms) \
+                 VALUES ('g:a', 'mint', 'player:a', 100, 'grant', -100, 100, 0)",
+            )
+            .await
+            .unwrap();
+        let ledger = scratch.ledger().await;
+        let versions: Vec<i64> = client
+            .query(
+                "SELECT version FROM aloft_schema_migrations ORDER BY version",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let known = i64::try_from(MIGRATIONS.len()).unwrap();
+        assert_eq!(versions, (1..=known).collect::<Vec<_>>());
+        let old = ledger.transfer("g:a").await.unwrap().unwrap();
+        assert_eq!(
+            old.transfer,
+            transfer("g:a", Account::Mint, player("a"), 100)
+        );
+        assert_eq!(old.transfer.multiplier_hundredths, None);
+        let mut bet = transfer("b:a", player("a"), Account::House, 40);
+        bet.multiplier_hundredths = Some(150);
+        let outcomes = ledger
+            .apply_batch_fenced(vec![bet.clone()], &fence("main", 1))
+            .await
+            .unwrap();
+        assert_eq!(outcomes, vec![committed(60, 40, false)]);
+        assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
     }
 
     #[tokio::test]
@@ -1058,6 +1265,130 @@ mod tests {
         assert_eq!(ledger.total_balance().await.unwrap(), 0);
         let stored = ledger.transfer("race").await.unwrap().unwrap();
         assert_eq!(stored.transfer.debit, Account::Mint);
+    }
+
+    /// The fence row orders a deposed leader and its successor both ways: a stale batch
+    /// waiting on the new leader's open transaction is refused once that commits, and a
+    /// new leader waiting on a stale writer's open transaction passes only after it ends.
+    #[tokio::test]
+    async fn the_fence_row_orders_a_stale_writer_and_the_new_leader() {
+        let scratch = ScratchDatabase::create().await;
+        let ledger = Arc::new(scratch.ledger().await);
+        let granted = transfer("g:a", Account::Mint, player("a"), 1_000);
+        ledger
+            .apply_batch_fenced(vec![granted], &fence("main", 5))
+            .await
+            .unwrap();
+
+        let mut other = scratch.client().await;
+        let stale_writer = other.transaction().await.unwrap();
+        stale_writer
+            .execute("UPDATE fences SET token = 5 WHERE room = 'main'", &[])
+            .await
+            .unwrap();
+        let new_leader = tokio::spawn({
+            let ledger = Arc::clone(&ledger);
+            async move { ledger.raise_fence(&fence("main", 6)).await }
+        });
+        wait_for_a_lock_waiter(&scratch.client().await).await;
+        assert!(!new_leader.is_finished(), "the new leader waits");
+        stale_writer.commit().await.unwrap();
+        new_leader.await.unwrap().unwrap();
+
+        let new_writer = other.transaction().await.unwrap();
+        new_writer
+            .execute("UPDATE fences SET token = 7 WHERE room = 'main'", &[])
+            .await
+            .unwrap();
+        let stale = tokio::spawn({
+            let ledger = Arc::clone(&ledger);
+            async move {
+                let bet = transfer("b:a", player("a"), Account::House, 10);
+                ledger
+                    .apply_batch_fenced(vec![bet], &fence("main", 6))
+                    .await
+            }
+        });
+        wait_for_a_lock_waiter(&scratch.client().await).await;
+        new_writer.commit().await.unwrap();
+        assert_fenced(stale.await.unwrap(), 6, 7);
+        assert_eq!(ledger.transfer("b:a").await.unwrap(), None);
+        assert_eq!(ledger.balance(&player("a")).await.unwrap(), 1_000);
+    }
+
+    /// Races of the racing-leaders test.
+    const FENCE_RACES: u64 = 100;
+
+    /// Two processes' ledgers race a fenced batch with tokens N and N+1, many times, the
+    /// two started in alternating order. Whichever wins the fence, once N+1 has committed
+    /// N never commits: it either committed before (a lower sequence) or is refused, then
+    /// and on every later try.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_leaders_never_commit_a_stale_batch_after_the_new_one() {
+        let scratch = ScratchDatabase::create().await;
+        let ledgers = [
+            Arc::new(scratch.ledger().await),
+            Arc::new(scratch.ledger().await),
+        ];
+        let grants = ["stale", "new"]
+            .map(|who| transfer(&format!("g:{who}"), Account::Mint, player(who), 1 << 40));
+        ledgers[0].apply_batch(grants.to_vec()).await.unwrap();
+        let race = |side: usize, id: String, who: &'static str, token: u64| {
+            let ledger = Arc::clone(&ledgers[side]);
+            tokio::spawn(async move {
+                let bet = transfer(&id, player(who), Account::House, 10);
+                ledger
+                    .apply_batch_fenced(vec![bet], &fence("main", token))
+                    .await
+            })
+        };
+        for n in 0..FENCE_RACES {
+            // Each race's stale token is above the previous race's new one.
+            let token = 2 * n + 1;
+            let (stale_id, new_id) = (format!("stale:{n}"), format!("new:{n}"));
+            let (stale, new) = if n % 2 == 0 {
+                let stale = race(0, stale_id.clone(), "stale", token);
+                (stale, race(1, new_id.clone(), "new", token + 1))
+            } else {
+                let new = race(1, new_id.clone(), "new", token + 1);
+                (race(0, stale_id.clone(), "stale", token), new)
+            };
+            let (stale, new) = (stale.await.unwrap(), new.await.unwrap());
+            let new = new.unwrap();
+            assert!(
+                matches!(
+                    new[..],
+                    [TransferOutcome::Committed {
+                        replayed: false,
+                        ..
+                    }]
+                ),
+                "{new:?}"
+            );
+            let new_sequence = ledger_sequence(&ledgers[0], &new_id).await;
+            match stale {
+                Ok(_) => {
+                    let stale_sequence = ledger_sequence(&ledgers[0], &stale_id).await;
+                    assert!(stale_sequence < new_sequence, "race {n}: stale after new");
+                }
+                Err(error) => {
+                    assert_fenced(Err::<(), _>(error), token, token + 1);
+                    assert_eq!(ledgers[0].transfer(&stale_id).await.unwrap(), None);
+                }
+            }
+            let retry = race(0, format!("stale:{n}:retry"), "stale", token);
+            assert_fenced(retry.await.unwrap(), token, token + 1);
+        }
+        assert_eq!(ledgers[0].total_balance().await.unwrap(), 0);
+    }
+
+    async fn ledger_sequence(ledger: &PostgresLedger, id: &str) -> i64 {
+        ledger
+            .transfer(id)
+            .await
+            .unwrap()
+            .expect("committed")
+            .sequence
     }
 
     /// Batches of the two-writer test, split between the two ledgers.

@@ -24,7 +24,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
+    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
     prefix_upper_bound,
 };
@@ -38,7 +38,8 @@ const STATEMENT_CACHE_STATEMENTS_MAX: usize = 32;
 
 /// Schema steps, applied in order at open; `PRAGMA user_version` counts the steps applied.
 /// Append only: a released step is never edited, a change is a new step.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE accounts (
     key TEXT PRIMARY KEY,
     balance INTEGER NOT NULL,
@@ -75,7 +76,19 @@ CREATE TABLE rounds (
 -- Recovery looks up a room's unfinished rounds at every engine start.
 CREATE INDEX rounds_unfinished ON rounds (room, round)
     WHERE status IN ('betting', 'flying');
-"#];
+"#,
+    r#"
+-- A bet's auto-cashout target or a payout's multiplier, so a standby resumes the round.
+ALTER TABLE transfers ADD COLUMN multiplier_hundredths INTEGER NULL
+    CHECK (multiplier_hundredths >= 100);
+
+-- The highest fencing token that wrote each room (see `check_fence`).
+CREATE TABLE fences (
+    room TEXT PRIMARY KEY,
+    token INTEGER NOT NULL CHECK (token >= 0)
+) STRICT;
+"#,
+];
 
 /// The SQLite ledger. Cheap to share behind an `Arc`; every call runs on the blocking pool.
 pub struct SqliteLedger {
@@ -105,7 +118,7 @@ impl SqliteLedger {
             });
         }
         configure(&mut connection).map_err(open_error)?;
-        migrate(&mut connection, &path.display().to_string())?;
+        migrate(&mut connection, &path.display().to_string(), MIGRATIONS)?;
         Ok(SqliteLedger::from_connection(connection))
     }
 
@@ -117,7 +130,7 @@ impl SqliteLedger {
         };
         let mut connection = Connection::open_in_memory().map_err(open_error)?;
         configure(&mut connection).map_err(open_error)?;
-        migrate(&mut connection, ":memory:")?;
+        migrate(&mut connection, ":memory:", MIGRATIONS)?;
         Ok(SqliteLedger::from_connection(connection))
     }
 
@@ -145,6 +158,40 @@ impl SqliteLedger {
         .await
         .map_err(|error| LedgerError::Worker(error.to_string()))?
     }
+
+    /// `apply_batch`, behind `fence` when one is given.
+    async fn apply(
+        &self,
+        batch: Vec<Transfer>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        for transfer in &batch {
+            transfer.validate()?;
+        }
+        // An empty fenced batch still checks the fence: the caller learns it was deposed.
+        if batch.is_empty() && fence.is_none() {
+            return Ok(Vec::new());
+        }
+        let fence = fence.cloned();
+        self.run(move |connection| apply_batch_blocking(connection, &batch, fence.as_ref()))
+            .await
+    }
+
+    /// `record_round`, behind `fence` when one is given.
+    async fn record(&self, record: RoundRecord, fence: Option<&Fence>) -> Result<(), LedgerError> {
+        let fence = fence.cloned();
+        self.run(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(fence) = &fence {
+                check_fence(&transaction, fence)?;
+            }
+            upsert_round(&transaction, &record)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 fn configure(connection: &mut Connection) -> rusqlite::Result<()> {
@@ -154,9 +201,10 @@ fn configure(connection: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Applies the migrations the database has not seen yet, each in its own transaction with
-/// its `user_version` bump, so a crash mid-migration leaves a consistent version.
-fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
+/// Applies the `steps` the database has not seen yet (all of `MIGRATIONS`, but for tests
+/// that build an older schema), each in its own transaction with its `user_version` bump,
+/// so a crash mid-migration leaves a consistent version.
+fn migrate(connection: &mut Connection, path: &str, steps: &[&str]) -> Result<(), LedgerError> {
     let open_error = |source| LedgerError::Open {
         path: path.to_owned(),
         source,
@@ -164,7 +212,7 @@ fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(open_error)?;
-    let known = i64::try_from(MIGRATIONS.len()).expect("a handful of migrations");
+    let known = i64::try_from(steps.len()).expect("a handful of migrations");
     if version > known {
         return Err(LedgerError::SchemaTooNew {
             path: path.to_owned(),
@@ -177,7 +225,7 @@ fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
         found: version,
         supported: known,
     })?;
-    for (version_after, step) in (1_i64..).zip(MIGRATIONS).skip(applied) {
+    for (version_after, step) in (1_i64..).zip(steps).skip(applied) {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(open_error)?;
@@ -193,14 +241,15 @@ fn migrate(connection: &mut Connection, path: &str) -> Result<(), LedgerError> {
 #[async_trait]
 impl Ledger for SqliteLedger {
     async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
-        for transfer in &batch {
-            transfer.validate()?;
-        }
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.run(move |connection| apply_batch_blocking(connection, &batch))
-            .await
+        self.apply(batch, None).await
+    }
+
+    async fn apply_batch_fenced(
+        &self,
+        batch: Vec<Transfer>,
+        fence: &Fence,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        self.apply(batch, Some(fence)).await
     }
 
     async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
@@ -234,8 +283,27 @@ impl Ledger for SqliteLedger {
     }
 
     async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
-        self.run(move |connection| Ok(upsert_round(connection, &record)?))
-            .await
+        self.record(record, None).await
+    }
+
+    async fn record_round_fenced(
+        &self,
+        record: RoundRecord,
+        fence: &Fence,
+    ) -> Result<(), LedgerError> {
+        self.record(record, Some(fence)).await
+    }
+
+    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
+        let fence = fence.clone();
+        self.run(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            check_fence(&transaction, &fence)?;
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn recent_rounds(
@@ -340,8 +408,12 @@ impl BatchState {
 fn apply_batch_blocking(
     connection: &mut Connection,
     batch: &[Transfer],
+    fence: Option<&Fence>,
 ) -> Result<Vec<TransferOutcome>, LedgerError> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(fence) = fence {
+        check_fence(&transaction, fence)?;
+    }
     let mut state = BatchState::begin(&transaction)?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for transfer in batch {
@@ -350,6 +422,30 @@ fn apply_batch_blocking(
     state.finish(&transaction)?;
     transaction.commit()?;
     Ok(outcomes)
+}
+
+/// Stores `fence.token` as the room's token unless a higher one is stored, which fails
+/// with `Fenced` (the caller's transaction then rolls back, so nothing it wrote lands).
+/// Every caller holds an IMMEDIATE transaction, SQLite's single write lock, from this
+/// check to its commit: no other writer, in this process or another, can raise the token
+/// in between, so a write that passed the check commits before any newer leader's check.
+fn check_fence(transaction: &Transaction<'_>, fence: &Fence) -> Result<(), LedgerError> {
+    let token = fence.sql_token()?;
+    let mut raise = transaction.prepare_cached(
+        "INSERT INTO fences (room, token) VALUES (?1, ?2) \
+         ON CONFLICT (room) DO UPDATE SET token = excluded.token \
+         WHERE fences.token <= excluded.token RETURNING token",
+    )?;
+    if raise
+        .query_row(params![fence.room, token], |_| Ok(()))
+        .optional()?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut current = transaction.prepare_cached("SELECT token FROM fences WHERE room = ?1")?;
+    let current: i64 = current.query_row([&fence.room], |row| row.get(0))?;
+    Err(fence.stale(current))
 }
 
 /// Applies one validated transfer inside the batch's transaction.
@@ -385,8 +481,8 @@ fn apply_one(
     let credit_after = credit_before.checked_add(amount).ok_or_else(overflow)?;
     let mut insert = transaction.prepare_cached(
         "INSERT INTO transfers (id, sequence, debit, credit, amount, kind, \
-         debit_balance_after, credit_balance_after, created_at_ms) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         debit_balance_after, credit_balance_after, created_at_ms, multiplier_hundredths) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     insert.execute(params![
         transfer.id,
@@ -398,6 +494,10 @@ fn apply_one(
         debit_after,
         credit_after,
         state.created_at_ms,
+        transfer
+            .multiplier_hundredths
+            .map(to_sql_integer)
+            .transpose()?,
     ])?;
     state.next_sequence += 1;
     state.move_money(&debit_key, debit_after, -amount);
@@ -453,6 +553,13 @@ fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
     let kind_text: String = row.get(5)?;
     let kind = TransferKind::parse(&kind_text)
         .ok_or_else(|| corrupt(5, Type::Text, format!("unknown transfer kind {kind_text}")))?;
+    let multiplier: Option<i64> = row.get(8)?;
+    let multiplier_hundredths = multiplier
+        .map(|value| {
+            u64::try_from(value)
+                .map_err(|_| corrupt(8, Type::Integer, format!("negative multiplier {value}")))
+        })
+        .transpose()?;
     Ok(StoredTransfer {
         transfer: Transfer {
             id: row.get(0)?,
@@ -460,6 +567,7 @@ fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
             credit: account(3)?,
             amount_minor: row.get(4)?,
             kind,
+            multiplier_hundredths,
         },
         debit_balance_after_minor: row.get(6)?,
         credit_balance_after_minor: row.get(7)?,
@@ -517,8 +625,8 @@ fn round_from_row(row: &Row<'_>) -> rusqlite::Result<RoundRecord> {
     })
 }
 
-/// SQLite integers are i64; the journal's u64 fields stay far below `i64::MAX`, and one
-/// that does not is refused rather than wrapped.
+/// SQLite integers are i64; the journal's u64 fields and multipliers stay far below
+/// `i64::MAX`, and one that does not is refused rather than wrapped.
 fn to_sql_integer(value: u64) -> rusqlite::Result<i64> {
     i64::try_from(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
 }
@@ -621,11 +729,64 @@ mod tests {
                 [],
             )
             .unwrap();
-        let zero_amount = connection.execute(
-            "INSERT INTO transfers VALUES ('t', 1, 'mint', 'house', 0, 'grant', 0, 0, 0)",
-            [],
+        let insert = |amount: i64, multiplier: Option<i64>| {
+            connection.execute(
+                "INSERT INTO transfers (id, sequence, debit, credit, amount, kind, \
+                 debit_balance_after, credit_balance_after, created_at_ms, multiplier_hundredths) \
+                 VALUES ('t', 1, 'mint', 'house', ?1, 'grant', 0, 0, 0, ?2)",
+                params![amount, multiplier],
+            )
+        };
+        assert!(insert(0, None).is_err(), "CHECK constraint holds");
+        assert!(insert(1, Some(99)).is_err(), "CHECK constraint holds");
+        let negative_token = connection.execute("INSERT INTO fences VALUES ('main', -1)", []);
+        assert!(negative_token.is_err(), "CHECK constraint holds");
+        insert(1, Some(100)).unwrap();
+    }
+
+    /// A database written before multipliers and fences (schema version 1) migrates on
+    /// open; its transfers read back with no multiplier and fenced writes work at once.
+    #[tokio::test]
+    async fn a_ledger_from_the_first_schema_version_migrates() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate(&mut connection, "old", &MIGRATIONS[..1]).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO accounts VALUES ('mint', -100), ('player:a', 100); \
+                     INSERT INTO transfers VALUES \
+                     ('g:a', 1, 'mint', 'player:a', 100, 'grant', -100, 100, 0);",
+                )
+                .unwrap();
+        }
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let version: i64 = ledger
+            .connection
+            .lock()
+            .unwrap()
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, i64::try_from(MIGRATIONS.len()).unwrap());
+        let old = ledger.transfer("g:a").await.unwrap().unwrap();
+        assert_eq!(
+            old.transfer,
+            transfer("g:a", Account::Mint, player("a"), 100)
         );
-        assert!(zero_amount.is_err(), "CHECK constraint holds");
+        assert_eq!(old.transfer.multiplier_hundredths, None);
+        let fence = Fence {
+            room: "main".into(),
+            token: 1,
+        };
+        let mut bet = transfer("b:a", player("a"), Account::House, 40);
+        bet.multiplier_hundredths = Some(150);
+        let outcomes = ledger
+            .apply_batch_fenced(vec![bet.clone()], &fence)
+            .await
+            .unwrap();
+        assert!(matches!(outcomes[0], TransferOutcome::Committed { .. }));
+        assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
     }
 
     #[test]

@@ -513,7 +513,7 @@ impl RoomCore {
             credit: Account::House,
             amount_minor,
             kind: TransferKind::Bet,
-            multiplier_hundredths: None,
+            multiplier_hundredths: auto_cashout_hundredths,
         };
         self.effects.transfers.push(TransferIntent {
             transfer,
@@ -993,7 +993,7 @@ impl RoomCore {
             credit: Account::Player(key.player.clone()),
             amount_minor: win_minor,
             kind: TransferKind::Payout,
-            multiplier_hundredths: None,
+            multiplier_hundredths: Some(multiplier_hundredths),
         };
         let reason = match req {
             Some(req) => CreditReason::Cashout {

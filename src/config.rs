@@ -25,12 +25,17 @@ pub struct Config {
     pub rooms: Vec<String>,
     /// Log format: `pretty` for a terminal, `json` for production.
     pub log_format: LogFormat,
+    /// Redis of the cluster roles (`aloft engine`, `aloft gateway`); `ALOFT_REDIS_URL`.
+    pub redis_url: String,
+    /// PostgreSQL ledger of the cluster roles; `ALOFT_DATABASE_URL`.
+    pub database_url: String,
     pub gateway: GatewayConfig,
     pub engine: EngineConfig,
     pub ledger: LedgerConfig,
     pub fair: FairConfig,
     pub auth: AuthConfig,
     pub bus: BusConfig,
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,12 +52,15 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             rooms: vec!["main".to_owned()],
             log_format: LogFormat::Pretty,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            database_url: "postgres://postgres@127.0.0.1:5432/aloft".to_owned(),
             gateway: GatewayConfig::default(),
             engine: EngineConfig::default(),
             ledger: LedgerConfig::default(),
             fair: FairConfig::default(),
             auth: AuthConfig::default(),
             bus: BusConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -163,6 +171,8 @@ pub struct LedgerConfig {
     pub sqlite_file: String,
     /// Demo balance granted to each new guest, in minor units.
     pub guest_balance_minor: i64,
+    /// PostgreSQL connections per process (cluster roles).
+    pub postgres_pool_connections_max: usize,
 }
 
 impl Default for LedgerConfig {
@@ -170,6 +180,7 @@ impl Default for LedgerConfig {
         LedgerConfig {
             sqlite_file: "ledger.db".to_owned(),
             guest_balance_minor: 100_000,
+            postgres_pool_connections_max: 8,
         }
     }
 }
@@ -185,6 +196,10 @@ pub struct FairConfig {
     /// Public salt mixed into every crash point; published at `/api/fair`. Empty = a
     /// random salt created on first run and stored in `data_dir`.
     pub salt: String,
+    /// Secret (hex, 32+ bytes) every room's hash chains are derived from, so that every
+    /// engine of a cluster plays the same chain. Empty = a random seed file per room in
+    /// `data_dir` (embedded mode only). Required by the cluster roles.
+    pub chain_secret: String,
 }
 
 impl Default for FairConfig {
@@ -193,6 +208,7 @@ impl Default for FairConfig {
             house_edge_bp: 100,
             chain_length: 100_000,
             salt: String::new(),
+            chain_secret: String::new(),
         }
     }
 }
@@ -227,6 +243,13 @@ pub struct BusConfig {
     pub command_queue_commands_max: usize,
     /// Replies waiting for a gateway.
     pub reply_queue_replies_max: usize,
+    /// The Redis of the cluster roles is a Redis Cluster: sharded pub/sub.
+    pub redis_cluster: bool,
+    /// Prefix of every Redis key aloft owns; clusters sharing one Redis need their own.
+    pub redis_key_prefix: String,
+    /// A command taken by an engine that died is redelivered to the next leader after
+    /// it has been idle this long (the lease's TTL is a good value).
+    pub command_claim_idle_ms: u64,
 }
 
 impl Default for BusConfig {
@@ -235,6 +258,31 @@ impl Default for BusConfig {
             event_buffer_events_max: 1024,
             command_queue_commands_max: 8192,
             reply_queue_replies_max: 8192,
+            redis_cluster: false,
+            redis_key_prefix: "aloft".to_owned(),
+            command_claim_idle_ms: 3_000,
+        }
+    }
+}
+
+/// Leadership of rooms among the engines of a cluster (Redis leases with fencing tokens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Lifetime of a room's lease: a standby takes a dead leader's room over within it.
+    pub lease_ttl_ms: u64,
+    /// Interval at which a leader renews its leases.
+    pub lease_renew_interval_ms: u64,
+    /// Interval at which a standby engine looks for rooms without a leader.
+    pub standby_poll_interval_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            lease_ttl_ms: 3_000,
+            lease_renew_interval_ms: 1_000,
+            standby_poll_interval_ms: 500,
         }
     }
 }
@@ -381,6 +429,52 @@ impl Config {
             "bus.event_buffer_events_max",
             "queues must be positive",
         )?;
+        require(
+            self.bus.command_claim_idle_ms > 0,
+            "bus.command_claim_idle_ms",
+            "must be positive",
+        )?;
+        require(
+            self.ledger.postgres_pool_connections_max > 0,
+            "ledger.postgres_pool_connections_max",
+            "must be positive",
+        )?;
+        require(
+            self.fair.chain_secret.is_empty() || hex_secret_is_strong(&self.fair.chain_secret),
+            "fair.chain_secret",
+            "must be at least 64 hex characters (32 bytes)",
+        )?;
+        let cluster = &self.cluster;
+        require(
+            0 < cluster.lease_renew_interval_ms
+                && cluster.lease_renew_interval_ms.saturating_mul(2) <= cluster.lease_ttl_ms,
+            "cluster.lease_renew_interval_ms",
+            "must be positive and at most half of cluster.lease_ttl_ms",
+        )?;
+        require(
+            cluster.standby_poll_interval_ms > 0,
+            "cluster.standby_poll_interval_ms",
+            "must be positive",
+        )?;
+        Ok(())
+    }
+
+    /// Checks what the cluster roles need beyond `validate`: the secrets every process
+    /// of a cluster must share (a random per-process default would split the cluster).
+    pub fn validate_for_cluster(&self) -> Result<(), ConfigError> {
+        let shared = [
+            ("auth.jwt_secret", self.auth.jwt_secret.is_empty()),
+            ("fair.salt", self.fair.salt.is_empty()),
+            ("fair.chain_secret", self.fair.chain_secret.is_empty()),
+        ];
+        for (key, missing) in shared {
+            if missing {
+                return Err(ConfigError::OutOfRange {
+                    key,
+                    reason: "must be set (the same in every process of the cluster)".to_owned(),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -392,6 +486,10 @@ impl Config {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
     }
+}
+
+fn hex_secret_is_strong(secret: &str) -> bool {
+    secret.len() >= 64 && secret.len() % 2 == 0 && secret.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Room names appear in URLs, keys and logs: keep them plain.

@@ -157,6 +157,31 @@ impl FairChain {
         Ok(FairChain::generate(seed_hex, chain_length)?.starting_at(first_round))
     }
 
+    /// The chain that serves `round` in a cluster: chains follow one another every
+    /// `chain_length` rounds (the k-th serves rounds `k·len + 1 ..= (k+1)·len`), each
+    /// seeded with `HMAC-SHA256(chain_secret, "aloft chain <room> <first round>")`. Every
+    /// engine holding the secret therefore plays the same hashes, with nothing to share
+    /// but the secret, and a standby that takes a room over continues its chain.
+    pub fn derive(
+        chain_secret_hex: &str,
+        room: &str,
+        round: u64,
+        chain_length: u64,
+    ) -> Result<FairChain, FairError> {
+        if chain_length == 0 || chain_length > CHAIN_LENGTH_MAX {
+            return Err(FairError::BadLength(chain_length));
+        }
+        assert!(round >= 1, "rounds are numbered from 1");
+        let secret = hex::decode(chain_secret_hex).map_err(|_| FairError::BadSeed {
+            path: "fair.chain_secret".into(),
+        })?;
+        let first_round = (round - 1) / chain_length * chain_length + 1;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC takes any key");
+        mac.update(format!("aloft chain {room} {first_round}").as_bytes());
+        let seed_hex = hex::encode(mac.finalize().into_bytes());
+        Ok(FairChain::generate(&seed_hex, chain_length)?.starting_at(first_round))
+    }
+
     /// How many rounds the chain can serve.
     pub fn len(&self) -> u64 {
         (self.links.len() - 1) as u64
@@ -268,6 +293,24 @@ mod tests {
         assert_eq!(loaded.first_round(), 7);
         std::fs::write(dir.path().join("bad.seed"), "zz\n1\n").unwrap();
         assert!(FairChain::load_or_create(&dir.path().join("bad.seed"), 20, 1).is_err());
+    }
+
+    #[test]
+    fn derived_chains_are_the_same_everywhere_and_follow_one_another() {
+        let secret = "ab".repeat(32);
+        let chain = FairChain::derive(&secret, "main", 7, 5).unwrap();
+        assert_eq!(chain.first_round(), 6);
+        assert_eq!(chain.round_hash(10), chain.round_hash(10));
+        let again = FairChain::derive(&secret, "main", 10, 5).unwrap();
+        assert_eq!(again.commitment(), chain.commitment());
+        let next = FairChain::derive(&secret, "main", 11, 5).unwrap();
+        assert_eq!(next.first_round(), 11);
+        assert_ne!(next.commitment(), chain.commitment());
+        let other_room = FairChain::derive(&secret, "side", 7, 5).unwrap();
+        assert_ne!(other_room.commitment(), chain.commitment());
+        let other_secret = FairChain::derive(&"cd".repeat(32), "main", 7, 5).unwrap();
+        assert_ne!(other_secret.commitment(), chain.commitment());
+        assert!(FairChain::derive("not hex", "main", 1, 5).is_err());
     }
 
     #[test]

@@ -7,16 +7,19 @@
 //! - [`fair`]: provably fair hash chain and crash-point formula.
 //! - [`engine`]: the round loop of a room (Betting → Flying → Crashed), pure logic in
 //!   `engine::round` driven by a [`engine::Clock`].
-//! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite).
-//! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory).
+//! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite, PostgreSQL).
+//! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory, Redis).
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
 //! - [`http`]: the HTTP surface on the same port: web client, API, health, metrics.
 //! - [`auth`]: player tokens (JWT HS256).
 //! - [`metrics`]: Prometheus metrics names and the recorder.
-//! - [`server`]: wires the roles together: `aloft::serve(config, shutdown)`.
+//! - [`server`]: wires the roles that serve players: the embedded mode
+//!   (`aloft::serve(config, shutdown)`) and the cluster gateway.
+//! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
 
 pub mod auth;
 pub mod bus;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod fair;

@@ -21,6 +21,13 @@ struct Cli {
 enum Command {
     /// Run every role in one process (the default): in-memory bus, SQLite ledger.
     Serve(ServeArgs),
+    /// Cluster: run the round engines, leading the rooms whose lease this process holds
+    /// and standing by for the others (Redis + PostgreSQL).
+    Engine(EngineArgs),
+    /// Cluster: serve players (HTTP + WebSocket) on Redis + PostgreSQL; no engine.
+    Gateway(GatewayArgs),
+    /// Apply the PostgreSQL ledger's migrations and exit.
+    Migrate(MigrateArgs),
     /// Recompute the crash point of a round from its revealed hash.
     Verify(VerifyArgs),
 }
@@ -36,6 +43,57 @@ struct ServeArgs {
     /// Directory for the ledger and secrets [env: ALOFT_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+/// Where a cluster process finds its configuration, Redis and PostgreSQL.
+#[derive(clap::Args)]
+struct ClusterArgs {
+    /// Configuration file (default: config/aloft.toml when present; see config/cluster.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Redis of the cluster [env: ALOFT_REDIS_URL].
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// PostgreSQL ledger database [env: ALOFT_DATABASE_URL].
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+impl ClusterArgs {
+    fn load(self) -> anyhow::Result<aloft::Config> {
+        let mut config = aloft::Config::load(self.config.as_deref())?;
+        if let Some(redis_url) = self.redis_url {
+            config.redis_url = redis_url;
+        }
+        if let Some(database_url) = self.database_url {
+            config.database_url = database_url;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(clap::Args)]
+struct EngineArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Name of this engine in leases and logs (default: engine-<pid>).
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct GatewayArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Address to listen on [env: ALOFT_LISTEN].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    cluster: ClusterArgs,
 }
 
 #[derive(clap::Args)]
@@ -57,6 +115,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Engine(args) => engine(args),
+        Command::Gateway(args) => gateway(args),
+        Command::Migrate(args) => migrate(args),
         Command::Verify(args) => verify(args),
     }
 }
@@ -70,17 +131,66 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = data_dir;
     }
     init_logging(config.log_format);
-    // The shards run on their own threads; this runtime hosts the engines and the bus.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    runtime.block_on(async {
+    current_thread_runtime()?.block_on(async {
         let server = aloft::Server::start(config).await?;
         println!("aloft is running: open http://{}/", server.local_addr);
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.stop().await?;
+        anyhow::Ok(())
+    })
+}
+
+/// The shards run on their own threads; this runtime hosts the engines and the bus.
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn engine(args: EngineArgs) -> anyhow::Result<()> {
+    let config = args.cluster.load()?;
+    init_logging(config.log_format);
+    let engine_id = args
+        .id
+        .unwrap_or_else(|| format!("engine-{}", std::process::id()));
+    current_thread_runtime()?.block_on(async {
+        let node = aloft::cluster::EngineNode::start(config, engine_id).await?;
+        println!("aloft engine {} is standing by", node.engine_id);
+        wait_for_signal().await;
+        tracing::info!("handing the rooms over");
+        node.stop().await;
+        anyhow::Ok(())
+    })
+}
+
+fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let mut config = args.cluster.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    init_logging(config.log_format);
+    current_thread_runtime()?.block_on(async {
+        let server = aloft::Server::start_gateway(config).await?;
+        println!(
+            "aloft gateway is running: open http://{}/",
+            server.local_addr
+        );
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.stop().await?;
+        anyhow::Ok(())
+    })
+}
+
+fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let config = args.cluster.load()?;
+    init_logging(config.log_format);
+    current_thread_runtime()?.block_on(async {
+        // Connecting applies the migrations (under an advisory lock).
+        aloft::ledger::PostgresLedger::connect(&config.database_url, 1).await?;
+        println!("ledger schema is up to date");
         anyhow::Ok(())
     })
 }

@@ -1,5 +1,7 @@
-//! Wires the roles of the embedded mode into one process: the SQLite ledger, the
-//! in-memory bus, one engine per room and the gateway with its HTTP surface.
+//! Wires the roles that serve players into a process: [`Server::start`] is the embedded
+//! mode (the SQLite ledger, the in-memory bus, one engine per room and the gateway with
+//! its HTTP surface); [`Server::start_gateway`] is the cluster gateway (PostgreSQL, Redis,
+//! no engine: `cluster` runs those).
 //!
 //! `aloft::serve(config, shutdown)` runs until `shutdown` resolves; [`Server::start`]
 //! and [`Server::stop`] give tests the bound address in between. Stopping is graceful:
@@ -18,13 +20,14 @@ use tokio_util::sync::CancellationToken;
 use crate::Config;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
-use crate::bus::{Bus, MemoryBus};
+use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
+use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings, SystemClock};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::{Ledger, LedgerError, RoundStatus, SqliteLedger};
+use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -38,7 +41,11 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
     #[error(transparent)]
     Fair(#[from] FairError),
     #[error(transparent)]
@@ -70,9 +77,18 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     server.stop().await
 }
 
+/// What a process's roles share: money, transport and the fairness parameters.
+struct Backends {
+    ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn Bus>,
+    chains: HashMap<String, Arc<FairChain>>,
+    salt: String,
+    tokens: Arc<TokenKeys>,
+}
+
 impl Server {
+    /// The embedded mode: every role in this process, on SQLite and the in-memory bus.
     pub async fn start(config: Config) -> Result<Server, ServerError> {
-        let config = Arc::new(config);
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -80,17 +96,58 @@ impl Server {
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(
             &config.data_dir.join(&config.ledger.sqlite_file),
         )?);
-        let chains = load_chains(&config, ledger.as_ref()).await?;
-        let salt = fair_salt(&config)?;
-        let tokens = Arc::new(TokenKeys::load_or_create(
-            &config.auth.jwt_secret,
-            &config.data_dir,
-        )?);
         let bus: Arc<dyn Bus> = Arc::new(MemoryBus::new(MemoryBusLimits {
             event_buffer_events_max: config.bus.event_buffer_events_max,
             command_queue_commands_max: config.bus.command_queue_commands_max,
             reply_queue_replies_max: config.bus.reply_queue_replies_max,
         }));
+        let backends = Backends {
+            chains: load_chains(&config, ledger.as_ref()).await?,
+            salt: fair_salt(&config)?,
+            tokens: Arc::new(TokenKeys::load_or_create(
+                &config.auth.jwt_secret,
+                &config.data_dir,
+            )?),
+            ledger,
+            bus,
+        };
+        Server::start_roles(Arc::new(config), backends, true).await
+    }
+
+    /// The cluster gateway: sockets and HTTP only, on PostgreSQL and Redis; the rooms'
+    /// engines run in `aloft engine` processes.
+    pub async fn start_gateway(config: Config) -> Result<Server, ServerError> {
+        config.validate_for_cluster()?;
+        let ledger: Arc<dyn Ledger> = Arc::new(
+            PostgresLedger::connect(
+                &config.database_url,
+                config.ledger.postgres_pool_connections_max,
+            )
+            .await?,
+        );
+        let bus = RedisBus::connect(&config.redis_url, redis_options(&config, "gateway")).await?;
+        let backends = Backends {
+            chains: load_chains(&config, ledger.as_ref()).await?,
+            salt: config.fair.salt.clone(),
+            tokens: Arc::new(TokenKeys::new(config.auth.jwt_secret.as_bytes())?),
+            ledger,
+            bus: Arc::new(bus),
+        };
+        Server::start_roles(Arc::new(config), backends, false).await
+    }
+
+    async fn start_roles(
+        config: Arc<Config>,
+        backends: Backends,
+        with_engines: bool,
+    ) -> Result<Server, ServerError> {
+        let Backends {
+            ledger,
+            bus,
+            chains,
+            salt,
+            tokens,
+        } = backends;
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, ledger.as_ref()).await?;
@@ -139,19 +196,14 @@ impl Server {
         .await?;
         // Engines start once the gateway is subscribed, so it sees every event from seq 1.
         let mut engines = JoinSet::new();
-        for room in &config.rooms {
-            let settings = RoomSettings {
-                room: room.clone(),
-                salt: salt.clone(),
-                house_edge_bp: config.fair.house_edge_bp,
-                engine: config.engine.clone(),
-            };
+        for room in config.rooms.iter().filter(|_| with_engines) {
             let deps = EngineDeps {
                 bus: bus.clone(),
                 ledger: ledger.clone(),
                 chain: chains[room].clone(),
                 clock: Arc::new(SystemClock),
             };
+            let settings = room_settings(&config, room, &salt);
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
         }
 
@@ -193,16 +245,52 @@ impl Server {
     }
 }
 
-/// Each room has its own chain (its own seed file), so a hash revealed in one room says
-/// nothing about another room's rounds.
-async fn load_chains(
+/// The rules of `room`'s rounds.
+pub(crate) fn room_settings(config: &Config, room: &str, salt: &str) -> RoomSettings {
+    RoomSettings {
+        room: room.to_owned(),
+        salt: salt.to_owned(),
+        house_edge_bp: config.fair.house_edge_bp,
+        engine: config.engine.clone(),
+    }
+}
+
+/// The Redis bus settings of a cluster process; `consumer_name` names it in the rooms'
+/// command consumer groups.
+pub(crate) fn redis_options(config: &Config, consumer_name: &str) -> RedisBusOptions {
+    let bus = &config.bus;
+    RedisBusOptions {
+        cluster: bus.redis_cluster,
+        event_history_events_max: bus.event_buffer_events_max,
+        command_stream_commands_max: bus.command_queue_commands_max,
+        consumer_name: consumer_name.to_owned(),
+        key_prefix: bus.redis_key_prefix.clone(),
+        subscriber_buffer_events_max: bus.event_buffer_events_max,
+        reply_buffer_replies_max: bus.reply_queue_replies_max,
+        command_claim_idle_ms: bus.command_claim_idle_ms,
+    }
+}
+
+/// Each room has its own chain, so a hash revealed in one room says nothing about
+/// another room's rounds: derived from `fair.chain_secret` when it is set (what every
+/// engine of a cluster shares), else from the room's own seed file.
+pub(crate) async fn load_chains(
     config: &Config,
     ledger: &dyn Ledger,
 ) -> Result<HashMap<String, Arc<FairChain>>, ServerError> {
     let mut chains = HashMap::new();
     for room in &config.rooms {
-        let newest = ledger.recent_rounds(room, 1).await?;
-        let next_round = newest.first().map_or(1, |record| record.round + 1);
+        let next_round = crate::engine::runner::next_round(ledger, room).await?;
+        if !config.fair.chain_secret.is_empty() {
+            let chain = FairChain::derive(
+                &config.fair.chain_secret,
+                room,
+                next_round,
+                config.fair.chain_length,
+            )?;
+            chains.insert(room.clone(), Arc::new(chain));
+            continue;
+        }
         let seed_path = config.data_dir.join("fair").join(format!("{room}.seed"));
         let chain_length = config.fair.chain_length;
         let chain = tokio::task::spawn_blocking(move || {

@@ -64,6 +64,23 @@ pub struct ReplyTo {
     pub player: String,
 }
 
+impl ReplyTo {
+    /// A connection of `player` that this engine cannot name (it took the room over
+    /// from another engine after the bet was placed): replies to it are not sent.
+    pub fn unknown(player: &str) -> ReplyTo {
+        ReplyTo {
+            gateway: String::new(),
+            connection: 0,
+            player: player.to_owned(),
+        }
+    }
+
+    /// Whether this is [`ReplyTo::unknown`].
+    pub fn is_unknown(&self) -> bool {
+        self.gateway.is_empty()
+    }
+}
+
 /// A player's request to the engine of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {

@@ -109,6 +109,12 @@ redis.call('XADD', KEYS[1], '*', 'command', ARGV[2])
 return 1
 ";
 
+/// The key of kind `kind` for the room or gateway `name`: `{prefix}:{kind}:{{name}}`; the
+/// braces are a hash tag, so every key of a room lives in one Redis Cluster slot.
+pub(crate) fn key(prefix: &str, kind: &str, name: &str) -> String {
+    format!("{prefix}:{kind}:{{{name}}}")
+}
+
 /// Settings of a [`RedisBus`].
 #[derive(Debug, Clone)]
 pub struct RedisBusOptions {
@@ -149,7 +155,7 @@ impl Default for RedisBusOptions {
 
 /// A connection that reconnects by itself: one node or a whole cluster.
 #[derive(Clone)]
-enum Connection {
+pub(crate) enum Connection {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -318,7 +324,13 @@ impl RedisBus {
     }
 
     fn key(&self, kind: &str, name: &str) -> String {
-        format!("{}:{kind}:{{{name}}}", self.options.key_prefix)
+        key(&self.options.key_prefix, kind, name)
+    }
+
+    /// The bus's shared, auto-reconnecting connection and key prefix, for the other keys
+    /// a cluster keeps beside the bus's (the engines' room leases).
+    pub(crate) fn connection(&self) -> (Connection, String) {
+        (self.connection.clone(), self.options.key_prefix.clone())
     }
 
     fn publish_command(&self) -> &'static str {

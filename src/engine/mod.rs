@@ -2,7 +2,8 @@
 //! auto-cashouts, the max-profit cap and the room's public events.
 //!
 //! - [`round`]: [`RoomCore`], the pure state machine of one room, driven by explicit times.
-//! - [`runner`]: [`run_room`], the async driver and the engine's only I/O, through
+//! - [`runner`]: [`run_room`] (embedded) and [`lead_room`] (a cluster leader under a
+//!   lease), the async driver and the engine's only I/O, through
 //!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`Clock`].
 //! - [`clock`]: the engine's time source.
 
@@ -12,4 +13,4 @@ pub mod runner;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use round::{RoomCore, RoomSettings, multiplier_at};
-pub use runner::{EngineDeps, EngineError, run_room};
+pub use runner::{EngineDeps, EngineError, Leadership, lead_room, run_room};

@@ -141,6 +141,53 @@ pub struct ChainExhausted {
     pub round: u64,
 }
 
+/// A round a previous leader of the room left in flight, as the ledger holds it: what a
+/// new leader needs to finish it ([`RoomCore::resume`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundInFlight {
+    /// The round's journal record (Betting or Flying).
+    pub record: RoundRecord,
+    /// Every stake the ledger took for the round.
+    pub bets: Vec<BetInFlight>,
+}
+
+/// A stake of a round in flight and what has been paid for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BetInFlight {
+    pub player: String,
+    pub slot: u8,
+    pub stake_minor: i64,
+    pub auto_cashout_hundredths: Option<u64>,
+    pub settled: BetSettled,
+}
+
+/// What the ledger holds beside a stake of a round in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BetSettled {
+    /// Nothing: the bet is still in play.
+    Open,
+    /// Paid at `multiplier_hundredths`.
+    PaidOut {
+        multiplier_hundredths: u64,
+        win_minor: i64,
+    },
+    /// Given back: the previous leader was aborting the round.
+    Refunded,
+}
+
+/// Why a round in flight cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    #[error(transparent)]
+    ChainExhausted(#[from] ChainExhausted),
+    /// The journal's hash for the round is not this engine's chain's: the engines of the
+    /// cluster do not share `fair.chain_secret` (or `fair.chain_length`).
+    #[error(
+        "round {round}: the journal's hash is not this engine's chain's; check that every engine has the same fair.chain_secret and fair.chain_length"
+    )]
+    ChainMismatch { round: u64 },
+}
+
 /// Where a round is. Phases only move forward: Betting → Flying → Crashed, or to Aborted
 /// (shutdown) from Betting or Flying; the next round starts over at Betting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,14 +406,25 @@ impl RoomCore {
         first_round: u64,
         now_ms: u64,
     ) -> Result<RoomCore, ChainExhausted> {
+        let round = RoundState::open(&settings, &chain, first_round, now_ms)?;
+        let mut core = RoomCore::with_round(settings, chain, round, now_ms);
+        core.announce_betting();
+        Ok(core)
+    }
+
+    fn with_round(
+        settings: RoomSettings,
+        chain: Arc<FairChain>,
+        round: RoundState,
+        now_ms: u64,
+    ) -> RoomCore {
         let engine = &settings.engine;
         assert!(engine.betting_duration_ms > 0 && engine.tick_interval_ms > 0);
         assert!(engine.growth_rate_per_ms_millionths > 0);
         assert!(0 < engine.bet_amount_min_minor);
         assert!(engine.bet_amount_min_minor <= engine.bet_amount_max_minor);
         assert!(engine.round_profit_max_minor > 0);
-        let round = RoundState::open(&settings, &chain, first_round, now_ms)?;
-        let mut core = RoomCore {
+        RoomCore {
             settings,
             chain,
             round,
@@ -382,9 +440,104 @@ impl RoomCore {
             next_seq: 1,
             last_now_ms: now_ms,
             effects: Effects::default(),
-        };
-        core.announce_betting();
+        }
+    }
+
+    /// Takes over `in_flight`, the round a previous leader left Betting or Flying, at
+    /// `now_ms`, numbering events from `first_seq`. The round goes on exactly as it
+    /// would have: the crash point comes from the chain, the multiplier from the
+    /// journaled start time, and the stakes and payouts from the ledger. Auto-cashouts
+    /// the flight reached meanwhile are paid at their target on the next `advance`, and a
+    /// round past its crash point crashes then. A round still betting gets a fresh
+    /// betting period (its old end time is not journaled). The phase is announced again,
+    /// so subscribers that start from this leader's first event know where the round is.
+    pub fn resume(
+        settings: RoomSettings,
+        chain: Arc<FairChain>,
+        in_flight: RoundInFlight,
+        first_seq: u64,
+        now_ms: u64,
+    ) -> Result<RoomCore, ResumeError> {
+        let RoundInFlight { record, bets } = in_flight;
+        assert!(matches!(
+            record.status,
+            RoundStatus::Betting | RoundStatus::Flying
+        ));
+        assert!(first_seq >= 1);
+        let mut round = RoundState::open(&settings, &chain, record.round, now_ms)?;
+        if round.hash != record.hash {
+            return Err(ResumeError::ChainMismatch {
+                round: record.round,
+            });
+        }
+        if record.status == RoundStatus::Flying {
+            let rate = settings.engine.growth_rate_per_ms_millionths;
+            let started_at_ms = record.started_at_ms.min(now_ms);
+            round.phase = RoundPhase::Flying {
+                started_at_ms,
+                crash_at_ms: started_at_ms + elapsed_to_reach_ms(round.crash_hundredths, rate),
+            };
+            round.started_at_ms = started_at_ms;
+            round.next_tick_at_ms = now_ms;
+        }
+        let mut core = RoomCore::with_round(settings, chain, round, now_ms);
+        core.next_seq = first_seq;
+        for bet in bets {
+            core.adopt(bet);
+        }
+        let round = core.round.number;
+        match core.round.phase {
+            RoundPhase::Betting { .. } => core.announce_betting(),
+            RoundPhase::Flying { started_at_ms, .. } => core.emit(|seq| RoomEvent::Flying {
+                seq,
+                round,
+                started_at: started_at_ms,
+            }),
+            RoundPhase::Crashed { .. } | RoundPhase::Aborted => {
+                unreachable!("resumed rounds are betting or flying")
+            }
+        }
         Ok(core)
+    }
+
+    /// Takes a stake of a resumed round back into the round's books.
+    fn adopt(&mut self, bet: BetInFlight) {
+        let BetInFlight {
+            player,
+            slot,
+            stake_minor,
+            auto_cashout_hundredths,
+            settled,
+        } = bet;
+        assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
+        self.round.bets_total_minor += stake_minor;
+        let state = match settled {
+            BetSettled::Open => {
+                self.active_stakes_minor += i128::from(stake_minor);
+                if let Some(auto) = auto_cashout_hundredths {
+                    self.auto_cashouts.insert((auto, player.clone(), slot));
+                }
+                BetState::Active
+            }
+            BetSettled::PaidOut { win_minor, .. } => {
+                self.realized_profit_minor += win_minor - stake_minor;
+                self.round.payouts_total_minor += win_minor;
+                BetState::CashedOut
+            }
+            BetSettled::Refunded => BetState::Refunded,
+        };
+        // The connection that placed it is not known to this leader.
+        let owner = ReplyTo::unknown(&player);
+        let previous = self.bets.insert(
+            (player, slot),
+            Bet {
+                stake_minor,
+                auto_cashout_hundredths,
+                owner,
+                state,
+            },
+        );
+        assert!(previous.is_none(), "one stake per player and slot");
     }
 
     pub fn round_number(&self) -> u64 {
@@ -1647,5 +1800,144 @@ mod tests {
             core.advance(T0_MS + 10_000_500),
             Err(ChainExhausted { round: 2 })
         );
+    }
+
+    /// A flight left by a dead leader in the room of `core` (round 1, started at the end
+    /// of its betting): alice 1000 auto 1.50x open, bob 500 auto 1.20x paid, carol 200
+    /// without auto open.
+    fn left_in_flight(core: &RoomCore, crash: u64) -> RoundInFlight {
+        let open = |player: &str, stake_minor, auto| BetInFlight {
+            player: player.into(),
+            slot: 0,
+            stake_minor,
+            auto_cashout_hundredths: auto,
+            settled: BetSettled::Open,
+        };
+        let record = RoundRecord {
+            room: "test".into(),
+            round: 1,
+            hash: core.chain.round_hash(1).unwrap(),
+            crash_hundredths: crash,
+            started_at_ms: T0_MS + BETTING_MS,
+            ended_at_ms: None,
+            status: RoundStatus::Flying,
+            bets_total_minor: 1_700,
+            payouts_total_minor: 600,
+        };
+        let bets = vec![
+            open("alice", 1_000, Some(150)),
+            BetInFlight {
+                settled: BetSettled::PaidOut {
+                    multiplier_hundredths: 120,
+                    win_minor: 600,
+                },
+                ..open("bob", 500, Some(120))
+            },
+            open("carol", 200, None),
+        ];
+        RoundInFlight { record, bets }
+    }
+
+    #[test]
+    fn a_resumed_flight_pays_what_it_reached_once_and_crashes_on_its_chain() {
+        let (original, crash) = room_where(|crash| crash >= 300, engine());
+        let started_at_ms = T0_MS + BETTING_MS;
+        let now_ms = started_at_ms + elapsed_to_reach_ms(200, RATE);
+        let in_flight = left_in_flight(&original, crash);
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core = RoomCore::resume(settings, chain, in_flight, 41, now_ms).unwrap();
+        let announced = core.take_effects();
+        assert_eq!(
+            announced.events,
+            vec![RoomEvent::Flying {
+                seq: 41,
+                round: 1,
+                started_at: started_at_ms
+            }]
+        );
+
+        core.advance(now_ms).unwrap();
+        let effects = core.take_effects();
+        // alice's 1.50x was reached while no engine led: paid at exactly 1.50x; bob's
+        // payout is already in the ledger and is not made again.
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:alice:0".into(), 1_500)]
+        );
+        assert!(matches!(
+            effects.events[..],
+            [RoomEvent::Tick {
+                seq: 42,
+                m: 200,
+                ..
+            }]
+        ));
+        let payout = &effects.transfers[0].transfer;
+        assert_eq!(payout.multiplier_hundredths, Some(150));
+
+        core.cashout(now_ms, &player("carol"), "c1", 0);
+        let effects = core.take_effects();
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:carol:0".into(), 400)]
+        );
+
+        let crash_at_ms = started_at_ms + elapsed_to_reach_ms(crash, RATE);
+        core.advance(crash_at_ms).unwrap();
+        let effects = core.take_effects();
+        assert!(credits(&effects).is_empty());
+        assert!(matches!(effects.events.last(), Some(RoomEvent::Crash { m, .. }) if *m == crash));
+        let record = effects.records.last().unwrap();
+        assert_eq!(record.status, RoundStatus::Crashed);
+        assert_eq!(record.bets_total_minor, 1_700);
+        assert_eq!(record.payouts_total_minor, 600 + 1_500 + 400);
+    }
+
+    #[test]
+    fn a_flight_resumed_past_its_crash_point_crashes_at_once() {
+        let (original, crash) = room_where(|crash| (160..300).contains(&crash), engine());
+        let started_at_ms = T0_MS + BETTING_MS;
+        let now_ms = started_at_ms + elapsed_to_reach_ms(crash, RATE) + 5_000;
+        let in_flight = left_in_flight(&original, crash);
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core = RoomCore::resume(settings, chain, in_flight, 1, now_ms).unwrap();
+        core.advance(now_ms).unwrap();
+        let effects = core.take_effects();
+        // alice's target is below the crash point: the flight reached it.
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:alice:0".into(), 1_500)]
+        );
+        assert!(matches!(effects.events.last(), Some(RoomEvent::Crash { m, .. }) if *m == crash));
+        assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
+    }
+
+    #[test]
+    fn resuming_refuses_a_round_of_another_chain() {
+        let (original, crash) = room_where(|_| true, engine());
+        let mut in_flight = left_in_flight(&original, crash);
+        in_flight.record.hash = fair::sha256_hex("another chain");
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let error = RoomCore::resume(settings, chain, in_flight, 1, T0_MS).err();
+        assert_eq!(error, Some(ResumeError::ChainMismatch { round: 1 }));
+    }
+
+    #[test]
+    fn a_resumed_betting_phase_keeps_its_bets_and_reopens_for_a_full_period() {
+        let (original, crash) = room_where(|_| true, engine());
+        let mut in_flight = left_in_flight(&original, crash);
+        in_flight.record.status = RoundStatus::Betting;
+        in_flight.record.started_at_ms = 0;
+        in_flight.bets.retain(|bet| bet.settled == BetSettled::Open);
+        let now_ms = T0_MS + 300;
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core = RoomCore::resume(settings, chain, in_flight, 7, now_ms).unwrap();
+        let effects = core.take_effects();
+        assert!(matches!(
+            effects.events[..],
+            [RoomEvent::Betting { seq: 7, round: 1, ends_at }] if ends_at == now_ms + BETTING_MS
+        ));
+        core.bet(now_ms, &player("alice"), "again", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
     }
 }

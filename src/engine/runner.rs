@@ -14,6 +14,11 @@
 //! after all its payouts and refunds are committed, so a process that dies in between
 //! leaves the round unfinished and the next start settles it: [`run_room`] first refunds
 //! every stake of an unfinished round that has neither a payout nor a refund.
+//!
+//! Cluster mode: [`lead_room`] runs a room under a lease instead. Every ledger write
+//! carries the lease's fencing token (a deposed leader's writes are refused and it stops);
+//! the round a previous leader left in flight is resumed from the ledger, not refunded;
+//! and a handover stops the room where it is, for the next leader to resume.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -26,13 +31,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::Clock;
 use super::round::{
-    ChainExhausted, Effects, Reply, RoomCore, RoomSettings, TransferIntent, TransferPurpose,
+    BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
+    RoundInFlight, TransferIntent, TransferPurpose,
 };
 use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope};
 use crate::fair::FairChain;
 use crate::ledger::{
-    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-    TransferOutcome,
+    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
+    TransferKind, TransferOutcome,
 };
 use crate::protocol::{self, ErrorCode, RoomEvent};
 
@@ -85,6 +91,26 @@ pub enum EngineError {
     /// publish its commitment.
     #[error("the fairness chain has no hash for round {round}")]
     ChainExhausted { round: u64 },
+    /// The round in flight cannot be resumed by this engine (see [`ResumeError`]).
+    #[error("room {room}: cannot resume the round in flight: {source}")]
+    Resume {
+        room: String,
+        #[source]
+        source: ResumeError,
+    },
+    /// The ledger refused a write: a newer leader of the room (fencing token `current`)
+    /// has started. This engine stopped without touching the round any further.
+    #[error("room {room}: deposed by a newer leader (fencing token {current})")]
+    Deposed { room: String, current: u64 },
+}
+
+/// What makes an engine the leader of a room in a cluster.
+pub struct Leadership {
+    /// The lease's fencing token, sent with every ledger write.
+    pub fence: Fence,
+    /// Cancelled when the lease is lost or the process hands its rooms over: the room
+    /// stops at once, leaving the round in flight to the next leader.
+    pub handover: CancellationToken,
 }
 
 impl From<ChainExhausted> for EngineError {
@@ -103,55 +129,161 @@ pub async fn run_room(
     shutdown: CancellationToken,
 ) -> Result<(), EngineError> {
     let room = settings.room.clone();
-    let mut commands = deps
-        .bus
-        .commands(&room)
-        .await
-        .map_err(|source| EngineError::Commands {
-            room: room.clone(),
-            source,
-        })?;
+    let mut commands = take_commands(&deps, &room).await?;
     let now_ms = deps.clock.now_ms();
+    let writer = LedgerWriter {
+        ledger: deps.ledger.clone(),
+        fence: None,
+    };
     let recovery_error = |source| EngineError::Recovery {
         room: room.clone(),
         source,
     };
-    recover_unfinished_rounds(&room, deps.ledger.as_ref(), now_ms)
-        .await
-        .map_err(recovery_error)?;
-    let newest = deps
+    let unfinished = deps
         .ledger
-        .recent_rounds(&room, 1)
+        .unfinished_rounds(&room)
         .await
         .map_err(recovery_error)?;
-    let first_round = newest.first().map_or(1, |record| record.round + 1);
+    abort_unfinished_rounds(&room, &writer, unfinished, now_ms)
+        .await
+        .map_err(recovery_error)?;
+    let first_round = next_round(deps.ledger.as_ref(), &room)
+        .await
+        .map_err(recovery_error)?;
     let core = RoomCore::new(settings.clone(), deps.chain.clone(), first_round, now_ms)?;
     tracing::info!(room = %room, round = first_round, "room engine started");
-    let mut runner = RoomRunner {
-        room,
-        command_batch_max: settings.engine.command_batch_max,
-        core,
-        deps,
-        credits_to_retry: Vec::new(),
-        records_to_write: VecDeque::new(),
-        last_now_ms: now_ms,
-    };
+    let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms);
     runner.perform().await?;
-    runner.run(&mut commands, &shutdown).await
+    // Only a cluster leader hands a room over.
+    let never_handed_over = CancellationToken::new();
+    runner
+        .run(&mut commands, &shutdown, &never_handed_over)
+        .await
 }
 
-/// Settles the rounds of `room` that a dead process left Betting or Flying: refunds every
-/// stake with neither a payout nor a refund, then journals the round Aborted.
-async fn recover_unfinished_rounds(
+/// Leads `settings.room` for a cluster until `leadership.handover` is cancelled (or a
+/// newer leader fences this one off): resumes the newest round a previous leader left in
+/// flight, refunds older ones, then plays on. The caller raised the ledger's fence to the
+/// lease's token before, so every read here sees the previous leader's last write.
+pub async fn lead_room(
+    settings: RoomSettings,
+    deps: EngineDeps,
+    leadership: Leadership,
+) -> Result<(), EngineError> {
+    let Leadership { fence, handover } = leadership;
+    assert_eq!(fence.room, settings.room, "a lease is per room");
+    let room = settings.room.clone();
+    let mut commands = take_commands(&deps, &room).await?;
+    let now_ms = deps.clock.now_ms();
+    let writer = LedgerWriter {
+        ledger: deps.ledger.clone(),
+        fence: Some(fence),
+    };
+    let recovery_error = |source| match source {
+        LedgerError::Fenced { current, .. } => EngineError::Deposed {
+            room: room.clone(),
+            current,
+        },
+        source => EngineError::Recovery {
+            room: room.clone(),
+            source,
+        },
+    };
+    let mut unfinished = deps
+        .ledger
+        .unfinished_rounds(&room)
+        .await
+        .map_err(recovery_error)?;
+    let in_flight = unfinished.pop();
+    abort_unfinished_rounds(&room, &writer, unfinished, now_ms)
+        .await
+        .map_err(recovery_error)?;
+    let core = match in_flight {
+        Some(record) => {
+            let round = record.round;
+            let bets = bets_in_flight(&room, round, deps.ledger.as_ref())
+                .await
+                .map_err(recovery_error)?;
+            tracing::info!(room = %room, round, bets = bets.len(), "resuming the round in flight");
+            let in_flight = RoundInFlight { record, bets };
+            RoomCore::resume(settings.clone(), deps.chain.clone(), in_flight, 1, now_ms).map_err(
+                |source| match source {
+                    ResumeError::ChainExhausted(exhausted) => exhausted.into(),
+                    source => EngineError::Resume {
+                        room: room.clone(),
+                        source,
+                    },
+                },
+            )?
+        }
+        None => {
+            let first_round = next_round(deps.ledger.as_ref(), &room)
+                .await
+                .map_err(recovery_error)?;
+            RoomCore::new(settings.clone(), deps.chain.clone(), first_round, now_ms)?
+        }
+    };
+    let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms);
+    runner.perform().await?;
+    // A leader never aborts its round: it stops by handing it over.
+    let never_aborted = CancellationToken::new();
+    runner.run(&mut commands, &never_aborted, &handover).await
+}
+
+async fn take_commands(
+    deps: &EngineDeps,
     room: &str,
-    ledger: &dyn Ledger,
+) -> Result<BoxStream<'static, CommandEnvelope>, EngineError> {
+    deps.bus
+        .commands(room)
+        .await
+        .map_err(|source| EngineError::Commands {
+            room: room.to_owned(),
+            source,
+        })
+}
+
+/// The round `room` plays next after its newest journaled one.
+pub(crate) async fn next_round(ledger: &dyn Ledger, room: &str) -> Result<u64, LedgerError> {
+    let newest = ledger.recent_rounds(room, 1).await?;
+    Ok(newest.first().map_or(1, |record| record.round + 1))
+}
+
+/// The engine's ledger writes: fenced with the lease's token in cluster mode.
+struct LedgerWriter {
+    ledger: Arc<dyn Ledger>,
+    fence: Option<Fence>,
+}
+
+impl LedgerWriter {
+    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
+        match &self.fence {
+            Some(fence) => self.ledger.apply_batch_fenced(batch, fence).await,
+            None => self.ledger.apply_batch(batch).await,
+        }
+    }
+
+    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
+        match &self.fence {
+            Some(fence) => self.ledger.record_round_fenced(record, fence).await,
+            None => self.ledger.record_round(record).await,
+        }
+    }
+}
+
+/// Settles `rounds`, left Betting or Flying by a process that died: refunds every stake
+/// with neither a payout nor a refund, then journals the round Aborted.
+async fn abort_unfinished_rounds(
+    room: &str,
+    writer: &LedgerWriter,
+    rounds: Vec<RoundRecord>,
     now_ms: u64,
 ) -> Result<(), LedgerError> {
-    for record in ledger.unfinished_rounds(room).await? {
-        let refunds = refunds_owed(room, record.round, ledger).await?;
+    for record in rounds {
+        let refunds = refunds_owed(room, record.round, writer.ledger.as_ref()).await?;
         let refunded = refunds.len();
         if !refunds.is_empty() {
-            let outcomes = ledger.apply_batch(refunds.clone()).await?;
+            let outcomes = writer.apply_batch(refunds.clone()).await?;
             for (refund, outcome) in refunds.iter().zip(&outcomes) {
                 assert!(
                     matches!(outcome, TransferOutcome::Committed { .. }),
@@ -166,7 +298,7 @@ async fn recover_unfinished_rounds(
             refunded,
             "unfinished round aborted"
         );
-        ledger
+        writer
             .record_round(RoundRecord {
                 status: RoundStatus::Aborted,
                 ended_at_ms: Some(now_ms),
@@ -183,41 +315,81 @@ async fn refunds_owed(
     round: u64,
     ledger: &dyn Ledger,
 ) -> Result<Vec<Transfer>, LedgerError> {
-    let bet_prefix = format!("bet:{room}:{round}:");
-    let settled_suffixes = |prefix: String, transfers: Vec<StoredTransfer>| {
-        transfers
-            .into_iter()
-            .filter_map(|stored| stored.transfer.id.strip_prefix(&prefix).map(str::to_owned))
-            .collect::<HashSet<String>>()
+    let bets = bets_in_flight(room, round, ledger).await?;
+    let open = bets
+        .into_iter()
+        .filter(|bet| bet.settled == BetSettled::Open);
+    let refunds = open.map(|bet| Transfer {
+        id: format!("refund:{room}:{round}:{}:{}", bet.player, bet.slot),
+        debit: Account::House,
+        credit: Account::Player(bet.player),
+        amount_minor: bet.stake_minor,
+        kind: TransferKind::Refund,
+        multiplier_hundredths: None,
+    });
+    Ok(refunds.collect())
+}
+
+/// Every stake of `round` in the ledger, with what was paid or refunded for it. Transfer
+/// ids name the bet (`{kind}:{room}:{round}:{player}:{slot}`), so the three kinds are
+/// matched by their id suffix.
+async fn bets_in_flight(
+    room: &str,
+    round: u64,
+    ledger: &dyn Ledger,
+) -> Result<Vec<BetInFlight>, LedgerError> {
+    let by_suffix = async |kind: &str| -> Result<Vec<(String, StoredTransfer)>, LedgerError> {
+        let prefix = format!("{kind}:{room}:{round}:");
+        let transfers = ledger.transfers_with_prefix(&prefix).await?;
+        let suffixed = transfers.into_iter().filter_map(|stored| {
+            let suffix = stored.transfer.id.strip_prefix(&prefix)?.to_owned();
+            Some((suffix, stored))
+        });
+        Ok(suffixed.collect())
     };
-    let payout_prefix = format!("payout:{room}:{round}:");
-    let refund_prefix = format!("refund:{room}:{round}:");
-    let paid = settled_suffixes(
-        payout_prefix.clone(),
-        ledger.transfers_with_prefix(&payout_prefix).await?,
-    );
-    let refunded = settled_suffixes(
-        refund_prefix.clone(),
-        ledger.transfers_with_prefix(&refund_prefix).await?,
-    );
-    let mut refunds = Vec::new();
-    for stake in ledger.transfers_with_prefix(&bet_prefix).await? {
-        let Some(suffix) = stake.transfer.id.strip_prefix(&bet_prefix) else {
-            continue;
+    let payouts: std::collections::HashMap<String, StoredTransfer> =
+        by_suffix("payout").await?.into_iter().collect();
+    let refunded: HashSet<String> = by_suffix("refund")
+        .await?
+        .into_iter()
+        .map(|(suffix, _)| suffix)
+        .collect();
+    let mut bets = Vec::new();
+    for (suffix, stake) in by_suffix("bet").await? {
+        let Some((player, slot)) = suffix.rsplit_once(':') else {
+            return Err(LedgerError::Corrupt(format!(
+                "bet id {}",
+                stake.transfer.id
+            )));
         };
-        if paid.contains(suffix) || refunded.contains(suffix) {
-            continue;
-        }
-        refunds.push(Transfer {
-            id: format!("{refund_prefix}{suffix}"),
-            debit: Account::House,
-            credit: stake.transfer.debit.clone(),
-            amount_minor: stake.transfer.amount_minor,
-            kind: TransferKind::Refund,
-            multiplier_hundredths: None,
+        let slot: u8 = slot
+            .parse()
+            .map_err(|_| LedgerError::Corrupt(format!("bet id {}", stake.transfer.id)))?;
+        let stake_minor = stake.transfer.amount_minor;
+        let settled = if let Some(payout) = payouts.get(&suffix) {
+            let win_minor = payout.transfer.amount_minor;
+            BetSettled::PaidOut {
+                // Payouts record their multiplier; the quotient is a floor of it.
+                multiplier_hundredths: payout.transfer.multiplier_hundredths.unwrap_or_else(|| {
+                    u64::try_from(i128::from(win_minor) * 100 / i128::from(stake_minor))
+                        .unwrap_or(u64::MAX)
+                }),
+                win_minor,
+            }
+        } else if refunded.contains(&suffix) {
+            BetSettled::Refunded
+        } else {
+            BetSettled::Open
+        };
+        bets.push(BetInFlight {
+            player: player.to_owned(),
+            slot,
+            stake_minor,
+            auto_cashout_hundredths: stake.transfer.multiplier_hundredths,
+            settled,
         });
     }
-    Ok(refunds)
+    Ok(bets)
 }
 
 /// The state of a running room beside its core: what is still owed to the ledger.
@@ -233,13 +405,40 @@ struct RoomRunner {
     records_to_write: VecDeque<RoundRecord>,
     /// Latest clock reading: the engine's time never goes back, even if the wall clock does.
     last_now_ms: u64,
+    /// Where journal records and transfers go.
+    writer: LedgerWriter,
+    /// The fencing token of the newer leader that refused a write, once one did.
+    deposed_by: Option<u64>,
 }
 
 impl RoomRunner {
+    fn new(
+        settings: RoomSettings,
+        deps: EngineDeps,
+        core: RoomCore,
+        writer: LedgerWriter,
+        now_ms: u64,
+    ) -> RoomRunner {
+        RoomRunner {
+            room: settings.room,
+            command_batch_max: settings.engine.command_batch_max,
+            core,
+            deps,
+            credits_to_retry: Vec::new(),
+            records_to_write: VecDeque::new(),
+            last_now_ms: now_ms,
+            writer,
+            deposed_by: None,
+        }
+    }
+
+    /// Plays until `shutdown` (abort the round in flight, refund, flush) or `handover`
+    /// (stop between two wakes, leaving the round to the next leader).
     async fn run(
         &mut self,
         commands: &mut BoxStream<'static, CommandEnvelope>,
         shutdown: &CancellationToken,
+        handover: &CancellationToken,
     ) -> Result<(), EngineError> {
         loop {
             let deadline_ms = self
@@ -251,6 +450,10 @@ impl RoomRunner {
             let mut closed = false;
             tokio::select! {
                 biased;
+                () = handover.cancelled() => {
+                    tracing::info!(room = %self.room, "room handed over");
+                    return Ok(());
+                }
                 () = shutdown.cancelled() => return self.shut_down().await,
                 received = commands.next() => match received {
                     Some(command) => batch.push(command),
@@ -350,7 +553,20 @@ impl RoomRunner {
         );
         self.send_replies(replies.into_iter().chain(settled.replies))
             .await;
-        Ok(())
+        match self.deposed_by {
+            Some(current) => Err(EngineError::Deposed {
+                room: self.room.clone(),
+                current,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes a refusal by the fence: a newer leader owns the room from now on.
+    fn note_fenced(&mut self, error: &LedgerError) {
+        if let LedgerError::Fenced { current, .. } = error {
+            self.deposed_by = Some(*current);
+        }
     }
 
     fn queue_record(&mut self, record: RoundRecord) -> Result<(), EngineError> {
@@ -386,11 +602,12 @@ impl RoomRunner {
                 continue;
             }
             let round = record.round;
-            match self.deps.ledger.record_round(record.clone()).await {
+            match self.writer.record_round(record.clone()).await {
                 Ok(()) => {
                     self.records_to_write.remove(index);
                 }
                 Err(error) => {
+                    self.note_fenced(&error);
                     tracing::error!(room = %self.room, round, %error, "journal write failed; will retry");
                     return;
                 }
@@ -431,7 +648,7 @@ impl RoomRunner {
         }
         let transfers = batch.iter().map(|intent| intent.transfer.clone()).collect();
         let started = std::time::Instant::now();
-        let result = self.deps.ledger.apply_batch(transfers).await;
+        let result = self.writer.apply_batch(transfers).await;
         metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(started.elapsed());
         match result {
             Ok(outcomes) => {
@@ -441,6 +658,7 @@ impl RoomRunner {
                 }
             }
             Err(error) => {
+                self.note_fenced(&error);
                 tracing::error!(room = %self.room, transfers = batch.len(), %error, "ledger batch failed");
                 for intent in batch {
                     match &intent.purpose {
@@ -517,7 +735,10 @@ impl RoomRunner {
     }
 
     async fn send_replies(&self, replies: impl Iterator<Item = Reply>) {
-        for Reply { to, message } in replies {
+        // A bet resumed from a previous leader has no known connection to tell: its
+        // owner sees the credit in the balance of the next `hello` or `bet_ok`.
+        let known = replies.filter(|reply| !reply.to.is_unknown());
+        for Reply { to, message } in known {
             let envelope = ReplyEnvelope {
                 to,
                 json: Bytes::from(protocol::encode(&message)),
@@ -1116,5 +1337,187 @@ mod tests {
             vec![(6, RoundStatus::Aborted), (5, RoundStatus::Aborted)]
         );
         assert_eq!(watcher.finish().len(), 1);
+    }
+
+    /// A stake as a dead leader committed it, with its auto-cashout target.
+    async fn stake(ledger: &SqliteLedger, id: &str, player: &str, amount_minor: i64, auto: u64) {
+        let transfer = Transfer {
+            id: id.into(),
+            debit: Account::Player(player.into()),
+            credit: Account::House,
+            amount_minor,
+            kind: TransferKind::Bet,
+            multiplier_hundredths: Some(auto),
+        };
+        let outcomes = ledger.apply_batch(vec![transfer]).await.unwrap();
+        assert!(matches!(outcomes[0], TransferOutcome::Committed { .. }));
+    }
+
+    fn leadership(token: u64) -> (Leadership, CancellationToken) {
+        let handover = CancellationToken::new();
+        let fence = Fence {
+            room: ROOM.into(),
+            token,
+        };
+        let leadership = Leadership {
+            fence,
+            handover: handover.clone(),
+        };
+        (leadership, handover)
+    }
+
+    /// Round 5 flying since `started_at_ms`, crashing at `crash`: alice 1000 auto 1.10x,
+    /// bob 500 auto 1.05x already paid 525, carol 300 auto 50.00x.
+    async fn seed_flight(fixture: &Fixture, crash: u64, started_at_ms: u64) {
+        let ledger = fixture.ledger.as_ref();
+        for player in ["alice", "bob", "carol"] {
+            grant(ledger, player, 10_000).await;
+        }
+        stake(ledger, "bet:r1:5:alice:0", "alice", 1_000, 110).await;
+        stake(ledger, "bet:r1:5:bob:0", "bob", 500, 105).await;
+        stake(ledger, "bet:r1:5:carol:0", "carol", 300, 5_000).await;
+        let payout = Transfer {
+            id: "payout:r1:5:bob:0".into(),
+            debit: Account::House,
+            credit: Account::Player("bob".into()),
+            amount_minor: 525,
+            kind: TransferKind::Payout,
+            multiplier_hundredths: Some(105),
+        };
+        ledger.apply_batch(vec![payout]).await.unwrap();
+        let record = RoundRecord {
+            room: ROOM.into(),
+            round: 5,
+            hash: fixture.deps.chain.round_hash(5).unwrap(),
+            crash_hundredths: crash,
+            started_at_ms,
+            ended_at_ms: None,
+            status: RoundStatus::Flying,
+            bets_total_minor: 1_800,
+            payouts_total_minor: 525,
+        };
+        ledger.record_round(record).await.unwrap();
+    }
+
+    /// The crash point of round 5 in `fixture`.
+    fn crash_of_round_5(fixture: &Fixture) -> u64 {
+        let hash = fixture.deps.chain.round_hash(5).unwrap();
+        fair::crash_point_hundredths(&hash, &fixture.settings.salt, 100)
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_finishes_the_round_in_flight_paying_each_bet_once() {
+        let fixture = fixture(5, |crash| (150..400).contains(&crash));
+        let crash = crash_of_round_5(&fixture);
+        let started_at_ms = SystemClock.now_ms() - 20;
+        seed_flight(&fixture, crash, started_at_ms).await;
+        let ledger = fixture.ledger.as_ref();
+        ledger
+            .raise_fence(&Fence {
+                room: ROOM.into(),
+                token: 7,
+            })
+            .await
+            .unwrap();
+
+        let mut watcher = Watcher::new(&fixture.bus).await;
+        let (leadership, handover) = leadership(7);
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
+        let first = watcher.until(|_| true).await;
+        assert_eq!(
+            first,
+            RoomEvent::Flying {
+                seq: 1,
+                round: 5,
+                started_at: started_at_ms
+            }
+        );
+        let crashed = watcher
+            .until(|event| matches!(event, RoomEvent::Crash { .. }))
+            .await;
+        assert!(matches!(crashed, RoomEvent::Crash { round: 5, m, .. } if m == crash));
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 6, .. }))
+            .await;
+        handover.cancel();
+        engine.await.unwrap().unwrap();
+
+        // alice's 1.10x is paid once at exactly 1.10x, bob's earlier payout is not made
+        // again, carol's 50.00x was never reached: she lost. Nothing is refunded.
+        assert_eq!(balance_of(ledger, "alice").await, 10_000 - 1_000 + 1_100);
+        assert_eq!(balance_of(ledger, "bob").await, 10_000 - 500 + 525);
+        assert_eq!(balance_of(ledger, "carol").await, 10_000 - 300);
+        assert!(
+            ledger
+                .transfers_with_prefix("refund:")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let payout = ledger
+            .transfer("payout:r1:5:alice:0")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(payout.transfer.multiplier_hundredths, Some(110));
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+        let rounds = ledger.recent_rounds(ROOM, 2).await.unwrap();
+        assert_eq!(rounds[1].status, RoundStatus::Crashed);
+        assert_eq!(rounds[1].payouts_total_minor, 525 + 1_100);
+        // Round 6 was left open by the handover: the next leader resumes it.
+        assert_eq!(rounds[0].status, RoundStatus::Betting);
+    }
+
+    #[tokio::test]
+    async fn a_deposed_leader_stops_without_writing() {
+        let fixture = fixture(1, |crash| crash >= 200);
+        let ledger = fixture.ledger.as_ref();
+        grant(ledger, "alice", 10_000).await;
+        let (mut replies, mut watcher) = (
+            fixture.bus.replies(GATEWAY).await.unwrap(),
+            Watcher::new(&fixture.bus).await,
+        );
+        let (leadership, _handover) = leadership(3);
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+
+        // A newer leader raises the fence; the old one's next write is refused.
+        ledger
+            .raise_fence(&Fence {
+                room: ROOM.into(),
+                token: 4,
+            })
+            .await
+            .unwrap();
+        send(&fixture.bus, "alice", bet("b1", 100, None)).await;
+        let (player, message) = next_reply(&mut replies).await;
+        assert_eq!(player, "alice");
+        assert!(
+            matches!(
+                message,
+                ServerMessage::BetErr {
+                    code: ErrorCode::Internal,
+                    ..
+                }
+            ),
+            "{message:?}"
+        );
+        let stopped = engine.await.unwrap();
+        assert!(
+            matches!(stopped, Err(EngineError::Deposed { current: 4, .. })),
+            "{stopped:?}"
+        );
+        assert_eq!(balance_of(ledger, "alice").await, 10_000);
+        assert!(
+            ledger
+                .transfers_with_prefix("bet:")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -260,7 +260,7 @@ impl Default for BusConfig {
             reply_queue_replies_max: 8192,
             redis_cluster: false,
             redis_key_prefix: "aloft".to_owned(),
-            command_claim_idle_ms: 3_000,
+            command_claim_idle_ms: 2_500,
         }
     }
 }
@@ -280,9 +280,9 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
-            lease_ttl_ms: 3_000,
-            lease_renew_interval_ms: 1_000,
-            standby_poll_interval_ms: 500,
+            lease_ttl_ms: 2_500,
+            lease_renew_interval_ms: 800,
+            standby_poll_interval_ms: 250,
         }
     }
 }

@@ -213,7 +213,8 @@ async fn wait_for_signal() {
 
 fn init_logging(format: aloft::config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // PostgreSQL's notices ("relation already exists, skipping") are not news.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         aloft::config::LogFormat::Json => builder.json().init(),

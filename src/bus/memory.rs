@@ -203,6 +203,9 @@ impl Bus for MemoryBus {
         take_receiver(&self.commands, room, self.limits.command_queue_commands_max)
     }
 
+    /// Nothing to forget: the in-memory queue is gone with the process anyway.
+    async fn commands_handled(&self, _room: &str) {}
+
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError> {
         let sender = sender_for(
             &self.replies,

@@ -198,8 +198,15 @@ pub trait Bus: Send + Sync + 'static {
     /// Sends a command to the engine leading `command.room`.
     async fn send_command(&self, command: CommandEnvelope) -> Result<(), BusError>;
 
-    /// The commands of a room, for the engine that leads it.
+    /// The commands of a room, for the engine that leads it. Dropping the stream gives the
+    /// room's commands up (a handover); a later call may take them again.
     async fn commands(&self, room: &str) -> Result<BoxStream<'static, CommandEnvelope>, BusError>;
+
+    /// The engine of `room` has finished every command it took so far (their ledger
+    /// writes are done and their replies sent): an at-least-once bus may forget them.
+    /// Commands taken but not reported here are redelivered to the room's next leader if
+    /// this engine dies.
+    async fn commands_handled(&self, room: &str);
 
     /// Sends a private frame to the gateway named in `reply.to`.
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError>;

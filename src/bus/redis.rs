@@ -24,9 +24,9 @@
 //!   kill) and reconnects, shows as a jump in `seq`, reported as [`Delivery::Gap`] before
 //!   the next event. A gap is noticed when the next event arrives.
 //! - Commands are at-least-once, in order per room. A reader task takes entries with
-//!   XREADGROUP; an entry is acknowledged (XACK, then XDEL) once the engine has taken the
-//!   next one from the stream, so an engine that dies loses nothing it had not finished
-//!   taking. On start, and every half `command_claim_idle_ms`, the reader claims entries
+//!   XREADGROUP; the entries the engine has taken are acknowledged (XACK, then XDEL) when
+//!   it reports them handled ([`Bus::commands_handled`], after their ledger writes and
+//!   replies), so an engine that dies loses nothing it had not finished. On start, and every half `command_claim_idle_ms`, the reader claims entries
 //!   idle longer than that (XAUTOCLAIM): a standby engine that takes a room over
 //!   finishes what the dead leader had read. Redelivered commands are harmless: the
 //!   ledger's transfer ids are idempotent.
@@ -290,8 +290,16 @@ pub struct RedisBus {
     send_command_script: Script,
     /// The rooms this process subscribes to, one connection each.
     subscriptions: Subscriptions,
-    /// Command streams and reply channels already handed out by this instance.
-    consumed: SyncMutex<HashSet<String>>,
+    /// Command streams and reply channels handed out by this instance and not dropped.
+    consumed: Arc<SyncMutex<HashSet<String>>>,
+    /// Per room led from this process: the commands taken by the engine, not yet handled.
+    taken_commands: Arc<SyncMutex<HashMap<String, TakenCommands>>>,
+}
+
+/// The commands of a room the engine has taken but not yet reported handled.
+struct TakenCommands {
+    ids: Vec<String>,
+    acks: mpsc::Sender<String>,
 }
 
 impl RedisBus {
@@ -319,7 +327,8 @@ impl RedisBus {
             connection,
             send_command_script: Script::new(SEND_COMMAND_LUA),
             subscriptions: Arc::default(),
-            consumed: SyncMutex::default(),
+            consumed: Arc::default(),
+            taken_commands: Arc::default(),
         })
     }
 
@@ -435,7 +444,18 @@ impl RedisBus {
             next_claim_pass: Instant::now(),
         };
         tokio::spawn(reader.run(items, acks.clone()));
-        Ok(taken_commands(items_receiver, acks))
+        let taken = TakenCommands {
+            ids: Vec::new(),
+            acks,
+        };
+        let mut taken_by_room = self.taken_commands.lock().expect("bus lock poisoned");
+        taken_by_room.insert(room.to_owned(), taken);
+        let release = CommandsRelease {
+            room: room.to_owned(),
+            consumed: self.consumed.clone(),
+            taken_commands: self.taken_commands.clone(),
+        };
+        Ok(engine_side(items_receiver, release))
     }
 
     async fn start_reply_subscription(
@@ -562,6 +582,21 @@ impl Bus for RedisBus {
             self.release(&what);
         }
         started
+    }
+
+    async fn commands_handled(&self, room: &str) {
+        let (ids, acks) = {
+            let mut taken_by_room = self.taken_commands.lock().expect("bus lock poisoned");
+            let Some(taken) = taken_by_room.get_mut(room) else {
+                return;
+            };
+            (std::mem::take(&mut taken.ids), taken.acks.clone())
+        };
+        for id in ids {
+            // The acknowledging task lives while the room's stream does; once it is gone,
+            // an unacknowledged command is redelivered, which is harmless.
+            let _ = acks.send(id).await;
+        }
     }
 
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError> {
@@ -707,19 +742,43 @@ async fn create_consumer_group(connection: &mut Connection, key: &str) -> Result
     }
 }
 
-/// The engine's side of a room's commands: taking one acknowledges the one before.
-fn taken_commands(
-    items: mpsc::Receiver<(String, CommandEnvelope)>,
-    acks: mpsc::Sender<String>,
-) -> BoxStream<'static, CommandEnvelope> {
-    let state = (items, acks, None::<String>);
-    stream::unfold(state, |(mut items, acks, taken)| async move {
-        if let Some(id) = taken {
-            // The acknowledging task lives as long as this sender: this cannot fail.
-            let _ = acks.send(id).await;
+/// Ends a room's command stream in this process when the engine drops it (a handover):
+/// the room may be taken again later, and what was taken but not handled is left
+/// unacknowledged, for the next leader (or this process's next reader) to claim.
+struct CommandsRelease {
+    room: String,
+    consumed: Arc<SyncMutex<HashSet<String>>>,
+    taken_commands: Arc<SyncMutex<HashMap<String, TakenCommands>>>,
+}
+
+impl Drop for CommandsRelease {
+    fn drop(&mut self) {
+        if let Ok(mut taken) = self.taken_commands.lock() {
+            taken.remove(&self.room);
         }
+        if let Ok(mut consumed) = self.consumed.lock() {
+            consumed.remove(&format!("commands:{}", self.room));
+        }
+    }
+}
+
+/// The engine's side of a room's commands: each one taken is noted for
+/// [`Bus::commands_handled`].
+fn engine_side(
+    items: mpsc::Receiver<(String, CommandEnvelope)>,
+    release: CommandsRelease,
+) -> BoxStream<'static, CommandEnvelope> {
+    stream::unfold((items, release), |(mut items, release)| async move {
         let (id, command) = items.recv().await?;
-        Some((command, (items, acks, Some(id))))
+        if let Some(taken) = release
+            .taken_commands
+            .lock()
+            .expect("bus lock poisoned")
+            .get_mut(&release.room)
+        {
+            taken.ids.push(id);
+        }
+        Some((command, (items, release)))
     })
     .boxed()
 }
@@ -1140,6 +1199,38 @@ mod tests {
         }
         gateway.send_command(bet("d")).await.unwrap();
         assert_eq!(within(standby_commands.next()).await, Some(bet("d")));
+    }
+
+    #[tokio::test]
+    async fn only_commands_reported_handled_are_forgotten() {
+        let fixture = Fixture::start().await;
+        let gateway = fixture.another("gateway").await;
+        let mut leader_commands = fixture.commands("r1").await.unwrap();
+        for req in ["a", "b", "c"] {
+            gateway.send_command(bet(req)).await.unwrap();
+        }
+        assert_eq!(within(leader_commands.next()).await, Some(bet("a")));
+        fixture.commands_handled("r1").await;
+        // Taken but not handled: the engine may die before its ledger write.
+        assert_eq!(within(leader_commands.next()).await, Some(bet("b")));
+        let key = fixture.key("commands", "r1");
+        within(async {
+            loop {
+                let (pending, ..): (u64, Value, Value, Value) = fixture
+                    .query(redis::cmd("XPENDING").arg(&key).arg(CONSUMER_GROUP))
+                    .await;
+                if pending == 2 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(PROBE_INTERVAL_MS)).await;
+            }
+        })
+        .await;
+        // Handing the room over and taking it again in the same process finds b and c.
+        drop(leader_commands);
+        let mut again = fixture.commands("r1").await.unwrap();
+        assert_eq!(within(again.next()).await, Some(bet("b")));
+        assert_eq!(within(again.next()).await, Some(bet("c")));
     }
 
     #[tokio::test]

@@ -462,7 +462,11 @@ impl RoomRunner {
                 () = tokio::time::sleep(Duration::from_millis(sleep_ms)) => {}
             }
             closed |= drain_ready(commands, &mut batch, self.command_batch_max);
+            let handled_commands = !batch.is_empty();
             self.wake(batch).await?;
+            if handled_commands {
+                self.deps.bus.commands_handled(&self.room).await;
+            }
             if closed {
                 self.shut_down().await?;
                 return Err(EngineError::CommandsClosed {
@@ -551,15 +555,17 @@ impl RoomRunner {
             settled.events.is_empty() && settled.transfers.is_empty() && settled.records.is_empty(),
             "ledger outcomes only produce replies"
         );
-        self.send_replies(replies.into_iter().chain(settled.replies))
-            .await;
-        match self.deposed_by {
-            Some(current) => Err(EngineError::Deposed {
+        if let Some(current) = self.deposed_by {
+            // The newer leader answers these requests: their commands were not reported
+            // handled, so they are redelivered to it.
+            return Err(EngineError::Deposed {
                 room: self.room.clone(),
                 current,
-            }),
-            None => Ok(()),
+            });
         }
+        self.send_replies(replies.into_iter().chain(settled.replies))
+            .await;
+        Ok(())
     }
 
     /// Notes a refusal by the fence: a newer leader owns the room from now on.
@@ -1474,10 +1480,8 @@ mod tests {
         let fixture = fixture(1, |crash| crash >= 200);
         let ledger = fixture.ledger.as_ref();
         grant(ledger, "alice", 10_000).await;
-        let (mut replies, mut watcher) = (
-            fixture.bus.replies(GATEWAY).await.unwrap(),
-            Watcher::new(&fixture.bus).await,
-        );
+        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let mut watcher = Watcher::new(&fixture.bus).await;
         let (leadership, _handover) = leadership(3);
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
@@ -1494,18 +1498,6 @@ mod tests {
             .await
             .unwrap();
         send(&fixture.bus, "alice", bet("b1", 100, None)).await;
-        let (player, message) = next_reply(&mut replies).await;
-        assert_eq!(player, "alice");
-        assert!(
-            matches!(
-                message,
-                ServerMessage::BetErr {
-                    code: ErrorCode::Internal,
-                    ..
-                }
-            ),
-            "{message:?}"
-        );
         let stopped = engine.await.unwrap();
         assert!(
             matches!(stopped, Err(EngineError::Deposed { current: 4, .. })),
@@ -1519,5 +1511,7 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // The newer leader answers: the deposed one says nothing.
+        assert!(replies.next().now_or_never().is_none());
     }
 }

@@ -135,6 +135,7 @@ pub async fn run_room(
         credits_to_retry: Vec::new(),
         records_to_write: VecDeque::new(),
         last_now_ms: now_ms,
+        epoch: now_ms,
     };
     runner.perform().await?;
     runner.run(&mut commands, &shutdown).await
@@ -232,6 +233,10 @@ struct RoomRunner {
     records_to_write: VecDeque<RoundRecord>,
     /// Latest clock reading: the engine's time never goes back, even if the wall clock does.
     last_now_ms: u64,
+    /// The epoch stamped on every event. Each start numbers events from seq 1 again, so
+    /// it takes a new epoch: the clock at start. The one place to supply instead an epoch
+    /// that survives a leader takeover (numbering continued, clients keep recovering).
+    epoch: u64,
 }
 
 impl RoomRunner {
@@ -503,6 +508,7 @@ impl RoomRunner {
             }
             let envelope = EventEnvelope {
                 room: self.room.clone(),
+                epoch: self.epoch,
                 seq: event.seq(),
                 conflatable: event.is_tick(),
                 json: Bytes::from(protocol::encode(&event)),

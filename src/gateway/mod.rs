@@ -336,3 +336,54 @@ async fn send_reply_to_shard(
         tracing::debug!(connection, "reply for a stopped shard");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MemoryBus;
+
+    const EPOCH: u64 = 1_763_900_000_000;
+
+    async fn publish(bus: &MemoryBus, epoch: u64, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            let event = EventEnvelope {
+                room: "r1".into(),
+                epoch,
+                seq,
+                conflatable: false,
+                json: Bytes::from(format!("{{\"seq\":{seq}}}")),
+            };
+            bus.publish(event).await.unwrap();
+        }
+    }
+
+    async fn missed(bus: &MemoryBus, last: Option<(u64, u64)>) -> Vec<(u64, u64)> {
+        let last = last.map(|(epoch, seq)| StreamPosition { epoch, seq });
+        missed_events(bus, "r1", last)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| (event.epoch, event.seq))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_filled_from_the_rest_of_the_epoch_or_the_start_of_a_newer_one() {
+        let bus = MemoryBus::default();
+        publish(&bus, EPOCH, 1..=5).await;
+        assert_eq!(
+            missed(&bus, Some((EPOCH, 3))).await,
+            [(EPOCH, 4), (EPOCH, 5)]
+        );
+        assert_eq!(missed(&bus, None).await.len(), 5);
+        // The engine restarted: its new epoch is short of the old seq, then past it.
+        publish(&bus, EPOCH + 1, 1..=2).await;
+        assert_eq!(
+            missed(&bus, Some((EPOCH, 5))).await,
+            [(EPOCH + 1, 1), (EPOCH + 1, 2)]
+        );
+        publish(&bus, EPOCH + 1, 3..=7).await;
+        assert_eq!(missed(&bus, Some((EPOCH, 5))).await.len(), 7);
+        assert_eq!(missed(&bus, Some((EPOCH + 1, 6))).await, [(EPOCH + 1, 7)]);
+    }
+}

@@ -308,8 +308,8 @@ impl ShardState {
         connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
         match missed {
             Some(frames) => {
-                for missed in frames {
-                    connection.offer(&missed.frame, missed.conflatable);
+                for replayed in frames {
+                    connection.offer(&replayed.frame, replayed.conflatable);
                 }
             }
             None => {

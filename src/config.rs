@@ -98,6 +98,10 @@ pub struct GatewayConfig {
     pub allowed_origins: Vec<String>,
     /// Past rounds listed in a snapshot.
     pub snapshot_history_rounds: usize,
+    /// Public events each shard keeps per room for clients that reconnect with
+    /// `?since=<seq>&epoch=<e>`: one that missed no more than this many gets them
+    /// instead of a snapshot. 0 keeps none (only a client that missed nothing resumes).
+    pub recovery_window_events: usize,
 }
 
 impl Default for GatewayConfig {
@@ -117,6 +121,7 @@ impl Default for GatewayConfig {
             shard_queue_frames_max: 1024,
             allowed_origins: Vec::new(),
             snapshot_history_rounds: 20,
+            recovery_window_events: 600,
         }
     }
 }
@@ -408,6 +413,11 @@ impl Config {
             "queues must be positive",
         )?;
         require(
+            gateway.recovery_window_events <= RECOVERY_WINDOW_EVENTS_MAX,
+            "gateway.recovery_window_events",
+            "must be at most 100000",
+        )?;
+        require(
             self.fair.house_edge_bp <= crate::fair::HOUSE_EDGE_BP_MAX,
             "fair.house_edge_bp",
             "must be at most 5000",
@@ -492,6 +502,10 @@ fn hex_secret_is_strong(secret: &str) -> bool {
     secret.len() >= 64 && secret.len() % 2 == 0 && secret.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// Largest `gateway.recovery_window_events`: each shard holds that many frame references
+/// per room, and a resuming client may be sent that many frames at once.
+pub const RECOVERY_WINDOW_EVENTS_MAX: usize = 100_000;
+
 /// Room names appear in URLs, keys and logs: keep them plain.
 pub fn valid_room_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
@@ -507,6 +521,16 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn the_recovery_window_is_bounded() {
+        let mut config = Config::default();
+        config.gateway.recovery_window_events = 0;
+        config.validate().unwrap();
+        config.gateway.recovery_window_events = RECOVERY_WINDOW_EVENTS_MAX + 1;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("gateway.recovery_window_events"), "{error}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub const TICKS_SKIPPED: &str = "aloft_ticks_skipped_total";
 pub const SHARD_QUEUE_DROPPED: &str = "aloft_shard_queue_dropped_total";
 /// Counter: sequence gaps seen by shards (each answered with fresh snapshots).
 pub const EVENT_GAPS: &str = "aloft_event_gaps_total";
+/// Counter: sockets that asked to resume (`/ws?since=&epoch=`), by `result`: `recovered`
+/// (sent the events they missed) or `snapshot` (out of the window, another epoch, or
+/// ahead of the room).
+pub const RECOVERIES: &str = "aloft_recoveries_total";
 /// Counter: bets accepted by the engines.
 pub const BETS_ACCEPTED: &str = "aloft_bets_accepted_total";
 /// Counter: bets refused by the ledger (insufficient funds, faults), by `code`.

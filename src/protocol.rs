@@ -183,9 +183,17 @@ pub enum ServerMessage {
         /// Growth rate of the room's multiplier in millionths per ms:
         /// m(t) = floor(100 · e^(growth · t / 10^6)), for animating between ticks.
         growth: u64,
+        /// Only when the client asked to resume (`since`): true when the events it
+        /// missed follow (no snapshot), false when a snapshot follows instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovered: Option<bool>,
     },
     Snapshot {
         room: String,
+        /// The numbering `seq` belongs to; with `seq`, what a client sends back as
+        /// `epoch` and `since` to resume. Absent while the gateway has seen no event.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "epoch_text")]
+        epoch: Option<u64>,
         /// Sequence number of the last event this state includes; live events follow
         /// with `seq` + 1.
         seq: u64,
@@ -238,6 +246,40 @@ pub enum ServerMessage {
     Pong {
         server_time: u64,
     },
+}
+
+/// Epochs travel as decimal strings: opaque to clients, and exact in JavaScript, whose
+/// numbers lose integers above 2^53 (an epoch is any `u64`).
+mod epoch_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(epoch: &Option<u64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match epoch {
+            Some(epoch) => serializer.collect_str(epoch),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u64>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| {
+                super::parse_decimal(&text)
+                    .ok_or_else(|| D::Error::custom("epoch is not a decimal u64"))
+            })
+            .transpose()
+    }
+}
+
+/// Reads a stream position number as clients send it back (`epoch` of a `snapshot`, and
+/// the `since` and `epoch` of a resuming `/ws` request): decimal digits only (where
+/// `u64::from_str` would also take a leading `+`).
+pub fn parse_decimal(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Machine-readable error codes carried by `bet_err`, `cashout_err` and `error`.
@@ -422,6 +464,63 @@ mod tests {
             encode(&tick),
             r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200}]}"#
         );
+    }
+
+    #[test]
+    fn epoch_is_a_decimal_string_and_recovered_only_when_asked() {
+        let snapshot = |epoch| ServerMessage::Snapshot {
+            room: "main".into(),
+            epoch,
+            seq: 4,
+            round: 2,
+            phase: Phase::Crashed,
+            m: 150,
+            ends_at: None,
+            started_at: None,
+            history: vec![],
+            bets: vec![],
+        };
+        let text = encode(&snapshot(Some(u64::MAX)));
+        assert_eq!(
+            text,
+            r#"{"t":"snapshot","room":"main","epoch":"18446744073709551615","seq":4,"round":2,"phase":"crashed","m":150,"history":[],"bets":[]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(&text).unwrap(),
+            snapshot(Some(u64::MAX))
+        );
+        // Before the gateway saw any event.
+        assert!(!encode(&snapshot(None)).contains("epoch"));
+        let hello = |recovered| ServerMessage::Hello {
+            player: "p".into(),
+            balance: 1,
+            server_time: 2,
+            proto: PROTOCOL_VERSION,
+            room: "main".into(),
+            growth: 60,
+            recovered,
+        };
+        assert!(!encode(&hello(None)).contains("recovered"));
+        assert!(encode(&hello(Some(true))).ends_with(r#""growth":60,"recovered":true}"#));
+        assert!(encode(&hello(Some(false))).contains(r#""recovered":false"#));
+    }
+
+    #[test]
+    fn positions_are_plain_decimal() {
+        assert_eq!(parse_decimal("0"), Some(0));
+        assert_eq!(parse_decimal("18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            "",
+            "+1",
+            "-1",
+            " 1",
+            "1.0",
+            "0x10",
+            "18446744073709551616",
+            "abc",
+        ] {
+            assert_eq!(parse_decimal(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ const game = {
   me: null,
   balance: null,
   seq: null,
+  epoch: null, // the numbering `seq` belongs to (a string, from the snapshot)
   round: null,
   phase: 'idle', // 'idle' | 'betting' | 'flying' | 'crashed'
   endsAt: null, // server ms
@@ -54,7 +55,9 @@ const slots = [0, 1].map((slot) => ({
 
 const pending = new Map(); // req -> {slot, kind, message, sentAt}
 
-const conn = new Connection({ room, onFrame, onStatus });
+// Resume from the last event applied: the server then replays what was missed.
+const position = () => (game.seq != null && game.epoch != null ? { seq: game.seq, epoch: game.epoch } : null);
+const conn = new Connection({ room, onFrame, onStatus, position });
 const chart = new FlightChart($('chart'));
 
 // ---------------------------------------------------------------- status & toasts
@@ -116,7 +119,12 @@ function onHello(msg) {
   $('player').textContent = shortPlayer(msg.player);
   $('player').title = `Guest ${msg.player}`;
   setBalance(msg.balance);
-  game.seq = null; // the snapshot that follows sets it
+  // Recovered: the missed events follow and continue from game.seq. Otherwise the
+  // snapshot that follows sets the position.
+  if (msg.recovered !== true) {
+    game.seq = null;
+    game.epoch = null;
+  }
   // Requests that got no reply before the connection dropped: resend with the same
   // `req`; the server returns the first outcome if it already handled them.
   for (const p of pending.values()) {
@@ -127,6 +135,7 @@ function onHello(msg) {
 
 function onSnapshot(msg) {
   game.seq = msg.seq;
+  game.epoch = msg.epoch ?? null;
   game.round = msg.round;
   game.history = [...(msg.history || [])].sort((a, b) => b.round - a.round).slice(0, HISTORY_MAX);
   renderHistory();

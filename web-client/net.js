@@ -1,5 +1,6 @@
-// Connection to the aloft server: guest token, WebSocket, reconnect with backoff,
-// clock offset, keepalive pings. Emits decoded frames to the app.
+// Connection to the aloft server: guest token, WebSocket, reconnect with backoff (resuming
+// from the app's last event, `?since=&epoch=`), clock offset, keepalive pings. Emits
+// decoded frames to the app.
 
 const TOKEN_KEY = 'aloft.token';
 const PLAYER_KEY = 'aloft.player';
@@ -12,11 +13,14 @@ export class Connection {
    * @param {object} handlers
    *   onFrame(msg)      every decoded frame
    *   onStatus(state, detail)  'connecting' | 'online' | 'reconnecting' | 'offline'
+   *   position()        {seq, epoch} of the last event applied, or null: sent on
+   *                     reconnect so the server replays what was missed
    */
-  constructor({ room, onFrame, onStatus }) {
+  constructor({ room, onFrame, onStatus, position }) {
     this.room = room;
     this.onFrame = onFrame;
     this.onStatus = onStatus;
+    this.position = position;
     this.ws = null;
     this.helloSeen = false;
     this.attempt = 0;
@@ -98,6 +102,11 @@ export class Connection {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const params = new URLSearchParams({ token });
     if (this.room) params.set('room', this.room);
+    const resume = this.position?.();
+    if (resume) {
+      params.set('since', String(resume.seq));
+      params.set('epoch', resume.epoch);
+    }
     const ws = new WebSocket(`${scheme}//${location.host}/ws?${params}`);
     this.ws = ws;
     this.helloSeen = false;

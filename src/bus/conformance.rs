@@ -1,5 +1,6 @@
 //! The conformance suite every [`Bus`] implementation must pass: ordering of events,
-//! fan-out to every subscriber, gap reporting, recovery of recent events, the single
+//! fan-out to every subscriber, gap reporting, epochs (carried, and a restart is not a
+//! gap), recovery of recent events, the single
 //! consumer of a room's commands, bounded queues and reply routing. Each case takes a
 //! fresh bus; the memory and Redis buses stamp them out with [`bus_conformance_tests!`].
 
@@ -14,13 +15,21 @@ use super::{
 
 /// Longest a case waits for a delivery.
 const DELIVERY_WAIT_MS: u64 = 5_000;
+/// The epoch of the events of cases that are not about epochs: a unix-ms start time, as
+/// the engine stamps, so it does not fit in 32 bits.
+const EPOCH: u64 = 1_763_900_000_000;
 
 fn event(room: &str, seq: u64) -> EventEnvelope {
+    event_of_epoch(room, EPOCH, seq)
+}
+
+fn event_of_epoch(room: &str, epoch: u64, seq: u64) -> EventEnvelope {
     EventEnvelope {
         room: room.to_owned(),
+        epoch,
         seq,
         conflatable: seq % 2 == 0,
-        json: Bytes::from(format!("{{\"seq\":{seq}}}")),
+        json: Bytes::from(format!("{{\"epoch\":{epoch},\"seq\":{seq}}}")),
     }
 }
 
@@ -142,17 +151,68 @@ pub async fn recent_events_keep_the_newest(bus: &dyn Bus, history_events: usize)
     assert_eq!(retained, expected);
 }
 
-/// After an engine restart numbers events from 1 again, recovery sees only the new epoch.
-pub async fn recent_events_start_at_the_newest_epoch(bus: &dyn Bus) {
-    for seq in 1..=5 {
-        bus.publish(event("r1", seq)).await.unwrap();
+/// Subscribers and recovery get each event's epoch; a new epoch is a restart, not a gap,
+/// even when its numbering does not start below the last seq of the old one.
+pub async fn epochs_are_carried_and_a_new_one_is_not_a_gap(
+    bus: &dyn Bus,
+    settle: impl AsyncFnOnce(),
+) {
+    let mut subscriber = bus.subscribe("r1").await.unwrap();
+    let published = [
+        event_of_epoch("r1", EPOCH, 1),
+        event_of_epoch("r1", EPOCH, 2),
+        event_of_epoch("r1", EPOCH + 1, 5),
+        event_of_epoch("r1", u64::MAX, 1),
+    ];
+    for event in &published {
+        bus.publish(event.clone()).await.unwrap();
     }
-    for seq in 1..=2 {
-        bus.publish(event("r1", seq)).await.unwrap();
+    settle().await;
+    for event in &published {
+        assert_eq!(
+            within(subscriber.next()).await,
+            Some(Delivery::Event(event.clone()))
+        );
     }
     assert_eq!(
         bus.recent_events("r1", 0, 10).await.unwrap(),
-        vec![event("r1", 1), event("r1", 2)]
+        vec![event_of_epoch("r1", u64::MAX, 1)]
+    );
+}
+
+/// Recovery sees only the newest epoch, told apart by its number, not by its seq falling.
+pub async fn recent_events_start_at_the_newest_epoch(bus: &dyn Bus) {
+    for seq in 1..=5 {
+        bus.publish(event_of_epoch("r1", EPOCH, seq)).await.unwrap();
+    }
+    for seq in 1..=2 {
+        bus.publish(event_of_epoch("r1", EPOCH + 1, seq))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        bus.recent_events("r1", 0, 10).await.unwrap(),
+        vec![
+            event_of_epoch("r1", EPOCH + 1, 1),
+            event_of_epoch("r1", EPOCH + 1, 2)
+        ]
+    );
+    // A newer epoch whose first events were never published starts above the old seq.
+    for seq in 7..=8 {
+        bus.publish(event_of_epoch("r1", EPOCH + 2, seq))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        bus.recent_events("r1", 0, 10).await.unwrap(),
+        vec![
+            event_of_epoch("r1", EPOCH + 2, 7),
+            event_of_epoch("r1", EPOCH + 2, 8)
+        ]
+    );
+    assert_eq!(
+        bus.recent_events("r1", 7, 10).await.unwrap(),
+        vec![event_of_epoch("r1", EPOCH + 2, 8)]
     );
 }
 
@@ -245,6 +305,16 @@ macro_rules! bus_conformance_tests {
         #[tokio::test]
         async fn recent_events_keep_the_newest() {
             suite::recent_events_keep_the_newest(&*$make.await, $history_events).await;
+        }
+
+        #[tokio::test]
+        async fn epochs_are_carried_and_a_new_one_is_not_a_gap() {
+            let bus = $make.await;
+            let settle = $settle;
+            suite::epochs_are_carried_and_a_new_one_is_not_a_gap(&*bus, async || {
+                settle(&bus).await
+            })
+            .await;
         }
 
         #[tokio::test]

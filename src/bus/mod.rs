@@ -3,8 +3,9 @@
 //! Three paths, each bounded:
 //! - events, engine → every gateway of a room: pub/sub, subscribed once per gateway
 //!   process (never per socket). Delivery is at-most-once and in order; every event
-//!   carries the room's contiguous `seq`, so a subscriber that misses some sees a gap
-//!   and is told so with [`Delivery::Gap`].
+//!   carries the room's `epoch` and its `seq`, contiguous within the epoch, so a
+//!   subscriber that misses some sees a gap and is told so with [`Delivery::Gap`]. A new
+//!   epoch (an engine that started over from seq 1) is a restart, not a gap.
 //! - commands, gateway → the engine leading a room: bets and cashouts, in order per
 //!   gateway. A command may be delivered more than once by a distributed bus; the
 //!   ledger's idempotent transfer ids make that harmless.
@@ -37,6 +38,9 @@ pub use redis::{RedisBus, RedisBusOptions};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventEnvelope {
     pub room: String,
+    /// The numbering `seq` belongs to: a new epoch means the numbering started over (an
+    /// engine restarted), so positions of another epoch say nothing about this one.
+    pub epoch: u64,
     /// The room's event sequence number, contiguous from 1 within an epoch.
     pub seq: u64,
     /// Whether slow sockets may drop it for a newer one (a tick).
@@ -137,9 +141,7 @@ pub enum BusError {
 }
 
 /// Collects, from a room's retained events listed newest first, the run
-/// [`Bus::recent_events`] returns: the events with `seq > after_seq` of the newest epoch
-/// (an engine that restarts numbers from 1 again, so a `seq` that does not fall going
-/// back in time marks where the newest epoch began).
+/// [`Bus::recent_events`] returns: the events of the newest epoch with `seq > after_seq`.
 pub(crate) struct NewestRun {
     after_seq: u64,
     run_newest_first: Vec<EventEnvelope>,
@@ -155,11 +157,11 @@ impl NewestRun {
 
     /// Takes the next older event; false once the run is complete (this one is not in it).
     pub(crate) fn offer(&mut self, event: EventEnvelope) -> bool {
-        let epoch_began_after = self
+        let older_epoch = self
             .run_newest_first
-            .last()
-            .is_some_and(|later| event.seq >= later.seq);
-        if event.seq <= self.after_seq || epoch_began_after {
+            .first()
+            .is_some_and(|newest| event.epoch != newest.epoch);
+        if event.seq <= self.after_seq || older_epoch {
             return false;
         }
         self.run_newest_first.push(event);
@@ -185,9 +187,10 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The retained events of `room` with `seq > after_seq`, oldest first, at most
     /// `events_max` (the oldest ones): what a subscriber that saw a gap after `after_seq`
-    /// missed, if the room still holds it. Only the newest epoch counts: after an engine
-    /// restart numbered from 1 again, older events are not returned. When the first
-    /// returned `seq` is not `after_seq + 1`, the missed events are gone: resend a snapshot.
+    /// missed, if the room still holds it. Only the newest epoch counts: events of older
+    /// epochs are never returned, so a caller whose position is in another epoch than
+    /// the returned events' must ask again from 0. When the first returned `seq` is not
+    /// `after_seq + 1`, the missed events are gone: resend a snapshot.
     async fn recent_events(
         &self,
         room: &str,

@@ -4,12 +4,13 @@
 //! It owns every key under `{key_prefix}:` (room and gateway names sit in `{…}` hash
 //! tags, so all keys of a room live in one cluster slot):
 //! - `{p}:events:{room}` — stream of the room's recent events, capped near
-//!   `event_history_events_max` (`MAXLEN ~`), for [`Bus::recent_events`]. Fields: `seq`,
-//!   `conflatable` (`0`/`1`), `json`.
+//!   `event_history_events_max` (`MAXLEN ~`), for [`Bus::recent_events`]. Fields:
+//!   `epoch`, `seq`, `conflatable` (`0`/`1`), `json`.
 //! - `{p}:room:{room}` — pub/sub channel of the room's live events (SPUBLISH/SSUBSCRIBE
-//!   in a cluster). Payload: one version byte (1), one flags byte (bit 0: conflatable),
-//!   the `seq` as 8 bytes big-endian, then the event's JSON. `publish` writes the stream
-//!   entry and the message in one MULTI, so history and live events never disagree.
+//!   in a cluster). Payload: one version byte (2), one flags byte (bit 0: conflatable),
+//!   the `seq` and then the `epoch` as 8 bytes big-endian each, then the event's JSON.
+//!   `publish` writes the stream entry and the message in one MULTI, so history and
+//!   live events never disagree.
 //! - `{p}:commands:{room}` — stream of the room's commands, consumer group `engines`,
 //!   field `command` (a [`CommandEnvelope`] as JSON).
 //! - `{p}:replies:{gateway}` — pub/sub channel of one gateway's private frames.
@@ -22,7 +23,8 @@
 //!   socket) feeds a ring of `subscriber_buffer_events_max` events; a reader that falls
 //!   further behind, or a connection that drops (Redis restart, output-buffer-limit
 //!   kill) and reconnects, shows as a jump in `seq`, reported as [`Delivery::Gap`] before
-//!   the next event. A gap is noticed when the next event arrives.
+//!   the next event. A gap is noticed when the next event arrives; a new `epoch` is a
+//!   restart of the numbering, not a jump.
 //! - Commands are at-least-once, in order per room. A reader task takes entries with
 //!   XREADGROUP; the entries the engine has taken are acknowledged (XACK, then XDEL) when
 //!   it reports them handled ([`Bus::commands_handled`], after their ledger writes and
@@ -91,10 +93,10 @@ const RECOVERY_PAGE_EVENTS: usize = 128;
 /// Pages read beyond `event_history_events_max` (`MAXLEN ~` keeps up to a stream node
 /// more).
 const RECOVERY_SLACK_PAGES: usize = 2;
-/// Version byte that opens every event payload.
-const EVENT_PAYLOAD_VERSION: u8 = 1;
-/// Version, flags and seq before an event's JSON.
-const EVENT_HEADER_BYTES: usize = 10;
+/// Version byte that opens every event payload (1 had no epoch).
+const EVENT_PAYLOAD_VERSION: u8 = 2;
+/// Version, flags, seq and epoch before an event's JSON.
+const EVENT_HEADER_BYTES: usize = 18;
 /// Length prefix of a reply payload's address.
 const REPLY_HEADER_BYTES: usize = 4;
 
@@ -496,6 +498,8 @@ impl Bus for RedisBus {
             .arg("~")
             .arg(self.options.event_history_events_max)
             .arg("*")
+            .arg("epoch")
+            .arg(event.epoch)
             .arg("seq")
             .arg(event.seq)
             .arg("conflatable")
@@ -671,7 +675,7 @@ async fn keep_room_subscription(
 fn event_deliveries(receiver: broadcast::Receiver<EventEnvelope>) -> BoxStream<'static, Delivery> {
     let cursor = EventCursor {
         receiver,
-        last_seq: None,
+        last: None,
         overwritten: 0,
         held: None,
     };
@@ -685,8 +689,8 @@ fn event_deliveries(receiver: broadcast::Receiver<EventEnvelope>) -> BoxStream<'
 /// Reads a room's ring and notices what is missing.
 struct EventCursor {
     receiver: broadcast::Receiver<EventEnvelope>,
-    /// The `seq` of the last event read, to see jumps.
-    last_seq: Option<u64>,
+    /// The `(epoch, seq)` of the last event read, to see jumps.
+    last: Option<(u64, u64)>,
     /// Events the ring overwrote before this reader got them, since the last event read.
     overwritten: u64,
     /// The event after a reported gap, delivered next.
@@ -703,8 +707,9 @@ impl EventCursor {
                 Ok(event) => {
                     // The seq jump also counts what Redis never delivered; the ring's
                     // count covers a first event and a new epoch, where seq says nothing.
-                    let missed = missed_between(self.last_seq, event.seq).max(self.overwritten);
-                    self.last_seq = Some(event.seq);
+                    let missed =
+                        missed_between(self.last, event.epoch, event.seq).max(self.overwritten);
+                    self.last = Some((event.epoch, event.seq));
                     self.overwritten = 0;
                     if missed == 0 {
                         return Some(Delivery::Event(event));
@@ -721,11 +726,12 @@ impl EventCursor {
     }
 }
 
-/// Events missing between the last seen `seq` and the next one. A `seq` that does not
-/// grow starts a new epoch (an engine restarted): nothing is known to be missing.
-fn missed_between(last_seq: Option<u64>, seq: u64) -> u64 {
-    match last_seq {
-        Some(last) if seq > last => seq - last - 1,
+/// Events missing between the last seen `(epoch, seq)` and the next event. Across
+/// epochs, or when the seq does not grow (a replayed or older event), nothing is known
+/// to be missing.
+fn missed_between(last: Option<(u64, u64)>, epoch: u64, seq: u64) -> u64 {
+    match last {
+        Some((last_epoch, last_seq)) if last_epoch == epoch && seq > last_seq => seq - last_seq - 1,
         _ => 0,
     }
 }
@@ -925,21 +931,23 @@ fn decode_command_entry(entry: &StreamId) -> Result<CommandEnvelope, BusError> {
 
 fn decode_event_entry(room: &str, entry: &StreamId) -> Result<EventEnvelope, BusError> {
     let fields = (
+        entry.get::<u64>("epoch"),
         entry.get::<u64>("seq"),
         entry.get::<u8>("conflatable"),
         entry.get::<Vec<u8>>("json"),
     );
-    let (Some(seq), Some(conflatable), Some(json)) = fields else {
+    let (Some(epoch), Some(seq), Some(conflatable), Some(json)) = fields else {
         return Err(BusError::Undecodable {
             what: "event history entry",
             detail: format!(
-                "entry {} of room {room} lacks seq, conflatable or json",
+                "entry {} of room {room} lacks epoch, seq, conflatable or json",
                 entry.id
             ),
         });
     };
     Ok(EventEnvelope {
         room: room.to_owned(),
+        epoch,
         seq,
         conflatable: conflatable == 1,
         json: Bytes::from(json),
@@ -951,20 +959,23 @@ fn encode_event_payload(event: &EventEnvelope) -> Vec<u8> {
     payload.push(EVENT_PAYLOAD_VERSION);
     payload.push(u8::from(event.conflatable));
     payload.extend_from_slice(&event.seq.to_be_bytes());
+    payload.extend_from_slice(&event.epoch.to_be_bytes());
     payload.extend_from_slice(&event.json);
     payload
 }
 
 fn decode_event_payload(room: &str, payload: &[u8]) -> Option<EventEnvelope> {
     let (header, json) = payload.split_at_checked(EVENT_HEADER_BYTES)?;
-    let [version, flags, seq @ ..] = header else {
+    let [version, flags, numbers @ ..] = header else {
         return None;
     };
     if *version != EVENT_PAYLOAD_VERSION {
         return None;
     }
+    let (seq, epoch) = numbers.split_at(8);
     Some(EventEnvelope {
         room: room.to_owned(),
+        epoch: u64::from_be_bytes(epoch.try_into().ok()?),
         seq: u64::from_be_bytes(seq.try_into().ok()?),
         conflatable: flags & 1 == 1,
         json: Bytes::copy_from_slice(json),
@@ -1068,6 +1079,7 @@ mod tests {
     fn event(seq: u64) -> EventEnvelope {
         EventEnvelope {
             room: "r1".to_owned(),
+            epoch: 7,
             seq,
             conflatable: false,
             json: Bytes::from(format!("{{\"seq\":{seq}}}")),
@@ -1308,6 +1320,7 @@ mod tests {
                 for seq in 1..=EVENTS_PER_ROOM {
                     let event = EventEnvelope {
                         room: format!("room-{room}"),
+                        epoch: 1,
                         seq,
                         conflatable: true,
                         json: Bytes::from_static(&[b'x'; 64]),
@@ -1333,15 +1346,18 @@ mod tests {
     async fn payloads_round_trip() {
         let event = EventEnvelope {
             room: "r1".to_owned(),
+            epoch: u64::MAX - 2,
             seq: u64::MAX - 1,
             conflatable: true,
             json: Bytes::from_static(b"{\"t\":\"tick\"}"),
         };
-        assert_eq!(
-            decode_event_payload("r1", &encode_event_payload(&event)),
-            Some(event)
-        );
+        let payload = encode_event_payload(&event);
+        assert_eq!(decode_event_payload("r1", &payload), Some(event));
         assert_eq!(decode_event_payload("r1", b"\x02\x00short"), None);
+        // A process of the version before epochs: refused, not misread.
+        let mut without_epoch = payload;
+        without_epoch[0] = 1;
+        assert_eq!(decode_event_payload("r1", &without_epoch), None);
         let reply = ReplyEnvelope {
             to: ReplyTo {
                 gateway: "gw".to_owned(),

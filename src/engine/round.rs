@@ -399,15 +399,18 @@ pub struct RoomCore {
 }
 
 impl RoomCore {
-    /// Opens betting for `first_round` at `now_ms`.
+    /// Opens betting for `first_round` at `now_ms`, numbering events from `first_seq`.
     pub fn new(
         settings: RoomSettings,
         chain: Arc<FairChain>,
         first_round: u64,
+        first_seq: u64,
         now_ms: u64,
     ) -> Result<RoomCore, ChainExhausted> {
+        assert!(first_seq >= 1);
         let round = RoundState::open(&settings, &chain, first_round, now_ms)?;
         let mut core = RoomCore::with_round(settings, chain, round, now_ms);
+        core.next_seq = first_seq;
         core.announce_betting();
         Ok(core)
     }
@@ -1341,7 +1344,7 @@ mod tests {
                     house_edge_bp: 100,
                     engine,
                 };
-                return (RoomCore::new(settings, chain, 1, T0_MS).unwrap(), crash);
+                return (RoomCore::new(settings, chain, 1, 1, T0_MS).unwrap(), crash);
             }
         }
         panic!("no salt gives a wanted crash point");
@@ -1789,9 +1792,9 @@ mod tests {
             house_edge_bp: 100,
             engine: engine(),
         };
-        let beyond = RoomCore::new(settings.clone(), chain.clone(), 2, T0_MS);
+        let beyond = RoomCore::new(settings.clone(), chain.clone(), 2, 1, T0_MS);
         assert_eq!(beyond.err(), Some(ChainExhausted { round: 2 }));
-        let mut core = RoomCore::new(settings, chain, 1, T0_MS).unwrap();
+        let mut core = RoomCore::new(settings, chain, 1, 1, T0_MS).unwrap();
         // Round 1 flies, then one wake-up far in the future crashes it.
         fly(&mut core);
         core.advance(T0_MS + 10_000_000).unwrap();

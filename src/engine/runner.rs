@@ -150,9 +150,10 @@ pub async fn run_room(
     let first_round = next_round(deps.ledger.as_ref(), &room)
         .await
         .map_err(recovery_error)?;
-    let core = RoomCore::new(settings.clone(), deps.chain.clone(), first_round, now_ms)?;
+    let core = RoomCore::new(settings.clone(), deps.chain.clone(), first_round, 1, now_ms)?;
     tracing::info!(room = %room, round = first_round, "room engine started");
-    let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms);
+    // Numbering restarts at 1: a new epoch, the clock at start.
+    let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms, now_ms);
     runner.perform().await?;
     // Only a cluster leader hands a room over.
     let never_handed_over = CancellationToken::new();
@@ -198,6 +199,7 @@ pub async fn lead_room(
     abort_unfinished_rounds(&room, &writer, unfinished, now_ms)
         .await
         .map_err(recovery_error)?;
+    let (epoch, first_seq) = continued_numbering(deps.bus.as_ref(), &room, now_ms).await;
     let core = match in_flight {
         Some(record) => {
             let round = record.round;
@@ -206,7 +208,8 @@ pub async fn lead_room(
                 .map_err(recovery_error)?;
             tracing::info!(room = %room, round, bets = bets.len(), "resuming the round in flight");
             let in_flight = RoundInFlight { record, bets };
-            RoomCore::resume(settings.clone(), deps.chain.clone(), in_flight, 1, now_ms).map_err(
+            let chain = deps.chain.clone();
+            RoomCore::resume(settings.clone(), chain, in_flight, first_seq, now_ms).map_err(
                 |source| match source {
                     ResumeError::ChainExhausted(exhausted) => exhausted.into(),
                     source => EngineError::Resume {
@@ -220,14 +223,31 @@ pub async fn lead_room(
             let first_round = next_round(deps.ledger.as_ref(), &room)
                 .await
                 .map_err(recovery_error)?;
-            RoomCore::new(settings.clone(), deps.chain.clone(), first_round, now_ms)?
+            let chain = deps.chain.clone();
+            RoomCore::new(settings.clone(), chain, first_round, first_seq, now_ms)?
         }
     };
-    let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms);
+    let mut runner = RoomRunner::new(settings, deps, core, writer, epoch, now_ms);
     runner.perform().await?;
     // A leader never aborts its round: it stops by handing it over.
     let never_aborted = CancellationToken::new();
     runner.run(&mut commands, &never_aborted, &handover).await
+}
+
+/// The (epoch, first seq) a new leader numbers its events with: the previous leader's
+/// epoch and its last seq + 1 when the bus still holds its events, so gateways and
+/// clients see one contiguous stream across the takeover (clients keep recovering with
+/// `since`); otherwise a new epoch, the clock now, from seq 1.
+async fn continued_numbering(bus: &dyn Bus, room: &str, now_ms: u64) -> (u64, u64) {
+    match bus.recent_events(room, 0, usize::MAX).await {
+        Ok(events) => events
+            .last()
+            .map_or((now_ms, 1), |last| (last.epoch, last.seq + 1)),
+        Err(error) => {
+            tracing::warn!(room, %error, "previous events unreadable; numbering anew");
+            (now_ms, 1)
+        }
+    }
 }
 
 async fn take_commands(
@@ -409,6 +429,9 @@ struct RoomRunner {
     writer: LedgerWriter,
     /// The fencing token of the newer leader that refused a write, once one did.
     deposed_by: Option<u64>,
+    /// The epoch stamped on every event: numbering is contiguous within it (see
+    /// `run_room` and `continued_numbering`).
+    epoch: u64,
 }
 
 impl RoomRunner {
@@ -417,6 +440,7 @@ impl RoomRunner {
         deps: EngineDeps,
         core: RoomCore,
         writer: LedgerWriter,
+        epoch: u64,
         now_ms: u64,
     ) -> RoomRunner {
         RoomRunner {
@@ -429,6 +453,7 @@ impl RoomRunner {
             last_now_ms: now_ms,
             writer,
             deposed_by: None,
+            epoch,
         }
     }
 
@@ -728,6 +753,7 @@ impl RoomRunner {
             }
             let envelope = EventEnvelope {
                 room: self.room.clone(),
+                epoch: self.epoch,
                 seq: event.seq(),
                 conflatable: event.is_tick(),
                 json: Bytes::from(protocol::encode(&event)),
@@ -1426,6 +1452,25 @@ mod tests {
             .await
             .unwrap();
 
+        // The dead leader's last event: the new one continues its numbering.
+        let last = RoomEvent::Tick {
+            seq: 40,
+            round: 5,
+            m: 101,
+            ms: 10,
+            at: started_at_ms + 10,
+            bets: Vec::new(),
+            cashouts: Vec::new(),
+        };
+        let envelope = EventEnvelope {
+            room: ROOM.into(),
+            seq: 40,
+            epoch: 1_234,
+            conflatable: true,
+            json: Bytes::from(protocol::encode(&last)),
+        };
+        fixture.bus.publish(envelope).await.unwrap();
+        let mut raw = fixture.bus.subscribe(ROOM).await.unwrap();
         let mut watcher = Watcher::new(&fixture.bus).await;
         let (leadership, handover) = leadership(7);
         let settings = fixture.settings.clone();
@@ -1434,11 +1479,15 @@ mod tests {
         assert_eq!(
             first,
             RoomEvent::Flying {
-                seq: 1,
+                seq: 41,
                 round: 5,
                 started_at: started_at_ms
             }
         );
+        let Some(Delivery::Event(first_envelope)) = raw.next().await else {
+            panic!("the first event arrives");
+        };
+        assert_eq!((first_envelope.epoch, first_envelope.seq), (1_234, 41));
         let crashed = watcher
             .until(|event| matches!(event, RoomEvent::Crash { .. }))
             .await;

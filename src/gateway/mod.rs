@@ -10,6 +10,7 @@
 
 pub mod connection;
 pub mod frame;
+pub mod recovery;
 pub mod room_view;
 pub mod session;
 pub mod shard;
@@ -25,10 +26,11 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Delivery, ReplyEnvelope};
+use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::protocol::{PastRound, RoomEvent};
+use recovery::StreamPosition;
 pub use shard::{PendingUpgrade, ShardEntry, ShardMessage};
 
 /// Backlog of each shard's listener, in connections.
@@ -217,16 +219,13 @@ async fn forward_events(
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
 ) {
     let room_name: Arc<str> = Arc::from(room.as_str());
-    let mut last_seq = 0u64;
+    let mut last: Option<StreamPosition> = None;
     while let Some(delivery) = events.next().await {
         let envelopes = match delivery {
             Delivery::Event(envelope) => vec![envelope],
             Delivery::Gap { missed } => {
-                tracing::warn!(room, missed, last_seq, "bus gap: filling from history");
-                match bus
-                    .recent_events(&room, last_seq, GAP_FILL_EVENTS_MAX)
-                    .await
-                {
+                tracing::warn!(room, missed, ?last, "bus gap: filling from history");
+                match missed_events(bus.as_ref(), &room, last).await {
                     Ok(recovered) => recovered,
                     Err(error) => {
                         tracing::warn!(room, %error, "gap not filled: shards resend snapshots");
@@ -236,18 +235,43 @@ async fn forward_events(
             }
         };
         for envelope in envelopes {
-            // Events recovered from history may arrive again live: forward each once. A
-            // restarted engine numbers from 1 again, which the shards treat as a gap.
-            if envelope.seq <= last_seq && envelope.seq != 1 {
+            // Events recovered from history may arrive again live: forward each once.
+            let forwarded =
+                last.is_some_and(|last| last.epoch == envelope.epoch && envelope.seq <= last.seq);
+            if forwarded {
                 continue;
             }
-            last_seq = envelope.seq;
-            forward_event(&room_name, &envelope.json, &shards);
+            last = Some(StreamPosition {
+                epoch: envelope.epoch,
+                seq: envelope.seq,
+            });
+            forward_event(&room_name, envelope.epoch, &envelope.json, &shards);
         }
     }
 }
 
-fn forward_event(room: &Arc<str>, json: &[u8], shards: &[mpsc::Sender<ShardMessage>]) {
+/// The retained events after `last`: the rest of its epoch, or, when the room has moved
+/// to a newer epoch meanwhile, that epoch from its start.
+async fn missed_events(
+    bus: &dyn Bus,
+    room: &str,
+    last: Option<StreamPosition>,
+) -> Result<Vec<EventEnvelope>, crate::bus::BusError> {
+    let after_seq = last.map_or(0, |last| last.seq);
+    let missed = bus
+        .recent_events(room, after_seq, GAP_FILL_EVENTS_MAX)
+        .await?;
+    let same_epoch = missed
+        .first()
+        .is_some_and(|first| last.is_some_and(|last| last.epoch == first.epoch));
+    if same_epoch || after_seq == 0 {
+        return Ok(missed);
+    }
+    // Empty or of another epoch: the newest epoch may have begun below `after_seq`.
+    bus.recent_events(room, 0, GAP_FILL_EVENTS_MAX).await
+}
+
+fn forward_event(room: &Arc<str>, epoch: u64, json: &[u8], shards: &[mpsc::Sender<ShardMessage>]) {
     let event: RoomEvent = match serde_json::from_slice(json) {
         Ok(event) => event,
         Err(error) => {
@@ -260,6 +284,7 @@ fn forward_event(room: &Arc<str>, json: &[u8], shards: &[mpsc::Sender<ShardMessa
     for shard in shards {
         let message = ShardMessage::Event {
             room: room.clone(),
+            epoch,
             event: event.clone(),
             frame: frame.clone(),
         };
@@ -309,5 +334,56 @@ async fn send_reply_to_shard(
     };
     if shard.send(message).await.is_err() {
         tracing::debug!(connection, "reply for a stopped shard");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MemoryBus;
+
+    const EPOCH: u64 = 1_763_900_000_000;
+
+    async fn publish(bus: &MemoryBus, epoch: u64, seqs: std::ops::RangeInclusive<u64>) {
+        for seq in seqs {
+            let event = EventEnvelope {
+                room: "r1".into(),
+                epoch,
+                seq,
+                conflatable: false,
+                json: Bytes::from(format!("{{\"seq\":{seq}}}")),
+            };
+            bus.publish(event).await.unwrap();
+        }
+    }
+
+    async fn missed(bus: &MemoryBus, last: Option<(u64, u64)>) -> Vec<(u64, u64)> {
+        let last = last.map(|(epoch, seq)| StreamPosition { epoch, seq });
+        missed_events(bus, "r1", last)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| (event.epoch, event.seq))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_filled_from_the_rest_of_the_epoch_or_the_start_of_a_newer_one() {
+        let bus = MemoryBus::default();
+        publish(&bus, EPOCH, 1..=5).await;
+        assert_eq!(
+            missed(&bus, Some((EPOCH, 3))).await,
+            [(EPOCH, 4), (EPOCH, 5)]
+        );
+        assert_eq!(missed(&bus, None).await.len(), 5);
+        // The engine restarted: its new epoch is short of the old seq, then past it.
+        publish(&bus, EPOCH + 1, 1..=2).await;
+        assert_eq!(
+            missed(&bus, Some((EPOCH, 5))).await,
+            [(EPOCH + 1, 1), (EPOCH + 1, 2)]
+        );
+        publish(&bus, EPOCH + 1, 3..=7).await;
+        assert_eq!(missed(&bus, Some((EPOCH, 5))).await.len(), 7);
+        assert_eq!(missed(&bus, Some((EPOCH + 1, 6))).await, [(EPOCH + 1, 7)]);
     }
 }

@@ -13,6 +13,8 @@ pub const SNAPSHOT_BETS_MAX: usize = 2_000;
 #[derive(Debug, Clone)]
 pub struct RoomView {
     room: String,
+    /// Epoch of the last event applied; None before any.
+    epoch: Option<u64>,
     /// Sequence number of the last event applied.
     seq: u64,
     round: u64,
@@ -33,6 +35,7 @@ impl RoomView {
         history.truncate(history_rounds_max);
         RoomView {
             room: room.to_owned(),
+            epoch: None,
             seq: 0,
             round: history.front().map_or(0, |past| past.round),
             phase: Phase::Crashed,
@@ -45,12 +48,9 @@ impl RoomView {
         }
     }
 
-    /// Sequence number of the last event applied (0 before any).
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-
-    pub fn apply(&mut self, event: &RoomEvent) {
+    /// Applies `event` of `epoch`.
+    pub fn apply(&mut self, epoch: u64, event: &RoomEvent) {
+        self.epoch = Some(epoch);
         self.seq = event.seq();
         match event {
             RoomEvent::Betting { round, ends_at, .. } => {
@@ -121,6 +121,7 @@ impl RoomView {
     pub fn snapshot(&self) -> ServerMessage {
         ServerMessage::Snapshot {
             room: self.room.clone(),
+            epoch: self.epoch,
             seq: self.seq,
             round: self.round,
             phase: self.phase,
@@ -141,12 +142,13 @@ mod tests {
     #[test]
     fn a_round_builds_up_and_lands_in_history() {
         let mut view = RoomView::new("main", vec![], 2);
-        view.apply(&RoomEvent::Betting {
+        let mut apply = |event| view.apply(7, &event);
+        apply(RoomEvent::Betting {
             seq: 1,
             round: 5,
             ends_at: 10,
         });
-        view.apply(&RoomEvent::Tick {
+        apply(RoomEvent::Tick {
             seq: 2,
             round: 5,
             m: 100,
@@ -160,12 +162,12 @@ mod tests {
             }],
             cashouts: vec![],
         });
-        view.apply(&RoomEvent::Flying {
+        apply(RoomEvent::Flying {
             seq: 3,
             round: 5,
             started_at: 11,
         });
-        view.apply(&RoomEvent::Crash {
+        apply(RoomEvent::Crash {
             seq: 4,
             round: 5,
             m: 250,
@@ -179,6 +181,7 @@ mod tests {
             }],
         });
         let ServerMessage::Snapshot {
+            epoch,
             seq,
             phase,
             history,
@@ -188,7 +191,7 @@ mod tests {
         else {
             panic!("not a snapshot");
         };
-        assert_eq!(seq, 4);
+        assert_eq!((epoch, seq), (Some(7), 4));
         assert_eq!(phase, Phase::Crashed);
         assert_eq!(history[0].m, 250);
         assert_eq!(bets[0].cashed_out, Some(200));

@@ -5,7 +5,9 @@
 //!
 //! HTTP requests on a shard's sockets are served by hyper with the process's axum router;
 //! a `/ws` upgrade comes back to the shard as a [`PendingUpgrade`], and the shard adopts
-//! the raw `TcpStream` (hyper's upgrade hands it back untouched).
+//! the raw `TcpStream` (hyper's upgrade hands it back untouched). A socket joins its room
+//! with a snapshot, or, when it resumes from a position this shard's [`RecoveryRing`]
+//! still covers, with the frames it missed.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{Connection, Offer};
+use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
 use crate::ledger::Account;
@@ -48,6 +51,7 @@ pub enum ShardMessage {
     /// A public event, parsed once and encoded once for the whole gateway.
     Event {
         room: Arc<str>,
+        epoch: u64,
         event: Arc<RoomEvent>,
         frame: Bytes,
     },
@@ -64,6 +68,8 @@ pub struct PendingUpgrade {
     pub upgrade: hyper::upgrade::OnUpgrade,
     pub player: String,
     pub room: String,
+    /// The position the client asks to resume from (`?since=&epoch=`).
+    pub since: Option<StreamPosition>,
 }
 
 /// What the HTTP layer of a shard needs to hand it upgraded sockets.
@@ -78,6 +84,9 @@ pub struct ShardEntry {
 /// The sockets of one room on this shard.
 struct RoomShard {
     view: RoomView,
+    /// The room's last public frames, for sockets that resume; also the judge of
+    /// whether an event continues what the sockets were sent.
+    recovery: RecoveryRing,
     members: Slab<Rc<Connection>>,
 }
 
@@ -134,6 +143,7 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
                 room.clone(),
                 RoomShard {
                     view,
+                    recovery: RecoveryRing::new(config.recovery_window_events),
                     members: Slab::new(),
                 },
             )
@@ -222,7 +232,8 @@ async fn adopt_loop(
     }
 }
 
-/// Takes over an upgraded socket: hello, snapshot, membership, then its task.
+/// Takes over an upgraded socket: hello, snapshot or missed events, membership, then
+/// its task.
 async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
     let Ok(upgraded) = pending.upgrade.await else {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
@@ -255,16 +266,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
-            let hello = ServerMessage::Hello {
-                player: connection.player.clone(),
-                balance,
-                server_time: crate::engine::clock::unix_now_ms(),
-                proto: PROTOCOL_VERSION,
-                room: connection.room.clone(),
-                growth: shard.shared.growth_rate_per_ms_millionths,
-            };
-            connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
-            shard.join(&connection);
+            shard.join(&connection, balance, pending.since);
             session::run(shard.clone(), connection.clone(), early_bytes).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
@@ -279,15 +281,42 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
 }
 
 impl ShardState {
-    /// Queues the snapshot and makes the socket a member of its room, with no await in
-    /// between, so the live frames that follow continue exactly from the snapshot.
-    fn join(&self, connection: &Rc<Connection>) {
+    /// Queues hello and then either the frames of every event after `since` (when the
+    /// client resumes from a position the room's ring still covers) or a snapshot, and
+    /// makes the socket a member of its room, with no await in between, so the live
+    /// frames that follow continue exactly from what was queued.
+    fn join(&self, connection: &Rc<Connection>, balance: i64, since: Option<StreamPosition>) {
         let mut rooms = self.rooms.borrow_mut();
         let room = rooms
             .get_mut(&connection.room)
             .expect("the HTTP layer admits only configured rooms");
-        let snapshot = protocol::encode(&room.view.snapshot());
-        connection.send_private(frame::text(snapshot.as_bytes()));
+        let missed = since.and_then(|since| room.recovery.frames_after(since));
+        let recovered = since.map(|_| missed.is_some());
+        if let Some(recovered) = recovered {
+            let result = if recovered { "recovered" } else { "snapshot" };
+            metrics::counter!(crate::metrics::RECOVERIES, "result" => result).increment(1);
+        }
+        let hello = ServerMessage::Hello {
+            player: connection.player.clone(),
+            balance,
+            server_time: crate::engine::clock::unix_now_ms(),
+            proto: PROTOCOL_VERSION,
+            room: connection.room.clone(),
+            growth: self.shared.growth_rate_per_ms_millionths,
+            recovered,
+        };
+        connection.send_private(frame::text(protocol::encode(&hello).as_bytes()));
+        match missed {
+            Some(frames) => {
+                for replayed in frames {
+                    connection.offer(&replayed.frame, replayed.conflatable);
+                }
+            }
+            None => {
+                let snapshot = protocol::encode(&room.view.snapshot());
+                connection.send_private(frame::text(snapshot.as_bytes()));
+            }
+        }
         connection
             .member_key
             .set(room.members.insert(connection.clone()));
@@ -314,24 +343,36 @@ impl ShardState {
             });
     }
 
-    /// Applies `event` to the room's view and, unless a newer tick supersedes it, offers
-    /// its frame to every socket of the room.
-    fn publish(&self, room_name: &str, event: &RoomEvent, frame: &Bytes, superseded: bool) {
+    /// Applies `event` to the room's view and its recovery ring and, unless a newer tick
+    /// supersedes it, offers its frame to every socket of the room.
+    fn publish(
+        &self,
+        room_name: &str,
+        epoch: u64,
+        event: &RoomEvent,
+        frame: &Bytes,
+        superseded: bool,
+    ) {
         let mut rooms = self.rooms.borrow_mut();
         let Some(room) = rooms.get_mut(room_name) else {
             return;
         };
-        // A gateway that starts after its engine first sees a seq above 1: that too is a
-        // gap for the sockets that got the empty snapshot.
-        let contiguous = event.seq() == room.view.seq() + 1;
-        room.view.apply(event);
-        if !contiguous {
-            // Events were lost upstream (or the engine restarted): every socket of the
-            // room starts over from a fresh snapshot rather than a gap it cannot fill.
+        let conflatable = event.is_tick();
+        room.view.apply(epoch, event);
+        // Superseded ticks go into the ring too: a resuming client gets every event.
+        let recovery_frame = RecoveryFrame {
+            frame: frame.clone(),
+            conflatable,
+        };
+        if room.recovery.push(epoch, event.seq(), recovery_frame) == Continuity::Restarted {
+            // Events were lost upstream, or the engine restarted (a new epoch), or the
+            // gateway started after its engine: every socket of the room starts over from
+            // a fresh snapshot rather than a gap it cannot fill.
             tracing::warn!(
                 room = room_name,
+                epoch,
                 seq = event.seq(),
-                "event gap: resending snapshots"
+                "event gap or new epoch: resending snapshots"
             );
             metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
             let snapshot = frame::text(protocol::encode(&room.view.snapshot()).as_bytes());
@@ -344,7 +385,6 @@ impl ShardState {
             metrics::counter!(crate::metrics::TICKS_SKIPPED).increment(1);
             return;
         }
-        let conflatable = event.is_tick();
         let mut queued = 0u64;
         let mut dropped = 0u64;
         for (_, connection) in room.members.iter() {
@@ -430,9 +470,12 @@ async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardM
         for index in 0..batch.len() {
             let superseded = is_superseded_tick(&batch, index);
             match &batch[index] {
-                ShardMessage::Event { room, event, frame } => {
-                    shard.publish(room, event, frame, superseded)
-                }
+                ShardMessage::Event {
+                    room,
+                    epoch,
+                    event,
+                    frame,
+                } => shard.publish(room, *epoch, event, frame, superseded),
                 ShardMessage::Reply {
                     connection,
                     player,
@@ -450,6 +493,7 @@ mod tests {
     fn event(room: &str, event: RoomEvent) -> ShardMessage {
         ShardMessage::Event {
             room: Arc::from(room),
+            epoch: 1,
             event: Arc::new(event),
             frame: Bytes::new(),
         }

@@ -1,7 +1,8 @@
 //! The `/ws` handshake: every check happens here, before the upgrade, so a refused
 //! client gets a plain HTTP status it can see (401 bad token, 403 foreign origin, 404
-//! unknown room, 400/426 not a WebSocket request, 503 shard full). An accepted request
-//! is answered 101 and handed to the shard that accepted its socket.
+//! unknown room, 400 malformed resume position, 400/426 not a WebSocket request, 503
+//! shard full). An accepted request is answered 101 and handed to the shard that
+//! accepted its socket.
 
 use std::sync::atomic::Ordering;
 
@@ -12,11 +13,16 @@ use serde::Deserialize;
 
 use super::{ShardHttp, api_error};
 use crate::gateway::PendingUpgrade;
+use crate::gateway::recovery::StreamPosition;
+use crate::protocol::parse_decimal;
 
 #[derive(Deserialize)]
 pub struct WsQuery {
     token: Option<String>,
     room: Option<String>,
+    /// With `epoch`: the last event the client applied, to resume after it.
+    since: Option<String>,
+    epoch: Option<String>,
 }
 
 pub async fn upgrade(
@@ -59,6 +65,13 @@ pub async fn upgrade(
     if !app.config.rooms.contains(&room) {
         return api_error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
     }
+    let Ok(since) = resume_position(query.since.as_deref(), query.epoch.as_deref()) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad_since",
+            "since and epoch go together, each as decimal digits",
+        );
+    };
     let shard = &http.shard;
     let capacity = app.config.gateway.connections_per_shard_max;
     if shard.connections.fetch_add(1, Ordering::Relaxed) >= capacity {
@@ -81,6 +94,7 @@ pub async fn upgrade(
         upgrade,
         player,
         room,
+        since,
     };
     if shard.upgrades.try_send(pending).is_err() {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
@@ -99,6 +113,21 @@ pub async fn upgrade(
         ],
     )
         .into_response()
+}
+
+/// The position a client resumes from: none without `since` and `epoch`, an error when
+/// only one is given or either is not a decimal `u64`. A well-formed position the room
+/// cannot serve (another epoch, out of the window, ahead) is not an error: the client
+/// gets `recovered: false` and a snapshot.
+fn resume_position(since: Option<&str>, epoch: Option<&str>) -> Result<Option<StreamPosition>, ()> {
+    match (since, epoch) {
+        (None, None) => Ok(None),
+        (Some(since), Some(epoch)) => match (parse_decimal(since), parse_decimal(epoch)) {
+            (Some(seq), Some(epoch)) => Ok(Some(StreamPosition { epoch, seq })),
+            _ => Err(()),
+        },
+        _ => Err(()),
+    }
 }
 
 fn websocket_key(headers: &HeaderMap) -> Option<String> {
@@ -167,6 +196,32 @@ mod tests {
         assert!(origin_allowed(&foreign, &["http://evil.example".into()]));
         assert!(!origin_allowed(&same, &["http://other".into()]));
         assert!(origin_allowed(&headers(&[("host", "x")]), &[]));
+    }
+
+    #[test]
+    fn a_resume_position_needs_both_numbers() {
+        assert_eq!(resume_position(None, None), Ok(None));
+        assert_eq!(
+            resume_position(Some("41"), Some("1763900000000")),
+            Ok(Some(StreamPosition {
+                epoch: 1_763_900_000_000,
+                seq: 41
+            }))
+        );
+        for (since, epoch) in [
+            (Some("41"), None),
+            (None, Some("7")),
+            (Some(""), Some("7")),
+            (Some("-1"), Some("7")),
+            (Some("41"), Some("x7")),
+            (Some("99999999999999999999"), Some("7")),
+        ] {
+            assert_eq!(
+                resume_position(since, epoch),
+                Err(()),
+                "{since:?} {epoch:?}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 // Launches Debian's headless chromium through playwright-core, plays one round on the
 // page like a person would (bet in slot 0 during Betting, cash out while Flying),
 // checks the balance moves consistently, that the history chips grow after a crash,
-// and that /verify.html verifies the crashed round. Screenshots go to
+// that a dropped connection resumes from the page's last event (`recovered`), and that
+// /verify.html verifies the crashed round. Screenshots go to
 // target/screenshots/. Prints PASS/FAIL lines; exits non-zero on any failure; the
 // whole run is bounded to 90 s.
 
@@ -107,9 +108,20 @@ async function main() {
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`); });
   const frames = { sent: [], received: 0 };
+  // Each socket the page opened: its URL, its first frame and its first frame with a
+  // `seq` (a public event or a snapshot; pongs and replies carry none).
+  const sockets = [];
   page.on('websocket', (ws) => {
+    const socket = { url: ws.url(), first: null, firstWithSeq: null };
+    sockets.push(socket);
     ws.on('framesent', (f) => { if (typeof f.payload === 'string' && !f.payload.includes('"ping"')) frames.sent.push(f.payload); });
-    ws.on('framereceived', () => { frames.received++; });
+    ws.on('framereceived', (f) => {
+      frames.received++;
+      if (typeof f.payload !== 'string') return;
+      const msg = JSON.parse(f.payload);
+      socket.first ??= msg;
+      if (typeof msg.seq === 'number') socket.firstWithSeq ??= msg;
+    });
   });
 
   // 1. Load, connect, balance.
@@ -178,13 +190,39 @@ async function main() {
     check('history chips grew', grew, `${chipsAtStart.count} chips (newest #${chipsAtStart.first}) → ${s.chips} (newest #${s.firstChip?.round} at ${(s.firstChip?.m / 100).toFixed(2)}x)`);
   }
 
-  // 5. Mobile layout.
+  // 5. A dropped connection resumes from the page's last event: the server replays what
+  // the page missed (hello says `recovered`) instead of sending a snapshot.
+  const openedBefore = sockets.length;
+  await page.evaluate(() => window.aloft.conn.ws.close());
+  const resumed = await (async () => {
+    const until = Date.now() + Math.min(10_000, left() - 15_000);
+    // The hello, then the first replayed or live event (Betting lasts 3 s).
+    while (Date.now() < until && (sockets.length === openedBefore || !sockets.at(-1).firstWithSeq)) {
+      await page.waitForTimeout(25);
+    }
+    return sockets.length > openedBefore ? sockets.at(-1) : null;
+  })();
+  if (!resumed) {
+    fail('reconnect resumes', 'the page did not reconnect');
+  } else {
+    const query = new URL(resumed.url).searchParams;
+    const since = Number(query.get('since'));
+    const { first: hello, firstWithSeq: next } = resumed;
+    check('reconnect resumes', query.has('epoch') && Number.isInteger(since) && hello?.t === 'hello' && hello.recovered === true,
+      `since=${query.get('since')} epoch=${query.get('epoch')}, hello.recovered=${hello?.recovered}`);
+    check('replay continues the page\'s events', next && next.t !== 'snapshot' && next.seq === since + 1,
+      next ? `${next.t} seq ${next.seq} after since=${since}` : 'no frame after hello');
+    s = await waitFor(page, 'online again', (x) => x.conn === 'online', 5_000).catch(() => state(page));
+    check('online again', s.conn === 'online', `conn ${s.conn}`);
+  }
+
+  // 6. Mobile layout.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(shotsDir, '07-mobile.png'), fullPage: true });
   info('screenshot target/screenshots/07-mobile.png');
 
-  // 6. The verifier recomputes the crashed round.
+  // 7. The verifier recomputes the crashed round.
   // The round the page saw crash; if the flight outlasted the budget, the newest
   // finished round the server lists.
   let crashed = s?.phase === 'crashed' || s?.phase === 'betting' ? s?.firstChip?.round : null;

@@ -90,7 +90,12 @@ impl TestApp {
     }
 
     pub async fn connect(&self, token: &str) -> Socket {
-        let url = format!("ws://{}/ws?token={token}", self.addr);
+        self.connect_with(token, "").await
+    }
+
+    /// Connects with more query parameters (`&since=…&epoch=…`) after the token.
+    pub async fn connect_with(&self, token: &str, more_query: &str) -> Socket {
+        let url = format!("ws://{}/ws?token={token}{more_query}", self.addr);
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
         socket
     }
@@ -159,6 +164,11 @@ fn decode_chunked(body: &str, whole: &str) -> String {
 
 /// The next text frame as JSON; pings are skipped.
 pub async fn next_json(socket: &mut Socket) -> Value {
+    serde_json::from_str(&next_text(socket).await).unwrap()
+}
+
+/// The next text frame, byte for byte; pings are skipped.
+pub async fn next_text(socket: &mut Socket) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_millis(FRAME_WAIT_MS), socket.next())
             .await
@@ -166,7 +176,7 @@ pub async fn next_json(socket: &mut Socket) -> Value {
             .expect("socket open")
             .expect("no socket error");
         match message {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Text(text) => return text.as_str().to_owned(),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected frame {other:?}"),
         }

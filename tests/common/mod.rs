@@ -159,6 +159,11 @@ fn decode_chunked(body: &str, whole: &str) -> String {
 
 /// The next text frame as JSON; pings are skipped.
 pub async fn next_json(socket: &mut Socket) -> Value {
+    serde_json::from_str(&next_text(socket).await).unwrap()
+}
+
+/// The next text frame exactly as received; pings are skipped.
+pub async fn next_text(socket: &mut Socket) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_millis(FRAME_WAIT_MS), socket.next())
             .await
@@ -166,7 +171,7 @@ pub async fn next_json(socket: &mut Socket) -> Value {
             .expect("socket open")
             .expect("no socket error");
         match message {
-            Message::Text(text) => return serde_json::from_str(text.as_str()).unwrap(),
+            Message::Text(text) => return text.as_str().to_owned(),
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected frame {other:?}"),
         }

@@ -259,7 +259,7 @@ async fn finished_round(sql: &tokio_postgres::Client, round: u64) -> tokio_postg
 struct Played {
     player: String,
     gateway: usize,
-    /// Public events after its snapshot, contiguous, to the crash of the last round.
+    /// Public events after its snapshot, in seq order, to the crash of the last round.
     events: Vec<Frame>,
     /// `bet_ok` replies.
     accepted: Vec<Value>,
@@ -277,7 +277,7 @@ fn stake_of(index: usize) -> (i64, Option<u64>) {
     }
 }
 
-/// Where player `index` plays, and how it tells the test it is connected.
+/// Where player `index` gets its token and where it plays.
 struct Seat {
     index: usize,
     /// The gateway that issues its token: another than the one it plays on.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 
-use common::{Socket, http, next_text, send};
+use common::{Socket, guest_at, next_text, open_socket, send};
 use harness::{Cluster, GATEWAYS, HOUSE_EDGE_BP, Lease, ROOM, Rounds};
 
 /// One cluster at a time.
@@ -125,24 +125,13 @@ async fn within<T>(wait_ms: u64, what: &str, future: impl Future<Output = T>) ->
 
 /// A new guest from `gateway`: (token, player).
 async fn guest(gateway: SocketAddr) -> (String, String) {
-    let (status, body) = http(gateway, "POST", "/api/guest", &[]).await;
-    assert_eq!(status, 200, "POST /api/guest on {gateway}: {body}");
-    let value: Value = serde_json::from_str(&body).unwrap();
-    let field = |name: &str| value[name].as_str().unwrap().to_owned();
-    (field("token"), field("player"))
-}
-
-async fn open(gateway: SocketAddr, query: &str) -> Socket {
-    let url = format!("ws://{gateway}/ws?{query}");
-    let (socket, _) = tokio_tungstenite::connect_async(&url)
-        .await
-        .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
-    socket
+    let (token, player, _) = guest_at(gateway).await;
+    (token, player)
 }
 
 /// Opens a socket with `token` and reads its hello and snapshot.
 async fn join(gateway: SocketAddr, token: &str) -> (Socket, Frame, Frame) {
-    let mut socket = open(gateway, &format!("token={token}")).await;
+    let mut socket = open_socket(gateway, &format!("token={token}")).await;
     let hello = next_frame(&mut socket).await;
     assert_eq!(hello.kind(), "hello", "{}", hello.text);
     let snapshot = next_frame(&mut socket).await;
@@ -868,7 +857,7 @@ async fn a_client_reconnecting_with_since_misses_nothing() {
     // Published before the reconnect: the history must replay all of these.
     let published_before = position.load(Ordering::Acquire);
     let query = format!("token={token}&since={since}&epoch={}", query_value(&epoch));
-    let mut socket = open(third, &query).await;
+    let mut socket = open_socket(third, &query).await;
     let hello = next_frame(&mut socket).await;
     assert_eq!(hello.kind(), "hello", "{}", hello.text);
     if let Some(hello_epoch) = hello.value.get("epoch") {

@@ -657,6 +657,7 @@ async fn failover_finishes_the_round_in_flight() {
             other.player
         );
     }
+    eprintln!("round {round} crashed at {crash} hundredths");
     let recomputed = aloft::fair::crash_point_hundredths(&hash, &cluster.salt, HOUSE_EDGE_BP);
     assert_eq!(
         crash, recomputed,

@@ -154,6 +154,9 @@ impl Cluster {
             cluster.wait_until_ready(index).await;
         }
         cluster.wait_for_lease().await;
+        for index in 0..GATEWAYS {
+            cluster.wait_until_following(index).await;
+        }
         cluster
     }
 
@@ -327,6 +330,28 @@ impl Cluster {
                 index + 1
             );
             tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+        }
+    }
+
+    /// Waits until the gateway has seen an event of [`ROOM`]: a gateway whose first
+    /// event is not the room's first (it subscribed after the engine started) resends
+    /// snapshots to the sockets it had, which tests of the steady state must not meet.
+    async fn wait_until_following(&self, index: usize) {
+        let addr = self.gateway_addrs[index];
+        let (token, ..) = crate::common::guest_at(addr).await;
+        let mut probe = crate::common::open_socket(addr, &format!("token={token}")).await;
+        let deadline = Instant::now() + Duration::from_millis(START_WAIT_MS);
+        loop {
+            // A snapshot's seq is 0 until the gateway has seen an event; events carry theirs.
+            let frame = crate::common::next_json(&mut probe).await;
+            if frame["seq"].as_u64().is_some_and(|seq| seq > 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway-{} saw no event of room {ROOM} in {START_WAIT_MS} ms",
+                index + 1
+            );
         }
     }
 

@@ -233,13 +233,19 @@ impl Cluster {
         (command, log, log_path)
     }
 
-    /// Starts a role with the Redis and database flags, its output in its log.
-    fn spawn(&self, name: &str, args: &[&str]) -> Role {
+    /// [`Self::command`] for a role: with the cluster's Redis and database.
+    fn role_command(&self, name: &str, args: &[&str]) -> (Command, File, PathBuf) {
         let (mut command, log, log_path) = self.command(name, args);
         command
             .args(["--redis-url", &self.redis.url()])
-            .args(["--database-url", &self.database_url])
-            .stdout(log);
+            .args(["--database-url", &self.database_url]);
+        (command, log, log_path)
+    }
+
+    /// Starts a role with the Redis and database flags, its output in its log.
+    fn spawn(&self, name: &str, args: &[&str]) -> Role {
+        let (mut command, log, log_path) = self.role_command(name, args);
+        command.stdout(log);
         Role {
             name: name.to_owned(),
             child: command.spawn().expect("run the aloft binary"),
@@ -251,12 +257,9 @@ impl Cluster {
     /// it prints it.
     fn spawn_gateway(&self, number: usize) -> (Role, mpsc::Receiver<SocketAddr>) {
         let name = format!("gateway-{number}");
-        let (mut command, log, log_path) = self.command(&name, &["gateway"]);
-        command
-            .args(["--listen", "127.0.0.1:0"])
-            .args(["--redis-url", &self.redis.url()])
-            .args(["--database-url", &self.database_url])
-            .stdout(Stdio::piped());
+        let (mut command, log, log_path) =
+            self.role_command(&name, &["gateway", "--listen", "127.0.0.1:0"]);
+        command.stdout(Stdio::piped());
         let mut child = command.spawn().expect("run the aloft binary");
         let (sender, receiver) = mpsc::channel();
         let stdout = child.stdout.take().expect("piped stdout");

@@ -1007,6 +1007,7 @@ mod tests {
     use std::ops::Deref;
 
     use futures_util::FutureExt;
+    use redis::aio::MultiplexedConnection;
 
     use super::super::redis_test_server::RedisTestServer;
     use super::super::{Command, ReplyTo};
@@ -1046,16 +1047,33 @@ mod tests {
 
     impl Fixture {
         async fn start() -> Fixture {
-            let server = Arc::new(RedisTestServer::start());
-            let bus = RedisBus::connect(&server.url(), test_options("engine-a"))
+            Fixture::start_on(RedisTestServer::start(), test_options("engine-a")).await
+        }
+
+        /// A bus in cluster mode on a Redis Cluster of its own.
+        async fn start_cluster() -> Fixture {
+            let options = RedisBusOptions {
+                cluster: true,
+                ..test_options("engine-a")
+            };
+            Fixture::start_on(RedisTestServer::start_cluster(), options).await
+        }
+
+        async fn start_on(server: RedisTestServer, options: RedisBusOptions) -> Fixture {
+            let server = Arc::new(server);
+            let bus = RedisBus::connect(&server.url(), options)
                 .await
                 .expect("connect to the test redis");
             Fixture { bus, server }
         }
 
-        /// Another process's bus on the same Redis.
+        /// Another process's bus on the same Redis, with the same options.
         async fn another(&self, consumer_name: &str) -> RedisBus {
-            RedisBus::connect(&self.server.url(), test_options(consumer_name))
+            let options = RedisBusOptions {
+                consumer_name: consumer_name.to_owned(),
+                ..self.bus.options.clone()
+            };
+            RedisBus::connect(&self.server.url(), options)
                 .await
                 .expect("connect to the test redis")
         }
@@ -1066,15 +1084,80 @@ mod tests {
                 .await
                 .expect("redis answers")
         }
+
+        /// A plain connection to each node of the server (one, or each master of a
+        /// cluster): for per-node state, which a cluster connection routes to one node.
+        async fn node_connections(&self) -> Vec<MultiplexedConnection> {
+            let mut nodes = Vec::new();
+            for url in self.server.node_urls() {
+                let client = redis::Client::open(url).expect("a node URL");
+                let node = client.get_multiplexed_async_connection().await;
+                nodes.push(node.expect("the node answers"));
+            }
+            nodes
+        }
     }
 
-    crate::bus_conformance_tests!(
-        make: Fixture::start(),
-        buffer_events: test_options("").subscriber_buffer_events_max as u64,
-        history_events: test_options("").event_history_events_max,
-        queue_commands: test_options("").command_stream_commands_max,
-        settle: async |fixture: &Fixture| fixture.sync_subscriptions().await
-    );
+    /// Runs `command` on each of `nodes`.
+    async fn query_each<T: redis::FromRedisValue>(
+        nodes: &mut [MultiplexedConnection],
+        command: &Cmd,
+    ) -> Vec<T> {
+        let mut answers = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            answers.push(command.query_async(node).await.expect("redis answers"));
+        }
+        answers
+    }
+
+    /// Stamps out the conformance suite and the Redis cases below for the fixture that
+    /// `$make` yields.
+    macro_rules! redis_bus_tests {
+        ($make:expr) => {
+            crate::bus_conformance_tests!(
+                make: $make,
+                buffer_events: test_options("").subscriber_buffer_events_max as u64,
+                history_events: test_options("").event_history_events_max,
+                queue_commands: test_options("").command_stream_commands_max,
+                settle: async |fixture: &Fixture| fixture.sync_subscriptions().await
+            );
+
+            #[tokio::test]
+            async fn a_dropped_subscription_reports_the_gap_and_recovery_fills_it() {
+                a_dropped_subscription_reports_the_gap_and_recovery_fills_it_on($make.await)
+                    .await;
+            }
+
+            #[tokio::test]
+            async fn a_standby_engine_gets_what_the_dead_leader_read_but_never_acknowledged() {
+                a_standby_engine_gets_what_the_dead_leader_read_but_never_acknowledged_on(
+                    $make.await,
+                )
+                .await;
+            }
+
+            #[tokio::test]
+            async fn only_commands_reported_handled_are_forgotten() {
+                only_commands_reported_handled_are_forgotten_on($make.await).await;
+            }
+
+            #[tokio::test]
+            async fn two_gateways_each_get_every_event_once() {
+                two_gateways_each_get_every_event_once_on($make.await).await;
+            }
+        };
+    }
+
+    // On one `redis-server`: PUBLISH/SUBSCRIBE.
+    redis_bus_tests!(Fixture::start());
+
+    /// On a three-master Redis Cluster: sharded pub/sub (SPUBLISH/SSUBSCRIBE), and each
+    /// room's keys in the slot of its hash tag.
+    mod cluster {
+        use super::*;
+
+        redis_bus_tests!(Fixture::start_cluster());
+    }
 
     fn event(seq: u64) -> EventEnvelope {
         EventEnvelope {
@@ -1118,18 +1201,20 @@ mod tests {
             command.arg("SETUSER").arg("default").arg(state);
             command
         };
-        let _: () = fixture.query(&mut default_user("off")).await;
-        let killed: u64 = fixture
-            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
-            .await;
-        assert!(killed > 0, "no subscription connection to kill");
+        let mut nodes = fixture.node_connections().await;
+        let _: Vec<()> = query_each(&mut nodes, &default_user("off")).await;
+        let mut kill_subscribers = redis::cmd("CLIENT");
+        kill_subscribers.arg("KILL").arg("TYPE").arg("pubsub");
+        let killed: Vec<u64> = query_each(&mut nodes, &kill_subscribers).await;
+        assert!(
+            killed.iter().sum::<u64>() > 0,
+            "no subscription connection to kill"
+        );
         meanwhile().await;
-        let _: () = fixture.query(&mut default_user("on")).await;
+        let _: Vec<()> = query_each(&mut nodes, &default_user("on")).await;
     }
 
-    #[tokio::test]
-    async fn a_dropped_subscription_reports_the_gap_and_recovery_fills_it() {
-        let fixture = Fixture::start().await;
+    async fn a_dropped_subscription_reports_the_gap_and_recovery_fills_it_on(fixture: Fixture) {
         let mut events = fixture.subscribe("r1").await.unwrap();
         for seq in 1..=3 {
             fixture.publish(event(seq)).await.unwrap();
@@ -1173,10 +1258,11 @@ mod tests {
         assert_eq!(recovered, expected);
     }
 
-    #[tokio::test]
-    async fn a_standby_engine_gets_what_the_dead_leader_read_but_never_acknowledged() {
-        let fixture = Fixture::start().await;
+    async fn a_standby_engine_gets_what_the_dead_leader_read_but_never_acknowledged_on(
+        fixture: Fixture,
+    ) {
         let gateway = fixture.another("gateway").await;
+        let standby = fixture.another("engine-b").await;
         let mut leader_commands = fixture.commands("r1").await.unwrap();
         for req in ["a", "b", "c"] {
             gateway.send_command(bet(req)).await.unwrap();
@@ -1199,12 +1285,9 @@ mod tests {
         drop(leader_commands);
         let Fixture {
             bus: leader,
-            server,
+            server: _server,
         } = fixture;
         drop(leader);
-        let standby = RedisBus::connect(&server.url(), test_options("engine-b"))
-            .await
-            .unwrap();
         let mut standby_commands = standby.commands("r1").await.unwrap();
         for req in ["a", "b", "c"] {
             assert_eq!(within(standby_commands.next()).await, Some(bet(req)));
@@ -1213,9 +1296,7 @@ mod tests {
         assert_eq!(within(standby_commands.next()).await, Some(bet("d")));
     }
 
-    #[tokio::test]
-    async fn only_commands_reported_handled_are_forgotten() {
-        let fixture = Fixture::start().await;
+    async fn only_commands_reported_handled_are_forgotten_on(fixture: Fixture) {
         let gateway = fixture.another("gateway").await;
         let mut leader_commands = fixture.commands("r1").await.unwrap();
         for req in ["a", "b", "c"] {
@@ -1245,9 +1326,7 @@ mod tests {
         assert_eq!(within(again.next()).await, Some(bet("c")));
     }
 
-    #[tokio::test]
-    async fn two_gateways_each_get_every_event_once() {
-        let fixture = Fixture::start().await;
+    async fn two_gateways_each_get_every_event_once_on(fixture: Fixture) {
         let gateway_a = fixture.another("gateway-a").await;
         let gateway_b = fixture.another("gateway-b").await;
         let mut streams = vec![
@@ -1257,9 +1336,15 @@ mod tests {
         ];
         // One connection per room per process, however many subscribers it has.
         let channel = fixture.key("room", "r1");
-        let (_, subscribers): (String, u64) = fixture
-            .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(&channel))
-            .await;
+        let numsub = if fixture.options.cluster {
+            "SHARDNUMSUB"
+        } else {
+            "NUMSUB"
+        };
+        let mut nodes = fixture.node_connections().await;
+        let per_node: Vec<(String, u64)> =
+            query_each(&mut nodes, redis::cmd("PUBSUB").arg(numsub).arg(&channel)).await;
+        let subscribers: u64 = per_node.iter().map(|(_, count)| count).sum();
         assert_eq!(subscribers, 2);
         let published = 10;
         for seq in 1..=published {

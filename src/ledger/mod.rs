@@ -26,6 +26,8 @@ pub mod sqlite;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod postgres_test_database;
 
 use async_trait::async_trait;
 use serde::Serialize;

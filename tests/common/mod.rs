@@ -79,14 +79,7 @@ impl TestApp {
 
     /// A new guest: (token, player, balance).
     pub async fn guest(&self) -> (String, String, i64) {
-        let (status, body) = http(self.addr, "POST", "/api/guest", &[]).await;
-        assert_eq!(status, 200, "{body}");
-        let value: Value = serde_json::from_str(&body).unwrap();
-        (
-            value["token"].as_str().unwrap().to_owned(),
-            value["player"].as_str().unwrap().to_owned(),
-            value["balance"].as_i64().unwrap(),
-        )
+        guest_at(self.addr).await
     }
 
     pub async fn connect(&self, token: &str) -> Socket {
@@ -95,9 +88,7 @@ impl TestApp {
 
     /// Connects with more query parameters (`&since=…&epoch=…`) after the token.
     pub async fn connect_with(&self, token: &str, more_query: &str) -> Socket {
-        let url = format!("ws://{}/ws?token={token}{more_query}", self.addr);
-        let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        socket
+        open_socket(self.addr, &format!("token={token}{more_query}")).await
     }
 
     /// A connected guest, after its hello and snapshot: (socket, player, hello, snapshot).
@@ -110,6 +101,27 @@ impl TestApp {
         assert_eq!(snapshot["t"], "snapshot");
         (socket, player, hello, snapshot)
     }
+}
+
+/// A new guest from the server at `addr`: (token, player, balance).
+pub async fn guest_at(addr: SocketAddr) -> (String, String, i64) {
+    let (status, body) = http(addr, "POST", "/api/guest", &[]).await;
+    assert_eq!(status, 200, "POST /api/guest on {addr}: {body}");
+    let value: Value = serde_json::from_str(&body).unwrap();
+    (
+        value["token"].as_str().unwrap().to_owned(),
+        value["player"].as_str().unwrap().to_owned(),
+        value["balance"].as_i64().unwrap(),
+    )
+}
+
+/// A WebSocket to `/ws?{query}` at `addr`.
+pub async fn open_socket(addr: SocketAddr, query: &str) -> Socket {
+    let url = format!("ws://{addr}/ws?{query}");
+    let (socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot open {url}: {error}"));
+    socket
 }
 
 /// A minimal HTTP/1.1 request; returns (status, body).
@@ -167,7 +179,7 @@ pub async fn next_json(socket: &mut Socket) -> Value {
     serde_json::from_str(&next_text(socket).await).unwrap()
 }
 
-/// The next text frame, byte for byte; pings are skipped.
+/// The next text frame exactly as received; pings are skipped.
 pub async fn next_text(socket: &mut Socket) -> String {
     loop {
         let message = tokio::time::timeout(Duration::from_millis(FRAME_WAIT_MS), socket.next())

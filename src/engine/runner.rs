@@ -565,13 +565,15 @@ impl RoomRunner {
             replies,
             records,
         } = self.core.take_effects();
-        self.publish(events).await;
         for record in records {
             self.queue_record(record)?;
         }
         // A round's Betting record must be in the journal before any of its stakes, or a
-        // crash would leave stakes that recovery cannot find.
+        // crash would leave stakes that recovery cannot find; and a phase must be in the
+        // journal before it is announced, or a leader that dies in between would leave
+        // its successor resuming a phase the players have already seen end.
         self.write_records(&transfers).await;
+        self.publish(events).await;
         let journal_current = self.journal_current();
         self.apply(transfers, journal_current).await;
         self.write_records(&[]).await;

@@ -134,6 +134,11 @@ impl Gateway {
             shard_threads.push(thread);
         }
         let shard_senders = Arc::new(shard_senders);
+        // Half a shard queue, so the replay leaves room for the live events behind it.
+        let gateway_config = &start.shared.config;
+        let replay_events_max = gateway_config
+            .recovery_window_events
+            .min(gateway_config.shard_queue_frames_max / 2);
         for room in &start.shared.rooms {
             let events = start.shared.bus.subscribe(room).await.map_err(|source| {
                 GatewayError::Subscribe {
@@ -145,6 +150,7 @@ impl Gateway {
                 room.clone(),
                 start.shared.bus.clone(),
                 events,
+                replay_events_max,
                 shard_senders.clone(),
             ));
         }
@@ -215,12 +221,25 @@ const GAP_FILL_EVENTS_MAX: usize = 1024;
 async fn forward_events(
     room: String,
     bus: Arc<dyn Bus>,
-    mut events: futures_util::stream::BoxStream<'static, Delivery>,
+    events: futures_util::stream::BoxStream<'static, Delivery>,
+    replay_events_max: usize,
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
 ) {
     let room_name: Arc<str> = Arc::from(room.as_str());
     let mut last: Option<StreamPosition> = None;
-    while let Some(delivery) = events.next().await {
+    // A gateway that starts while the room plays (a cluster gateway, a restart) first
+    // replays the room's retained events: its shards' views then know the round in
+    // play, and their recovery rings serve clients that come over from another gateway.
+    // Subscribed already, so nothing published meanwhile is missed; repeats are skipped.
+    let retained = newest_retained(bus.as_ref(), &room, replay_events_max)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(room, %error, "retained events unreadable: starting from live ones");
+            Vec::new()
+        });
+    let mut deliveries =
+        futures_util::stream::iter(retained.into_iter().map(Delivery::Event)).chain(events);
+    while let Some(delivery) = deliveries.next().await {
         let envelopes = match delivery {
             Delivery::Event(envelope) => vec![envelope],
             Delivery::Gap { missed } => {
@@ -248,6 +267,18 @@ async fn forward_events(
             forward_event(&room_name, envelope.epoch, &envelope.json, &shards);
         }
     }
+}
+
+/// The newest `events_max` retained events of the room's newest epoch, oldest first.
+async fn newest_retained(
+    bus: &dyn Bus,
+    room: &str,
+    events_max: usize,
+) -> Result<Vec<EventEnvelope>, crate::bus::BusError> {
+    let mut retained = bus.recent_events(room, 0, GAP_FILL_EVENTS_MAX).await?;
+    let older = retained.len().saturating_sub(events_max);
+    retained.drain(..older);
+    Ok(retained)
 }
 
 /// The retained events after `last`: the rest of its epoch, or, when the room has moved

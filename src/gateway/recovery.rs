@@ -62,6 +62,12 @@ impl RecoveryRing {
         }
     }
 
+    /// Whether any event has been recorded: before the first, a run starting at any seq
+    /// is the gateway joining mid-stream, not a gap.
+    pub fn has_run(&self) -> bool {
+        self.epoch.is_some()
+    }
+
     /// Records the event `seq` of `epoch`, dropping the oldest frame past the window,
     /// and tells whether it continues the run; if not, the run starts over with it.
     pub fn push(&mut self, epoch: u64, seq: u64, frame: RecoveryFrame) -> Continuity {

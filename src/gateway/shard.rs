@@ -364,17 +364,27 @@ impl ShardState {
             frame: frame.clone(),
             conflatable,
         };
+        let joined_mid_stream = !room.recovery.has_run();
         if room.recovery.push(epoch, event.seq(), recovery_frame) == Continuity::Restarted {
             // Events were lost upstream, or the engine restarted (a new epoch), or the
             // gateway started after its engine: every socket of the room starts over from
             // a fresh snapshot rather than a gap it cannot fill.
-            tracing::warn!(
-                room = room_name,
-                epoch,
-                seq = event.seq(),
-                "event gap or new epoch: resending snapshots"
-            );
-            metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
+            if joined_mid_stream {
+                tracing::info!(
+                    room = room_name,
+                    epoch,
+                    seq = event.seq(),
+                    "following the room"
+                );
+            } else {
+                tracing::warn!(
+                    room = room_name,
+                    epoch,
+                    seq = event.seq(),
+                    "event gap or new epoch: resending snapshots"
+                );
+                metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
+            }
             let snapshot = frame::text(protocol::encode(&room.view.snapshot()).as_bytes());
             for (_, connection) in room.members.iter() {
                 connection.send_private(snapshot.clone());

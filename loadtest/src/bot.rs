@@ -631,7 +631,7 @@ impl Bot {
             ServerMessage::CashoutErr { req, code, message } => {
                 self.on_reject(&req, false, code, &message, now)
             }
-            ServerMessage::Balance { balance } => self.observe_balance(balance),
+            ServerMessage::Balance { balance, .. } => self.observe_balance(balance),
             ServerMessage::Error { code, message } => {
                 self.fail(Check::ErrorFrame, format!("{}: {message}", code.as_str()))
             }

@@ -97,12 +97,12 @@ mod tests {
         let balance = r#"{"t":"balance","balance":5}"#;
         assert!(matches!(
             decode(balance),
-            Ok(Incoming::Private(ServerMessage::Balance { balance: 5 }))
+            Ok(Incoming::Private(ServerMessage::Balance { balance: 5, .. }))
         ));
         let reordered = r#"{"balance":5,"t":"balance"}"#;
         assert!(matches!(
             decode(reordered),
-            Ok(Incoming::Private(ServerMessage::Balance { balance: 5 }))
+            Ok(Incoming::Private(ServerMessage::Balance { balance: 5, .. }))
         ));
         assert!(decode(r#"{"t":"tick","seq":1}"#).is_err());
         assert!(decode("not json").is_err());

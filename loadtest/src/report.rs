@@ -98,6 +98,9 @@ pub struct Report {
     pub cashouts: Requests,
     pub ack_latency: LatencySummary,
     pub frames_received: u64,
+    /// Ticks skipped by the server for slow sockets (conflation, allowed), summed over
+    /// the bots.
+    pub ticks_conflated: u64,
     /// Rejections by `request:code`; expected ones (too late, wrong phase) included.
     pub rejects: BTreeMap<String, u64>,
     pub errors_total: u64,
@@ -144,6 +147,7 @@ impl Report {
             },
             ack_latency,
             frames_received: Stats::get(&stats.frames_received),
+            ticks_conflated: Stats::get(&stats.ticks_conflated),
             rejects: stats.rejects.lock().expect("rejects lock").clone(),
             errors_total: failures.total(),
             errors_by_kind: failures.by_check,
@@ -212,6 +216,17 @@ impl Report {
                 ),
             ),
             ("frames received".into(), self.frames_received.to_string()),
+            (
+                "ticks conflated (allowed)".into(),
+                format!(
+                    "{} ({} of frames)",
+                    self.ticks_conflated,
+                    percent(
+                        self.ticks_conflated,
+                        self.frames_received + self.ticks_conflated
+                    )
+                ),
+            ),
             (
                 "generator CPU".into(),
                 format!(

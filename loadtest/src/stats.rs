@@ -46,6 +46,9 @@ pub struct Stats {
     pub cashouts_sent: AtomicU64,
     pub cashouts_acked: AtomicU64,
     pub frames_received: AtomicU64,
+    /// Ticks the server skipped for a slow socket (conflation): `seq` numbers missing
+    /// where only ticks can have been. Allowed, so counted, not failed.
+    pub ticks_conflated: AtomicU64,
     /// Send → reply latency of bets and cashouts, in microseconds.
     pub ack_latency_us: Mutex<Histogram<u64>>,
     /// Rejections by `request:code`, e.g. `cashout:too_late`.
@@ -68,6 +71,7 @@ impl Stats {
             cashouts_sent: AtomicU64::new(0),
             cashouts_acked: AtomicU64::new(0),
             frames_received: AtomicU64::new(0),
+            ticks_conflated: AtomicU64::new(0),
             ack_latency_us: Mutex::new(histogram),
             rejects: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(FailureLog::default()),
@@ -113,6 +117,7 @@ impl Stats {
 #[derive(Debug, Default)]
 pub struct LocalStats {
     pub frames_received: u64,
+    pub ticks_conflated: u64,
     pub bets_sent: u64,
     pub bets_acked: u64,
     pub cashouts_sent: u64,
@@ -130,6 +135,7 @@ impl LocalStats {
             }
         };
         add(&stats.frames_received, self.frames_received);
+        add(&stats.ticks_conflated, self.ticks_conflated);
         add(&stats.bets_sent, self.bets_sent);
         add(&stats.bets_acked, self.bets_acked);
         add(&stats.cashouts_sent, self.cashouts_sent);
@@ -141,6 +147,7 @@ impl LocalStats {
             }
         }
         self.frames_received = 0;
+        self.ticks_conflated = 0;
         self.bets_sent = 0;
         self.bets_acked = 0;
         self.cashouts_sent = 0;
@@ -157,15 +164,15 @@ mod tests {
     fn failures_are_counted_by_kind_and_the_first_kept() {
         let stats = Stats::new();
         for index in 0..(FAILURE_MESSAGES_MAX + 5) {
-            stats.record_failure(Failure::new(Check::SeqGap, format!("gap {index}")));
+            stats.record_failure(Failure::new(Check::LostEvent, format!("gap {index}")));
         }
         stats.record_failure(Failure::new(Check::CrashPoint, "bad"));
         let log = stats.failures();
-        assert_eq!(log.by_check["seq_gap"], FAILURE_MESSAGES_MAX as u64 + 5);
+        assert_eq!(log.by_check["lost_event"], FAILURE_MESSAGES_MAX as u64 + 5);
         assert_eq!(log.by_check["crash_point"], 1);
         assert_eq!(log.total(), FAILURE_MESSAGES_MAX as u64 + 6);
         assert_eq!(log.first_messages.len(), FAILURE_MESSAGES_MAX);
-        assert_eq!(log.first_messages[0], "seq_gap: gap 0");
+        assert_eq!(log.first_messages[0], "lost_event: gap 0");
     }
 
     #[test]
@@ -182,6 +189,7 @@ mod tests {
         let stats = Stats::new();
         let mut local = LocalStats {
             frames_received: 10,
+            ticks_conflated: 3,
             bets_sent: 2,
             ack_latencies_us: vec![1_000, 2_000],
             ..LocalStats::default()
@@ -190,6 +198,7 @@ mod tests {
         local.frames_received += 1;
         local.flush(&stats);
         assert_eq!(Stats::get(&stats.frames_received), 11);
+        assert_eq!(Stats::get(&stats.ticks_conflated), 3);
         assert_eq!(Stats::get(&stats.bets_sent), 2);
         assert_eq!(stats.ack_latency_us.lock().unwrap().len(), 2);
     }

@@ -45,6 +45,10 @@ const PING_INTERVAL_MS: u64 = 20_000;
 const FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Frames read on the final connection while waiting for `hello`, at most.
 const FRAMES_BEFORE_HELLO_MAX: usize = 16;
+/// First and longest wait before retrying a final reconnection the server refused with
+/// 503 (`full`/`busy`), in milliseconds; the wait doubles, with jitter, in between.
+const RECONNECT_RETRY_DELAY_MS_MIN: u64 = 100;
+const RECONNECT_RETRY_DELAY_MS_MAX: u64 = 1_600;
 
 /// What every bot of a run shares.
 pub struct RunContext {
@@ -386,11 +390,14 @@ impl Bot {
             RoomEvent::Tick {
                 round,
                 m,
+                at,
                 bets,
                 cashouts,
                 totals,
                 ..
             } => {
+                let lag_ms = unix_now_ms().saturating_sub(at);
+                self.local.tick_lags_us.push(lag_ms.saturating_mul(1_000));
                 self.check_feed(round, &bets, &cashouts, totals);
                 self.on_tick(round, m, &cashouts, now);
             }
@@ -897,7 +904,8 @@ impl Bot {
             .stop_deadline
             .saturating_duration_since(Instant::now());
         let context = self.context.clone();
-        let hello = tokio::time::timeout(budget, read_hello(&context, token, source)).await;
+        let retrying = read_hello_retrying(&context, token, source, &mut self.rng);
+        let hello = tokio::time::timeout(budget, retrying).await;
         let expected = self.expected_minor;
         match hello {
             Ok(Ok(balance)) if Some(balance) == expected => {}
@@ -934,6 +942,42 @@ impl Bot {
     }
 }
 
+/// [`read_hello`], tried again as a client would when the server answers 503 (`full` or
+/// `busy`: docs/protocol.md asks to retry later) — thousands of bots reconnect at the
+/// same crash at the end of a run. The caller bounds the time.
+async fn read_hello_retrying(
+    context: &RunContext,
+    token: &str,
+    source: Ipv4Addr,
+    rng: &mut SmallRng,
+) -> anyhow::Result<i64> {
+    let mut delay_ms = RECONNECT_RETRY_DELAY_MS_MIN;
+    loop {
+        match read_hello(context, token, source).await {
+            Err(error) if is_retry_later(&error) => {
+                context
+                    .stats
+                    .final_reconnect_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let jittered_ms = rng.random_range(delay_ms / 2..=delay_ms);
+                tokio::time::sleep(Duration::from_millis(jittered_ms)).await;
+                delay_ms = (delay_ms * 2).min(RECONNECT_RETRY_DELAY_MS_MAX);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether the server refused the WebSocket handshake with 503.
+fn is_retry_later(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<WsError>(),
+            Some(WsError::Http(response)) if response.status().as_u16() == 503
+        )
+    })
+}
+
 /// Opens a new connection with `token` and returns the balance of its `hello`.
 async fn read_hello(context: &RunContext, token: &str, source: Ipv4Addr) -> anyhow::Result<i64> {
     let mut socket = connection::open(context.server, source, token, &context.room).await?;
@@ -964,4 +1008,25 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+    use tokio_tungstenite::tungstenite::http::Response;
+
+    fn refused(status: u16) -> anyhow::Error {
+        let response = Response::builder().status(status).body(None).unwrap();
+        Err::<(), _>(WsError::Http(Box::new(response)))
+            .context("WebSocket handshake")
+            .unwrap_err()
+    }
+
+    #[test]
+    fn only_a_503_handshake_is_retried() {
+        assert!(is_retry_later(&refused(503)));
+        assert!(!is_retry_later(&refused(401)));
+        assert!(!is_retry_later(&anyhow::anyhow!("connection refused")));
+    }
 }

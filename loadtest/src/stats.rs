@@ -51,6 +51,12 @@ pub struct Stats {
     pub ticks_conflated: AtomicU64,
     /// Send → reply latency of bets and cashouts, in microseconds.
     pub ack_latency_us: Mutex<Histogram<u64>>,
+    /// Tick lag: the engine's `at` to the bot reading the tick, in microseconds (`at`
+    /// has millisecond resolution). Tells a late server from a late load generator.
+    pub tick_lag_us: Mutex<Histogram<u64>>,
+    /// Final reconnections the server refused with 503 (`full`/`busy`) and the bot
+    /// tried again.
+    pub final_reconnect_retries: AtomicU64,
     /// Rejections by `request:code`, e.g. `cashout:too_late`.
     pub rejects: Mutex<BTreeMap<String, u64>>,
     pub failures: Mutex<FailureLog>,
@@ -58,8 +64,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn new() -> Stats {
-        let histogram = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
-            .expect("constant histogram bounds are valid");
+        let histogram = || {
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
+                .expect("constant histogram bounds are valid")
+        };
         Stats {
             connected: AtomicU64::new(0),
             connections_ok: AtomicU64::new(0),
@@ -72,7 +80,9 @@ impl Stats {
             cashouts_acked: AtomicU64::new(0),
             frames_received: AtomicU64::new(0),
             ticks_conflated: AtomicU64::new(0),
-            ack_latency_us: Mutex::new(histogram),
+            ack_latency_us: Mutex::new(histogram()),
+            tick_lag_us: Mutex::new(histogram()),
+            final_reconnect_retries: AtomicU64::new(0),
             rejects: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(FailureLog::default()),
         }
@@ -124,6 +134,8 @@ pub struct LocalStats {
     pub cashouts_acked: u64,
     /// Ack latencies, in microseconds.
     pub ack_latencies_us: Vec<u64>,
+    /// Tick lags, in microseconds.
+    pub tick_lags_us: Vec<u64>,
 }
 
 impl LocalStats {
@@ -140,18 +152,25 @@ impl LocalStats {
         add(&stats.bets_acked, self.bets_acked);
         add(&stats.cashouts_sent, self.cashouts_sent);
         add(&stats.cashouts_acked, self.cashouts_acked);
-        if !self.ack_latencies_us.is_empty() {
-            let mut histogram = stats.ack_latency_us.lock().expect("histogram lock");
-            for latency_us in self.ack_latencies_us.drain(..) {
-                histogram.saturating_record(latency_us.max(1));
-            }
-        }
+        record_all(&stats.ack_latency_us, &mut self.ack_latencies_us);
+        record_all(&stats.tick_lag_us, &mut self.tick_lags_us);
         self.frames_received = 0;
         self.ticks_conflated = 0;
         self.bets_sent = 0;
         self.bets_acked = 0;
         self.cashouts_sent = 0;
         self.cashouts_acked = 0;
+    }
+}
+
+/// Moves `values_us` into `histogram` (under its lock once).
+fn record_all(histogram: &Mutex<Histogram<u64>>, values_us: &mut Vec<u64>) {
+    if values_us.is_empty() {
+        return;
+    }
+    let mut histogram = histogram.lock().expect("histogram lock");
+    for value_us in values_us.drain(..) {
+        histogram.saturating_record(value_us.max(1));
     }
 }
 
@@ -192,6 +211,7 @@ mod tests {
             ticks_conflated: 3,
             bets_sent: 2,
             ack_latencies_us: vec![1_000, 2_000],
+            tick_lags_us: vec![3_000],
             ..LocalStats::default()
         };
         local.flush(&stats);
@@ -201,5 +221,6 @@ mod tests {
         assert_eq!(Stats::get(&stats.ticks_conflated), 3);
         assert_eq!(Stats::get(&stats.bets_sent), 2);
         assert_eq!(stats.ack_latency_us.lock().unwrap().len(), 2);
+        assert_eq!(stats.tick_lag_us.lock().unwrap().len(), 1);
     }
 }

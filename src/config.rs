@@ -13,6 +13,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+/// Highest `engine.public_bets_per_tick_max` and `public_cashouts_per_tick_max`: a tick
+/// is written to every socket, so its lists stay short (1,000 bets ≈ 60 KB).
+pub const PUBLIC_ITEMS_PER_TICK_MAX: usize = 1_000;
+/// Highest `gateway.snapshot_bets_max`, in bets.
+pub const SNAPSHOT_BETS_MAX: usize = 10_000;
+
 /// The whole configuration of a process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -102,6 +108,9 @@ pub struct GatewayConfig {
     /// `?since=<seq>&epoch=<e>`: one that missed no more than this many gets them
     /// instead of a snapshot. 0 keeps none (only a client that missed nothing resumes).
     pub recovery_window_events: usize,
+    /// Bets of the current round listed in a snapshot, at most: the largest its ticks
+    /// listed. Each shard keeps this many per room.
+    pub snapshot_bets_max: usize,
 }
 
 impl Default for GatewayConfig {
@@ -122,6 +131,7 @@ impl Default for GatewayConfig {
             allowed_origins: Vec::new(),
             snapshot_history_rounds: 20,
             recovery_window_events: 600,
+            snapshot_bets_max: 100,
         }
     }
 }
@@ -150,6 +160,12 @@ pub struct EngineConfig {
     /// Growth rate of the multiplier, in millionths per millisecond:
     /// m(t) = floor(100 · e^(rate · t)). 60 gives 2.00x at about 11.55 s.
     pub growth_rate_per_ms_millionths: u64,
+    /// Bets a tick lists publicly, at most: the largest accepted since the last tick.
+    /// The others count only in the tick's totals (their players get `bet_ok`).
+    pub public_bets_per_tick_max: usize,
+    /// Cashouts a tick (or the crash) lists publicly, at most: the largest wins since
+    /// the last tick.
+    pub public_cashouts_per_tick_max: usize,
 }
 
 impl Default for EngineConfig {
@@ -164,6 +180,8 @@ impl Default for EngineConfig {
             round_profit_max_minor: 10_000_000,
             command_batch_max: 1024,
             growth_rate_per_ms_millionths: 60,
+            public_bets_per_tick_max: 10,
+            public_cashouts_per_tick_max: 10,
         }
     }
 }
@@ -381,6 +399,21 @@ impl Config {
             (1..=10_000).contains(&engine.growth_rate_per_ms_millionths),
             "engine.growth_rate_per_ms_millionths",
             "must be 1..=10000",
+        )?;
+        require(
+            engine.public_bets_per_tick_max <= PUBLIC_ITEMS_PER_TICK_MAX,
+            "engine.public_bets_per_tick_max",
+            &format!("must be at most {PUBLIC_ITEMS_PER_TICK_MAX}"),
+        )?;
+        require(
+            engine.public_cashouts_per_tick_max <= PUBLIC_ITEMS_PER_TICK_MAX,
+            "engine.public_cashouts_per_tick_max",
+            &format!("must be at most {PUBLIC_ITEMS_PER_TICK_MAX}"),
+        )?;
+        require(
+            gateway.snapshot_bets_max <= SNAPSHOT_BETS_MAX,
+            "gateway.snapshot_bets_max",
+            &format!("must be at most {SNAPSHOT_BETS_MAX}"),
         )?;
         require(
             gateway.outbound_queue_frames_max >= 2,

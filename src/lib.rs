@@ -5,6 +5,7 @@
 //! - [`config`]: typed configuration (defaults → TOML → `ALOFT_*` environment).
 //! - [`protocol`]: wire protocol v1, the only module that knows JSON field names.
 //! - [`fair`]: provably fair hash chain and crash-point formula.
+//! - [`feed`]: the bounded public feed: which bets and cashouts everyone is shown.
 //! - [`engine`]: the round loop of a room (Betting → Flying → Crashed), pure logic in
 //!   `engine::round` driven by a [`engine::Clock`].
 //! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite, PostgreSQL).
@@ -23,6 +24,7 @@ pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod fair;
+pub mod feed;
 pub mod gateway;
 pub mod http;
 pub mod ledger;

@@ -65,6 +65,20 @@ pub struct PublicCashout {
     pub win: i64,
 }
 
+/// A round's totals so far: every accepted bet and every cashout, listed publicly or
+/// not. Absolute values, so the newest event that carries them is enough.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundTotals {
+    /// Bets accepted (stakes taken).
+    pub bets: u64,
+    /// Sum of their stakes, in minor units.
+    pub staked: i64,
+    /// Bets cashed out, by hand, auto-cashout or the max-profit cap.
+    pub cashouts: u64,
+    /// Sum of their payouts, stakes included, in minor units.
+    pub won: i64,
+}
+
 /// A public event of a room. Every one carries the room's contiguous sequence number
 /// `seq` and the `round` it belongs to; the engine serializes each one exactly once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,9 +92,10 @@ pub enum RoomEvent {
         round: u64,
         started_at: u64,
     },
-    /// One tick: the multiplier now, plus every public bet and cashout since the last
-    /// tick. During Betting a tick is sent only when there are new bets, with `m` = 100
-    /// and `ms` = 0.
+    /// One tick: the multiplier now, the largest bets and cashouts since the last tick
+    /// (at most `engine.public_bets_per_tick_max` / `public_cashouts_per_tick_max`,
+    /// largest first) and the round's totals. During Betting a tick is sent only when
+    /// there are new bets, with `m` = 100 and `ms` = 0.
     Tick {
         seq: u64,
         round: u64,
@@ -94,6 +109,9 @@ pub enum RoomEvent {
         bets: Vec<PublicBet>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cashouts: Vec<PublicCashout>,
+        /// Absent while the round has no bet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totals: Option<RoundTotals>,
     },
     /// The round crashed at `m`; `hash` is the revealed round hash.
     Crash {
@@ -102,9 +120,13 @@ pub enum RoomEvent {
         m: u64,
         hash: String,
         at: u64,
-        /// Cashouts decided at the crash itself (auto-cashouts just below the crash point).
+        /// The largest cashouts since the last tick, the auto-cashouts just below the
+        /// crash point included (bounded as in `tick`).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         cashouts: Vec<PublicCashout>,
+        /// The round's final totals; absent when the round had no bet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totals: Option<RoundTotals>,
     },
 }
 
@@ -170,6 +192,17 @@ pub struct LiveBet {
     pub win: Option<i64>,
 }
 
+/// One of the player's bets cashed out without a request of its own, as told in `balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetCashout {
+    pub round: u64,
+    pub slot: u8,
+    /// Multiplier the bet was cashed out at, in hundredths.
+    pub m: u64,
+    /// Amount paid back, stake included, in minor units.
+    pub win: i64,
+}
+
 /// A private message to one connection. Private frames carry no `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -206,7 +239,12 @@ pub enum ServerMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         started_at: Option<u64>,
         history: Vec<PastRound>,
+        /// The round's largest bets that its ticks listed, largest first, at most
+        /// `gateway.snapshot_bets_max`.
         bets: Vec<LiveBet>,
+        /// Absent while the round has no bet.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totals: Option<RoundTotals>,
     },
     BetOk {
         req: String,
@@ -238,6 +276,10 @@ pub enum ServerMessage {
     /// The player's balance changed outside a request (auto-cashout, refund).
     Balance {
         balance: i64,
+        /// The cashout the engine made for the player (auto-cashout or the round's max
+        /// profit) that this balance includes; absent for a refund.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cashout: Option<BetCashout>,
     },
     Error {
         code: ErrorCode,
@@ -459,10 +501,16 @@ mod tests {
                 m: 200,
                 win: 200,
             }],
+            totals: Some(RoundTotals {
+                bets: 12,
+                staked: 3_400,
+                cashouts: 1,
+                won: 200,
+            }),
         };
         assert_eq!(
             encode(&tick),
-            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200}]}"#
+            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200}}"#
         );
     }
 
@@ -479,6 +527,7 @@ mod tests {
             started_at: None,
             history: vec![],
             bets: vec![],
+            totals: None,
         };
         let text = encode(&snapshot(Some(u64::MAX)));
         assert_eq!(
@@ -521,6 +570,28 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn balance_names_the_cashout_it_includes() {
+        let auto = ServerMessage::Balance {
+            balance: 100_200,
+            cashout: Some(BetCashout {
+                round: 12,
+                slot: 1,
+                m: 200,
+                win: 200,
+            }),
+        };
+        assert_eq!(
+            encode(&auto),
+            r#"{"t":"balance","balance":100200,"cashout":{"round":12,"slot":1,"m":200,"win":200}}"#
+        );
+        let refund = ServerMessage::Balance {
+            balance: 100_000,
+            cashout: None,
+        };
+        assert_eq!(encode(&refund), r#"{"t":"balance","balance":100000}"#);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! 200 real WebSocket players play three full rounds against the real embedded server;
-//! every client must see every event in order, and every acknowledged bet and cashout
-//! must be exactly what the ledger holds.
+//! every client must see every event in order, every acknowledged bet and cashout must
+//! be exactly what the ledger holds, and the bounded public feed must list at most its
+//! configured numbers, largest first, with round totals that add up to what every player
+//! was told privately.
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aloft::ledger::{Account, Ledger};
 use common::{TestApp, next_json, send};
@@ -12,6 +14,9 @@ use serde_json::{Value, json};
 
 const PLAYERS: usize = 200;
 const ROUNDS: usize = 3;
+/// Bets and cashouts a tick lists, at most: far fewer than 200 players bet, so the bound
+/// is reached.
+const LISTED_PER_TICK_MAX: usize = 3;
 
 /// What one client saw and was told.
 #[derive(Default)]
@@ -24,6 +29,10 @@ struct Seen {
     wins: Vec<(u64, u8, i64)>,
     /// The round of each crash seen, in order.
     crashes: Vec<u64>,
+    /// The totals of each crash seen, by round.
+    crash_totals: BTreeMap<u64, Value>,
+    /// Whether some tick listed as many bets or cashouts as it may.
+    saw_full_list: bool,
     last_balance: i64,
 }
 
@@ -69,7 +78,7 @@ async fn play(app: &TestApp, index: usize) -> Seen {
                 let m = frame["m"].as_u64().unwrap();
                 assert!(m >= last_m, "multiplier went down: {frame}");
                 last_m = m;
-                collect_public_wins(&frame, &player, manual, &mut seen);
+                seen.saw_full_list |= check_public_lists(&frame);
                 if manual && holding && m >= 150 {
                     send(
                         &mut socket,
@@ -86,7 +95,8 @@ async fn play(app: &TestApp, index: usize) -> Seen {
                     frame["m"].as_u64().unwrap(),
                     app_crash_point(app, hash).await
                 );
-                collect_public_wins(&frame, &player, manual, &mut seen);
+                seen.saw_full_list |= check_public_lists(&frame);
+                seen.crash_totals.insert(round, frame["totals"].clone());
                 seen.crashes.push(round);
                 holding = false;
             }
@@ -107,7 +117,7 @@ async fn play(app: &TestApp, index: usize) -> Seen {
                 ));
                 seen.last_balance = frame["balance"].as_i64().unwrap();
             }
-            "balance" => seen.last_balance = frame["balance"].as_i64().unwrap(),
+            "balance" => record_balance(&frame, &mut seen),
             "bet_err" => panic!("player {index}: bet refused: {frame}"),
             "cashout_err" => assert_eq!(frame["code"], "too_late", "{frame}"),
             _ => {}
@@ -117,27 +127,84 @@ async fn play(app: &TestApp, index: usize) -> Seen {
     let drain = std::time::Duration::from_millis(300);
     while let Ok(frame) = tokio::time::timeout(drain, next_json(&mut socket)).await {
         if frame["t"] == "balance" {
-            seen.last_balance = frame["balance"].as_i64().unwrap();
+            record_balance(&frame, &mut seen);
         }
     }
     seen
 }
 
-/// Auto-cashouts are announced publicly; the player learns its win from them.
-fn collect_public_wins(frame: &Value, player: &str, manual: bool, seen: &mut Seen) {
-    if manual {
-        return;
-    }
-    let Some(cashouts) = frame.get("cashouts").and_then(Value::as_array) else {
-        return;
-    };
-    for cashout in cashouts.iter().filter(|c| c["player"] == player) {
+/// A `balance` frame; one naming a cashout is how a player learns of its auto-cashout
+/// (the public feed may not list it).
+fn record_balance(frame: &Value, seen: &mut Seen) {
+    seen.last_balance = frame["balance"].as_i64().unwrap();
+    if let Some(cashout) = frame.get("cashout") {
         seen.wins.push((
-            frame["round"].as_u64().unwrap(),
-            0,
+            cashout["round"].as_u64().unwrap(),
+            u8::try_from(cashout["slot"].as_u64().unwrap()).unwrap(),
             cashout["win"].as_i64().unwrap(),
         ));
     }
+}
+
+/// A tick or crash lists at most `LISTED_PER_TICK_MAX` bets and cashouts, largest
+/// first. Returns whether a list was full.
+fn check_public_lists(frame: &Value) -> bool {
+    let mut full = false;
+    for (list, ranked_by) in [("bets", "amount"), ("cashouts", "win")] {
+        let items = frame.get(list).and_then(Value::as_array);
+        let ranks: Vec<i64> = items
+            .into_iter()
+            .flatten()
+            .map(|item| item[ranked_by].as_i64().unwrap())
+            .collect();
+        assert!(
+            ranks.len() <= LISTED_PER_TICK_MAX,
+            "{} {list} listed, at most {LISTED_PER_TICK_MAX}: {frame}",
+            ranks.len()
+        );
+        assert!(
+            ranks.windows(2).all(|pair| pair[0] >= pair[1]),
+            "{list} not largest first: {frame}"
+        );
+        full |= ranks.len() == LISTED_PER_TICK_MAX;
+    }
+    full
+}
+
+/// Every player saw the same totals at a crash, and they are the sums of what the
+/// players were told privately: their `bet_ok`s, and their `cashout_ok`s and `balance`
+/// cashouts. Only these players bet, and each saw the crash of every round it bet in.
+fn check_crash_totals(all: &[Seen]) {
+    let mut totals_by_round: BTreeMap<u64, &Value> = BTreeMap::new();
+    for (round, totals) in all.iter().flat_map(|seen| &seen.crash_totals) {
+        let first = *totals_by_round.entry(*round).or_insert(totals);
+        assert_eq!(first, totals, "round {round}: players saw different totals");
+    }
+    let mut told: BTreeMap<u64, (u64, i64, u64, i64)> = BTreeMap::new();
+    for seen in all {
+        for (round, _, amount) in &seen.bets {
+            let entry = told.entry(*round).or_default();
+            entry.0 += 1;
+            entry.1 += amount;
+        }
+        for (round, _, win) in &seen.wins {
+            let entry = told.entry(*round).or_default();
+            entry.2 += 1;
+            entry.3 += win;
+        }
+    }
+    let mut rounds_with_bets = 0;
+    for (round, totals) in totals_by_round {
+        let (bets, staked, cashouts, won) = told.get(&round).copied().unwrap_or_default();
+        if bets == 0 {
+            assert!(totals.is_null(), "round {round} had no bet: {totals}");
+            continue;
+        }
+        rounds_with_bets += 1;
+        let expected = json!({"bets": bets, "staked": staked, "cashouts": cashouts, "won": won});
+        assert_eq!(*totals, expected, "round {round}");
+    }
+    assert!(rounds_with_bets >= ROUNDS - 1, "{rounds_with_bets} rounds");
 }
 
 async fn app_crash_point(app: &TestApp, hash: &str) -> u64 {
@@ -153,7 +220,12 @@ async fn app_crash_point(app: &TestApp, hash: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_players_play_three_rounds_and_the_ledger_agrees() {
-    let app = std::sync::Arc::new(TestApp::start().await);
+    let app = TestApp::start_with(|config| {
+        config.engine.public_bets_per_tick_max = LISTED_PER_TICK_MAX;
+        config.engine.public_cashouts_per_tick_max = LISTED_PER_TICK_MAX;
+    })
+    .await;
+    let app = std::sync::Arc::new(app);
     let mut players = tokio::task::JoinSet::new();
     for index in 0..PLAYERS {
         let app = app.clone();
@@ -211,6 +283,11 @@ async fn two_hundred_players_play_three_rounds_and_the_ledger_agrees() {
         total_bets >= PLAYERS * (ROUNDS - 1),
         "too few bets acknowledged: {total_bets}"
     );
+    assert!(
+        all.iter().any(|seen| seen.saw_full_list),
+        "no tick reached the list bound: the bound was not exercised"
+    );
+    check_crash_totals(&all);
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
     let mut app = std::sync::Arc::into_inner(app).expect("players are done");
     app.stop().await;

@@ -1,5 +1,10 @@
 // aloft player page: game state from the wire protocol v1, bet panels, live bets,
 // history chips, and the animation loop. See docs/protocol.md / src/protocol.rs.
+//
+// The public feed is bounded: ticks list only the largest bets and cashouts and carry the
+// round's totals. The live list shows those (at most BETS_KEPT_MAX of other players) and
+// the player's own bets, which come from its private replies (bet_ok, cashout_ok, and
+// balance frames naming an auto-cashout).
 
 import { Connection } from './net.js';
 import { FlightChart } from './chart.js';
@@ -11,6 +16,8 @@ import {
 const $ = (id) => document.getElementById(id);
 const HISTORY_MAX = 40;
 const BETS_SHOWN_MAX = 100;
+// Other players' bets remembered per round: the largest the ticks listed.
+const BETS_KEPT_MAX = 100;
 const REQUEST_TIMEOUT_MS = 8000;
 
 const params = new URLSearchParams(location.search);
@@ -35,6 +42,7 @@ const game = {
   crashPerf: 0,
   history: [], // [{round, m, hash}] newest first
   bets: new Map(), // `${player}:${slot}` -> {player, slot, amount, auto, m, win}
+  totals: null, // {bets, staked, cashouts, won} of the round, from the latest event
 };
 
 /** Per-slot state of the two bet panels. */
@@ -106,7 +114,7 @@ function onFrame(msg) {
     case 'bet_err': return onBetErr(msg);
     case 'cashout_ok': return onCashoutOk(msg);
     case 'cashout_err': return onCashoutErr(msg);
-    case 'balance': return setBalance(msg.balance);
+    case 'balance': return onBalance(msg);
     case 'error': return toast(msg.message || msg.code || 'Server error');
     case 'pong': return renderLag();
     default: return undefined;
@@ -143,6 +151,7 @@ function onSnapshot(msg) {
   for (const b of msg.bets || []) {
     game.bets.set(key(b), { player: b.player, slot: b.slot, amount: b.amount, auto: b.auto, m: b.cashed_out ?? null, win: b.win ?? null });
   }
+  game.totals = msg.totals ?? null;
   const phase = msg.phase;
   game.crashM = null;
   if (phase === 'betting') {
@@ -200,6 +209,7 @@ function enterBetting(round, endsAt, fromEvent) {
 function onBetting(msg) {
   enterBetting(msg.round, msg.ends_at, true);
   game.bets.clear();
+  game.totals = null;
   markBetsDirty();
   for (const s of slots) {
     if (['won', 'lost', 'placed', 'active', 'cashing'].includes(s.state)) {
@@ -237,6 +247,7 @@ function onTick(msg) {
     markBetsDirty();
   }
   if (msg.cashouts) applyCashouts(msg.cashouts);
+  applyTotals(msg);
   if (game.phase === 'betting' && msg.m === 100 && msg.ms === 0) return;
   if (game.phase !== 'flying') {
     // A tick of a flight we did not see start (e.g. a missed `flying`).
@@ -259,6 +270,7 @@ function onTick(msg) {
 
 function onCrash(msg) {
   if (msg.cashouts) applyCashouts(msg.cashouts);
+  applyTotals(msg);
   game.round = msg.round;
   game.phase = 'crashed';
   game.crashM = msg.m;
@@ -283,15 +295,46 @@ function applyCashouts(list) {
     const b = game.bets.get(key(c));
     if (b) Object.assign(b, { m: c.m, win: c.win });
     else game.bets.set(key(c), { player: c.player, slot: c.slot, amount: Math.round((c.win * 100) / c.m), m: c.m, win: c.win });
-    if (c.player === game.me) {
-      const s = slots[c.slot];
-      if (s && ['active', 'cashing', 'placed'].includes(s.state)) {
-        Object.assign(s, { state: 'won', m: c.m, win: c.win });
-        renderPanels();
-      }
-    }
   }
   markBetsDirty();
+}
+
+/** Round totals are absolute: the newest event's replace the previous ones. */
+function applyTotals(msg) {
+  if (msg.totals) game.totals = msg.totals;
+  keepLargestBets();
+  markBetsDirty();
+}
+
+/** Bounds the remembered bets: the player's own, and the largest of the others. */
+function keepLargestBets() {
+  const others = [...game.bets.values()].filter((b) => b.player !== game.me);
+  if (others.length <= BETS_KEPT_MAX) return;
+  others.sort((a, b) => b.amount - a.amount);
+  for (const b of others.slice(BETS_KEPT_MAX)) game.bets.delete(key(b));
+}
+
+/** Marks one of the player's own bets cashed out (from a private frame). */
+function ownCashout(slot, round, m, win) {
+  const s = slots[slot];
+  // 'lost' too: the report of a cashout decided at the crash follows the crash itself.
+  const cashed = s && s.round === round && ['active', 'cashing', 'placed', 'lost'].includes(s.state);
+  if (cashed) Object.assign(s, { state: 'won', m, win });
+  const b = game.me && round === game.round && game.bets.get(`${game.me}:${slot}`);
+  if (b) { Object.assign(b, { m, win, lost: false }); markBetsDirty(); }
+  return cashed;
+}
+
+/** A balance change outside a request: a refund, or a cashout the server made for us
+ *  (auto cash out, or the round's max profit). */
+function onBalance(msg) {
+  setBalance(msg.balance);
+  const c = msg.cashout;
+  if (!c) return;
+  if (ownCashout(c.slot, c.round, c.m, c.win)) {
+    toast(`Auto cashed out at ${formatMult(c.m)} — won ${formatMoney(c.win)}`, 'win');
+    renderPanels();
+  }
 }
 
 /** Takes an answered request off `pending`, applies its balance and frees its slot's
@@ -338,9 +381,8 @@ function onBetErr(msg) {
 function onCashoutOk(msg) {
   const s = settleRequest(msg);
   if (!s) return;
+  ownCashout(msg.slot, msg.round, msg.m, msg.win);
   Object.assign(s, { state: 'won', m: msg.m, win: msg.win });
-  const b = game.me && game.bets.get(`${game.me}:${msg.slot}`);
-  if (b) { Object.assign(b, { m: msg.m, win: msg.win }); markBetsDirty(); }
   toast(`Cashed out at ${formatMult(msg.m)} — won ${formatMoney(msg.win)}`, 'win');
   renderPanels();
 }
@@ -642,10 +684,18 @@ function renderBets() {
   betsDirty = false;
   const all = [...game.bets.values()];
   all.sort((a, b) => (b.player === game.me) - (a.player === game.me) || b.amount - a.amount || a.slot - b.slot);
-  let total = 0;
-  for (const b of all) total += b.amount;
-  $('bets-count').textContent = String(all.length);
-  $('bets-total').textContent = formatMoney(total);
+  // The server's totals count every bet; own bets may be acknowledged a tick before
+  // the totals that include them arrive.
+  let listedStake = 0;
+  for (const b of all) listedStake += b.amount;
+  const totals = game.totals ?? { bets: 0, staked: 0, cashouts: 0, won: 0 };
+  const count = Math.max(totals.bets, all.length);
+  $('bets-count').textContent = count.toLocaleString('en-US');
+  $('bets-count').dataset.count = String(count);
+  $('bets-noun').textContent = count === 1 ? 'bet' : 'bets';
+  $('bets-total').textContent = formatMoney(Math.max(totals.staked, listedStake));
+  $('bets-won').textContent = formatMoney(totals.won);
+  $('bets-cashouts').textContent = totals.cashouts.toLocaleString('en-US');
   $('bets-empty').hidden = all.length > 0;
   const rows = all.slice(0, BETS_SHOWN_MAX).map((b) => {
     const li = document.createElement('li');
@@ -674,10 +724,11 @@ function renderBets() {
     li.append(who, amount, m, win);
     return li;
   });
-  if (all.length > BETS_SHOWN_MAX) {
+  const unlisted = count - Math.min(all.length, BETS_SHOWN_MAX);
+  if (unlisted > 0) {
     const li = document.createElement('li');
     li.className = 'bet-more';
-    li.textContent = `+ ${all.length - BETS_SHOWN_MAX} more`;
+    li.textContent = `+ ${unlisted.toLocaleString('en-US')} more ${unlisted === 1 ? 'bet' : 'bets'} · largest shown`;
     rows.push(li);
   }
   $('bets').replaceChildren(...rows);

@@ -6,19 +6,26 @@
 //! outbox that the socket loop sends, so the state machine does no I/O of its own.
 //!
 //! Own ledger: `expected_minor` starts at `hello.balance`, loses each acknowledged stake
-//! and gains each cashout the bot learns of (its `cashout_ok`, or its own entry in a
-//! public `cashouts` list for auto-cashouts). Between rounds it must equal the last
-//! balance the server sent; at the end it must equal `hello.balance` on a new connection,
-//! which the server reads from the ledger. A server may still legitimately cut an
-//! auto-cashout short when the round's max profit is reached; with the stakes used here
-//! that takes thousands of bots betting at once, and shows as `auto_cashout_price`.
+//! and gains each cashout the bot learns of privately: its `cashout_ok`, or a `balance`
+//! naming a cashout the engine made (auto-cashout, max profit). The public feed lists
+//! only the largest cashouts; when it lists one of the bot's, it must agree with the
+//! private report. Between rounds the own ledger must equal the last balance the server
+//! sent; at the end it must equal `hello.balance` on a new connection, which the server
+//! reads from the ledger. A server may still legitimately cut an auto-cashout short when
+//! the round's max profit is reached; with the stakes used here that takes thousands of
+//! bots betting at once, and shows as `auto_cashout_price`.
+//!
+//! Public events are followed with `verify::StreamTracker`: ticks the server skipped for
+//! this socket (conflation) are counted in `ticks_conflated`, anything else missing or
+//! out of order fails the run.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aloft::protocol::{
-    ClientMessage, ErrorCode, PastRound, Phase, PublicCashout, RoomEvent, ServerMessage,
+    BetCashout, ClientMessage, ErrorCode, PastRound, Phase, PublicBet, PublicCashout, RoomEvent,
+    RoundTotals, ServerMessage,
 };
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::SmallRng;
@@ -30,7 +37,7 @@ use crate::api::Api;
 use crate::behaviour::{self, Exit, Stake};
 use crate::connection::{self, Incoming, Socket};
 use crate::stats::{LocalStats, Stats};
-use crate::verify::{self, Check, Failure, FairCheck, SeqTracker};
+use crate::verify::{self, Check, EventKind, Failure, FairCheck, StreamTracker};
 
 /// Interval between a bot's `ping` messages, in milliseconds.
 const PING_INTERVAL_MS: u64 = 20_000;
@@ -38,6 +45,10 @@ const PING_INTERVAL_MS: u64 = 20_000;
 const FLUSH_INTERVAL_MS: u64 = 1_000;
 /// Frames read on the final connection while waiting for `hello`, at most.
 const FRAMES_BEFORE_HELLO_MAX: usize = 16;
+/// First and longest wait before retrying a final reconnection the server refused with
+/// 503 (`full`/`busy`), in milliseconds; the wait doubles, with jitter, in between.
+const RECONNECT_RETRY_DELAY_MS_MIN: u64 = 100;
+const RECONNECT_RETRY_DELAY_MS_MAX: u64 = 1_600;
 
 /// What every bot of a run shares.
 pub struct RunContext {
@@ -104,7 +115,8 @@ struct Pending {
     sent_at: Instant,
 }
 
-/// A bet the bot holds in a slot, from the request to the crash of its round.
+/// A bet the bot holds in a slot, from the request until its round crashed and its
+/// outcome is known.
 #[derive(Debug)]
 struct OpenBet {
     round: u64,
@@ -112,15 +124,37 @@ struct OpenBet {
     exit: Exit,
     acked: bool,
     cashout_sent: bool,
-    /// Cashout multiplier and payout, once known.
+    /// Cashout multiplier and payout, once a private frame told them.
     win: Option<(u64, i64)>,
-    crashed: bool,
+    /// The same as listed by the public feed, when it listed it.
+    listed: Option<(u64, i64)>,
+    /// The crash point of its round, once crashed.
+    crashed_at: Option<u64>,
+}
+
+impl OpenBet {
+    /// Whether the engine owes it an auto-cashout whose private report has not come yet.
+    fn awaits_auto_cashout(&self) -> bool {
+        let target = self.exit.auto();
+        self.acked
+            && self.win.is_none()
+            && matches!((target, self.crashed_at), (Some(auto), Some(crash)) if auto < crash)
+    }
+
+    /// Its round is over and everything about it is known.
+    fn is_settled(&self) -> bool {
+        self.crashed_at.is_some() && !self.awaits_auto_cashout()
+    }
 }
 
 /// Where a cashout report came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
+    /// `cashout_ok`: the bot's own request.
     Reply,
+    /// `balance` naming the cashout: the engine's auto-cashout or max profit.
+    Engine,
+    /// The tick or crash lists.
     Public,
 }
 
@@ -139,7 +173,9 @@ struct Bot {
     /// Balance `/api/guest` granted, in minor units; the first `hello` must show it.
     granted_minor: i64,
     rng: SmallRng,
-    seq: SeqTracker,
+    stream: StreamTracker,
+    /// The newest public totals and their round, to check that they only grow.
+    totals: Option<(u64, RoundTotals)>,
     round: u64,
     phase: Phase,
     /// Highest multiplier ticked in the current round, in hundredths.
@@ -180,7 +216,8 @@ impl Bot {
             player,
             granted_minor,
             rng,
-            seq: SeqTracker::default(),
+            stream: StreamTracker::default(),
+            totals: None,
             round: 0,
             phase: Phase::Crashed,
             tick_m: 0,
@@ -308,7 +345,7 @@ impl Bot {
                 .slots
                 .iter()
                 .flatten()
-                .all(|bet| bet.crashed || bet.win.is_some())
+                .all(|bet| bet.is_settled() || bet.win.is_some())
             && self.expected_minor == Some(self.last_balance_minor)
     }
 
@@ -335,8 +372,10 @@ impl Bot {
     }
 
     fn on_event(&mut self, event: RoomEvent, now: Instant) {
-        if let Err(failure) = self.seq.on_event(event.seq()) {
-            self.report(failure);
+        let kind = EventKind::of(&event);
+        match self.stream.on_event(event.seq(), event.round(), kind) {
+            Ok(ticks_skipped) => self.local.ticks_conflated += ticks_skipped,
+            Err(failure) => self.report(failure),
         }
         match event {
             RoomEvent::Betting { round, ends_at, .. } => self.on_betting(round, ends_at, now),
@@ -349,19 +388,56 @@ impl Bot {
                 }
             }
             RoomEvent::Tick {
-                round, m, cashouts, ..
-            } => self.on_tick(round, m, &cashouts, now),
+                round,
+                m,
+                at,
+                bets,
+                cashouts,
+                totals,
+                ..
+            } => {
+                let lag_ms = unix_now_ms().saturating_sub(at);
+                self.local.tick_lags_us.push(lag_ms.saturating_mul(1_000));
+                self.check_feed(round, &bets, &cashouts, totals);
+                self.on_tick(round, m, &cashouts, now);
+            }
             RoomEvent::Crash {
                 round,
                 m,
                 hash,
                 cashouts,
+                totals,
                 ..
-            } => self.on_crash(round, m, hash, &cashouts),
+            } => {
+                self.check_feed(round, &[], &cashouts, totals);
+                self.on_crash(round, m, hash, &cashouts, totals);
+            }
         }
     }
 
+    /// The public lists are largest first and the round's totals never go down.
+    fn check_feed(
+        &mut self,
+        round: u64,
+        bets: &[PublicBet],
+        cashouts: &[PublicCashout],
+        totals: Option<RoundTotals>,
+    ) {
+        if let Err(failure) = verify::check_feed_order(bets, cashouts) {
+            self.report(failure);
+        }
+        let Some(totals) = totals else { return };
+        if let Some((totals_round, previous)) = self.totals
+            && totals_round == round
+            && let Err(failure) = verify::check_totals_grow(round, &previous, &totals)
+        {
+            self.report(failure);
+        }
+        self.totals = Some((round, totals));
+    }
+
     fn on_betting(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
+        self.release_bets_before(round);
         if self.pending.is_empty()
             && self
                 .expected_minor
@@ -377,6 +453,31 @@ impl Bot {
         self.phase = Phase::Betting;
         self.tick_m = 100;
         self.plan_bets(round, ends_at_ms, now);
+    }
+
+    /// Frees the slots of earlier rounds' bets, except those a request still waits about.
+    /// The crash was a pause of seconds ago, so an auto-cashout's private report that has
+    /// not come by now never will.
+    fn release_bets_before(&mut self, round: u64) {
+        for slot in 0..self.slots.len() {
+            let Some(bet) = self.slots[slot].as_ref().filter(|bet| bet.round < round) else {
+                continue;
+            };
+            let slot_u8 = u8::try_from(slot).expect("two slots");
+            if self.pending.iter().any(|request| request.slot == slot_u8) {
+                continue;
+            }
+            if bet.awaits_auto_cashout() {
+                let message = format!(
+                    "round {} crashed at {:?}, slot {slot} auto {:?}: no payout reported by round {round}",
+                    bet.round,
+                    bet.crashed_at,
+                    bet.exit.auto()
+                );
+                self.fail(Check::AutoCashoutMissed, message);
+            }
+            self.slots[slot] = None;
+        }
     }
 
     fn plan_bets(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
@@ -409,7 +510,8 @@ impl Bot {
                 acked: false,
                 cashout_sent: false,
                 win: None,
-                crashed: false,
+                listed: None,
+                crashed_at: None,
             });
             self.pending.push(Pending {
                 req: req.clone(),
@@ -469,7 +571,14 @@ impl Bot {
         }
     }
 
-    fn on_crash(&mut self, round: u64, m: u64, hash: String, cashouts: &[PublicCashout]) {
+    fn on_crash(
+        &mut self,
+        round: u64,
+        m: u64,
+        hash: String,
+        cashouts: &[PublicCashout],
+        totals: Option<RoundTotals>,
+    ) {
         let fair = &self.context.fair;
         let previous = self
             .last_crash
@@ -489,21 +598,23 @@ impl Bot {
             );
         }
         self.apply_public_cashouts(round, cashouts);
+        let own: Vec<i64> = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|bet| bet.round == round && bet.acked)
+            .map(|bet| bet.amount_minor)
+            .collect();
+        if let Err(failure) = verify::check_totals_count(round, totals.as_ref(), &own) {
+            self.report(failure);
+        }
         for slot in 0..self.slots.len() {
             let Some(bet) = self.slots[slot].as_mut().filter(|bet| bet.round == round) else {
                 continue;
             };
-            bet.crashed = true;
-            if let Exit::Auto(auto) = bet.exit
-                && auto < m
-                && bet.win.is_none()
-                && !bet.cashout_sent
-            {
-                let message =
-                    format!("round {round} crashed at {m}, slot {slot} auto {auto} not cashed out");
-                self.fail(Check::AutoCashoutMissed, message);
-            }
-            self.close_if_done(slot);
+            // Payouts are reported privately, maybe only after the crash (replies follow
+            // the ledger commit): the bet stays until the next round opens.
+            bet.crashed_at = Some(m);
         }
         self.phase = Phase::Crashed;
         self.last_crash = Some((round, hash));
@@ -519,7 +630,8 @@ impl Bot {
         }
     }
 
-    /// Books a cashout of `slot` the bot learnt of, checking it against the bet.
+    /// Books a cashout of `slot` the bot learnt of privately, checking it against the
+    /// bet; a public listing is only compared with the private report.
     fn apply_win(&mut self, slot: u8, round: u64, m: u64, win_minor: i64, source: Source) {
         let Some(bet) = self
             .slots
@@ -532,17 +644,31 @@ impl Bot {
             );
             return self.fail(Check::UnrequestedCashout, message);
         };
-        if let Some((known_m, known_win)) = bet.win {
-            if (known_m, known_win) != (m, win_minor) {
-                let message = format!(
-                    "slot {slot} round {round}: cashout {known_m}/{known_win}, then {m}/{win_minor}"
-                );
-                self.fail(Check::CashoutConflict, message);
+        let conflict = |(known_m, known_win): (u64, i64)| {
+            ((known_m, known_win) != (m, win_minor)).then(|| {
+                Failure::new(
+                    Check::CashoutConflict,
+                    format!(
+                        "slot {slot} round {round}: cashout {known_m}/{known_win}, then {m}/{win_minor} ({source:?})"
+                    ),
+                )
+            })
+        };
+        if let Some(known) = bet.win {
+            if let Some(failure) = conflict(known) {
+                self.report(failure);
             }
             return;
         }
-        let mut failures = vec![verify::check_win(bet.amount_minor, m, win_minor).err()];
-        if source == Source::Public && !bet.cashout_sent {
+        if source == Source::Public {
+            bet.listed = Some((m, win_minor));
+            return;
+        }
+        let mut failures = vec![
+            verify::check_win(bet.amount_minor, m, win_minor).err(),
+            bet.listed.and_then(conflict),
+        ];
+        if source == Source::Engine && !bet.cashout_sent {
             failures.push(match bet.exit {
                 Exit::Auto(auto) if auto != m => Some(Failure::new(
                     Check::AutoCashoutPrice,
@@ -566,17 +692,6 @@ impl Bot {
         }
     }
 
-    /// A bet leaves its slot once its round crashed and no request about it is pending.
-    fn close_if_done(&mut self, slot: usize) {
-        let pending = self
-            .pending
-            .iter()
-            .any(|request| usize::from(request.slot) == slot);
-        if !pending && self.slots[slot].as_ref().is_some_and(|bet| bet.crashed) {
-            self.slots[slot] = None;
-        }
-    }
-
     fn on_private(&mut self, message: ServerMessage, now: Instant) {
         match message {
             ServerMessage::Hello {
@@ -588,8 +703,12 @@ impl Bot {
                 phase,
                 ends_at,
                 history,
+                totals,
                 ..
-            } => self.on_snapshot(seq, round, phase, ends_at, &history, now),
+            } => {
+                self.totals = totals.map(|totals| (round, totals));
+                self.on_snapshot(seq, round, phase, ends_at, &history, now);
+            }
             ServerMessage::BetOk {
                 req,
                 round,
@@ -621,7 +740,6 @@ impl Bot {
                         );
                     }
                     self.apply_win(slot, round, m, win, Source::Reply);
-                    self.close_if_done(usize::from(request.slot));
                 }
                 self.observe_balance(balance);
             }
@@ -631,7 +749,18 @@ impl Bot {
             ServerMessage::CashoutErr { req, code, message } => {
                 self.on_reject(&req, false, code, &message, now)
             }
-            ServerMessage::Balance { balance } => self.observe_balance(balance),
+            ServerMessage::Balance { balance, cashout } => {
+                if let Some(BetCashout {
+                    round,
+                    slot,
+                    m,
+                    win,
+                }) = cashout
+                {
+                    self.apply_win(slot, round, m, win, Source::Engine);
+                }
+                self.observe_balance(balance);
+            }
             ServerMessage::Error { code, message } => {
                 self.fail(Check::ErrorFrame, format!("{}: {message}", code.as_str()))
             }
@@ -665,7 +794,7 @@ impl Bot {
         history: &[PastRound],
         now: Instant,
     ) {
-        self.seq.on_snapshot(seq);
+        self.stream.on_snapshot(seq, round, phase);
         for failure in self.context.fair.check_history(history) {
             self.report(failure);
         }
@@ -711,7 +840,6 @@ impl Bot {
             );
             self.fail(Check::ReplyMismatch, message);
         }
-        self.close_if_done(slot_index);
     }
 
     fn on_reject(&mut self, req: &str, is_bet: bool, code: ErrorCode, message: &str, now: Instant) {
@@ -720,11 +848,8 @@ impl Bot {
         };
         let kind = if is_bet { "bet" } else { "cashout" };
         self.context.stats.record_reject(kind, code.as_str());
-        let slot = usize::from(request.slot);
         if is_bet {
-            self.slots[slot] = None;
-        } else {
-            self.close_if_done(slot);
+            self.slots[usize::from(request.slot)] = None;
         }
         let expected = match code {
             ErrorCode::WrongPhase | ErrorCode::Overloaded => true,
@@ -779,7 +904,8 @@ impl Bot {
             .stop_deadline
             .saturating_duration_since(Instant::now());
         let context = self.context.clone();
-        let hello = tokio::time::timeout(budget, read_hello(&context, token, source)).await;
+        let retrying = read_hello_retrying(&context, token, source, &mut self.rng);
+        let hello = tokio::time::timeout(budget, retrying).await;
         let expected = self.expected_minor;
         match hello {
             Ok(Ok(balance)) if Some(balance) == expected => {}
@@ -816,6 +942,42 @@ impl Bot {
     }
 }
 
+/// [`read_hello`], tried again as a client would when the server answers 503 (`full` or
+/// `busy`: docs/protocol.md asks to retry later) — thousands of bots reconnect at the
+/// same crash at the end of a run. The caller bounds the time.
+async fn read_hello_retrying(
+    context: &RunContext,
+    token: &str,
+    source: Ipv4Addr,
+    rng: &mut SmallRng,
+) -> anyhow::Result<i64> {
+    let mut delay_ms = RECONNECT_RETRY_DELAY_MS_MIN;
+    loop {
+        match read_hello(context, token, source).await {
+            Err(error) if is_retry_later(&error) => {
+                context
+                    .stats
+                    .final_reconnect_retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let jittered_ms = rng.random_range(delay_ms / 2..=delay_ms);
+                tokio::time::sleep(Duration::from_millis(jittered_ms)).await;
+                delay_ms = (delay_ms * 2).min(RECONNECT_RETRY_DELAY_MS_MAX);
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// Whether the server refused the WebSocket handshake with 503.
+fn is_retry_later(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<WsError>(),
+            Some(WsError::Http(response)) if response.status().as_u16() == 503
+        )
+    })
+}
+
 /// Opens a new connection with `token` and returns the balance of its `hello`.
 async fn read_hello(context: &RunContext, token: &str, source: Ipv4Addr) -> anyhow::Result<i64> {
     let mut socket = connection::open(context.server, source, token, &context.room).await?;
@@ -846,4 +1008,25 @@ fn unix_now_ms() -> u64 {
         .map_or(0, |elapsed| {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+    use tokio_tungstenite::tungstenite::http::Response;
+
+    fn refused(status: u16) -> anyhow::Error {
+        let response = Response::builder().status(status).body(None).unwrap();
+        Err::<(), _>(WsError::Http(Box::new(response)))
+            .context("WebSocket handshake")
+            .unwrap_err()
+    }
+
+    #[test]
+    fn only_a_503_handshake_is_retried() {
+        assert!(is_retry_later(&refused(503)));
+        assert!(!is_retry_later(&refused(401)));
+        assert!(!is_retry_later(&anyhow::anyhow!("connection refused")));
+    }
 }

@@ -20,8 +20,9 @@ const OPEN_TIMEOUT_MS: u64 = 10_000;
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Outgoing bytes buffered before a socket write fails (requests are tiny), in bytes.
 const WRITE_BUFFER_BYTES_MAX: usize = 64 * 1024;
-/// Largest accepted message, in bytes: a snapshot lists every live bet of the round.
-const MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest accepted message, in bytes: a snapshot lists at most 10,000 bets (the ceiling
+/// of `gateway.snapshot_bets_max`) of about 100 bytes each.
+const MESSAGE_BYTES_MAX: usize = 2 * 1024 * 1024;
 
 /// A frame from the server.
 #[derive(Debug)]
@@ -97,12 +98,12 @@ mod tests {
         let balance = r#"{"t":"balance","balance":5}"#;
         assert!(matches!(
             decode(balance),
-            Ok(Incoming::Private(ServerMessage::Balance { balance: 5 }))
+            Ok(Incoming::Private(ServerMessage::Balance { balance: 5, .. }))
         ));
         let reordered = r#"{"balance":5,"t":"balance"}"#;
         assert!(matches!(
             decode(reordered),
-            Ok(Incoming::Private(ServerMessage::Balance { balance: 5 }))
+            Ok(Incoming::Private(ServerMessage::Balance { balance: 5, .. }))
         ));
         assert!(decode(r#"{"t":"tick","seq":1}"#).is_err());
         assert!(decode("not json").is_err());

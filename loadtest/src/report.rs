@@ -26,6 +26,16 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+impl LatencySummary {
+    /// `p50 / p90 / p99 / max ms`, as the summary table shows it.
+    pub fn percentiles_ms(&self) -> String {
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} ms",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
+        )
+    }
+}
+
 /// The value at `quantile` (0.0 ..= 1.0) of a histogram recorded in microseconds, in
 /// milliseconds; 0 when empty.
 pub fn quantile_ms(histogram_us: &Histogram<u64>, quantile: f64) -> f64 {
@@ -97,7 +107,14 @@ pub struct Report {
     pub bets: Requests,
     pub cashouts: Requests,
     pub ack_latency: LatencySummary,
+    /// Engine tick time (`at`) to the bot reading the tick.
+    pub tick_lag: LatencySummary,
     pub frames_received: u64,
+    /// Ticks skipped by the server for slow sockets (conflation, allowed), summed over
+    /// the bots.
+    pub ticks_conflated: u64,
+    /// Final reconnections refused with 503 and tried again.
+    pub final_reconnect_retries: u64,
     /// Rejections by `request:code`; expected ones (too late, wrong phase) included.
     pub rejects: BTreeMap<String, u64>,
     pub errors_total: u64,
@@ -122,6 +139,7 @@ impl Report {
     pub fn new(facts: RunFacts, stats: &Stats) -> Report {
         let failures: FailureLog = stats.failures();
         let ack_latency = latency_summary(&stats.ack_latency_us.lock().expect("histogram lock"));
+        let tick_lag = latency_summary(&stats.tick_lag_us.lock().expect("histogram lock"));
         let usage = facts.usage;
         Report {
             url: facts.url,
@@ -143,7 +161,10 @@ impl Report {
                 acked: Stats::get(&stats.cashouts_acked),
             },
             ack_latency,
+            tick_lag,
             frames_received: Stats::get(&stats.frames_received),
+            ticks_conflated: Stats::get(&stats.ticks_conflated),
+            final_reconnect_retries: Stats::get(&stats.final_reconnect_retries),
             rejects: stats.rejects.lock().expect("rejects lock").clone(),
             errors_total: failures.total(),
             errors_by_kind: failures.by_check,
@@ -206,12 +227,28 @@ impl Report {
             ),
             (
                 "ack latency p50/p90/p99/max".into(),
-                format!(
-                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                    latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.max_ms
-                ),
+                latency.percentiles_ms(),
+            ),
+            (
+                "tick lag p50/p90/p99/max".into(),
+                self.tick_lag.percentiles_ms(),
             ),
             ("frames received".into(), self.frames_received.to_string()),
+            (
+                "ticks conflated (allowed)".into(),
+                format!(
+                    "{} ({} of frames)",
+                    self.ticks_conflated,
+                    percent(
+                        self.ticks_conflated,
+                        self.frames_received + self.ticks_conflated
+                    )
+                ),
+            ),
+            (
+                "final reconnects retried (503)".into(),
+                self.final_reconnect_retries.to_string(),
+            ),
             (
                 "generator CPU".into(),
                 format!(

@@ -46,8 +46,17 @@ pub struct Stats {
     pub cashouts_sent: AtomicU64,
     pub cashouts_acked: AtomicU64,
     pub frames_received: AtomicU64,
+    /// Ticks the server skipped for a slow socket (conflation): `seq` numbers missing
+    /// where only ticks can have been. Allowed, so counted, not failed.
+    pub ticks_conflated: AtomicU64,
     /// Send → reply latency of bets and cashouts, in microseconds.
     pub ack_latency_us: Mutex<Histogram<u64>>,
+    /// Tick lag: the engine's `at` to the bot reading the tick, in microseconds (`at`
+    /// has millisecond resolution). Tells a late server from a late load generator.
+    pub tick_lag_us: Mutex<Histogram<u64>>,
+    /// Final reconnections the server refused with 503 (`full`/`busy`) and the bot
+    /// tried again.
+    pub final_reconnect_retries: AtomicU64,
     /// Rejections by `request:code`, e.g. `cashout:too_late`.
     pub rejects: Mutex<BTreeMap<String, u64>>,
     pub failures: Mutex<FailureLog>,
@@ -55,8 +64,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn new() -> Stats {
-        let histogram = Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
-            .expect("constant histogram bounds are valid");
+        let histogram = || {
+            Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
+                .expect("constant histogram bounds are valid")
+        };
         Stats {
             connected: AtomicU64::new(0),
             connections_ok: AtomicU64::new(0),
@@ -68,7 +79,10 @@ impl Stats {
             cashouts_sent: AtomicU64::new(0),
             cashouts_acked: AtomicU64::new(0),
             frames_received: AtomicU64::new(0),
-            ack_latency_us: Mutex::new(histogram),
+            ticks_conflated: AtomicU64::new(0),
+            ack_latency_us: Mutex::new(histogram()),
+            tick_lag_us: Mutex::new(histogram()),
+            final_reconnect_retries: AtomicU64::new(0),
             rejects: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(FailureLog::default()),
         }
@@ -113,12 +127,15 @@ impl Stats {
 #[derive(Debug, Default)]
 pub struct LocalStats {
     pub frames_received: u64,
+    pub ticks_conflated: u64,
     pub bets_sent: u64,
     pub bets_acked: u64,
     pub cashouts_sent: u64,
     pub cashouts_acked: u64,
     /// Ack latencies, in microseconds.
     pub ack_latencies_us: Vec<u64>,
+    /// Tick lags, in microseconds.
+    pub tick_lags_us: Vec<u64>,
 }
 
 impl LocalStats {
@@ -130,21 +147,30 @@ impl LocalStats {
             }
         };
         add(&stats.frames_received, self.frames_received);
+        add(&stats.ticks_conflated, self.ticks_conflated);
         add(&stats.bets_sent, self.bets_sent);
         add(&stats.bets_acked, self.bets_acked);
         add(&stats.cashouts_sent, self.cashouts_sent);
         add(&stats.cashouts_acked, self.cashouts_acked);
-        if !self.ack_latencies_us.is_empty() {
-            let mut histogram = stats.ack_latency_us.lock().expect("histogram lock");
-            for latency_us in self.ack_latencies_us.drain(..) {
-                histogram.saturating_record(latency_us.max(1));
-            }
-        }
+        record_all(&stats.ack_latency_us, &mut self.ack_latencies_us);
+        record_all(&stats.tick_lag_us, &mut self.tick_lags_us);
         self.frames_received = 0;
+        self.ticks_conflated = 0;
         self.bets_sent = 0;
         self.bets_acked = 0;
         self.cashouts_sent = 0;
         self.cashouts_acked = 0;
+    }
+}
+
+/// Moves `values_us` into `histogram` (under its lock once).
+fn record_all(histogram: &Mutex<Histogram<u64>>, values_us: &mut Vec<u64>) {
+    if values_us.is_empty() {
+        return;
+    }
+    let mut histogram = histogram.lock().expect("histogram lock");
+    for value_us in values_us.drain(..) {
+        histogram.saturating_record(value_us.max(1));
     }
 }
 
@@ -157,15 +183,15 @@ mod tests {
     fn failures_are_counted_by_kind_and_the_first_kept() {
         let stats = Stats::new();
         for index in 0..(FAILURE_MESSAGES_MAX + 5) {
-            stats.record_failure(Failure::new(Check::SeqGap, format!("gap {index}")));
+            stats.record_failure(Failure::new(Check::LostEvent, format!("gap {index}")));
         }
         stats.record_failure(Failure::new(Check::CrashPoint, "bad"));
         let log = stats.failures();
-        assert_eq!(log.by_check["seq_gap"], FAILURE_MESSAGES_MAX as u64 + 5);
+        assert_eq!(log.by_check["lost_event"], FAILURE_MESSAGES_MAX as u64 + 5);
         assert_eq!(log.by_check["crash_point"], 1);
         assert_eq!(log.total(), FAILURE_MESSAGES_MAX as u64 + 6);
         assert_eq!(log.first_messages.len(), FAILURE_MESSAGES_MAX);
-        assert_eq!(log.first_messages[0], "seq_gap: gap 0");
+        assert_eq!(log.first_messages[0], "lost_event: gap 0");
     }
 
     #[test]
@@ -182,15 +208,19 @@ mod tests {
         let stats = Stats::new();
         let mut local = LocalStats {
             frames_received: 10,
+            ticks_conflated: 3,
             bets_sent: 2,
             ack_latencies_us: vec![1_000, 2_000],
+            tick_lags_us: vec![3_000],
             ..LocalStats::default()
         };
         local.flush(&stats);
         local.frames_received += 1;
         local.flush(&stats);
         assert_eq!(Stats::get(&stats.frames_received), 11);
+        assert_eq!(Stats::get(&stats.ticks_conflated), 3);
         assert_eq!(Stats::get(&stats.bets_sent), 2);
         assert_eq!(stats.ack_latency_us.lock().unwrap().len(), 2);
+        assert_eq!(stats.tick_lag_us.lock().unwrap().len(), 1);
     }
 }

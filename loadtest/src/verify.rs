@@ -2,12 +2,14 @@
 //! small trackers, so each rule is unit-tested on its own.
 //!
 //! This module owns the catalogue of failure kinds ([`Check`]) and the rules that need
-//! no connection state: the contiguity of public `seq` numbers, the crash point of a
-//! round recomputed with `aloft::fair`, the hash-chain link between consecutive rounds
-//! and the payout of a cashout. The bot (`bot.rs`) applies them to what it receives.
+//! no connection state: the order of public events ([`StreamTracker`], which tells the
+//! ticks a slow socket may skip from lost events), the crash point of a round recomputed
+//! with `aloft::fair`, the hash-chain link between consecutive rounds, the order of the
+//! public lists and the payout of a cashout. The bot (`bot.rs`) applies them to what it
+//! receives.
 
 use aloft::fair::{crash_point_hundredths, sha256_hex};
-use aloft::protocol::PastRound;
+use aloft::protocol::{PastRound, Phase, PublicBet, PublicCashout, RoomEvent, RoundTotals};
 
 /// The kinds of failure a run counts, each one a reason the run fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -22,14 +24,22 @@ pub enum Check {
     ErrorFrame,
     /// A public event arrived before the snapshot that fixes the first `seq`.
     EventBeforeSnapshot,
-    /// Public events' `seq` skipped or repeated a number.
-    SeqGap,
+    /// A public event's `seq` was not above the previous one (repeated or older).
+    SeqRepeat,
+    /// Skipped `seq` numbers where more than ticks must have been: a lost `betting`,
+    /// `flying` or `crash` (a gateway may skip only ticks of a slow socket).
+    LostEvent,
+    /// Contiguous events in an order the round loop never produces (a round without
+    /// its crash, a flight without `flying`, a tick after the crash).
+    EventOrder,
     /// A `crash`'s `m` differs from the one the revealed hash gives.
     CrashPoint,
     /// A round hash does not hash to the previous round's (or to the commitment).
     ChainLink,
     /// A tick's multiplier went above the round's crash point.
     TickAboveCrash,
+    /// A public list not largest first, or round totals that went down.
+    PublicFeed,
     /// A reply's `req` matches no request in flight.
     UnknownReply,
     /// A `bet_ok`/`cashout_ok` disagrees with the request it answers.
@@ -67,10 +77,13 @@ impl Check {
             Check::BadFrame => "bad_frame",
             Check::ErrorFrame => "error_frame",
             Check::EventBeforeSnapshot => "event_before_snapshot",
-            Check::SeqGap => "seq_gap",
+            Check::SeqRepeat => "seq_repeat",
+            Check::LostEvent => "lost_event",
+            Check::EventOrder => "event_order",
             Check::CrashPoint => "crash_point",
             Check::ChainLink => "chain_link",
             Check::TickAboveCrash => "tick_above_crash",
+            Check::PublicFeed => "public_feed",
             Check::UnknownReply => "unknown_reply",
             Check::ReplyMismatch => "reply_mismatch",
             Check::UnexpectedReject => "unexpected_reject",
@@ -104,38 +117,184 @@ impl Failure {
     }
 }
 
-/// Follows the public `seq` numbers of one connection: the snapshot fixes the last
-/// number it includes, and every event must carry the next one.
-#[derive(Debug, Default)]
-pub struct SeqTracker {
-    /// The `seq` the next public event must carry; `None` before the snapshot.
-    next_seq: Option<u64>,
+/// What a public event is, for the order rules. A betting tick carries `ms` 0; a flying
+/// tick is at least one tick interval into the flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Betting,
+    BettingTick,
+    Flying,
+    FlyingTick,
+    Crash,
 }
 
-impl SeqTracker {
-    /// The snapshot includes every event up to `seq`.
-    pub fn on_snapshot(&mut self, seq: u64) {
-        self.next_seq = Some(seq + 1);
+impl EventKind {
+    pub fn of(event: &RoomEvent) -> EventKind {
+        match event {
+            RoomEvent::Betting { .. } => EventKind::Betting,
+            RoomEvent::Tick { ms: 0, .. } => EventKind::BettingTick,
+            RoomEvent::Tick { .. } => EventKind::FlyingTick,
+            RoomEvent::Flying { .. } => EventKind::Flying,
+            RoomEvent::Crash { .. } => EventKind::Crash,
+        }
     }
 
-    /// Checks a public event's `seq`, then expects the one after it (so one gap is
-    /// reported once, not for every later event).
-    pub fn on_event(&mut self, seq: u64) -> Result<(), Failure> {
-        let Some(expected) = self.next_seq else {
+    /// The phase of the round once this event happened.
+    fn phase_after(self) -> Phase {
+        match self {
+            EventKind::Betting | EventKind::BettingTick => Phase::Betting,
+            EventKind::Flying | EventKind::FlyingTick => Phase::Flying,
+            EventKind::Crash => Phase::Crashed,
+        }
+    }
+}
+
+/// The last public event a connection has: its `seq` and where the round stood.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    seq: u64,
+    round: u64,
+    phase: Phase,
+}
+
+impl Position {
+    /// Rounds and their phases in stream order.
+    fn order(self) -> (u64, u8) {
+        let rank = match self.phase {
+            Phase::Betting => 0,
+            Phase::Flying => 1,
+            Phase::Crashed => 2,
+        };
+        (self.round, rank)
+    }
+}
+
+/// Follows the public events of one connection from its snapshot on. A round's events
+/// come as `betting`, betting ticks, `flying`, flying ticks, `crash`, each `seq` the
+/// previous + 1. A gateway may skip ticks of a slow socket (conflation: only the newest
+/// tick is kept), so a jump in `seq` is allowed where only ticks can have been: between
+/// events of the same phase of a round, from the betting phase to `flying`, and from the
+/// flight to its `crash`. Everything else is a violation: a jump over a phase event
+/// (`lost_event`), a `seq` not above the last (`seq_repeat`), an impossible order with
+/// no jump (`event_order`).
+#[derive(Debug, Default)]
+pub struct StreamTracker {
+    /// `None` before the snapshot.
+    last: Option<Position>,
+}
+
+impl StreamTracker {
+    /// The snapshot includes every event up to `seq`; the round stood at `phase`.
+    pub fn on_snapshot(&mut self, seq: u64, round: u64, phase: Phase) {
+        self.last = Some(Position { seq, round, phase });
+    }
+
+    /// Checks the next public event; returns how many ticks were skipped before it. After
+    /// a violation the tracker follows the new event, so one fault is reported once.
+    pub fn on_event(&mut self, seq: u64, round: u64, kind: EventKind) -> Result<u64, Failure> {
+        let Some(last) = self.last else {
             return Err(Failure::new(
                 Check::EventBeforeSnapshot,
                 format!("event seq {seq} before the snapshot"),
             ));
         };
-        self.next_seq = Some(seq + 1);
-        if seq == expected {
-            Ok(())
-        } else {
-            Err(Failure::new(
-                Check::SeqGap,
-                format!("expected seq {expected}, got {seq}"),
-            ))
+        if seq <= last.seq {
+            return Err(Failure::new(
+                Check::SeqRepeat,
+                format!(
+                    "seq {seq} ({kind:?} of round {round}) after seq {}",
+                    last.seq
+                ),
+            ));
         }
+        let next = Position {
+            seq,
+            round,
+            phase: kind.phase_after(),
+        };
+        self.last = Some(next);
+        let skipped = seq - last.seq - 1;
+        let same_round = round == last.round;
+        let follows = match (last.phase, kind) {
+            (Phase::Betting, EventKind::BettingTick | EventKind::Flying) => same_round,
+            (Phase::Flying, EventKind::FlyingTick | EventKind::Crash) => same_round,
+            (Phase::Crashed, EventKind::Betting) => round == last.round + 1 && skipped == 0,
+            _ => false,
+        };
+        if follows {
+            return Ok(skipped);
+        }
+        let what = format!(
+            "seq {seq} ({kind:?} of round {round}) after seq {} (round {} {:?})",
+            last.seq, last.round, last.phase
+        );
+        if skipped > 0 && next.order() >= last.order() {
+            Err(Failure::new(
+                Check::LostEvent,
+                format!("{what}: the {skipped} skipped events were not all ticks"),
+            ))
+        } else {
+            Err(Failure::new(Check::EventOrder, what))
+        }
+    }
+}
+
+/// The public lists of a tick or crash are largest first: bets by stake, cashouts by win.
+pub fn check_feed_order(bets: &[PublicBet], cashouts: &[PublicCashout]) -> Result<(), Failure> {
+    let bets_sorted = bets.windows(2).all(|pair| pair[0].amount >= pair[1].amount);
+    let cashouts_sorted = cashouts.windows(2).all(|pair| pair[0].win >= pair[1].win);
+    if bets_sorted && cashouts_sorted {
+        return Ok(());
+    }
+    let bets: Vec<i64> = bets.iter().map(|bet| bet.amount).collect();
+    let wins: Vec<i64> = cashouts.iter().map(|cashout| cashout.win).collect();
+    Err(Failure::new(
+        Check::PublicFeed,
+        format!("lists not largest first: bets {bets:?}, cashout wins {wins:?}"),
+    ))
+}
+
+/// A round's totals only grow: each event carries them whole, so even after skipped
+/// ticks the next ones are at least the previous ones.
+pub fn check_totals_grow(
+    round: u64,
+    previous: &RoundTotals,
+    next: &RoundTotals,
+) -> Result<(), Failure> {
+    let grew = next.bets >= previous.bets
+        && next.staked >= previous.staked
+        && next.cashouts >= previous.cashouts
+        && next.won >= previous.won;
+    if grew {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Check::PublicFeed,
+            format!("round {round}: totals went from {previous:?} to {next:?}"),
+        ))
+    }
+}
+
+/// The crash's totals count at least the bot's own acknowledged bets of the round
+/// (`own_stakes_minor`, one stake each).
+pub fn check_totals_count(
+    round: u64,
+    totals: Option<&RoundTotals>,
+    own_stakes_minor: &[i64],
+) -> Result<(), Failure> {
+    if own_stakes_minor.is_empty() {
+        return Ok(());
+    }
+    let own_bets = own_stakes_minor.len() as u64;
+    let own_staked: i64 = own_stakes_minor.iter().sum();
+    match totals {
+        Some(totals) if totals.bets >= own_bets && totals.staked >= own_staked => Ok(()),
+        _ => Err(Failure::new(
+            Check::PublicFeed,
+            format!(
+                "round {round} crashed with totals {totals:?}, below the bot's own {own_bets} bets of {own_staked}"
+            ),
+        )),
     }
 }
 
@@ -239,21 +398,142 @@ mod tests {
         }
     }
 
+    use EventKind::{Betting, BettingTick, Crash, Flying, FlyingTick};
+
+    /// Feeds `events` (seq, round, kind) after a snapshot at seq 10 of round 3 in
+    /// `phase`; returns each outcome: skipped ticks or the failed check.
+    fn follow(phase: Phase, events: &[(u64, u64, EventKind)]) -> Vec<Result<u64, Check>> {
+        let mut tracker = StreamTracker::default();
+        tracker.on_snapshot(10, 3, phase);
+        events
+            .iter()
+            .map(|&(seq, round, kind)| {
+                tracker
+                    .on_event(seq, round, kind)
+                    .map_err(|failure| failure.check)
+            })
+            .collect()
+    }
+
     #[test]
-    fn seq_must_follow_the_snapshot_without_gaps() {
-        let mut tracker = SeqTracker::default();
+    fn a_whole_round_in_order_skips_nothing() {
+        let round = [
+            (11, 3, BettingTick),
+            (12, 3, Flying),
+            (13, 3, FlyingTick),
+            (14, 3, FlyingTick),
+            (15, 3, Crash),
+            (16, 4, Betting),
+            (17, 4, Flying),
+            (18, 4, Crash),
+        ];
+        assert!(follow(Phase::Betting, &round).iter().all(|o| *o == Ok(0)));
+    }
+
+    #[test]
+    fn skipped_ticks_are_conflation_and_are_counted() {
+        let events = [
+            (13, 3, BettingTick),
+            (15, 3, Flying),
+            (20, 3, FlyingTick),
+            (21, 3, FlyingTick),
+            (25, 3, Crash),
+            (26, 4, Betting),
+        ];
+        let outcomes = follow(Phase::Betting, &events);
+        assert_eq!(outcomes, [Ok(2), Ok(1), Ok(4), Ok(0), Ok(3), Ok(0)]);
+    }
+
+    #[test]
+    fn a_jump_over_a_phase_event_is_a_lost_event() {
+        // `flying` lost: a flying tick right after betting ticks.
         assert_eq!(
-            tracker.on_event(5).unwrap_err().check,
-            Check::EventBeforeSnapshot
+            follow(Phase::Betting, &[(13, 3, FlyingTick)]),
+            [Err(Check::LostEvent)]
         );
-        tracker.on_snapshot(10);
-        assert!(tracker.on_event(11).is_ok());
-        assert!(tracker.on_event(12).is_ok());
-        let gap = tracker.on_event(14).unwrap_err();
-        assert_eq!(gap.check, Check::SeqGap);
-        assert_eq!(gap.message, "expected seq 13, got 14");
-        assert!(tracker.on_event(15).is_ok(), "one gap is reported once");
-        assert_eq!(tracker.on_event(15).unwrap_err().check, Check::SeqGap);
+        // `crash` and `betting` lost: the next round's flight.
+        assert_eq!(
+            follow(Phase::Flying, &[(14, 4, Flying)]),
+            [Err(Check::LostEvent)]
+        );
+        // A round seen without its crash.
+        assert_eq!(
+            follow(Phase::Flying, &[(12, 4, Betting)]),
+            [Err(Check::LostEvent)]
+        );
+        // Nothing but `betting` comes after a crash, and nothing between them.
+        assert_eq!(
+            follow(Phase::Crashed, &[(12, 4, Betting)]),
+            [Err(Check::LostEvent)]
+        );
+        // Reported once: the tracker follows the new event.
+        let outcomes = follow(Phase::Betting, &[(13, 3, FlyingTick), (14, 3, FlyingTick)]);
+        assert_eq!(outcomes, [Err(Check::LostEvent), Ok(0)]);
+    }
+
+    #[test]
+    fn repeated_seqs_and_impossible_orders_are_violations() {
+        let outcomes = follow(Phase::Flying, &[(10, 3, FlyingTick), (9, 3, FlyingTick)]);
+        assert_eq!(outcomes, [Err(Check::SeqRepeat), Err(Check::SeqRepeat)]);
+        // Contiguous but impossible: a flight without `flying`, a tick after the crash,
+        // a crash of another round, a round that goes back.
+        let impossible = [
+            (Phase::Betting, (11, 3, FlyingTick)),
+            (Phase::Crashed, (11, 3, FlyingTick)),
+            (Phase::Flying, (11, 4, Crash)),
+            (Phase::Flying, (13, 2, Betting)),
+            (Phase::Crashed, (11, 5, Betting)),
+        ];
+        for (phase, event) in impossible {
+            assert_eq!(
+                follow(phase, &[event]),
+                [Err(Check::EventOrder)],
+                "{event:?} after {phase:?}"
+            );
+        }
+        let mut tracker = StreamTracker::default();
+        let early = tracker.on_event(5, 1, Betting).unwrap_err();
+        assert_eq!(early.check, Check::EventBeforeSnapshot);
+    }
+
+    #[test]
+    fn totals_only_grow_and_count_the_bots_own_bets() {
+        let totals = |bets, staked, cashouts, won| RoundTotals {
+            bets,
+            staked,
+            cashouts,
+            won,
+        };
+        let before = totals(10, 1_000, 2, 300);
+        assert!(check_totals_grow(1, &before, &totals(10, 1_000, 3, 450)).is_ok());
+        for shrunk in [totals(9, 1_000, 2, 300), totals(10, 1_000, 2, 299)] {
+            let failure = check_totals_grow(1, &before, &shrunk).unwrap_err();
+            assert_eq!(failure.check, Check::PublicFeed);
+        }
+        assert!(check_totals_count(1, None, &[]).is_ok());
+        assert!(check_totals_count(1, Some(&before), &[500, 500]).is_ok());
+        assert!(check_totals_count(1, Some(&before), &[500, 501]).is_err());
+        assert!(check_totals_count(1, None, &[10]).is_err());
+    }
+
+    #[test]
+    fn public_lists_must_be_largest_first() {
+        let bet = |amount| PublicBet {
+            player: "p".into(),
+            slot: 0,
+            amount,
+            auto: None,
+        };
+        let cashout = |win| PublicCashout {
+            player: "p".into(),
+            slot: 0,
+            m: 200,
+            win,
+        };
+        assert!(check_feed_order(&[bet(50), bet(50), bet(10)], &[cashout(9), cashout(3)]).is_ok());
+        let unsorted = check_feed_order(&[bet(10), bet(50)], &[]).unwrap_err();
+        assert_eq!(unsorted.check, Check::PublicFeed);
+        assert!(check_feed_order(&[], &[cashout(3), cashout(9)]).is_err());
     }
 
     #[test]

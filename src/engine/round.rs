@@ -2,12 +2,13 @@
 //!
 //! Owns everything a room decides: the current round number and its phase (Betting →
 //! Flying → Crashed → the next round's Betting, only ever forward), the round's hash and
-//! crash point from the fairness chain, the bets (two slots per player), the public bets
-//! and cashouts not yet announced, the per-round replay map of request ids, and the
-//! room's event sequence number. It is pure logic: no I/O, no async, no clock reads.
-//! Every method takes the engine time `now_ms`, and every decision comes out as
-//! [`Effects`] (events to publish, transfers to apply, replies to send, journal records
-//! to write) that `engine::runner` performs.
+//! crash point from the fairness chain, the bets (two slots per player), the round's
+//! public feed (its totals, and the largest bets and cashouts not yet announced — at most
+//! `public_bets_per_tick_max` / `public_cashouts_per_tick_max`, see `feed`), the
+//! per-round replay map of request ids, and the room's event sequence number. It is pure
+//! logic: no I/O, no async, no clock reads. Every method takes the engine time `now_ms`,
+//! and every decision comes out as [`Effects`] (events to publish, transfers to apply,
+//! replies to send, journal records to write) that `engine::runner` performs.
 //!
 //! # Money
 //! A bet is *pending* from its acceptance until the ledger has taken the stake: the core
@@ -40,8 +41,11 @@ use std::sync::Arc;
 use crate::bus::ReplyTo;
 use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
+use crate::feed::Largest;
 use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
-use crate::protocol::{ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage};
+use crate::protocol::{
+    BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
+};
 
 /// Bets one round accepts, at most; further bets are answered `overloaded`.
 pub const ROUND_BETS_MAX: usize = 100_000;
@@ -254,14 +258,16 @@ pub struct CreditNotice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreditReason {
-    /// A cashout request: its senders get `cashout_ok`.
+    /// A cashout. Of a request (`req`): its senders get `cashout_ok`. Made by the engine
+    /// (auto-cashout, max profit): the bet's owner gets `balance` naming the cashout,
+    /// the only way it learns of it when the public feed does not list it.
     Cashout {
-        req: String,
+        req: Option<String>,
         multiplier_hundredths: u64,
         win_minor: i64,
     },
-    /// An auto-cashout, a max-profit cashout or a refund: the bet's owner gets `balance`.
-    Unrequested,
+    /// A refund: the bet's owner gets `balance`.
+    Refund,
 }
 
 /// A private message for one connection.
@@ -336,10 +342,8 @@ struct RoundState {
     /// When the flight started; 0 while betting (as journaled).
     started_at_ms: u64,
     next_tick_at_ms: u64,
-    /// Sum of confirmed stakes, for the journal.
-    bets_total_minor: i64,
-    /// Sum of decided payouts, for the journal.
-    payouts_total_minor: i64,
+    /// Confirmed bets and decided cashouts: public in ticks, and the journal's sums.
+    totals: RoundTotals,
 }
 
 impl RoundState {
@@ -365,8 +369,7 @@ impl RoundState {
             opened_at_ms: now_ms,
             started_at_ms: 0,
             next_tick_at_ms: now_ms + engine.tick_interval_ms,
-            bets_total_minor: 0,
-            payouts_total_minor: 0,
+            totals: RoundTotals::default(),
         })
     }
 }
@@ -389,8 +392,13 @@ pub struct RoomCore {
     remembered_refusals: usize,
     /// Requests waiting for the ledger, with the connections to answer.
     waiters_by_request: HashMap<RequestKey, Vec<ReplyTo>>,
-    unannounced_bets: Vec<PublicBet>,
-    unannounced_cashouts: Vec<PublicCashout>,
+    /// The largest bets confirmed since the last tick; the rest are only counted.
+    unannounced_bets: Largest<PublicBet>,
+    /// The largest cashouts since the last tick; the rest are only counted.
+    unannounced_cashouts: Largest<PublicCashout>,
+    /// A bet was confirmed since the last tick: the totals changed, so a betting tick is
+    /// due even when no bet is listed.
+    bets_unannounced: bool,
     /// Sequence number of the next event; the first event of a run is 1.
     next_seq: u64,
     /// Latest time seen, to assert that engine time never goes back.
@@ -427,6 +435,8 @@ impl RoomCore {
         assert!(0 < engine.bet_amount_min_minor);
         assert!(engine.bet_amount_min_minor <= engine.bet_amount_max_minor);
         assert!(engine.round_profit_max_minor > 0);
+        let unannounced_bets = Largest::new(engine.public_bets_per_tick_max);
+        let unannounced_cashouts = Largest::new(engine.public_cashouts_per_tick_max);
         RoomCore {
             settings,
             chain,
@@ -438,8 +448,9 @@ impl RoomCore {
             replies_by_request: HashMap::new(),
             remembered_refusals: 0,
             waiters_by_request: HashMap::new(),
-            unannounced_bets: Vec::new(),
-            unannounced_cashouts: Vec::new(),
+            unannounced_bets,
+            unannounced_cashouts,
+            bets_unannounced: false,
             next_seq: 1,
             last_now_ms: now_ms,
             effects: Effects::default(),
@@ -513,7 +524,8 @@ impl RoomCore {
             settled,
         } = bet;
         assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
-        self.round.bets_total_minor += stake_minor;
+        self.round.totals.bets += 1;
+        self.round.totals.staked += stake_minor;
         let state = match settled {
             BetSettled::Open => {
                 self.active_stakes_minor += i128::from(stake_minor);
@@ -524,7 +536,8 @@ impl RoomCore {
             }
             BetSettled::PaidOut { win_minor, .. } => {
                 self.realized_profit_minor += win_minor - stake_minor;
-                self.round.payouts_total_minor += win_minor;
+                self.round.totals.cashouts += 1;
+                self.round.totals.won += win_minor;
                 BetState::CashedOut
             }
             BetSettled::Refunded => BetState::Refunded,
@@ -562,9 +575,7 @@ impl RoomCore {
         let next_tick_at_ms = self.round.next_tick_at_ms;
         match self.round.phase {
             // Betting ticks exist only to announce bets: no bets, no wake-up.
-            RoundPhase::Betting { ends_at_ms } if self.unannounced_bets.is_empty() => {
-                Some(ends_at_ms)
-            }
+            RoundPhase::Betting { ends_at_ms } if !self.bets_unannounced => Some(ends_at_ms),
             RoundPhase::Betting { ends_at_ms } => Some(ends_at_ms.min(next_tick_at_ms)),
             RoundPhase::Flying { crash_at_ms, .. } => Some(crash_at_ms.min(next_tick_at_ms)),
             RoundPhase::Crashed {
@@ -742,17 +753,19 @@ impl RoomCore {
         };
         let (stake_minor, auto) = (bet.stake_minor, bet.auto_cashout_hundredths);
         self.active_stakes_minor += i128::from(stake_minor);
-        self.round.bets_total_minor += stake_minor;
+        self.round.totals.bets += 1;
+        self.round.totals.staked += stake_minor;
         if let Some(auto) = auto {
             self.auto_cashouts
                 .insert((auto, key.player.clone(), key.slot));
         }
-        self.unannounced_bets.push(PublicBet {
+        self.unannounced_bets.offer(PublicBet {
             player: key.player.clone(),
             slot: key.slot,
             amount: stake_minor,
             auto,
         });
+        self.bets_unannounced = true;
         let message = ServerMessage::BetOk {
             req: req.clone(),
             round: key.round,
@@ -854,29 +867,43 @@ impl RoomCore {
 
     /// The ledger holds a payout or refund: tell whoever waits for it.
     pub fn credit_committed(&mut self, notice: &CreditNotice, credit_balance_after_minor: i64) {
-        match &notice.reason {
+        let (round, slot) = (notice.bet.round, notice.bet.slot);
+        let cashout = match &notice.reason {
             CreditReason::Cashout {
-                req,
+                req: Some(req),
                 multiplier_hundredths,
                 win_minor,
             } => {
                 let message = ServerMessage::CashoutOk {
                     req: req.clone(),
-                    round: notice.bet.round,
-                    slot: notice.bet.slot,
+                    round,
+                    slot,
                     m: *multiplier_hundredths,
                     win: *win_minor,
                     balance: credit_balance_after_minor,
                 };
-                self.finish_request(notice.bet.round, &notice.bet.player, req.clone(), message);
+                self.finish_request(round, &notice.bet.player, req.clone(), message);
+                return;
             }
-            CreditReason::Unrequested => self.effects.replies.push(Reply {
-                to: notice.bet_owner.clone(),
-                message: ServerMessage::Balance {
-                    balance: credit_balance_after_minor,
-                },
+            CreditReason::Cashout {
+                req: None,
+                multiplier_hundredths,
+                win_minor,
+            } => Some(BetCashout {
+                round,
+                slot,
+                m: *multiplier_hundredths,
+                win: *win_minor,
             }),
-        }
+            CreditReason::Refund => None,
+        };
+        self.effects.replies.push(Reply {
+            to: notice.bet_owner.clone(),
+            message: ServerMessage::Balance {
+                balance: credit_balance_after_minor,
+                cashout,
+            },
+        });
     }
 
     /// Stops the room at `now_ms`. A round past its crash point crashes as usual; a round
@@ -935,7 +962,7 @@ impl RoomCore {
             let notice = CreditNotice {
                 bet: key,
                 bet_owner: owner,
-                reason: CreditReason::Unrequested,
+                reason: CreditReason::Refund,
             };
             self.effects.transfers.push(TransferIntent {
                 transfer,
@@ -952,7 +979,7 @@ impl RoomCore {
         }
         let interval_ms = self.settings.engine.tick_interval_ms;
         self.round.next_tick_at_ms = next_tick_after(self.round.opened_at_ms, now_ms, interval_ms);
-        if !self.unannounced_bets.is_empty() {
+        if self.bets_unannounced {
             self.emit_tick(now_ms, MULTIPLIER_START_HUNDREDTHS, 0);
         }
     }
@@ -964,7 +991,7 @@ impl RoomCore {
             .any(|bet| matches!(bet.state, BetState::Pending { .. }));
         assert!(!pending, "stakes are settled before the flight");
         // Bets confirmed after the last betting tick are announced before the flight.
-        if !self.unannounced_bets.is_empty() {
+        if self.bets_unannounced {
             self.emit_tick(now_ms, MULTIPLIER_START_HUNDREDTHS, 0);
         }
         let rate = self.settings.engine.growth_rate_per_ms_millionths;
@@ -1021,7 +1048,8 @@ impl RoomCore {
         });
         let round = self.round.number;
         let hash = self.round.hash.clone();
-        let cashouts = std::mem::take(&mut self.unannounced_cashouts);
+        let cashouts = self.unannounced_cashouts.take();
+        let totals = self.public_totals();
         self.emit(|seq| RoomEvent::Crash {
             seq,
             round,
@@ -1029,6 +1057,7 @@ impl RoomCore {
             hash,
             at: now_ms,
             cashouts,
+            totals,
         });
         self.journal(RoundStatus::Crashed, Some(now_ms));
     }
@@ -1037,6 +1066,10 @@ impl RoomCore {
         let number = self.round.number + 1;
         let round = RoundState::open(&self.settings, &self.chain, number, now_ms)?;
         assert!(self.unannounced_bets.is_empty() && self.unannounced_cashouts.is_empty());
+        assert!(
+            !self.bets_unannounced,
+            "a round's bets are announced before it flies"
+        );
         assert!(self.auto_cashouts.is_empty() && self.active_stakes_minor == 0);
         self.round = round;
         self.bets.clear();
@@ -1131,13 +1164,14 @@ impl RoomCore {
         self.active_stakes_minor -= i128::from(stake_minor);
         let win_minor = payout_minor(stake_minor, multiplier_hundredths);
         self.realized_profit_minor += win_minor - stake_minor;
-        self.round.payouts_total_minor += win_minor;
+        self.round.totals.cashouts += 1;
+        self.round.totals.won += win_minor;
         let key = BetKey {
             round: self.round.number,
             player: index.0.clone(),
             slot: index.1,
         };
-        self.unannounced_cashouts.push(PublicCashout {
+        self.unannounced_cashouts.offer(PublicCashout {
             player: key.player.clone(),
             slot: key.slot,
             m: multiplier_hundredths,
@@ -1151,13 +1185,10 @@ impl RoomCore {
             kind: TransferKind::Payout,
             multiplier_hundredths: Some(multiplier_hundredths),
         };
-        let reason = match req {
-            Some(req) => CreditReason::Cashout {
-                req,
-                multiplier_hundredths,
-                win_minor,
-            },
-            None => CreditReason::Unrequested,
+        let reason = CreditReason::Cashout {
+            req,
+            multiplier_hundredths,
+            win_minor,
         };
         let notice = CreditNotice {
             bet: key,
@@ -1172,8 +1203,10 @@ impl RoomCore {
 
     fn emit_tick(&mut self, now_ms: u64, multiplier_hundredths: u64, elapsed_ms: u64) {
         let round = self.round.number;
-        let bets = std::mem::take(&mut self.unannounced_bets);
-        let cashouts = std::mem::take(&mut self.unannounced_cashouts);
+        let bets = self.unannounced_bets.take();
+        let cashouts = self.unannounced_cashouts.take();
+        self.bets_unannounced = false;
+        let totals = self.public_totals();
         self.emit(|seq| RoomEvent::Tick {
             seq,
             round,
@@ -1182,7 +1215,13 @@ impl RoomCore {
             at: now_ms,
             bets,
             cashouts,
+            totals,
         });
+    }
+
+    /// The round's totals as events carry them: only once the round has a bet.
+    fn public_totals(&self) -> Option<RoundTotals> {
+        (self.round.totals.bets > 0).then_some(self.round.totals)
     }
 
     /// Queues an event under the room's next sequence number.
@@ -1209,8 +1248,8 @@ impl RoomCore {
             started_at_ms: round.started_at_ms,
             ended_at_ms,
             status,
-            bets_total_minor: round.bets_total_minor,
-            payouts_total_minor: round.payouts_total_minor,
+            bets_total_minor: round.totals.staked,
+            payouts_total_minor: round.totals.won,
         });
     }
 
@@ -1326,6 +1365,8 @@ mod tests {
             round_profit_max_minor: 1_000_000,
             command_batch_max: 64,
             growth_rate_per_ms_millionths: RATE,
+            public_bets_per_tick_max: 10,
+            public_cashouts_per_tick_max: 10,
         }
     }
 
@@ -1360,8 +1401,20 @@ mod tests {
 
     /// Places a bet at T0 and confirms it with a balance of 1000 after.
     fn placed(core: &mut RoomCore, name: &str, amount: i64, auto: Option<u64>, slot: u8) -> BetKey {
+        placed_at(core, T0_MS, name, amount, auto, slot)
+    }
+
+    /// Places a bet at `now_ms` and confirms it with a balance of 1000 after.
+    fn placed_at(
+        core: &mut RoomCore,
+        now_ms: u64,
+        name: &str,
+        amount: i64,
+        auto: Option<u64>,
+        slot: u8,
+    ) -> BetKey {
         core.bet(
-            T0_MS,
+            now_ms,
             &player(name),
             &format!("bet-{name}-{slot}"),
             amount,
@@ -1411,13 +1464,22 @@ mod tests {
             .collect()
     }
 
-    fn tick_cashouts(effects: &Effects) -> Vec<PublicCashout> {
+    /// (player, multiplier) of the cashouts decided in `effects`, from their payouts:
+    /// what the engine pays, listed publicly or not.
+    fn cashout_multipliers(effects: &Effects) -> Vec<(String, u64)> {
         let mut cashouts = Vec::new();
-        for event in &effects.events {
-            if let RoomEvent::Tick { cashouts: more, .. }
-            | RoomEvent::Crash { cashouts: more, .. } = event
+        for intent in &effects.transfers {
+            if let TransferPurpose::Credit(CreditNotice {
+                bet,
+                reason:
+                    CreditReason::Cashout {
+                        multiplier_hundredths,
+                        ..
+                    },
+                ..
+            }) = &intent.purpose
             {
-                cashouts.extend(more.iter().cloned());
+                cashouts.push((bet.player.clone(), *multiplier_hundredths));
             }
         }
         cashouts
@@ -1622,16 +1684,23 @@ mod tests {
             credits(&effects),
             vec![("payout:test:1:a:0".to_owned(), 1_500)]
         );
-        let cashouts = tick_cashouts(&effects);
-        assert_eq!(cashouts.len(), 1);
-        assert_eq!((cashouts[0].m, cashouts[0].win), (150, 1_500));
         let TransferPurpose::Credit(notice) = &effects.transfers[0].purpose else {
             panic!("a credit")
         };
         core.credit_committed(notice, 2_500);
+        // The owner learns the price privately: the public feed may not list it.
+        let cashout = BetCashout {
+            round: 1,
+            slot: 0,
+            m: 150,
+            win: 1_500,
+        };
         assert_eq!(
             only_reply(&mut core),
-            ServerMessage::Balance { balance: 2_500 }
+            ServerMessage::Balance {
+                balance: 2_500,
+                cashout: Some(cashout),
+            }
         );
     }
 
@@ -1694,9 +1763,9 @@ mod tests {
             ("payout:test:1:b:0".to_owned(), 1_400),
         ];
         assert_eq!(credits(&effects), expected);
-        let multipliers: Vec<u64> = tick_cashouts(&effects)
-            .iter()
-            .map(|cashout| cashout.m)
+        let multipliers: Vec<u64> = cashout_multipliers(&effects)
+            .into_iter()
+            .map(|(_, m)| m)
             .collect();
         assert_eq!(multipliers, vec![120, 140, 140]);
         core.cashout(
@@ -1942,5 +2011,207 @@ mod tests {
         ));
         core.bet(now_ms, &player("alice"), "again", 100, None, 0);
         assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+    }
+
+    /// The bets and cashouts events list, and the totals of the last event carrying them.
+    fn public_lists(events: &[RoomEvent]) -> Vec<(Vec<PublicBet>, Vec<PublicCashout>)> {
+        events
+            .iter()
+            .filter_map(|event| match event {
+                RoomEvent::Tick { bets, cashouts, .. } => Some((bets.clone(), cashouts.clone())),
+                RoomEvent::Crash { cashouts, .. } => Some((Vec::new(), cashouts.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn event_totals(event: &RoomEvent) -> Option<RoundTotals> {
+        match event {
+            RoomEvent::Tick { totals, .. } | RoomEvent::Crash { totals, .. } => *totals,
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_tick_lists_the_largest_bets_since_the_last_tick_and_counts_them_all() {
+        let listed_max = EngineConfig {
+            public_bets_per_tick_max: 3,
+            ..engine()
+        };
+        let (mut core, _) = room_where(|crash| crash >= 200, listed_max);
+        core.take_effects();
+        let first = [("a", 50), ("b", 500), ("c", 50), ("d", 10), ("e", 200)];
+        for (name, amount) in first {
+            placed(&mut core, name, amount, None, 0);
+        }
+        core.advance(T0_MS + 100).unwrap();
+        let tick = core.take_effects().events;
+        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+            panic!("one betting tick: {tick:?}");
+        };
+        let listed: Vec<(&str, i64)> = bets
+            .iter()
+            .map(|bet| (bet.player.as_str(), bet.amount))
+            .collect();
+        // Largest first; of the two 50s the one confirmed first.
+        assert_eq!(listed, [("b", 500), ("e", 200), ("a", 50)]);
+        let expected = RoundTotals {
+            bets: 5,
+            staked: 810,
+            cashouts: 0,
+            won: 0,
+        };
+        assert_eq!(*totals, Some(expected));
+        // The next tick chooses among the bets since this one only: small ones show.
+        placed_at(&mut core, T0_MS + 150, "f", 20, None, 0);
+        placed_at(&mut core, T0_MS + 150, "g", 10, None, 0);
+        core.advance(T0_MS + 200).unwrap();
+        let tick = core.take_effects().events;
+        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+            panic!("one betting tick: {tick:?}");
+        };
+        assert_eq!(
+            bets.iter().map(|bet| bet.amount).collect::<Vec<_>>(),
+            [20, 10]
+        );
+        assert_eq!(
+            totals.map(|totals| (totals.bets, totals.staked)),
+            Some((7, 840))
+        );
+        // No new bet, no betting tick.
+        core.advance(T0_MS + 300).unwrap();
+        assert!(core.take_effects().events.is_empty());
+    }
+
+    #[test]
+    fn a_room_that_lists_nothing_still_ticks_its_totals() {
+        let unlisted = EngineConfig {
+            public_bets_per_tick_max: 0,
+            public_cashouts_per_tick_max: 0,
+            ..engine()
+        };
+        let (mut core, _) = room_where(|crash| crash >= 200, unlisted);
+        core.take_effects();
+        placed(&mut core, "a", 100, Some(150), 0);
+        core.advance(T0_MS + 100).unwrap();
+        let tick = core.take_effects().events;
+        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+            panic!("one betting tick: {tick:?}");
+        };
+        assert!(bets.is_empty());
+        assert_eq!(totals.map(|totals| totals.bets), Some(1));
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+        core.advance(started_at_ms + elapsed_to_reach_ms(160, RATE))
+            .unwrap();
+        let events = core.take_effects().events;
+        let totals = events.iter().rev().find_map(event_totals).unwrap();
+        assert_eq!((totals.cashouts, totals.won), (1, 150));
+        assert!(
+            public_lists(&events)
+                .iter()
+                .all(|(_, cashouts)| cashouts.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_round_without_bets_carries_no_totals() {
+        let (mut core, crash) = room_where(|crash| (120..=300).contains(&crash), engine());
+        let started_at_ms = fly(&mut core);
+        core.advance(started_at_ms + elapsed_to_reach_ms(crash, RATE))
+            .unwrap();
+        let events = core.take_effects().events;
+        assert!(matches!(events.last(), Some(RoomEvent::Crash { .. })));
+        assert!(events.iter().all(|event| event_totals(event).is_none()));
+    }
+
+    /// Many players, stakes and exits: every event lists at most the configured
+    /// numbers, largest first; the totals only grow and the crash's are exact.
+    #[test]
+    fn totals_are_exact_over_a_round_with_many_bets() {
+        const PLAYERS: usize = 600;
+        const LISTED_MAX: usize = 7;
+        let listed_max = EngineConfig {
+            public_bets_per_tick_max: LISTED_MAX,
+            public_cashouts_per_tick_max: LISTED_MAX,
+            ..engine()
+        };
+        let (mut core, crash) = room_where(|crash| (300..=2_000).contains(&crash), listed_max);
+        let mut events = core.take_effects().events;
+        let mut payouts = Vec::new();
+        let (mut staked, mut bets) = (0, 0);
+        for index in 0..PLAYERS {
+            let name = format!("p{index}");
+            // A spread of stakes with many ties; a third cash out automatically.
+            let amount = 10 + (index as i64 * 37) % 900;
+            let auto = (index % 3 == 0).then_some(101 + (index as u64 * 13) % 400);
+            let slot = (index % 2) as u8;
+            let now_ms = T0_MS + (index as u64 * BETTING_MS) / PLAYERS as u64;
+            core.advance(now_ms).unwrap();
+            core.bet(now_ms, &player(&name), "b", amount, auto, slot);
+            let effects = core.take_effects();
+            events.extend(effects.events);
+            let TransferPurpose::Stake(key) = &effects.transfers[0].purpose else {
+                panic!("a stake")
+            };
+            core.confirm_bet(key, 1_000);
+            core.take_effects();
+            staked += amount;
+            bets += 1;
+        }
+        let started_at_ms = fly(&mut core);
+        let crash_at_ms = started_at_ms + elapsed_to_reach_ms(crash, RATE);
+        let mut now_ms = started_at_ms;
+        while now_ms < crash_at_ms {
+            // Every fifth player without an auto cashes out by hand, spread over the flight.
+            let index = ((now_ms - started_at_ms) / 7) as usize * 5;
+            if index < PLAYERS && index % 3 != 0 {
+                let slot = (index % 2) as u8;
+                core.cashout(now_ms, &player(&format!("p{index}")), "c", slot);
+            }
+            core.advance(now_ms).unwrap();
+            let effects = core.take_effects();
+            events.extend(effects.events);
+            payouts.extend(effects.transfers);
+            now_ms += 7;
+        }
+        core.advance(crash_at_ms).unwrap();
+        let effects = core.take_effects();
+        events.extend(effects.events);
+        payouts.extend(effects.transfers);
+        let records = effects.records;
+        assert!(matches!(events.last(), Some(RoomEvent::Crash { .. })));
+
+        let won: i64 = payouts
+            .iter()
+            .map(|intent| intent.transfer.amount_minor)
+            .sum();
+        let expected = RoundTotals {
+            bets,
+            staked,
+            cashouts: payouts.len() as u64,
+            won,
+        };
+        assert!(expected.cashouts > 2 * LISTED_MAX as u64, "{expected:?}");
+        assert_eq!(event_totals(events.last().unwrap()), Some(expected));
+        let journal = records.last().unwrap();
+        assert_eq!(
+            (journal.bets_total_minor, journal.payouts_total_minor),
+            (staked, won)
+        );
+        let mut previous = RoundTotals::default();
+        for totals in events.iter().filter_map(event_totals) {
+            assert!(totals.bets >= previous.bets && totals.staked >= previous.staked);
+            assert!(totals.cashouts >= previous.cashouts && totals.won >= previous.won);
+            previous = totals;
+        }
+        let lists = public_lists(&events);
+        let listed_bets: usize = lists.iter().map(|(bets, _)| bets.len()).sum();
+        assert!(listed_bets < PLAYERS, "the feed is bounded");
+        for (bets, cashouts) in lists {
+            assert!(bets.len() <= LISTED_MAX && cashouts.len() <= LISTED_MAX);
+            assert!(bets.windows(2).all(|pair| pair[0].amount >= pair[1].amount));
+            assert!(cashouts.windows(2).all(|pair| pair[0].win >= pair[1].win));
+        }
     }
 }

@@ -816,7 +816,7 @@ mod tests {
     use crate::engine::SystemClock;
     use crate::fair;
     use crate::ledger::SqliteLedger;
-    use crate::protocol::ServerMessage;
+    use crate::protocol::{BetCashout, RoundTotals, ServerMessage};
 
     const ROOM: &str = "r1";
     const GATEWAY: &str = "gw";
@@ -1094,7 +1094,13 @@ mod tests {
         engine.await.unwrap().unwrap();
         assert_eq!(
             next_reply(&mut replies).await,
-            ("bob".into(), ServerMessage::Balance { balance: 10_000 })
+            (
+                "bob".into(),
+                ServerMessage::Balance {
+                    balance: 10_000,
+                    cashout: None,
+                }
+            )
         );
         assert_eq!(balance_of(&fixture.ledger, "alice").await, 9_000 + win);
         assert_eq!(balance_of(&fixture.ledger, "bob").await, 10_000);
@@ -1142,9 +1148,22 @@ mod tests {
         assert!(
             matches!(crash, RoomEvent::Crash { m, hash: ref revealed, .. } if m == expected_crash && *revealed == hash)
         );
+        // Alice learns of her auto-cashout privately, price included.
+        let auto_cashout = BetCashout {
+            round: 1,
+            slot: 0,
+            m: 120,
+            win: 1_200,
+        };
         assert_eq!(
             next_reply(&mut replies).await,
-            ("alice".into(), ServerMessage::Balance { balance: 10_200 })
+            (
+                "alice".into(),
+                ServerMessage::Balance {
+                    balance: 10_200,
+                    cashout: Some(auto_cashout),
+                }
+            )
         );
         watcher
             .until(|event| matches!(event, RoomEvent::Betting { round: 2, .. }))
@@ -1164,18 +1183,17 @@ mod tests {
             (rounds[0].round, rounds[0].status),
             (2, RoundStatus::Aborted)
         );
-        let events = watcher.finish();
-        let cashouts: Vec<(String, u64, i64)> = events
-            .iter()
-            .flat_map(|event| match event {
-                RoomEvent::Tick { cashouts, .. } | RoomEvent::Crash { cashouts, .. } => {
-                    cashouts.clone()
-                }
-                _ => Vec::new(),
-            })
-            .map(|cashout| (cashout.player, cashout.m, cashout.win))
-            .collect();
-        assert_eq!(cashouts, vec![("alice".to_owned(), 120, 1_200)]);
+        let RoomEvent::Crash { totals, .. } = crash else {
+            panic!("a crash")
+        };
+        let expected = RoundTotals {
+            bets: 2,
+            staked: 2_000,
+            cashouts: 1,
+            won: 1_200,
+        };
+        assert_eq!(totals, Some(expected));
+        watcher.finish();
     }
 
     /// A ledger whose next `failures` batches fail as a storage fault would.
@@ -1463,6 +1481,7 @@ mod tests {
             at: started_at_ms + 10,
             bets: Vec::new(),
             cashouts: Vec::new(),
+            totals: None,
         };
         let envelope = EventEnvelope {
             room: ROOM.into(),

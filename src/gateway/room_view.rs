@@ -2,13 +2,17 @@
 //! connects now must be told in its `snapshot`. Each shard keeps its own copy, updated
 //! on the shard thread from the same event stream it writes to sockets, so a snapshot and
 //! the live frames that follow it are consistent without any lock.
+//!
+//! Its memory is bounded: the round's bets it knows are those the ticks listed, and of
+//! those it keeps the largest `gateway.snapshot_bets_max` (see `feed`); the totals come
+//! whole with every tick.
 
 use std::collections::VecDeque;
 
-use crate::protocol::{LiveBet, PastRound, Phase, PublicCashout, RoomEvent, ServerMessage};
-
-/// Bets listed in a snapshot, at most (two slots per player; larger rounds are cut).
-pub const SNAPSHOT_BETS_MAX: usize = 2_000;
+use crate::feed::Largest;
+use crate::protocol::{
+    LiveBet, PastRound, Phase, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
+};
 
 #[derive(Debug, Clone)]
 pub struct RoomView {
@@ -25,12 +29,20 @@ pub struct RoomView {
     /// Newest first, at most `history_rounds_max`.
     history: VecDeque<PastRound>,
     history_rounds_max: usize,
-    bets: Vec<LiveBet>,
+    /// The largest bets of the round listed by its ticks, with their outcome so far.
+    bets: Largest<LiveBet>,
+    totals: Option<RoundTotals>,
 }
 
 impl RoomView {
-    /// A view that knows only past rounds (newest first), before any live event.
-    pub fn new(room: &str, history: Vec<PastRound>, history_rounds_max: usize) -> RoomView {
+    /// A view that knows only past rounds (newest first), before any live event; its
+    /// snapshots list at most `bets_max` bets.
+    pub fn new(
+        room: &str,
+        history: Vec<PastRound>,
+        history_rounds_max: usize,
+        bets_max: usize,
+    ) -> RoomView {
         let mut history: VecDeque<PastRound> = history.into();
         history.truncate(history_rounds_max);
         RoomView {
@@ -44,7 +56,8 @@ impl RoomView {
             started_at: None,
             history,
             history_rounds_max,
-            bets: Vec::new(),
+            bets: Largest::new(bets_max),
+            totals: None,
         }
     }
 
@@ -60,6 +73,7 @@ impl RoomView {
                 self.ends_at = Some(*ends_at);
                 self.started_at = None;
                 self.bets.clear();
+                self.totals = None;
             }
             RoomEvent::Flying {
                 round, started_at, ..
@@ -70,31 +84,38 @@ impl RoomView {
                 self.ends_at = None;
             }
             RoomEvent::Tick {
-                m, bets, cashouts, ..
+                m,
+                bets,
+                cashouts,
+                totals,
+                ..
             } => {
                 self.multiplier_hundredths = *m;
-                let room_left = SNAPSHOT_BETS_MAX.saturating_sub(self.bets.len());
-                self.bets
-                    .extend(bets.iter().take(room_left).map(|bet| LiveBet {
+                for bet in bets {
+                    self.bets.offer(LiveBet {
                         player: bet.player.clone(),
                         slot: bet.slot,
                         amount: bet.amount,
                         auto: bet.auto,
                         cashed_out: None,
                         win: None,
-                    }));
+                    });
+                }
                 self.apply_cashouts(cashouts);
+                self.totals = *totals;
             }
             RoomEvent::Crash {
                 round,
                 m,
                 hash,
                 cashouts,
+                totals,
                 ..
             } => {
                 self.phase = Phase::Crashed;
                 self.multiplier_hundredths = *m;
                 self.apply_cashouts(cashouts);
+                self.totals = *totals;
                 self.history.push_front(PastRound {
                     round: *round,
                     m: *m,
@@ -105,12 +126,13 @@ impl RoomView {
         }
     }
 
+    /// Marks the listed cashouts of bets the view keeps; a cashout of a bet it does not
+    /// keep (never listed, or smaller than those kept) changes only the totals.
     fn apply_cashouts(&mut self, cashouts: &[PublicCashout]) {
         for cashout in cashouts {
             if let Some(bet) = self
                 .bets
-                .iter_mut()
-                .find(|bet| bet.player == cashout.player && bet.slot == cashout.slot)
+                .find_mut(|bet| bet.player == cashout.player && bet.slot == cashout.slot)
             {
                 bet.cashed_out = Some(cashout.m);
                 bet.win = Some(cashout.win);
@@ -129,7 +151,8 @@ impl RoomView {
             ends_at: self.ends_at,
             started_at: self.started_at,
             history: self.history.iter().cloned().collect(),
-            bets: self.bets.clone(),
+            bets: self.bets.as_slice().to_vec(),
+            totals: self.totals,
         }
     }
 }
@@ -139,53 +162,104 @@ mod tests {
     use super::*;
     use crate::protocol::PublicBet;
 
+    fn tick(seq: u64, bets: &[(&str, i64)], cashouts: &[(&str, i64)], totals: u64) -> RoomEvent {
+        RoomEvent::Tick {
+            seq,
+            round: 5,
+            m: 100 + seq,
+            ms: seq,
+            at: 1,
+            bets: bets
+                .iter()
+                .map(|(player, amount)| PublicBet {
+                    player: (*player).into(),
+                    slot: 1,
+                    amount: *amount,
+                    auto: None,
+                })
+                .collect(),
+            cashouts: cashouts
+                .iter()
+                .map(|(player, win)| PublicCashout {
+                    player: (*player).into(),
+                    slot: 1,
+                    m: 200,
+                    win: *win,
+                })
+                .collect(),
+            totals: Some(RoundTotals {
+                bets: totals,
+                staked: 1_000,
+                cashouts: 0,
+                won: 0,
+            }),
+        }
+    }
+
+    /// (player, amount, win) of each listed bet.
+    type ListedBets = Vec<(String, i64, Option<i64>)>;
+
+    fn snapshot_bets(view: &RoomView) -> (ListedBets, Option<RoundTotals>) {
+        let ServerMessage::Snapshot { bets, totals, .. } = view.snapshot() else {
+            panic!("not a snapshot");
+        };
+        let bets = bets
+            .into_iter()
+            .map(|bet| (bet.player, bet.amount, bet.win))
+            .collect();
+        (bets, totals)
+    }
+
     #[test]
     fn a_round_builds_up_and_lands_in_history() {
-        let mut view = RoomView::new("main", vec![], 2);
-        let mut apply = |event| view.apply(7, &event);
-        apply(RoomEvent::Betting {
-            seq: 1,
-            round: 5,
-            ends_at: 10,
-        });
-        apply(RoomEvent::Tick {
-            seq: 2,
-            round: 5,
-            m: 100,
-            ms: 0,
-            at: 1,
-            bets: vec![PublicBet {
-                player: "a".into(),
-                slot: 1,
-                amount: 50,
-                auto: None,
-            }],
-            cashouts: vec![],
-        });
-        apply(RoomEvent::Flying {
-            seq: 3,
-            round: 5,
-            started_at: 11,
-        });
-        apply(RoomEvent::Crash {
-            seq: 4,
-            round: 5,
-            m: 250,
-            hash: "h".into(),
-            at: 20,
-            cashouts: vec![PublicCashout {
-                player: "a".into(),
-                slot: 1,
-                m: 200,
-                win: 100,
-            }],
-        });
+        let mut view = RoomView::new("main", vec![], 2, 10);
+        view.apply(
+            7,
+            &RoomEvent::Betting {
+                seq: 1,
+                round: 5,
+                ends_at: 10,
+            },
+        );
+        view.apply(7, &tick(2, &[("a", 50)], &[], 1));
+        view.apply(
+            7,
+            &RoomEvent::Flying {
+                seq: 3,
+                round: 5,
+                started_at: 11,
+            },
+        );
+        let final_totals = RoundTotals {
+            bets: 1,
+            staked: 50,
+            cashouts: 1,
+            won: 100,
+        };
+        view.apply(
+            7,
+            &RoomEvent::Crash {
+                seq: 4,
+                round: 5,
+                m: 250,
+                hash: "h".into(),
+                at: 20,
+                cashouts: vec![PublicCashout {
+                    player: "a".into(),
+                    slot: 1,
+                    m: 200,
+                    win: 100,
+                }],
+                totals: Some(final_totals),
+            },
+        );
         let ServerMessage::Snapshot {
             epoch,
             seq,
             phase,
             history,
             bets,
+            totals,
             ..
         } = view.snapshot()
         else {
@@ -196,5 +270,41 @@ mod tests {
         assert_eq!(history[0].m, 250);
         assert_eq!(bets[0].cashed_out, Some(200));
         assert_eq!(bets[0].win, Some(100));
+        assert_eq!(totals, Some(final_totals));
+    }
+
+    #[test]
+    fn a_snapshot_lists_the_largest_listed_bets_within_its_bound() {
+        let mut view = RoomView::new("main", vec![], 2, 3);
+        view.apply(
+            7,
+            &RoomEvent::Betting {
+                seq: 1,
+                round: 5,
+                ends_at: 10,
+            },
+        );
+        view.apply(7, &tick(2, &[("a", 50), ("b", 40), ("c", 30)], &[], 30));
+        view.apply(7, &tick(3, &[("d", 45), ("e", 10)], &[], 60));
+        // "c" was pushed out by "d": its cashout changes nothing in the list.
+        view.apply(7, &tick(4, &[], &[("c", 80), ("d", 90)], 60));
+        let (bets, totals) = snapshot_bets(&view);
+        let expected = [
+            ("a".to_owned(), 50, None),
+            ("d".to_owned(), 45, Some(90)),
+            ("b".to_owned(), 40, None),
+        ];
+        assert_eq!(bets, expected);
+        assert_eq!(totals.map(|totals| totals.bets), Some(60));
+        // The next round starts with nothing.
+        view.apply(
+            7,
+            &RoomEvent::Betting {
+                seq: 5,
+                round: 6,
+                ends_at: 20,
+            },
+        );
+        assert_eq!(snapshot_bets(&view), (vec![], None));
     }
 }

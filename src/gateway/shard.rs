@@ -138,7 +138,12 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
         .iter()
         .map(|room| {
             let history = setup.history.get(room).cloned().unwrap_or_default();
-            let view = RoomView::new(room, history, config.snapshot_history_rounds);
+            let view = RoomView::new(
+                room,
+                history,
+                config.snapshot_history_rounds,
+                config.snapshot_bets_max,
+            );
             (
                 room.clone(),
                 RoomShard {
@@ -518,6 +523,7 @@ mod tests {
             at: seq,
             bets: vec![],
             cashouts: vec![],
+            totals: None,
         }
     }
 
@@ -536,6 +542,7 @@ mod tests {
                     hash: "h".into(),
                     at: 3,
                     cashouts: vec![],
+                    totals: None,
                 },
             ),
             event("a", tick(4)),

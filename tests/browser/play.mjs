@@ -71,6 +71,9 @@ async function state(page) {
       chips: chips.length,
       firstChip: chips[0] ? { round: Number(chips[0].dataset.round), m: Number(chips[0].dataset.m) } : null,
       action: panel?.querySelector('.action')?.innerText.replace(/\s+/g, ' ').trim(),
+      totals: g?.totals ?? null,
+      betsCount: Number(document.getElementById('bets-count').dataset.count || 0),
+      ownRow: Boolean(document.querySelector('#bets .bet-row.mine')),
     };
   });
 }
@@ -155,6 +158,10 @@ async function main() {
       JSON.stringify(betFrame));
     s = await waitFor(page, 'stake debited', (x) => x.balance === before - 100, 3_000).catch(() => state(page));
     check('stake debited', s.balance === before - 100, `${before} → ${s.balance}`);
+    // The round's totals come with the next tick; the list is drawn on the next frame.
+    s = await waitFor(page, 'round totals', (x) => x.totals != null && x.betsCount >= 1 && x.ownRow, 5_000).catch(() => state(page));
+    check('round totals shown', s.ownRow && s.totals?.bets >= 1 && s.totals?.staked >= 100 && s.betsCount >= s.totals?.bets,
+      `totals ${JSON.stringify(s.totals)}, summary ${s.betsCount} bets, own row ${s.ownRow}`);
     await shot(page, '02-bet-placed.png');
 
     // 3. Flying: cash out as soon as the multiplier moves.

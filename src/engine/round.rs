@@ -153,6 +153,11 @@ pub struct RoundInFlight {
     pub record: RoundRecord,
     /// Every stake the ledger took for the round.
     pub bets: Vec<BetInFlight>,
+    /// When betting closes, if the previous leader announced it (its `betting` event is
+    /// still on the bus): the round keeps it, and its phase is not announced again.
+    pub announced_betting_end_ms: Option<u64>,
+    /// Whether the previous leader announced the flight (its `flying` event is on the bus).
+    pub announced_flying: bool,
 }
 
 /// A stake of a round in flight and what has been paid for it.
@@ -462,9 +467,10 @@ impl RoomCore {
     /// would have: the crash point comes from the chain, the multiplier from the
     /// journaled start time, and the stakes and payouts from the ledger. Auto-cashouts
     /// the flight reached meanwhile are paid at their target on the next `advance`, and a
-    /// round past its crash point crashes then. A round still betting gets a fresh
-    /// betting period (its old end time is not journaled). The phase is announced again,
-    /// so subscribers that start from this leader's first event know where the round is.
+    /// round past its crash point crashes then. A round still betting keeps the end its
+    /// `betting` event announced, or gets a fresh betting period when that event is gone
+    /// (the end time is not journaled). A phase the previous leader did not announce (it
+    /// died between journal and publish) is announced now.
     pub fn resume(
         settings: RoomSettings,
         chain: Arc<FairChain>,
@@ -472,7 +478,12 @@ impl RoomCore {
         first_seq: u64,
         now_ms: u64,
     ) -> Result<RoomCore, ResumeError> {
-        let RoundInFlight { record, bets } = in_flight;
+        let RoundInFlight {
+            record,
+            bets,
+            announced_betting_end_ms,
+            announced_flying,
+        } = in_flight;
         assert!(matches!(
             record.status,
             RoundStatus::Betting | RoundStatus::Flying
@@ -493,6 +504,10 @@ impl RoomCore {
             };
             round.started_at_ms = started_at_ms;
             round.next_tick_at_ms = now_ms;
+        } else if let Some(ends_at_ms) = announced_betting_end_ms {
+            round.phase = RoundPhase::Betting {
+                ends_at_ms: ends_at_ms.max(now_ms),
+            };
         }
         let mut core = RoomCore::with_round(settings, chain, round, now_ms);
         core.next_seq = first_seq;
@@ -501,6 +516,8 @@ impl RoomCore {
         }
         let round = core.round.number;
         match core.round.phase {
+            RoundPhase::Betting { .. } if announced_betting_end_ms.is_some() => {}
+            RoundPhase::Flying { .. } if announced_flying => {}
             RoundPhase::Betting { .. } => core.announce_betting(),
             RoundPhase::Flying { started_at_ms, .. } => core.emit(|seq| RoomEvent::Flying {
                 seq,
@@ -1907,7 +1924,12 @@ mod tests {
             },
             open("carol", 200, None),
         ];
-        RoundInFlight { record, bets }
+        RoundInFlight {
+            record,
+            bets,
+            announced_betting_end_ms: None,
+            announced_flying: false,
+        }
     }
 
     #[test]
@@ -1963,6 +1985,36 @@ mod tests {
         assert_eq!(record.status, RoundStatus::Crashed);
         assert_eq!(record.bets_total_minor, 1_700);
         assert_eq!(record.payouts_total_minor, 600 + 1_500 + 400);
+    }
+
+    #[test]
+    fn a_phase_the_previous_leader_announced_is_not_announced_again() {
+        let (original, crash) = room_where(|crash| crash >= 300, engine());
+        let mut flying = left_in_flight(&original, crash);
+        flying.announced_flying = true;
+        let now_ms = T0_MS + BETTING_MS + 50;
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core =
+            RoomCore::resume(settings.clone(), chain.clone(), flying, 9, now_ms).unwrap();
+        assert!(core.take_effects().events.is_empty());
+        core.advance(now_ms).unwrap();
+        assert!(matches!(
+            core.take_effects().events[..],
+            [RoomEvent::Tick { seq: 9, .. }]
+        ));
+
+        let mut betting = left_in_flight(&original, crash);
+        betting.record.status = RoundStatus::Betting;
+        betting.bets.retain(|bet| bet.settled == BetSettled::Open);
+        betting.announced_betting_end_ms = Some(T0_MS + BETTING_MS);
+        let mut core = RoomCore::resume(settings, chain, betting, 9, T0_MS + 300).unwrap();
+        assert!(core.take_effects().events.is_empty());
+        // The announced end holds: the flight starts when the players were told.
+        core.advance(T0_MS + BETTING_MS).unwrap();
+        assert!(matches!(
+            core.take_effects().events[..],
+            [.., RoomEvent::Flying { seq: 9, .. }]
+        ));
     }
 
     #[test]

@@ -199,7 +199,8 @@ pub async fn lead_room(
     abort_unfinished_rounds(&room, &writer, unfinished, now_ms)
         .await
         .map_err(recovery_error)?;
-    let (epoch, first_seq) = continued_numbering(deps.bus.as_ref(), &room, now_ms).await;
+    let continuation = continued_numbering(deps.bus.as_ref(), &room, now_ms).await;
+    let (epoch, first_seq) = (continuation.epoch, continuation.first_seq);
     let core = match in_flight {
         Some(record) => {
             let round = record.round;
@@ -207,7 +208,12 @@ pub async fn lead_room(
                 .await
                 .map_err(recovery_error)?;
             tracing::info!(room = %room, round, bets = bets.len(), "resuming the round in flight");
-            let in_flight = RoundInFlight { record, bets };
+            let in_flight = RoundInFlight {
+                record,
+                bets,
+                announced_betting_end_ms: continuation.betting_end_ms(round),
+                announced_flying: continuation.flying_announced(round),
+            };
             let chain = deps.chain.clone();
             RoomCore::resume(settings.clone(), chain, in_flight, first_seq, now_ms).map_err(
                 |source| match source {
@@ -234,19 +240,62 @@ pub async fn lead_room(
     runner.run(&mut commands, &never_aborted, &handover).await
 }
 
-/// The (epoch, first seq) a new leader numbers its events with: the previous leader's
-/// epoch and its last seq + 1 when the bus still holds its events, so gateways and
-/// clients see one contiguous stream across the takeover (clients keep recovering with
-/// `since`); otherwise a new epoch, the clock now, from seq 1.
-async fn continued_numbering(bus: &dyn Bus, room: &str, now_ms: u64) -> (u64, u64) {
-    match bus.recent_events(room, 0, usize::MAX).await {
-        Ok(events) => events
-            .last()
-            .map_or((now_ms, 1), |last| (last.epoch, last.seq + 1)),
-        Err(error) => {
+/// How a new leader numbers its events, and what the previous one announced.
+struct Continuation {
+    epoch: u64,
+    first_seq: u64,
+    /// The previous leader's retained events of the room's newest epoch, oldest first.
+    retained: Vec<RoomEvent>,
+}
+
+impl Continuation {
+    /// The end of betting announced for `round`, if its `betting` event is retained.
+    fn betting_end_ms(&self, round: u64) -> Option<u64> {
+        self.retained.iter().find_map(|event| match event {
+            RoomEvent::Betting {
+                round: announced,
+                ends_at,
+                ..
+            } if *announced == round => Some(*ends_at),
+            _ => None,
+        })
+    }
+
+    /// Whether the `flying` event of `round` is retained.
+    fn flying_announced(&self, round: u64) -> bool {
+        let flying =
+            |event: &RoomEvent| matches!(event, RoomEvent::Flying { round: r, .. } if *r == round);
+        self.retained.iter().any(flying)
+    }
+}
+
+/// The previous leader's epoch and its last seq + 1 when the bus still holds its events,
+/// so gateways and clients see one contiguous stream across the takeover (clients keep
+/// recovering with `since`); otherwise a new epoch, the clock now, from seq 1.
+async fn continued_numbering(bus: &dyn Bus, room: &str, now_ms: u64) -> Continuation {
+    let retained = bus
+        .recent_events(room, 0, usize::MAX)
+        .await
+        .unwrap_or_else(|error| {
             tracing::warn!(room, %error, "previous events unreadable; numbering anew");
-            (now_ms, 1)
-        }
+            Vec::new()
+        });
+    let Some(last) = retained.last() else {
+        return Continuation {
+            epoch: now_ms,
+            first_seq: 1,
+            retained: Vec::new(),
+        };
+    };
+    let (epoch, first_seq) = (last.epoch, last.seq + 1);
+    let retained = retained
+        .iter()
+        .filter_map(|envelope| serde_json::from_slice(&envelope.json).ok())
+        .collect();
+    Continuation {
+        epoch,
+        first_seq,
+        retained,
     }
 }
 

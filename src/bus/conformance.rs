@@ -261,6 +261,23 @@ pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
     assert_eq!(within(gateway_b.next()).await, Some(to_b));
 }
 
+pub async fn the_gateways_are_those_receiving_replies(bus: &dyn Bus) {
+    assert!(bus.gateways().await.unwrap().is_empty());
+    let _gateway_a = bus.replies("gw-a").await.unwrap();
+    let _gateway_b = bus.replies("gw-b").await.unwrap();
+    within(async {
+        loop {
+            let mut gateways = bus.gateways().await.unwrap();
+            gateways.sort();
+            if gateways == ["gw-a", "gw-b"] {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
 /// Stamps out the suite for one implementation. `make` is an async expression that yields
 /// a fresh bus (anything that dereferences to one), whose subscribers buffer
 /// `buffer_events` events, whose rooms retain at least `history_events` events and whose
@@ -335,6 +352,11 @@ macro_rules! bus_conformance_tests {
         #[tokio::test]
         async fn replies_reach_their_gateway() {
             suite::replies_reach_their_gateway(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn the_gateways_are_those_receiving_replies() {
+            suite::the_gateways_are_those_receiving_replies(&*$make.await).await;
         }
     };
 }

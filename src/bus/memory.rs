@@ -203,6 +203,13 @@ impl Bus for MemoryBus {
         take_receiver(&self.commands, room, self.limits.command_queue_commands_max)
     }
 
+    async fn gateways(&self) -> Result<Vec<String>, BusError> {
+        let replies = self.replies.lock().expect("bus lock poisoned");
+        let open = replies.iter().filter(|(_, queue)| queue.receiver.is_none());
+        let open = open.filter(|(_, queue)| !queue.sender.is_closed());
+        Ok(open.map(|(gateway, _)| gateway.clone()).collect())
+    }
+
     /// Nothing to forget: the in-memory queue is gone with the process anyway.
     async fn commands_handled(&self, _room: &str) {}
 

@@ -70,7 +70,8 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     /// A connection of `player` that this engine cannot name (it took the room over
-    /// from another engine after the bet was placed): replies to it are not sent.
+    /// from another engine after the bet was placed): replies to it go to every gateway
+    /// ([`Bus::gateways`]), which hands them to the player's sockets.
     pub fn unknown(player: &str) -> ReplyTo {
         ReplyTo {
             gateway: String::new(),
@@ -213,6 +214,11 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Sends a private frame to the gateway named in `reply.to`.
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError>;
+
+    /// The gateways whose reply streams are open now: where the engine sends a reply it
+    /// cannot address to one connection ([`ReplyTo::unknown`]); each gateway hands it to
+    /// the player's sockets, if it holds any.
+    async fn gateways(&self) -> Result<Vec<String>, BusError>;
 
     /// The replies addressed to `gateway`.
     async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError>;

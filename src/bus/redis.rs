@@ -617,6 +617,28 @@ impl Bus for RedisBus {
         Ok(())
     }
 
+    /// The reply channels with a subscriber (`PUBSUB CHANNELS`, or `SHARDCHANNELS` on a
+    /// cluster), named `{p}:replies:{gateway}`.
+    async fn gateways(&self) -> Result<Vec<String>, BusError> {
+        let listing = if self.options.cluster {
+            "SHARDCHANNELS"
+        } else {
+            "CHANNELS"
+        };
+        let pattern = format!("{}:replies:*", self.options.key_prefix);
+        let channels: Vec<String> = redis::cmd("PUBSUB")
+            .arg(listing)
+            .arg(&pattern)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        let prefix = format!("{}:replies:{{", self.options.key_prefix);
+        let gateways = channels.iter().filter_map(|channel| {
+            let gateway = channel.strip_prefix(&prefix)?.strip_suffix('}')?;
+            Some(gateway.to_owned())
+        });
+        Ok(gateways.collect())
+    }
+
     async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError> {
         let what = format!("replies:{gateway}");
         self.take_once(what.clone(), gateway)?;

@@ -34,7 +34,7 @@ use super::round::{
     BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
     RoundInFlight, TransferIntent, TransferPurpose,
 };
-use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope};
+use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
 use crate::fair::FairChain;
 use crate::ledger::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
@@ -818,19 +818,37 @@ impl RoomRunner {
     }
 
     async fn send_replies(&self, replies: impl Iterator<Item = Reply>) {
-        // A bet resumed from a previous leader has no known connection to tell: its
-        // owner sees the credit in the balance of the next `hello` or `bet_ok`.
-        let known = replies.filter(|reply| !reply.to.is_unknown());
-        for Reply { to, message } in known {
-            let envelope = ReplyEnvelope {
-                to,
-                json: Bytes::from(protocol::encode(&message)),
-            };
-            if let Err(error) = self.deps.bus.send_reply(envelope).await {
-                metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "reply")
-                    .increment(1);
-                tracing::warn!(room = %self.room, %error, "reply not sent");
+        // Fetched once per wake, and only when needed: a bet resumed from a previous
+        // leader has no known connection, so its replies go to every gateway.
+        let mut gateways: Option<Vec<String>> = None;
+        for Reply { to, message } in replies {
+            let json = Bytes::from(protocol::encode(&message));
+            if !to.is_unknown() {
+                self.send_reply(ReplyEnvelope { to, json }).await;
+                continue;
             }
+            if gateways.is_none() {
+                let listed = self.deps.bus.gateways().await.unwrap_or_else(|error| {
+                    tracing::warn!(room = %self.room, %error, "gateways unknown; reply not sent");
+                    Vec::new()
+                });
+                gateways = Some(listed);
+            }
+            for gateway in gateways.iter().flatten() {
+                let to = ReplyTo {
+                    gateway: gateway.clone(),
+                    ..to.clone()
+                };
+                let json = json.clone();
+                self.send_reply(ReplyEnvelope { to, json }).await;
+            }
+        }
+    }
+
+    async fn send_reply(&self, envelope: ReplyEnvelope) {
+        if let Err(error) = self.deps.bus.send_reply(envelope).await {
+            metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "reply").increment(1);
+            tracing::warn!(room = %self.room, %error, "reply not sent");
         }
     }
 
@@ -1542,6 +1560,7 @@ mod tests {
         fixture.bus.publish(envelope).await.unwrap();
         let mut raw = fixture.bus.subscribe(ROOM).await.unwrap();
         let mut watcher = Watcher::new(&fixture.bus).await;
+        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
         let (leadership, handover) = leadership(7);
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
@@ -1567,6 +1586,20 @@ mod tests {
             .await;
         handover.cancel();
         engine.await.unwrap().unwrap();
+        // The connection that placed alice's bet is unknown to this leader: her balance
+        // goes to every gateway, which finds her sockets.
+        let (player, message) = next_reply(&mut replies).await;
+        assert_eq!(player, "alice");
+        assert!(
+            matches!(
+                message,
+                ServerMessage::Balance {
+                    balance: 10_100,
+                    ..
+                }
+            ),
+            "{message:?}"
+        );
 
         // alice's 1.10x is paid once at exactly 1.10x, bob's earlier payout is not made
         // again, carol's 50.00x was never reached: she lost. Nothing is refunded.

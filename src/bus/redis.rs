@@ -1068,6 +1068,23 @@ mod tests {
     }
 
     impl Fixture {
+        /// Waits until `count` commands of `room` are read but not acknowledged.
+        async fn wait_for_pending_commands(&self, room: &str, count: u64) {
+            let key = self.key("commands", room);
+            within(async {
+                loop {
+                    let (pending, ..): (u64, Value, Value, Value) = self
+                        .query(redis::cmd("XPENDING").arg(&key).arg(CONSUMER_GROUP))
+                        .await;
+                    if pending == count {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(PROBE_INTERVAL_MS)).await;
+                }
+            })
+            .await;
+        }
+
         async fn start() -> Fixture {
             Fixture::start_on(RedisTestServer::start(), test_options("engine-a")).await
         }
@@ -1291,19 +1308,7 @@ mod tests {
         }
         assert_eq!(within(leader_commands.next()).await, Some(bet("a")));
         // The leader's reader has read all three before it dies.
-        let key = fixture.key("commands", "r1");
-        within(async {
-            loop {
-                let (pending, ..): (u64, Value, Value, Value) = fixture
-                    .query(redis::cmd("XPENDING").arg(&key).arg(CONSUMER_GROUP))
-                    .await;
-                if pending == 3 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(PROBE_INTERVAL_MS)).await;
-            }
-        })
-        .await;
+        fixture.wait_for_pending_commands("r1", 3).await;
         drop(leader_commands);
         let Fixture {
             bus: leader,
@@ -1328,19 +1333,7 @@ mod tests {
         fixture.commands_handled("r1").await;
         // Taken but not handled: the engine may die before its ledger write.
         assert_eq!(within(leader_commands.next()).await, Some(bet("b")));
-        let key = fixture.key("commands", "r1");
-        within(async {
-            loop {
-                let (pending, ..): (u64, Value, Value, Value) = fixture
-                    .query(redis::cmd("XPENDING").arg(&key).arg(CONSUMER_GROUP))
-                    .await;
-                if pending == 2 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(PROBE_INTERVAL_MS)).await;
-            }
-        })
-        .await;
+        fixture.wait_for_pending_commands("r1", 2).await;
         // Handing the room over and taking it again in the same process finds b and c.
         drop(leader_commands);
         let mut again = fixture.commands("r1").await.unwrap();

@@ -1038,18 +1038,7 @@ mod tests {
             .await
             .unwrap();
         let ledger = scratch.ledger().await;
-        let versions: Vec<i64> = client
-            .query(
-                "SELECT version FROM aloft_schema_migrations ORDER BY version",
-                &[],
-            )
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let known = i64::try_from(MIGRATIONS.len()).unwrap();
-        assert_eq!(versions, (1..=known).collect::<Vec<_>>());
+        assert_every_migration_applied(&client).await;
         let old = ledger.transfer("g:a").await.unwrap().unwrap();
         assert_eq!(
             old.transfer,
@@ -1066,14 +1055,7 @@ mod tests {
         assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
     }
 
-    #[tokio::test]
-    async fn migrations_are_idempotent_when_processes_start_at_once() {
-        let scratch = ScratchDatabase::create().await;
-        let (first, second, third) =
-            tokio::join!(scratch.connect(), scratch.connect(), scratch.connect());
-        let (first, _second, _third) = (first.unwrap(), second.unwrap(), third.unwrap());
-        first.migrate().await.unwrap();
-        let client = scratch.client().await;
+    async fn assert_every_migration_applied(client: &tokio_postgres::Client) {
         let versions: Vec<i64> = client
             .query(
                 "SELECT version FROM aloft_schema_migrations ORDER BY version",
@@ -1086,6 +1068,17 @@ mod tests {
             .collect();
         let known = i64::try_from(MIGRATIONS.len()).unwrap();
         assert_eq!(versions, (1..=known).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_when_processes_start_at_once() {
+        let scratch = ScratchDatabase::create().await;
+        let (first, second, third) =
+            tokio::join!(scratch.connect(), scratch.connect(), scratch.connect());
+        let (first, _second, _third) = (first.unwrap(), second.unwrap(), third.unwrap());
+        first.migrate().await.unwrap();
+        let client = scratch.client().await;
+        assert_every_migration_applied(&client).await;
         client
             .execute(
                 "INSERT INTO aloft_schema_migrations (version, applied_at_ms) VALUES (99, 0)",

@@ -13,8 +13,9 @@
 //! Stopping the node hands every room over: each room stops where it is (no refund), the
 //! lease is released, and a standby resumes the round in flight.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -57,6 +58,9 @@ struct NodeShared {
     leading: AtomicUsize,
     /// Engines alive in the cluster, this one included, as of the last heartbeat.
     engines_alive: AtomicUsize,
+    /// The handover token of each room this node leads: cancelling one gives the room
+    /// to another engine (to spread the rooms when engines join).
+    led_rooms: Mutex<HashMap<String, CancellationToken>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -81,6 +85,7 @@ impl EngineNode {
             leases,
             leading: AtomicUsize::new(0),
             engines_alive: AtomicUsize::new(1),
+            led_rooms: Mutex::new(HashMap::new()),
             clock: Arc::new(SystemClock),
         });
         let shutdown = CancellationToken::new();
@@ -105,7 +110,8 @@ impl EngineNode {
     }
 }
 
-/// Keeps this engine counted among the live ones.
+/// Keeps this engine counted among the live ones, and gives one room away per beat
+/// while it leads more than its share (engines that joined later take them).
 async fn heartbeat_loop(shared: Arc<NodeShared>, shutdown: CancellationToken) {
     let interval = Duration::from_millis(shared.config.cluster.lease_renew_interval_ms);
     loop {
@@ -113,6 +119,19 @@ async fn heartbeat_loop(shared: Arc<NodeShared>, shutdown: CancellationToken) {
             Ok(alive) => {
                 let alive = usize::try_from(alive).unwrap_or(usize::MAX).max(1);
                 shared.engines_alive.store(alive, Ordering::Relaxed);
+                let share = shared.config.rooms.len().div_ceil(alive);
+                let led_rooms = shared.led_rooms.lock().expect("node lock poisoned");
+                if led_rooms.len() > share
+                    && let Some((room, handover)) = led_rooms.iter().next()
+                {
+                    tracing::info!(
+                        room,
+                        share,
+                        alive,
+                        "handing a room over to spread the rooms"
+                    );
+                    handover.cancel();
+                }
             }
             Err(error) => tracing::warn!(%error, "engine heartbeat failed"),
         }
@@ -158,8 +177,16 @@ async fn room_loop(shared: Arc<NodeShared>, room: String, shutdown: Cancellation
         if let Some(lease) = acquired {
             free_since = None;
             shared.leading.fetch_add(1, Ordering::Relaxed);
-            lead(&shared, &room, &lease, &shutdown).await;
+            let given_away = lead(&shared, &room, &lease, &shutdown).await;
             shared.leading.fetch_sub(1, Ordering::Relaxed);
+            if given_away {
+                // Leave the room to the others for a lease's time; if none takes it, it
+                // is an orphan and anyone (this engine too) takes it afterwards.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(orphan_after) => {}
+                }
+            }
             continue;
         }
         tokio::select! {
@@ -176,8 +203,14 @@ fn has_room_for_more(shared: &NodeShared) -> bool {
     shared.leading.load(Ordering::Relaxed) < rooms.div_ceil(alive)
 }
 
-/// Leads `room` under `lease` until the lease is lost, the node stops, or the room fails.
-async fn lead(shared: &NodeShared, room: &str, lease: &RoomLease, shutdown: &CancellationToken) {
+/// Leads `room` under `lease` until the lease is lost or given away to spread the rooms
+/// (then returns true), the node stops, or the room fails.
+async fn lead(
+    shared: &NodeShared,
+    room: &str,
+    lease: &RoomLease,
+    shutdown: &CancellationToken,
+) -> bool {
     let fence = Fence {
         room: room.to_owned(),
         token: lease.token(),
@@ -185,6 +218,11 @@ async fn lead(shared: &NodeShared, room: &str, lease: &RoomLease, shutdown: &Can
     // Losing the lease and stopping the node both end the room the same way: at once,
     // leaving the round in flight to the next leader.
     let handover = shutdown.child_token();
+    shared
+        .led_rooms
+        .lock()
+        .expect("node lock poisoned")
+        .insert(room.to_owned(), handover.clone());
     let stop_keeping = CancellationToken::new();
     let renew_interval_ms = shared.config.cluster.lease_renew_interval_ms;
     let keeping = lease::keep(
@@ -200,6 +238,14 @@ async fn lead(shared: &NodeShared, room: &str, lease: &RoomLease, shutdown: &Can
         outcome
     };
     let ((), outcome) = tokio::join!(keeping, leading);
+    shared
+        .led_rooms
+        .lock()
+        .expect("node lock poisoned")
+        .remove(room);
+    // Given away to spread the rooms, or lost to another engine: either way another
+    // engine leads it now.
+    let given_away = handover.is_cancelled() && !shutdown.is_cancelled();
     match outcome {
         Ok(()) => tracing::info!(room, token = lease.token(), "room handed over"),
         Err(LeadError::Fenced { current }) => {
@@ -216,6 +262,7 @@ async fn lead(shared: &NodeShared, room: &str, lease: &RoomLease, shutdown: &Can
             tokio::time::sleep(pause).await;
         }
     }
+    given_away
 }
 
 /// Why leading a room ended other than by handover.

@@ -32,6 +32,7 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 /// Fast rounds: 2x in about 1.2 s, ten ticks a second, and betting long enough for
 /// hundreds of players on a shared machine.
 const FAST_ROUNDS: Rounds = Rounds {
+    other_rooms: &[],
     betting_duration_ms: 2_000,
     tick_interval_ms: 100,
     crashed_duration_ms: 500,
@@ -894,4 +895,79 @@ async fn a_client_reconnecting_with_since_misses_nothing() {
         "events {first_seq}..={last_seq}, {} replayed: ticks conflated: {staying_missing} (staying), {reconnecting_missing} (reconnecting)",
         missed.len()
     );
+}
+
+/// Rooms of the spread test: [`ROOM`] and three more.
+const SPREAD_ROOMS: [&str; 4] = [ROOM, "b", "c", "d"];
+/// Longest wait for the engines to settle who leads what.
+const SPREAD_WAIT_MS: u64 = 20_000;
+
+/// The engine id leading each of [`SPREAD_ROOMS`], once every room has a leader.
+async fn leaders(cluster: &Cluster) -> Option<Vec<(String, u64)>> {
+    let mut leaders = Vec::new();
+    for room in SPREAD_ROOMS {
+        let lease = cluster.lease_holder_of(room).await?;
+        leaders.push((lease.engine_id, lease.fencing_token));
+    }
+    Some(leaders)
+}
+
+/// Polls until `settled` accepts the leaders of every room.
+async fn wait_for_leaders(
+    cluster: &Cluster,
+    what: &str,
+    settled: impl Fn(&[(String, u64)]) -> bool,
+) -> Vec<(String, u64)> {
+    let deadline = Instant::now() + Duration::from_millis(SPREAD_WAIT_MS);
+    loop {
+        let now = leaders(cluster).await;
+        if let Some(leaders) = now.as_ref().filter(|leaders| settled(leaders)) {
+            return leaders.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} within {SPREAD_WAIT_MS} ms: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_over_the_engines_and_move_to_a_survivor() {
+    let _serial = SERIAL.lock().await;
+    let rounds = Rounds {
+        other_rooms: &SPREAD_ROOMS[1..],
+        ..FAST_ROUNDS
+    };
+    let mut cluster = Cluster::start(rounds).await;
+    let led_by = |leaders: &[(String, u64)], engine: &str| {
+        leaders
+            .iter()
+            .filter(|(leader, _)| leader == engine)
+            .count()
+    };
+    let spread = wait_for_leaders(&cluster, "two rooms per engine", |leaders| {
+        let first = &leaders[0].0;
+        led_by(leaders, first) == 2
+    })
+    .await;
+    let victim = spread[0].0.clone();
+    cluster.kill_engine(cluster.engine_index(&victim));
+    let survivor = spread
+        .iter()
+        .map(|(engine, _)| engine.clone())
+        .find(|engine| *engine != victim)
+        .expect("two engines lead");
+    let moved = wait_for_leaders(&cluster, "every room on the survivor", |leaders| {
+        led_by(leaders, &survivor) == SPREAD_ROOMS.len()
+    })
+    .await;
+    for ((before_engine, before_token), (_, after_token)) in spread.iter().zip(&moved) {
+        if *before_engine == victim {
+            assert!(
+                after_token > before_token,
+                "a taken-over room has a newer token"
+            );
+        }
+    }
 }

@@ -32,7 +32,10 @@ pub const GATEWAYS: usize = 3;
 /// House edge of the default configuration, to recompute crash points.
 pub const HOUSE_EDGE_BP: u32 = 100;
 /// The lease of [`ROOM`] under the default key prefix: `"<engine id> <fencing token>"`.
-const LEASE_KEY: &str = "aloft:lease:{main}";
+/// The Redis key of `room`'s lease.
+fn lease_key(room: &str) -> String {
+    format!("aloft:lease:{{{room}}}")
+}
 /// What a gateway prints on stdout once it listens, followed by `ADDR/`.
 const GATEWAY_RUNNING_PREFIX: &str = "aloft gateway is running: open http://";
 /// Longest wait for `aloft migrate` to exit.
@@ -47,6 +50,8 @@ const LOG_TAIL_LINES: usize = 40;
 /// Round timing of a cluster, passed to every process as `ALOFT_ENGINE__*`.
 #[derive(Debug, Clone, Copy)]
 pub struct Rounds {
+    /// Rooms besides [`ROOM`], which every cluster plays.
+    pub other_rooms: &'static [&'static str],
     pub betting_duration_ms: u64,
     pub tick_interval_ms: u64,
     pub crashed_duration_ms: u64,
@@ -98,6 +103,7 @@ impl Cluster {
         let database_url = database_url(&database.admin_url, &database.name);
         let salt = random_hex(16);
         let env = vec![
+            ("ALOFT_ROOMS", rooms_value(rounds.other_rooms)),
             ("ALOFT_AUTH__JWT_SECRET", random_hex(32)),
             ("ALOFT_FAIR__SALT", salt.clone()),
             ("ALOFT_FAIR__CHAIN_SECRET", random_hex(32)),
@@ -162,13 +168,19 @@ impl Cluster {
 
     /// The current holder of [`ROOM`]'s lease, if any.
     pub async fn lease_holder(&self) -> Option<Lease> {
+        self.lease_holder_of(ROOM).await
+    }
+
+    /// The current holder of `room`'s lease, if any.
+    pub async fn lease_holder_of(&self, room: &str) -> Option<Lease> {
+        let key = lease_key(room);
         let client = redis::Client::open(self.redis.url()).expect("a valid Redis URL");
         let mut connection = client
             .get_multiplexed_async_connection()
             .await
             .expect("the test Redis answers");
         let value: Option<String> = redis::cmd("GET")
-            .arg(LEASE_KEY)
+            .arg(&key)
             .query_async(&mut connection)
             .await
             .expect("GET of the lease key");
@@ -180,7 +192,7 @@ impl Cluster {
                 })
             });
             parsed.unwrap_or_else(|| {
-                panic!("lease {LEASE_KEY} holds {value:?}, not \"<engine id> <fencing token>\"")
+                panic!("lease {key} holds {value:?}, not \"<engine id> <fencing token>\"")
             })
         })
     }
@@ -363,7 +375,7 @@ impl Cluster {
         while self.lease_holder().await.is_none() {
             assert!(
                 Instant::now() < deadline,
-                "no engine took the lease {LEASE_KEY} in {START_WAIT_MS} ms"
+                "no engine took the lease of {ROOM} in {START_WAIT_MS} ms"
             );
             tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
         }
@@ -438,4 +450,13 @@ fn log_tail(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|error| format!("({error})"));
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+/// `rooms` as an environment value: [`ROOM`] first, then `other_rooms`.
+fn rooms_value(other_rooms: &[&str]) -> String {
+    let rooms: Vec<String> = std::iter::once(ROOM)
+        .chain(other_rooms.iter().copied())
+        .map(|room| format!("\"{room}\""))
+        .collect();
+    format!("[{}]", rooms.join(","))
 }

@@ -326,17 +326,11 @@ struct LedgerWriter {
 
 impl LedgerWriter {
     async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
-        match &self.fence {
-            Some(fence) => self.ledger.apply_batch_fenced(batch, fence).await,
-            None => self.ledger.apply_batch(batch).await,
-        }
+        self.ledger.write_batch(batch, self.fence.as_ref()).await
     }
 
     async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
-        match &self.fence {
-            Some(fence) => self.ledger.record_round_fenced(record, fence).await,
-            None => self.ledger.record_round(record).await,
-        }
+        self.ledger.write_round(record, self.fence.as_ref()).await
     }
 }
 
@@ -1278,9 +1272,10 @@ mod tests {
 
     #[async_trait::async_trait]
     impl Ledger for FlakyLedger {
-        async fn apply_batch(
+        async fn write_batch(
             &self,
             batch: Vec<Transfer>,
+            fence: Option<&Fence>,
         ) -> Result<Vec<TransferOutcome>, LedgerError> {
             let failures = &self.failures;
             let decrement = |left: u32| left.checked_sub(1);
@@ -1288,14 +1283,7 @@ mod tests {
             if failures.fetch_update(ordering, ordering, decrement).is_ok() {
                 return Err(LedgerError::Worker("injected fault".into()));
             }
-            self.inner.apply_batch(batch).await
-        }
-        async fn apply_batch_fenced(
-            &self,
-            batch: Vec<Transfer>,
-            fence: &crate::ledger::Fence,
-        ) -> Result<Vec<TransferOutcome>, LedgerError> {
-            self.inner.apply_batch_fenced(batch, fence).await
+            self.inner.write_batch(batch, fence).await
         }
         async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
             self.inner.balance(account).await
@@ -1312,17 +1300,14 @@ mod tests {
         ) -> Result<Vec<StoredTransfer>, LedgerError> {
             self.inner.transfers_with_prefix(prefix).await
         }
-        async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
-            self.inner.record_round(record).await
-        }
-        async fn record_round_fenced(
+        async fn write_round(
             &self,
             record: RoundRecord,
-            fence: &crate::ledger::Fence,
+            fence: Option<&Fence>,
         ) -> Result<(), LedgerError> {
-            self.inner.record_round_fenced(record, fence).await
+            self.inner.write_round(record, fence).await
         }
-        async fn raise_fence(&self, fence: &crate::ledger::Fence) -> Result<(), LedgerError> {
+        async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
             self.inner.raise_fence(fence).await
         }
         async fn recent_rounds(

@@ -374,8 +374,51 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
 pub trait Ledger: Send + Sync + 'static {
     /// Applies `batch` in order in one transaction. Each transfer succeeds or fails on
     /// its own (an insufficient balance fails that transfer only); the outcomes come back
-    /// in the same order. An `Err` means the whole batch was rolled back.
-    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError>;
+    /// in the same order. An `Err` means the whole batch was rolled back. With a `fence`
+    /// (the leader of `fence.room`), the same transaction first checks that `fence.token`
+    /// is at least the highest token stored for the room (and stores it); a lower token
+    /// returns `Err(Fenced)` and nothing changes.
+    async fn write_batch(
+        &self,
+        batch: Vec<Transfer>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<TransferOutcome>, LedgerError>;
+
+    /// Inserts or updates (by room and round) a round of the journal; with a `fence`,
+    /// under the same check as [`Ledger::write_batch`].
+    async fn write_round(
+        &self,
+        record: RoundRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError>;
+
+    /// [`Ledger::write_batch`] without a fence (guest grants, the embedded engine).
+    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
+        self.write_batch(batch, None).await
+    }
+
+    /// [`Ledger::write_batch`] for the leader of `fence.room`.
+    async fn apply_batch_fenced(
+        &self,
+        batch: Vec<Transfer>,
+        fence: &Fence,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        self.write_batch(batch, Some(fence)).await
+    }
+
+    /// [`Ledger::write_round`] without a fence.
+    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
+        self.write_round(record, None).await
+    }
+
+    /// [`Ledger::write_round`] for the leader of `fence.room`.
+    async fn record_round_fenced(
+        &self,
+        record: RoundRecord,
+        fence: &Fence,
+    ) -> Result<(), LedgerError> {
+        self.write_round(record, Some(fence)).await
+    }
 
     /// The account's balance in minor units; 0 for an account that never moved money.
     async fn balance(&self, account: &Account) -> Result<i64, LedgerError>;
@@ -389,25 +432,6 @@ pub trait Ledger: Send + Sync + 'static {
     /// Committed transfers whose id starts with `prefix`, in commit order.
     async fn transfers_with_prefix(&self, prefix: &str)
     -> Result<Vec<StoredTransfer>, LedgerError>;
-
-    /// `apply_batch` for the leader of `fence.room`: in the same transaction, first checks
-    /// that `fence.token` is at least the highest token stored for the room (and stores
-    /// it); a lower token returns `Err(Fenced)` and nothing changes.
-    async fn apply_batch_fenced(
-        &self,
-        batch: Vec<Transfer>,
-        fence: &Fence,
-    ) -> Result<Vec<TransferOutcome>, LedgerError>;
-
-    /// Inserts or updates (by room and round) a round of the journal.
-    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError>;
-
-    /// `record_round` under the same check as `apply_batch_fenced`.
-    async fn record_round_fenced(
-        &self,
-        record: RoundRecord,
-        fence: &Fence,
-    ) -> Result<(), LedgerError>;
 
     /// Raises the room's stored token to `fence.token` (no money moves): a new leader
     /// calls it before reading the room's state, so nothing its predecessor writes

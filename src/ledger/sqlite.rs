@@ -240,16 +240,12 @@ fn migrate(connection: &mut Connection, path: &str, steps: &[&str]) -> Result<()
 
 #[async_trait]
 impl Ledger for SqliteLedger {
-    async fn apply_batch(&self, batch: Vec<Transfer>) -> Result<Vec<TransferOutcome>, LedgerError> {
-        self.apply(batch, None).await
-    }
-
-    async fn apply_batch_fenced(
+    async fn write_batch(
         &self,
         batch: Vec<Transfer>,
-        fence: &Fence,
+        fence: Option<&Fence>,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        self.apply(batch, Some(fence)).await
+        self.apply(batch, fence).await
     }
 
     async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
@@ -282,16 +278,12 @@ impl Ledger for SqliteLedger {
             .await
     }
 
-    async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
-        self.record(record, None).await
-    }
-
-    async fn record_round_fenced(
+    async fn write_round(
         &self,
         record: RoundRecord,
-        fence: &Fence,
+        fence: Option<&Fence>,
     ) -> Result<(), LedgerError> {
-        self.record(record, Some(fence)).await
+        self.record(record, fence).await
     }
 
     async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {

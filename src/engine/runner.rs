@@ -945,6 +945,11 @@ mod tests {
             kind,
             multiplier_hundredths: None,
         };
+        commit(ledger, transfer).await;
+    }
+
+    /// Applies `transfer` alone and checks that the ledger took it.
+    async fn commit(ledger: &SqliteLedger, transfer: Transfer) {
         let outcomes = ledger.apply_batch(vec![transfer]).await.unwrap();
         assert!(
             matches!(outcomes[0], TransferOutcome::Committed { .. }),
@@ -1453,8 +1458,7 @@ mod tests {
             kind: TransferKind::Bet,
             multiplier_hundredths: Some(auto),
         };
-        let outcomes = ledger.apply_batch(vec![transfer]).await.unwrap();
-        assert!(matches!(outcomes[0], TransferOutcome::Committed { .. }));
+        commit(ledger, transfer).await;
     }
 
     fn leadership(token: u64) -> (Leadership, CancellationToken) {
@@ -1488,7 +1492,7 @@ mod tests {
             kind: TransferKind::Payout,
             multiplier_hundredths: Some(105),
         };
-        ledger.apply_batch(vec![payout]).await.unwrap();
+        commit(ledger, payout).await;
         let record = RoundRecord {
             room: ROOM.into(),
             round: 5,

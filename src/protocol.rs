@@ -396,7 +396,9 @@ pub struct DecodeError {
     pub message: String,
 }
 
-/// Parses a client text frame, telling malformed JSON apart from an unknown `t`.
+/// Parses a client text frame, telling malformed JSON apart from an unknown `t`. Error
+/// messages never quote the frame (serde's texts do: `invalid type: string "…"`), so a
+/// reply is never larger than a few hundred bytes whatever was sent.
 pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     match serde_json::from_str::<ClientMessage>(text) {
         Ok(message) => validate_request_id(message),
@@ -414,11 +416,36 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
             };
             Err(DecodeError {
                 code,
-                message: parse_error.to_string(),
+                message: describe_parse_error(code, &parse_error),
             })
         }
     }
 }
+
+/// A parse error in words of our own: where it is, and which field when serde names one
+/// of ours (`missing field `amount``); never the client's text.
+fn describe_parse_error(code: ErrorCode, error: &serde_json::Error) -> String {
+    let at = format!("line {} column {}", error.line(), error.column());
+    if code == ErrorCode::UnknownType {
+        return "unknown message type; expected bet, cashout or ping".to_owned();
+    }
+    if error.classify() != serde_json::error::Category::Data {
+        return format!("not valid JSON at {at}");
+    }
+    let serde_text = error.to_string();
+    match serde_text
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+    {
+        Some((field, _)) if field.len() <= FIELD_NAME_BYTES_MAX => {
+            format!("missing field {field}")
+        }
+        _ => format!("a field has the wrong type or value at {at}"),
+    }
+}
+
+/// Longest field name of a client message (`amount`, `auto`, …) quoted in an error.
+const FIELD_NAME_BYTES_MAX: usize = 16;
 
 fn validate_request_id(message: ClientMessage) -> Result<ClientMessage, DecodeError> {
     let request_id = match &message {
@@ -474,6 +501,27 @@ mod tests {
                 .code,
             ErrorCode::BadJson
         );
+    }
+
+    #[test]
+    fn error_messages_never_echo_the_input() {
+        let junk = "<".repeat(4096);
+        for text in [
+            format!(r#"{{"t":"bet","req":"a","amount":"{junk}"}}"#),
+            format!(r#"{{"t":"{junk}"}}"#),
+            format!(r#"{{"t":"bet","req":"a","amount":1,"slot":"{junk}"}}"#),
+            format!(r#"{{"t":"cashout","req":["{junk}"]}}"#),
+            format!(r#"{{"{junk}"#),
+            format!(r#"{{"t":"ping"}}{junk}"#),
+        ] {
+            let error = decode_client_message(&text).unwrap_err();
+            assert!(
+                error.message.len() <= 80 && !error.message.contains("<<"),
+                "{error:?}"
+            );
+        }
+        let missing = decode_client_message(r#"{"t":"bet","req":"a"}"#).unwrap_err();
+        assert_eq!(missing.message, "missing field amount");
     }
 
     #[test]

@@ -88,14 +88,28 @@ pub struct GatewayConfig {
     pub inbound_messages_per_second_max: u32,
     /// Burst size of the per-connection token bucket, in messages.
     pub inbound_messages_burst_max: u32,
-    /// Rate-limited messages tolerated before the socket is closed (1008).
+    /// Rate-limited messages tolerated before the socket is closed (1008). WebSocket
+    /// pings and pongs count as messages.
     pub rate_limit_strikes_max: u32,
+    /// Strikes forgiven per second of time, so a client that bursts now and then is
+    /// never closed while one that keeps flooding is. 0 = strikes never decay.
+    pub rate_limit_strikes_forgiven_per_second: u32,
     /// Time allowed to send the HTTP request head, in milliseconds.
     pub handshake_timeout_ms: u64,
     /// A socket with nothing received for this long is closed (4002).
     pub idle_timeout_ms: u64,
     /// Interval of server WebSocket pings, which browsers answer automatically.
     pub ping_interval_ms: u64,
+    /// A closing socket whose close frame is still not written after this long (the
+    /// peer does not read) is dropped, whatever the idle timeout.
+    pub close_write_timeout_ms: u64,
+    /// After our close frame is written and the write side shut down (FIN), input is
+    /// read and discarded for at most this long before the socket is dropped, so the
+    /// peer gets the close frame rather than a reset.
+    pub close_drain_timeout_ms: u64,
+    /// Input discarded after our close frame, at most; a peer still sending past it is
+    /// dropped at once.
+    pub close_drain_bytes_max: usize,
     /// Connections per shard; further upgrades get HTTP 503.
     pub connections_per_shard_max: usize,
     /// Public frames queued from the bus to each shard.
@@ -123,9 +137,13 @@ impl Default for GatewayConfig {
             inbound_messages_per_second_max: 20,
             inbound_messages_burst_max: 40,
             rate_limit_strikes_max: 100,
+            rate_limit_strikes_forgiven_per_second: 10,
             handshake_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
             ping_interval_ms: 25_000,
+            close_write_timeout_ms: 3_000,
+            close_drain_timeout_ms: 1_000,
+            close_drain_bytes_max: 262_144,
             connections_per_shard_max: 50_000,
             shard_queue_frames_max: 1024,
             allowed_origins: Vec::new(),
@@ -436,6 +454,17 @@ impl Config {
             "rate and burst must be positive",
         )?;
         require(
+            (1..=60_000).contains(&gateway.close_write_timeout_ms)
+                && (1..=60_000).contains(&gateway.close_drain_timeout_ms),
+            "gateway.close_write_timeout_ms",
+            "close_write_timeout_ms and close_drain_timeout_ms must be 1..=60000",
+        )?;
+        require(
+            (1..=CLOSE_DRAIN_BYTES_MAX).contains(&gateway.close_drain_bytes_max),
+            "gateway.close_drain_bytes_max",
+            "must be 1..=16777216",
+        )?;
+        require(
             gateway.idle_timeout_ms > gateway.ping_interval_ms,
             "gateway.idle_timeout_ms",
             "must exceed gateway.ping_interval_ms",
@@ -538,6 +567,10 @@ fn hex_secret_is_strong(secret: &str) -> bool {
 /// Largest `gateway.recovery_window_events`: each shard holds that many frame references
 /// per room, and a resuming client may be sent that many frames at once.
 pub const RECOVERY_WINDOW_EVENTS_MAX: usize = 100_000;
+
+/// Largest `gateway.close_drain_bytes_max`: discarding is cheap, but a closing socket
+/// must not be kept busy by a peer that keeps sending.
+pub const CLOSE_DRAIN_BYTES_MAX: usize = 16 * 1024 * 1024;
 
 /// Room names appear in URLs, keys and logs: keep them plain.
 pub fn valid_room_name(name: &str) -> bool {

@@ -14,18 +14,27 @@
 //! Reading uses tungstenite's `WebSocketContext` (frame parsing, masking, size limits,
 //! ping/close replies) over a small adapter: reads come from the socket, and whatever
 //! tungstenite writes (pongs, close replies) goes through the same outbound queue, so
-//! frames never interleave. The context and its read buffer are created on the first
-//! byte a client sends, so a socket that only watches costs no read buffer.
+//! frames never interleave. At most one pong waits (RFC 6455 §5.5.3: answering the
+//! latest ping is enough), so a client that pings and never reads costs no memory. The
+//! context and its read buffer are created on the first byte a client sends, so a
+//! socket that only watches costs no read buffer.
+//!
+//! A close has deadlines, enforced by the shard's sweep (`close_overdue`): our close
+//! frame must be written within `close_write_timeout_ms`; then the socket's task shuts
+//! down the write side and discards input for at most `close_drain_timeout_ms`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::frame;
+use crate::config::GatewayConfig;
 
 /// Frames written per `writev` call when draining a queue.
 const WRITE_BATCH_FRAMES_MAX: usize = 16;
@@ -53,8 +62,16 @@ struct Outbound {
     replies_ahead: usize,
     /// Whether the back frame is a tick no byte of which was written yet.
     back_is_unstarted_tick: bool,
+    /// The answer to the latest ping, not yet written; a newer ping replaces it. It goes
+    /// out ahead of the queue at the next frame boundary.
+    pending_pong: Option<Bytes>,
     /// Close code once a close was decided; nothing but the close frame is queued after.
     closing: Option<u16>,
+    /// When the close was decided: the start of `close_write_timeout_ms`.
+    closing_at: Option<Instant>,
+    /// When our close frame was written and draining began: the start of
+    /// `close_drain_timeout_ms`.
+    draining_at: Option<Instant>,
     /// A write failed: the peer is gone.
     failed: bool,
 }
@@ -187,12 +204,18 @@ impl Connection {
         Offer::Queued
     }
 
-    /// Queues bytes that must go out whatever the queue holds (tungstenite's pongs and
-    /// close replies): they are tiny and bounded by what the client sends, which the
-    /// rate limit bounds.
+    /// Queues a frame tungstenite wrote: a pong replaces the pong still waiting, if any
+    /// (so a ping flood queues one pong, not one per ping); a close reply (once per
+    /// socket: tungstenite writes nothing after it) goes behind the queue.
     fn push_control(&self, bytes: Bytes) {
         let mut outbound = self.outbound.borrow_mut();
-        if outbound.failed {
+        if outbound.failed || outbound.closing.is_some() {
+            return;
+        }
+        if frame::is_pong(&bytes) {
+            outbound.pending_pong = Some(bytes);
+            drop(outbound);
+            self.writer_wake.notify_one();
             return;
         }
         outbound.frames.push_back(bytes);
@@ -209,6 +232,8 @@ impl Connection {
             return;
         }
         outbound.closing = Some(code);
+        outbound.closing_at = Some(Instant::now());
+        outbound.pending_pong = None;
         let keep = usize::from(outbound.front_written > 0);
         outbound.frames.truncate(keep);
         outbound.replies_ahead = outbound.replies_ahead.min(keep);
@@ -222,13 +247,18 @@ impl Connection {
     /// tungstenite queued the reply).
     pub fn mark_closing(&self, code: u16) {
         let mut outbound = self.outbound.borrow_mut();
-        outbound.closing.get_or_insert(code);
+        if outbound.closing.is_none() {
+            outbound.closing = Some(code);
+            outbound.closing_at = Some(Instant::now());
+            outbound.pending_pong = None;
+        }
         drop(outbound);
         self.writer_wake.notify_one();
     }
 
     pub fn has_pending(&self) -> bool {
-        !self.outbound.borrow().frames.is_empty()
+        let outbound = self.outbound.borrow();
+        !outbound.frames.is_empty() || outbound.pending_pong.is_some()
     }
 
     pub fn is_closing(&self) -> bool {
@@ -241,9 +271,31 @@ impl Connection {
         outbound.failed || (outbound.closing.is_some() && outbound.frames.is_empty())
     }
 
-    /// Frames waiting, for metrics and tests.
+    pub fn is_failed(&self) -> bool {
+        self.outbound.borrow().failed
+    }
+
+    /// Frames waiting (a pending pong included), for metrics and tests.
     pub fn queued_frames(&self) -> usize {
-        self.outbound.borrow().frames.len()
+        let outbound = self.outbound.borrow();
+        outbound.frames.len() + usize::from(outbound.pending_pong.is_some())
+    }
+
+    /// Records that our close frame is out and the socket's task now discards input.
+    pub fn start_draining(&self) {
+        self.outbound.borrow_mut().draining_at = Some(Instant::now());
+    }
+
+    /// Whether a closing socket outlived its deadlines: its close frame still unwritten
+    /// `close_write_timeout_ms` after the close was decided (the peer does not read), or
+    /// its input still not over `close_drain_timeout_ms` after draining began.
+    pub fn close_overdue(&self, now: Instant, deadlines: CloseDeadlines) -> bool {
+        let outbound = self.outbound.borrow();
+        match (outbound.closing_at, outbound.draining_at) {
+            (_, Some(draining_at)) => now.duration_since(draining_at) > deadlines.drain,
+            (Some(closing_at), None) => now.duration_since(closing_at) > deadlines.write,
+            (None, None) => false,
+        }
     }
 
     pub async fn wait_for_wake(&self) {
@@ -253,6 +305,13 @@ impl Connection {
     /// Writes queued frames until the queue is empty or the kernel buffer is full.
     pub fn flush(&self) {
         let mut outbound = self.outbound.borrow_mut();
+        if outbound.front_written == 0 {
+            // A control frame may go between two frames, never inside one.
+            if let Some(pong) = outbound.pending_pong.take() {
+                outbound.frames.push_front(pong);
+                outbound.replies_ahead += 1;
+            }
+        }
         while !outbound.frames.is_empty() && !outbound.failed {
             let mut slices = [IoSlice::new(&[]); WRITE_BATCH_FRAMES_MAX];
             let count = outbound.frames.len().min(WRITE_BATCH_FRAMES_MAX);
@@ -270,6 +329,31 @@ impl Connection {
 
     pub fn mark_failed(&self) {
         self.outbound.borrow_mut().failed = true;
+    }
+
+    /// Gives up on the socket (a close deadline passed): its task ends and drops it
+    /// without writing or reading more.
+    pub fn abort(&self) {
+        self.mark_failed();
+        self.writer_wake.notify_one();
+    }
+}
+
+/// How long a closing socket may take, from `gateway.close_*_timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseDeadlines {
+    /// From the close decision until our close frame is written.
+    pub write: Duration,
+    /// From then until the peer's input ends.
+    pub drain: Duration,
+}
+
+impl CloseDeadlines {
+    pub fn new(config: &GatewayConfig) -> CloseDeadlines {
+        CloseDeadlines {
+            write: Duration::from_millis(config.close_write_timeout_ms),
+            drain: Duration::from_millis(config.close_drain_timeout_ms),
+        }
     }
 }
 
@@ -319,43 +403,67 @@ impl io::Write for SocketIo<'_> {
     }
 }
 
-/// Per-connection token bucket for inbound messages.
+/// What the rate limit says about one inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the rate: handle it.
+    Allowed,
+    /// Over the rate: refuse it (a strike).
+    Refused,
+    /// Over the rate with more than `rate_limit_strikes_max` strikes not yet forgiven:
+    /// close the socket (1008).
+    Abusive,
+}
+
+/// Per-connection token bucket for inbound messages (text frames, pings and pongs),
+/// with strikes for the messages it refuses that are forgiven over time.
 #[derive(Debug)]
 pub struct RateLimit {
     tokens_milli: u64,
     burst_milli: u64,
     refill_per_second: u64,
-    last_refill: tokio::time::Instant,
-    /// Messages refused so far.
-    pub strikes: u32,
+    /// Refused messages not yet forgiven, in thousandths.
+    strikes_milli: u64,
+    strikes_max_milli: u64,
+    strikes_forgiven_per_second: u64,
+    last_refill: Instant,
 }
 
 impl RateLimit {
-    pub fn new(per_second: u32, burst: u32) -> RateLimit {
+    pub fn new(config: &GatewayConfig, now: Instant) -> RateLimit {
+        let burst_milli = u64::from(config.inbound_messages_burst_max) * 1000;
         RateLimit {
-            tokens_milli: u64::from(burst) * 1000,
-            burst_milli: u64::from(burst) * 1000,
-            refill_per_second: u64::from(per_second),
-            last_refill: tokio::time::Instant::now(),
-            strikes: 0,
+            tokens_milli: burst_milli,
+            burst_milli,
+            refill_per_second: u64::from(config.inbound_messages_per_second_max),
+            strikes_milli: 0,
+            strikes_max_milli: u64::from(config.rate_limit_strikes_max) * 1000,
+            strikes_forgiven_per_second: u64::from(config.rate_limit_strikes_forgiven_per_second),
+            last_refill: now,
         }
     }
 
-    /// Takes a token if there is one.
-    pub fn allow(&mut self) -> bool {
-        let now = tokio::time::Instant::now();
-        let elapsed_ms = u64::try_from((now - self.last_refill).as_millis()).unwrap_or(u64::MAX);
+    /// Takes a token if there is one at `now`; otherwise counts a strike.
+    pub fn check(&mut self, now: Instant) -> Verdict {
+        let elapsed_ms = u64::try_from(now.saturating_duration_since(self.last_refill).as_millis())
+            .unwrap_or(u64::MAX);
         self.last_refill = now;
         self.tokens_milli = self
             .tokens_milli
             .saturating_add(elapsed_ms.saturating_mul(self.refill_per_second))
             .min(self.burst_milli);
+        self.strikes_milli = self
+            .strikes_milli
+            .saturating_sub(elapsed_ms.saturating_mul(self.strikes_forgiven_per_second));
         if self.tokens_milli >= 1000 {
             self.tokens_milli -= 1000;
-            true
+            return Verdict::Allowed;
+        }
+        self.strikes_milli = self.strikes_milli.saturating_add(1000);
+        if self.strikes_milli > self.strikes_max_milli {
+            Verdict::Abusive
         } else {
-            self.strikes += 1;
-            false
+            Verdict::Refused
         }
     }
 }
@@ -476,11 +584,83 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_ping_flood_queues_one_pong_the_latest() {
+        let (connection, client) = pair(4).await;
+        let big = frame::text(&vec![b'p'; 64 * 1024]);
+        let offered = fill_kernel_buffers(&connection, &big);
+        let queued = connection.queued_frames();
+        // What tungstenite writes for 10,000 pings (one-byte payloads) from a client
+        // that does not read.
+        for index in 0..10_000u32 {
+            let pong = [0x8A, 1, b'0' + (index % 10) as u8];
+            io::Write::write_all(
+                &mut SocketIo {
+                    connection: &connection,
+                },
+                &pong,
+            )
+            .unwrap();
+            connection.flush();
+            assert!(connection.queued_frames() <= queued + 1);
+        }
+        assert_eq!(
+            drain_and_read_tail(&connection, client, offered + 3, 1).await,
+            b"9",
+            "one pong, answering the latest ping"
+        );
+    }
+
+    fn rate_config(per_second: u32, burst: u32, strikes_max: u32) -> GatewayConfig {
+        GatewayConfig {
+            inbound_messages_per_second_max: per_second,
+            inbound_messages_burst_max: burst,
+            rate_limit_strikes_max: strikes_max,
+            rate_limit_strikes_forgiven_per_second: 10,
+            ..GatewayConfig::default()
+        }
+    }
+
     #[test]
-    fn rate_limit_allows_the_burst_then_refuses() {
-        let mut limit = RateLimit::new(1, 3);
-        assert!(limit.allow() && limit.allow() && limit.allow());
-        assert!(!limit.allow());
-        assert_eq!(limit.strikes, 1);
+    fn rate_limit_allows_the_burst_refuses_then_closes_past_the_strikes() {
+        let now = Instant::now();
+        let mut limit = RateLimit::new(&rate_config(1, 3, 2), now);
+        for _ in 0..3 {
+            assert_eq!(limit.check(now), Verdict::Allowed);
+        }
+        assert_eq!(limit.check(now), Verdict::Refused);
+        assert_eq!(limit.check(now), Verdict::Refused);
+        assert_eq!(limit.check(now), Verdict::Abusive);
+    }
+
+    #[test]
+    fn a_client_that_bursts_now_and_then_is_never_closed() {
+        // Each burst is 100 messages at once (60 over the defaults' burst of 40, so 60
+        // strikes); a day of one such burst a minute.
+        let mut now = Instant::now();
+        let mut limit = RateLimit::new(&rate_config(20, 40, 100), now);
+        for _ in 0..24 * 60 {
+            for _ in 0..100 {
+                assert_ne!(limit.check(now), Verdict::Abusive);
+            }
+            now += Duration::from_secs(60);
+        }
+    }
+
+    #[test]
+    fn a_client_that_keeps_flooding_is_closed() {
+        // 1,000 messages a second against 20 allowed and 10 strikes forgiven a second.
+        let mut now = Instant::now();
+        let mut limit = RateLimit::new(&rate_config(20, 40, 100), now);
+        let mut closed_after = None;
+        for sent in 1..=10_000 {
+            if limit.check(now) == Verdict::Abusive {
+                closed_after = Some(sent);
+                break;
+            }
+            now += Duration::from_millis(1);
+        }
+        let sent = closed_after.expect("a flood is closed");
+        assert!(sent < 1_000, "closed only after {sent} messages");
     }
 }

@@ -13,6 +13,8 @@ const TEXT_FINAL: u8 = 0x81;
 const CLOSE_FINAL: u8 = 0x88;
 /// FIN bit with the ping opcode.
 const PING_FINAL: u8 = 0x89;
+/// FIN bit with the pong opcode.
+const PONG_FINAL: u8 = 0x8A;
 
 /// Longest close reason that fits a control frame (125 bytes of payload minus the code).
 pub const CLOSE_REASON_BYTES_MAX: usize = 123;
@@ -54,6 +56,11 @@ pub fn close(code: u16, reason: &str) -> Bytes {
 /// An empty ping frame.
 pub fn ping() -> Bytes {
     Bytes::from_static(&[PING_FINAL, 0])
+}
+
+/// Whether `frame` (a whole server frame) is a pong.
+pub fn is_pong(frame: &[u8]) -> bool {
+    frame.first() == Some(&PONG_FINAL)
 }
 
 fn put_header(frame: &mut BytesMut, first_byte: u8, payload_len: usize) {

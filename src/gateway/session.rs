@@ -1,15 +1,19 @@
 //! The task of one socket: reads and answers the player's messages, finishes writes the
-//! shard's fan-out could not complete, and enforces the per-message limits (size, rate).
+//! shard's fan-out could not complete, enforces the per-message limits (size, rate;
+//! WebSocket pings and pongs count as messages) and ends a close cleanly: once our close
+//! frame is written it shuts down the write side (FIN) and discards what the peer still
+//! sends, so the peer reads the close code instead of a reset.
 //! It is woken only by its own socket's events, never by the broadcast of a frame the
-//! kernel took at once. Pings, idle timeouts and shutdown are the shard's sweeps
-//! (`shard::housekeeping_loop`), so an idle socket's task holds no timers.
+//! kernel took at once. Pings, idle timeouts, close deadlines and shutdown are the
+//! shard's sweeps (`shard::housekeeping_loop`), so a socket's task holds no timers.
 
+use std::net::Shutdown;
 use std::rc::Rc;
 
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
-use super::connection::{Connection, RateLimit, SocketIo};
+use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
 use super::shard::ShardState;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo};
@@ -18,10 +22,12 @@ use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code}
 /// Messages handled per readiness event before the task yields to its other duties.
 const READ_BATCH_MESSAGES_MAX: usize = 64;
 
-/// Runs until the socket is closed, by either side. `early_bytes` are what the client
-/// sent right after its handshake, already read by hyper (usually none).
+/// Bytes discarded per read while draining a closed socket (a stack buffer).
+const DRAIN_CHUNK_BYTES: usize = 4096;
+
+/// Runs until the socket is closed, by either side, and drained. `early_bytes` are
+/// what the client sent right after its handshake, already read by hyper (usually none).
 pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes: Vec<u8>) {
-    let limits = &shard.shared.config;
     // Boxed and created on the first byte the client sends: a watching socket holds
     // neither the context nor its read buffer.
     let mut socket = (!early_bytes.is_empty()).then(|| {
@@ -31,10 +37,7 @@ pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes:
             Some(shard.ws_config),
         ))
     });
-    let mut rate = RateLimit::new(
-        limits.inbound_messages_per_second_max,
-        limits.inbound_messages_burst_max,
-    );
+    let mut rate = RateLimit::new(&shard.shared.config, tokio::time::Instant::now());
     while !connection.is_finished() {
         let has_pending = connection.has_pending();
         tokio::select! {
@@ -43,25 +46,66 @@ pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes:
                 Ok(()) => connection.flush(),
                 Err(_) => connection.mark_failed(),
             },
-            _ = connection.wait_for_wake(), if !has_pending => {}
+            // Also while writes wait: the sweep aborts a socket past its close deadline.
+            _ = connection.wait_for_wake() => {}
             ready = connection.stream().readable(), if !connection.is_closing() => match ready {
                 Ok(()) => {
                     let socket = socket.get_or_insert_with(|| {
                         Box::new(WebSocketContext::new(Role::Server, Some(shard.ws_config)))
                     });
                     connection.touch_inbound();
-                    let commands = read_messages(&shard, &connection, socket, &mut rate);
+                    let commands = read_messages(&connection, socket, &mut rate);
                     send_commands(&shard, &connection, commands).await;
                 }
                 Err(_) => connection.mark_failed(),
             },
         }
     }
+    if !connection.is_failed() {
+        drain_after_close(&shard, &connection).await;
+    }
+}
+
+/// After our close frame (or our reply to the client's) is written: shuts down the
+/// write side and discards input until the peer closes its side, or
+/// `close_drain_bytes_max` were discarded, or the sweep's drain deadline aborts the
+/// socket. A socket dropped with unread input sends RST, and a peer that gets RST may
+/// lose the close frame still unread in its buffer. At shutdown only what already
+/// arrived is discarded.
+async fn drain_after_close(shard: &ShardState, connection: &Connection) {
+    connection.start_draining();
+    if socket2::SockRef::from(connection.stream())
+        .shutdown(Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    let drain_bytes_max = shard.shared.config.close_drain_bytes_max;
+    let mut discarded = 0usize;
+    let mut chunk = [0u8; DRAIN_CHUNK_BYTES];
+    while discarded < drain_bytes_max {
+        match connection.stream().try_read(&mut chunk) {
+            Ok(0) => return,
+            Ok(read) => {
+                discarded += read;
+                continue;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+        if connection.is_failed() || shard.shutdown.is_cancelled() {
+            return;
+        }
+        tokio::select! {
+            ready = connection.stream().readable() => if ready.is_err() { return },
+            _ = connection.wait_for_wake() => {}
+            _ = shard.shutdown.cancelled() => {}
+        }
+    }
 }
 
 /// Reads every complete message available now; returns the commands to forward.
 fn read_messages(
-    shard: &ShardState,
     connection: &Connection,
     socket: &mut WebSocketContext,
     rate: &mut RateLimit,
@@ -70,16 +114,19 @@ fn read_messages(
     for _ in 0..READ_BATCH_MESSAGES_MAX {
         let mut io = SocketIo { connection };
         match socket.read(&mut io) {
-            Ok(Message::Text(text)) => {
-                if !rate.allow() {
-                    reply_error(connection, ErrorCode::RateLimited, "too many messages");
-                    if rate.strikes > shard.shared.config.rate_limit_strikes_max {
-                        connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded");
-                        break;
-                    }
-                    continue;
+            Ok(message @ (Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {
+                let verdict = rate.check(tokio::time::Instant::now());
+                if verdict == Verdict::Abusive {
+                    connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded");
+                    break;
                 }
-                if let Some(command) = handle_text(connection, text.as_str()) {
+                // A ping was answered by tungstenite already; at most one pong waits.
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                if verdict == Verdict::Refused {
+                    reply_error(connection, ErrorCode::RateLimited, "too many messages");
+                } else if let Some(command) = handle_text(connection, text.as_str()) {
                     commands.push(command);
                 }
             }
@@ -96,7 +143,7 @@ fn read_messages(
                 connection.mark_closing(close_code::GOING_AWAY);
                 break;
             }
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+            Ok(Message::Frame(_)) => {}
             Err(WsError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => break,
             Err(WsError::Capacity(_)) => {
                 connection.close(close_code::MESSAGE_TOO_BIG, "message too big");

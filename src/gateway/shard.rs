@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tungstenite::protocol::WebSocketConfig;
 
-use super::connection::{Connection, Offer};
+use super::connection::{CloseDeadlines, Connection, Offer};
 use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
@@ -39,7 +39,8 @@ const SHARD_BATCH_MESSAGES_MAX: usize = 64;
 /// Time given to sockets to flush their close frames at shutdown.
 const SHUTDOWN_GRACE_MS: u64 = 2_000;
 
-/// Interval of the shard's sweep over its sockets (pings, idle timeouts).
+/// Interval of the shard's sweep over its sockets (pings, idle timeouts, close
+/// deadlines).
 const HOUSEKEEPING_INTERVAL_MS: u64 = 1_000;
 
 /// Bits of a connection id below the shard index.
@@ -423,13 +424,16 @@ impl ShardState {
     }
 }
 
-/// Every second: pings every socket once per `ping_interval_ms` (one shared frame) and
-/// closes those silent for `idle_timeout_ms`. At shutdown: closes every socket with 1001.
-/// One sweep per shard instead of timers per socket.
+/// Every second: pings every socket once per `ping_interval_ms` (one shared frame),
+/// closes those silent for `idle_timeout_ms` and drops closing sockets past their close
+/// deadlines (`close_write_timeout_ms`, `close_drain_timeout_ms`), whether their peer
+/// reads or not. At shutdown: closes every socket with 1001. One sweep per shard instead
+/// of timers per socket.
 async fn housekeeping_loop(shard: Rc<ShardState>) {
     let config = &shard.shared.config;
     let ping_interval = Duration::from_millis(config.ping_interval_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
+    let close_deadlines = CloseDeadlines::new(config);
     let mut sweep = tokio::time::interval(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_ping = tokio::time::Instant::now() + ping_interval;
@@ -443,7 +447,9 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
                     next_ping = now + ping_interval;
                 }
                 for connection in shard.registry.borrow().values() {
-                    if now.duration_since(connection.last_inbound()) > idle_timeout {
+                    if connection.close_overdue(now, close_deadlines) {
+                        connection.abort();
+                    } else if now.duration_since(connection.last_inbound()) > idle_timeout {
                         connection.close(close_code::IDLE_TIMEOUT, "idle timeout");
                     } else if ping_now {
                         connection.send_private(ping.clone());

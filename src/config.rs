@@ -100,6 +100,9 @@ pub struct GatewayConfig {
     pub idle_timeout_ms: u64,
     /// Interval of server WebSocket pings, which browsers answer automatically.
     pub ping_interval_ms: u64,
+    /// A socket opened without `token` in its URL must send `auth` within this long, or
+    /// it is closed (4003).
+    pub auth_timeout_ms: u64,
     /// A closing socket whose close frame is still not written after this long (the
     /// peer does not read) is dropped, whatever the idle timeout.
     pub close_write_timeout_ms: u64,
@@ -141,6 +144,7 @@ impl Default for GatewayConfig {
             handshake_timeout_ms: 5_000,
             idle_timeout_ms: 60_000,
             ping_interval_ms: 25_000,
+            auth_timeout_ms: 5_000,
             close_write_timeout_ms: 3_000,
             close_drain_timeout_ms: 1_000,
             close_drain_bytes_max: 262_144,
@@ -458,6 +462,11 @@ impl Config {
                 && (1..=60_000).contains(&gateway.close_drain_timeout_ms),
             "gateway.close_write_timeout_ms",
             "close_write_timeout_ms and close_drain_timeout_ms must be 1..=60000",
+        )?;
+        require(
+            (1..=60_000).contains(&gateway.auth_timeout_ms),
+            "gateway.auth_timeout_ms",
+            "must be 1..=60000",
         )?;
         require(
             (1..=CLOSE_DRAIN_BYTES_MAX).contains(&gateway.close_drain_bytes_max),

@@ -41,6 +41,9 @@ pub enum ClientMessage {
     },
     /// Liveness probe; answered by `pong`.
     Ping,
+    /// The player's token, as the first message of a socket opened without `token` in
+    /// its URL (URLs end up in proxy logs). Accepted only as the first message.
+    Auth { token: String },
 }
 
 /// A public bet as shown to every player of the room.
@@ -387,6 +390,10 @@ pub mod close_code {
     pub const SLOW_CONSUMER: u16 = 4001;
     /// Nothing was received for `idle_timeout_ms`.
     pub const IDLE_TIMEOUT: u16 = 4002;
+    /// A socket opened without `token` did not send a valid `auth` message first within
+    /// `auth_timeout_ms`: another message came first, the token was refused, or nothing
+    /// came.
+    pub const AUTH_FAILED: u16 = 4003;
 }
 
 /// Why a client frame could not be turned into a [`ClientMessage`].
@@ -406,7 +413,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
             let code = match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(serde_json::Value::Object(object)) => match object.get("t") {
                     Some(serde_json::Value::String(t))
-                        if !matches!(t.as_str(), "bet" | "cashout" | "ping") =>
+                        if !matches!(t.as_str(), "bet" | "cashout" | "ping" | "auth") =>
                     {
                         ErrorCode::UnknownType
                     }
@@ -427,7 +434,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
 fn describe_parse_error(code: ErrorCode, error: &serde_json::Error) -> String {
     let at = format!("line {} column {}", error.line(), error.column());
     if code == ErrorCode::UnknownType {
-        return "unknown message type; expected bet, cashout or ping".to_owned();
+        return "unknown message type; expected bet, cashout, ping or auth".to_owned();
     }
     if error.classify() != serde_json::error::Category::Data {
         return format!("not valid JSON at {at}");
@@ -450,7 +457,7 @@ const FIELD_NAME_BYTES_MAX: usize = 16;
 fn validate_request_id(message: ClientMessage) -> Result<ClientMessage, DecodeError> {
     let request_id = match &message {
         ClientMessage::Bet { req, .. } | ClientMessage::Cashout { req, .. } => req,
-        ClientMessage::Ping => return Ok(message),
+        ClientMessage::Ping | ClientMessage::Auth { .. } => return Ok(message),
     };
     if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
         return Err(DecodeError {

@@ -100,7 +100,8 @@ export class Connection {
       return;
     }
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const params = new URLSearchParams({ token });
+    // The token goes as the first message, not in the URL (URLs end up in proxy logs).
+    const params = new URLSearchParams();
     if (this.room) params.set('room', this.room);
     const resume = this.position?.();
     if (resume) {
@@ -112,6 +113,7 @@ export class Connection {
     this.helloSeen = false;
     const openedAt = Date.now();
 
+    ws.onopen = () => ws.send(JSON.stringify({ t: 'auth', token }));
     ws.onmessage = (event) => {
       if (typeof event.data !== 'string') return;
       let msg;
@@ -145,8 +147,8 @@ export class Connection {
         this.scheduleReconnect(why);
         return;
       }
-      // Closed before hello: the upgrade was refused (a 401 is not visible to scripts)
-      // or the server is down. If the server answers HTTP, the token is the likely
+      // Closed before hello: the token was refused (4003), the upgrade was refused or
+      // the server is down. If the server answers HTTP, the token is the likely
       // cause: fetch a new guest token next time. A server that is down keeps the
       // token (and with it the player's balance) for when it comes back. A token
       // is not replaced twice within 30 s, so a refusal for another reason

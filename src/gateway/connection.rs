@@ -23,7 +23,7 @@
 //! frame must be written within `close_write_timeout_ms`; then the socket's task shuts
 //! down the write side and discards input for at most `close_drain_timeout_ms`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::Duration;
@@ -82,7 +82,9 @@ struct Outbound {
 pub struct Connection {
     /// Gateway-wide id: shard index in the top 16 bits, then a per-shard counter.
     pub id: u64,
-    pub player: String,
+    /// Known from the URL's token at the upgrade, or from the first message
+    /// (`session::first_message_player`); a socket joins its room only once it is set.
+    player: OnceCell<String>,
     pub room: String,
     stream: TcpStream,
     outbound: RefCell<Outbound>,
@@ -98,7 +100,6 @@ pub struct Connection {
 impl Connection {
     pub fn new(
         id: u64,
-        player: String,
         room: String,
         stream: TcpStream,
         outbound_queue_frames_max: usize,
@@ -106,7 +107,7 @@ impl Connection {
         assert!(outbound_queue_frames_max >= 2);
         Connection {
             id,
-            player,
+            player: OnceCell::new(),
             room,
             stream,
             outbound: RefCell::new(Outbound::default()),
@@ -115,6 +116,22 @@ impl Connection {
             member_key: Cell::new(usize::MAX),
             last_inbound: Cell::new(tokio::time::Instant::now()),
         }
+    }
+
+    /// The authenticated player. Only an authenticated socket joins a room, sends
+    /// commands or gets replies, so asking before is a bug.
+    pub fn player(&self) -> &str {
+        self.player
+            .get()
+            .expect("a socket is used for a player only once authenticated")
+    }
+
+    /// Records the player the socket authenticated as (URL token or first message).
+    pub fn authenticate(&self, player: String) {
+        assert!(
+            self.player.set(player).is_ok(),
+            "a socket authenticates once"
+        );
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -480,10 +497,9 @@ mod tests {
             .await
             .unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (
-            Connection::new(1, "p".into(), "main".into(), server, queue_max),
-            client,
-        )
+        let connection = Connection::new(1, "main".into(), server, queue_max);
+        connection.authenticate("p".into());
+        (connection, client)
     }
 
     /// Offers `big` until the kernel buffers are full and one waits in the queue;

@@ -31,7 +31,7 @@ use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::protocol::{PastRound, RoomEvent};
 use recovery::StreamPosition;
-pub use shard::{PendingUpgrade, ShardEntry, ShardMessage};
+pub use shard::{Credentials, PendingUpgrade, ShardEntry, ShardMessage};
 
 /// Backlog of each shard's listener, in connections.
 const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;

@@ -10,12 +10,13 @@
 use std::net::Shutdown;
 use std::rc::Rc;
 
-use tungstenite::protocol::{Role, WebSocketContext};
-use tungstenite::{Error as WsError, Message};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
 use super::shard::ShardState;
+use crate::auth::TokenKeys;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo};
 use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code};
 
@@ -25,19 +26,150 @@ const READ_BATCH_MESSAGES_MAX: usize = 64;
 /// Bytes discarded per read while draining a closed socket (a stack buffer).
 const DRAIN_CHUNK_BYTES: usize = 4096;
 
-/// Runs until the socket is closed, by either side, and drained. `early_bytes` are
-/// what the client sent right after its handshake, already read by hyper (usually none).
-pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes: Vec<u8>) {
-    // Boxed and created on the first byte the client sends: a watching socket holds
-    // neither the context nor its read buffer.
-    let mut socket = (!early_bytes.is_empty()).then(|| {
-        Box::new(WebSocketContext::from_partially_read(
-            early_bytes,
-            Role::Server,
-            Some(shard.ws_config),
-        ))
-    });
-    let mut rate = RateLimit::new(&shard.shared.config, tokio::time::Instant::now());
+/// A socket's reading state: the tungstenite context and the rate limit.
+pub struct Inbound {
+    /// Boxed and created on the first byte the client sends: a watching socket holds
+    /// neither the context nor its read buffer.
+    socket: Option<Box<WebSocketContext>>,
+    ws_config: WebSocketConfig,
+    rate: RateLimit,
+}
+
+/// What one read gave, once the rate limit had its say.
+enum Next {
+    /// A text message within the rate limit.
+    Text(Utf8Bytes),
+    /// A text message over the rate limit: answered `rate_limited` and dropped.
+    Refused,
+    /// A ping or pong (tungstenite answered a ping already; at most one pong waits).
+    Control,
+    /// Nothing more to read now, or the socket is closing.
+    Stop,
+}
+
+impl Inbound {
+    /// `early_bytes` are what the client sent right after its handshake, already read
+    /// by hyper (usually none).
+    pub fn new(shard: &ShardState, early_bytes: Vec<u8>) -> Inbound {
+        let socket = (!early_bytes.is_empty()).then(|| {
+            Box::new(WebSocketContext::from_partially_read(
+                early_bytes,
+                Role::Server,
+                Some(shard.ws_config),
+            ))
+        });
+        Inbound {
+            socket,
+            ws_config: shard.ws_config,
+            rate: RateLimit::new(&shard.shared.config, tokio::time::Instant::now()),
+        }
+    }
+
+    /// Reads one message; decides the socket's close for binary frames, protocol errors,
+    /// oversize messages, the client's close and rate-limit abuse.
+    fn next(&mut self, connection: &Connection) -> Next {
+        let ws_config = self.ws_config;
+        let socket = self
+            .socket
+            .get_or_insert_with(|| Box::new(WebSocketContext::new(Role::Server, Some(ws_config))));
+        let mut io = SocketIo { connection };
+        match socket.read(&mut io) {
+            Ok(message @ (Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {
+                match (self.rate.check(tokio::time::Instant::now()), message) {
+                    (Verdict::Abusive, _) => {
+                        connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded");
+                        Next::Stop
+                    }
+                    (Verdict::Allowed, Message::Text(text)) => Next::Text(text),
+                    (Verdict::Refused, Message::Text(_)) => Next::Refused,
+                    _ => Next::Control,
+                }
+            }
+            Ok(Message::Binary(_)) => {
+                connection.close(
+                    close_code::UNSUPPORTED_DATA,
+                    "binary frames are not supported",
+                );
+                Next::Stop
+            }
+            Ok(Message::Close(_)) => {
+                // Sends the close reply tungstenite queued.
+                let _ = socket.flush(&mut SocketIo { connection });
+                connection.mark_closing(close_code::GOING_AWAY);
+                Next::Stop
+            }
+            Ok(Message::Frame(_)) => Next::Control,
+            Err(WsError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => Next::Stop,
+            Err(WsError::Capacity(_)) => {
+                connection.close(close_code::MESSAGE_TOO_BIG, "message too big");
+                Next::Stop
+            }
+            Err(WsError::Protocol(_) | WsError::Utf8(_)) => {
+                connection.close(close_code::PROTOCOL_ERROR, "protocol error");
+                Next::Stop
+            }
+            Err(_) => {
+                connection.mark_failed();
+                Next::Stop
+            }
+        }
+    }
+}
+
+/// Runs an authenticated socket until it is closed, by either side, and drained.
+pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, mut inbound: Inbound) {
+    while until_readable(&connection).await {
+        let commands = read_messages(&connection, &mut inbound);
+        send_commands(&shard, &connection, commands).await;
+    }
+    finish_close(&shard, &connection).await;
+}
+
+/// The first-message handshake of a socket opened without `token` in its URL: this is
+/// where such a socket learns its player. Returns the player of the first message when
+/// it is `auth` with a valid token; otherwise closes the socket with 4003 (another
+/// message came first, or the token was refused) and returns `None`, as when the
+/// sweep closed it for sending nothing within `gateway.auth_timeout_ms`. Pings before
+/// it are answered and rate limited as usual.
+pub async fn first_message_player(
+    connection: &Connection,
+    inbound: &mut Inbound,
+    tokens: &TokenKeys,
+) -> Option<String> {
+    while until_readable(connection).await {
+        for _ in 0..READ_BATCH_MESSAGES_MAX {
+            let refusal = match inbound.next(connection) {
+                Next::Stop => break,
+                Next::Control => continue,
+                Next::Refused => "the first message must be auth",
+                Next::Text(text) => match protocol::decode_client_message(text.as_str()) {
+                    Ok(ClientMessage::Auth { token }) => match tokens.verify(&token) {
+                        Ok(player) => return Some(player),
+                        Err(_) => "bad token",
+                    },
+                    _ => "the first message must be auth",
+                },
+            };
+            connection.close(close_code::AUTH_FAILED, refusal);
+            return None;
+        }
+    }
+    None
+}
+
+/// Finishes a socket whose close was decided: writes our close frame (within the
+/// sweep's `close_write_timeout_ms`), then drains.
+pub async fn finish_close(shard: &ShardState, connection: &Connection) {
+    while until_readable(connection).await {}
+    if !connection.is_failed() {
+        drain_after_close(shard, connection).await;
+    }
+}
+
+/// Finishes the socket's queued writes as it becomes writable, until the client sent
+/// something to read (true; not once a close was decided) or the socket is finished:
+/// the peer is gone, or our close frame is written (false).
+async fn until_readable(connection: &Connection) -> bool {
     while !connection.is_finished() {
         let has_pending = connection.has_pending();
         tokio::select! {
@@ -50,20 +182,14 @@ pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, early_bytes:
             _ = connection.wait_for_wake() => {}
             ready = connection.stream().readable(), if !connection.is_closing() => match ready {
                 Ok(()) => {
-                    let socket = socket.get_or_insert_with(|| {
-                        Box::new(WebSocketContext::new(Role::Server, Some(shard.ws_config)))
-                    });
                     connection.touch_inbound();
-                    let commands = read_messages(&connection, socket, &mut rate);
-                    send_commands(&shard, &connection, commands).await;
+                    return true;
                 }
                 Err(_) => connection.mark_failed(),
             },
         }
     }
-    if !connection.is_failed() {
-        drain_after_close(&shard, &connection).await;
-    }
+    false
 }
 
 /// After our close frame (or our reply to the client's) is written: shuts down the
@@ -105,57 +231,19 @@ async fn drain_after_close(shard: &ShardState, connection: &Connection) {
 }
 
 /// Reads every complete message available now; returns the commands to forward.
-fn read_messages(
-    connection: &Connection,
-    socket: &mut WebSocketContext,
-    rate: &mut RateLimit,
-) -> Vec<(String, Command)> {
+fn read_messages(connection: &Connection, inbound: &mut Inbound) -> Vec<(String, Command)> {
     let mut commands = Vec::new();
     for _ in 0..READ_BATCH_MESSAGES_MAX {
-        let mut io = SocketIo { connection };
-        match socket.read(&mut io) {
-            Ok(message @ (Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {
-                let verdict = rate.check(tokio::time::Instant::now());
-                if verdict == Verdict::Abusive {
-                    connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded");
-                    break;
-                }
-                // A ping was answered by tungstenite already; at most one pong waits.
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                if verdict == Verdict::Refused {
-                    reply_error(connection, ErrorCode::RateLimited, "too many messages");
-                } else if let Some(command) = handle_text(connection, text.as_str()) {
+        match inbound.next(connection) {
+            Next::Stop => break,
+            Next::Control => {}
+            Next::Refused => {
+                reply_error(connection, ErrorCode::RateLimited, "too many messages");
+            }
+            Next::Text(text) => {
+                if let Some(command) = handle_text(connection, text.as_str()) {
                     commands.push(command);
                 }
-            }
-            Ok(Message::Binary(_)) => {
-                connection.close(
-                    close_code::UNSUPPORTED_DATA,
-                    "binary frames are not supported",
-                );
-                break;
-            }
-            Ok(Message::Close(_)) => {
-                // Sends the close reply tungstenite queued.
-                let _ = socket.flush(&mut SocketIo { connection });
-                connection.mark_closing(close_code::GOING_AWAY);
-                break;
-            }
-            Ok(Message::Frame(_)) => {}
-            Err(WsError::Io(error)) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(WsError::Capacity(_)) => {
-                connection.close(close_code::MESSAGE_TOO_BIG, "message too big");
-                break;
-            }
-            Err(WsError::Protocol(_) | WsError::Utf8(_)) => {
-                connection.close(close_code::PROTOCOL_ERROR, "protocol error");
-                break;
-            }
-            Err(_) => {
-                connection.mark_failed();
-                break;
             }
         }
     }
@@ -189,6 +277,14 @@ fn handle_text(connection: &Connection, text: &str) -> Option<(String, Command)>
         Ok(ClientMessage::Cashout { req, slot }) => {
             Some((req.clone(), Command::Cashout { req, slot }))
         }
+        Ok(ClientMessage::Auth { .. }) => {
+            reply_error(
+                connection,
+                ErrorCode::InvalidField,
+                "auth is accepted only as the first message of a socket opened without token",
+            );
+            None
+        }
         Err(error) => {
             reply_error(connection, error.code, &error.message);
             None
@@ -217,7 +313,7 @@ async fn send_commands(
             from: ReplyTo {
                 gateway: shard.shared.id.clone(),
                 connection: connection.id,
-                player: connection.player.clone(),
+                player: connection.player().to_owned(),
             },
             command,
         };

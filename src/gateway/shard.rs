@@ -30,6 +30,7 @@ use super::connection::{CloseDeadlines, Connection, Offer};
 use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
+use crate::auth::TokenKeys;
 use crate::ledger::Account;
 use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};
 
@@ -64,10 +65,19 @@ pub enum ShardMessage {
     },
 }
 
+/// Who a socket belongs to, as far as its `/ws` request tells.
+pub enum Credentials {
+    /// The player of the URL's token, verified at the handshake.
+    Player(String),
+    /// No token in the URL: the first message must be `auth` with a token these keys
+    /// accept (`session::first_message_player`).
+    FirstMessage(Arc<TokenKeys>),
+}
+
 /// A `/ws` request that passed every check and was answered 101.
 pub struct PendingUpgrade {
     pub upgrade: hyper::upgrade::OnUpgrade,
-    pub player: String,
+    pub credentials: Credentials,
     pub room: String,
     /// The position the client asks to resume from (`?since=&epoch=`).
     pub since: Option<StreamPosition>,
@@ -99,6 +109,9 @@ pub struct ShardState {
     pub shutdown: CancellationToken,
     rooms: RefCell<HashMap<String, RoomShard>>,
     registry: RefCell<HashMap<u64, Rc<Connection>>>,
+    /// Sockets opened without a URL token, waiting for their `auth` message, with the
+    /// time they were adopted: the sweep closes them after `gateway.auth_timeout_ms`.
+    awaiting_auth: RefCell<HashMap<u64, (tokio::time::Instant, Rc<Connection>)>>,
     next_connection: Cell<u64>,
     connections: Arc<AtomicUsize>,
 }
@@ -162,6 +175,7 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
         shutdown: setup.shutdown.clone(),
         rooms: RefCell::new(rooms),
         registry: RefCell::new(HashMap::new()),
+        awaiting_auth: RefCell::new(HashMap::new()),
         next_connection: Cell::new(1),
         connections: setup.connections,
     });
@@ -258,22 +272,28 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
     shard.next_connection.set(shard.next_connection.get() + 1);
     let connection = Rc::new(Connection::new(
         id,
-        pending.player,
         pending.room,
         stream,
         shard.shared.config.outbound_queue_frames_max,
     ));
+    let mut inbound = session::Inbound::new(&shard, early_bytes);
+    let Some(player) = player_of(&shard, &connection, pending.credentials, &mut inbound).await
+    else {
+        shard.connections.fetch_sub(1, Ordering::Relaxed);
+        return;
+    };
+    connection.authenticate(player);
     match shard
         .shared
         .ledger
-        .balance(&Account::Player(connection.player.clone()))
+        .balance(&Account::Player(connection.player().to_owned()))
         .await
     {
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
             shard.join(&connection, balance, pending.since);
-            session::run(shard.clone(), connection.clone(), early_bytes).await;
+            session::run(shard.clone(), connection.clone(), inbound).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         }
@@ -284,6 +304,32 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         }
     }
     shard.connections.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The player a socket belongs to: the URL token's, or the one its first message
+/// authenticates (the socket waits in `awaiting_auth` meanwhile, so the sweep can close
+/// it); `None` once a socket that failed to authenticate is closed.
+async fn player_of(
+    shard: &ShardState,
+    connection: &Rc<Connection>,
+    credentials: Credentials,
+    inbound: &mut session::Inbound,
+) -> Option<String> {
+    let tokens = match credentials {
+        Credentials::Player(player) => return Some(player),
+        Credentials::FirstMessage(tokens) => tokens,
+    };
+    let adopted_at = tokio::time::Instant::now();
+    shard
+        .awaiting_auth
+        .borrow_mut()
+        .insert(connection.id, (adopted_at, connection.clone()));
+    let player = session::first_message_player(connection, inbound, &tokens).await;
+    if player.is_none() {
+        session::finish_close(shard, connection).await;
+    }
+    shard.awaiting_auth.borrow_mut().remove(&connection.id);
+    player
 }
 
 impl ShardState {
@@ -303,7 +349,7 @@ impl ShardState {
             metrics::counter!(crate::metrics::RECOVERIES, "result" => result).increment(1);
         }
         let hello = ServerMessage::Hello {
-            player: connection.player.clone(),
+            player: connection.player().to_owned(),
             balance,
             server_time: crate::engine::clock::unix_now_ms(),
             proto: PROTOCOL_VERSION,
@@ -331,7 +377,7 @@ impl ShardState {
             .insert(connection.id, connection.clone());
         self.shared
             .players
-            .entry(connection.player.clone())
+            .entry(connection.player().to_owned())
             .or_default()
             .push(connection.id);
     }
@@ -343,7 +389,7 @@ impl ShardState {
         self.registry.borrow_mut().remove(&connection.id);
         self.shared
             .players
-            .remove_if_mut(&connection.player, |_, ids| {
+            .remove_if_mut(connection.player(), |_, ids| {
                 ids.retain(|id| *id != connection.id);
                 ids.is_empty()
             });
@@ -418,7 +464,10 @@ impl ShardState {
 
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
         let registry = self.registry.borrow();
-        if let Some(connection) = registry.get(&connection_id).filter(|c| c.player == player) {
+        if let Some(connection) = registry
+            .get(&connection_id)
+            .filter(|c| c.player() == player)
+        {
             connection.send_reply(frame);
         }
     }
@@ -434,6 +483,7 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
     let ping_interval = Duration::from_millis(config.ping_interval_ms);
     let idle_timeout = Duration::from_millis(config.idle_timeout_ms);
     let close_deadlines = CloseDeadlines::new(config);
+    let auth_timeout = Duration::from_millis(config.auth_timeout_ms);
     let mut sweep = tokio::time::interval(Duration::from_millis(HOUSEKEEPING_INTERVAL_MS));
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut next_ping = tokio::time::Instant::now() + ping_interval;
@@ -445,6 +495,13 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
                 let ping_now = now >= next_ping;
                 if ping_now {
                     next_ping = now + ping_interval;
+                }
+                for (adopted_at, connection) in shard.awaiting_auth.borrow().values() {
+                    if connection.close_overdue(now, close_deadlines) {
+                        connection.abort();
+                    } else if now.duration_since(*adopted_at) > auth_timeout {
+                        connection.close(close_code::AUTH_FAILED, "no auth message in time");
+                    }
                 }
                 for connection in shard.registry.borrow().values() {
                     if connection.close_overdue(now, close_deadlines) {

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ShardHttp, api_error};
-use crate::gateway::PendingUpgrade;
 use crate::gateway::recovery::StreamPosition;
+use crate::gateway::{Credentials, PendingUpgrade};
 use crate::protocol::parse_decimal;
 
 #[derive(Deserialize)]
@@ -54,12 +54,14 @@ pub async fn upgrade(
     if !origin_allowed(headers, &app.config.gateway.allowed_origins) {
         return api_error(StatusCode::FORBIDDEN, "origin", "origin not allowed");
     }
-    let player = match query.token.as_deref().map(|token| app.tokens.verify(token)) {
-        Some(Ok(player)) => player,
+    // Without a URL token (URLs end up in proxy logs) the token comes as the first
+    // message, checked by the shard.
+    let credentials = match query.token.as_deref().map(|token| app.tokens.verify(token)) {
+        Some(Ok(player)) => Credentials::Player(player),
         Some(Err(error)) => {
             return api_error(StatusCode::UNAUTHORIZED, "bad_token", &error.to_string());
         }
-        None => return api_error(StatusCode::UNAUTHORIZED, "bad_token", "missing token"),
+        None => Credentials::FirstMessage(app.tokens.clone()),
     };
     let room = query.room.unwrap_or_else(|| app.config.rooms[0].clone());
     if !app.config.rooms.contains(&room) {
@@ -92,7 +94,7 @@ pub async fn upgrade(
     };
     let pending = PendingUpgrade {
         upgrade,
-        player,
+        credentials,
         room,
         since,
     };

@@ -2,7 +2,8 @@
 //! shard's fan-out could not complete, enforces the per-message limits (size, rate;
 //! WebSocket pings and pongs count as messages) and ends a close cleanly: once our close
 //! frame is written it shuts down the write side (FIN) and discards what the peer still
-//! sends, so the peer reads the close code instead of a reset.
+//! sends, so the peer reads the close code instead of a reset. A socket opened without a
+//! URL token first goes through `first_message_player` (its `auth` message).
 //! It is woken only by its own socket's events, never by the broadcast of a frame the
 //! kernel took at once. Pings, idle timeouts, close deadlines and shutdown are the
 //! shard's sweeps (`shard::housekeeping_loop`), so a socket's task holds no timers.

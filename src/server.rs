@@ -18,6 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::admission::ConnectionLimits;
+use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
@@ -28,6 +30,7 @@ use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
+use crate::metrics::MetricsListener;
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -54,6 +57,8 @@ pub enum ServerError {
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A task of the server panicked: a bug.
     #[error("a server task failed: {0}")]
     Task(String),
@@ -62,6 +67,9 @@ pub enum ServerError {
 /// A running embedded server.
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served (`metrics_listen`).
+    pub metrics_addr: SocketAddr,
+    metrics: MetricsListener,
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
     engines: JoinSet<Result<(), EngineError>>,
@@ -104,10 +112,7 @@ impl Server {
         let backends = Backends {
             chains: load_chains(&config, ledger.as_ref()).await?,
             salt: fair_salt(&config)?,
-            tokens: Arc::new(TokenKeys::load_or_create(
-                &config.auth.jwt_secret,
-                &config.data_dir,
-            )?),
+            tokens: Arc::new(TokenKeys::load_or_create(&config.auth, &config.data_dir)?),
             ledger,
             bus,
         };
@@ -129,7 +134,10 @@ impl Server {
         let backends = Backends {
             chains: load_chains(&config, ledger.as_ref()).await?,
             salt: config.fair.salt.clone(),
-            tokens: Arc::new(TokenKeys::new(config.auth.jwt_secret.as_bytes())?),
+            tokens: Arc::new(TokenKeys::new(
+                config.auth.jwt_secret.as_bytes(),
+                config.auth.token_lifetime_seconds_max,
+            )?),
             ledger,
             bus: Arc::new(bus),
         };
@@ -152,6 +160,8 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, ledger.as_ref()).await?;
         let server_ledger = ledger.clone();
+        let metrics = MetricsListener::start(config.metrics_listen, shutdown.clone()).await?;
+        let limits = Arc::new(ConnectionLimits::new(&config.limits));
 
         let app = Arc::new(AppState {
             config: config.clone(),
@@ -173,7 +183,8 @@ impl Server {
                     })
                     .collect(),
             },
-            metrics: crate::metrics::install(),
+            limits: limits.clone(),
+            guest_rate: GuestRate::new(&config.limits),
             ready: ready.clone(),
         });
         let shared = Arc::new(GatewayShared {
@@ -183,6 +194,7 @@ impl Server {
             bus: bus.clone(),
             ledger: ledger.clone(),
             players: dashmap::DashMap::new(),
+            limits,
             growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });
         let gateway = Gateway::start(GatewayStart {
@@ -210,6 +222,8 @@ impl Server {
         ready.store(true, Ordering::Release);
         Ok(Server {
             local_addr: gateway.local_addr,
+            metrics_addr: metrics.local_addr,
+            metrics,
             shutdown,
             ready,
             engines,
@@ -241,6 +255,7 @@ impl Server {
         tokio::task::spawn_blocking(move || gateway.join())
             .await
             .map_err(|error| ServerError::Task(error.to_string()))?;
+        self.metrics.join().await;
         first_error.map_or(Ok(()), Err)
     }
 }

@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{Connection, Offer};
@@ -70,6 +71,17 @@ pub struct PendingUpgrade {
     pub room: String,
     /// The position the client asks to resume from (`?since=&epoch=`).
     pub since: Option<StreamPosition>,
+    /// The socket's places in the per-address and per-player counts, held until it
+    /// closes.
+    pub slots: AdmissionSlots,
+}
+
+/// What an admitted socket holds in the process's connection counts; dropping it gives
+/// the places back.
+#[derive(Debug)]
+pub struct AdmissionSlots {
+    pub address: crate::admission::Slot,
+    pub player: crate::admission::Slot,
 }
 
 /// What the HTTP layer of a shard needs to hand it upgraded sockets.
@@ -192,8 +204,8 @@ async fn accept_loop(
             _ = shard.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(%error, "accept failed");
@@ -202,7 +214,16 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address rides on every request of the connection, for the
+        // per-address limits of the HTTP layer (`ConnectInfo`).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let shutdown = shard.shutdown.clone();
         tracker.spawn_local(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -240,6 +261,7 @@ async fn adopt_loop(
 /// Takes over an upgraded socket: hello, snapshot or missed events, membership, then
 /// its task.
 async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
+    let _slots = pending.slots;
     let Ok(upgraded) = pending.upgrade.await else {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;

@@ -43,6 +43,11 @@ pub const ROUNDS: &str = "aloft_rounds_total";
 pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
 /// Counter: guest accounts created.
 pub const GUESTS: &str = "aloft_guests_total";
+/// Counter: requests refused by an admission limit, by `reason`: `ip_connections_max`,
+/// `player_connections_max` (`/ws`, 503) or `guests_per_ip` (`/api/guest`, 429).
+pub const ADMISSION_REFUSED: &str = "aloft_admission_refused_total";
+/// Counter: unused guests removed by the expiry sweep (`limits.guest_unused_expiry_seconds`).
+pub const GUESTS_EXPIRED: &str = "aloft_guests_expired_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -269,6 +269,7 @@ async fn guest_request_refusal(
         }
     }
     let throttled = app.guest_rate.take(peer.ip(), Instant::now()).err()?;
+    metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => "guests_per_ip").increment(1);
     let mut refused = api_error(
         StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",

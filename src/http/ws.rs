@@ -79,6 +79,8 @@ pub async fn upgrade(
     let slots = match admit(&http, peer, &player) {
         Ok(slots) => slots,
         Err(refusal) => {
+            metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
+                .increment(1);
             let message = refusal.to_string();
             return api_error(StatusCode::SERVICE_UNAVAILABLE, refusal.code(), &message);
         }

@@ -448,6 +448,20 @@ pub trait Ledger: Send + Sync + 'static {
     /// Rounds of a room still marked Betting or Flying (left by a process that died),
     /// oldest first.
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError>;
+
+    /// Removes at most `guests_max` unused guests in one transaction, and
+    /// returns how many. Unused: the player's only transfer is its grant from the mint,
+    /// committed before `granted_before_ms` (unix ms), and its balance is that grant.
+    /// (Any other activity starts with a bet, which debits the player, so "no debit"
+    /// means "never played".) The grant's amount goes back to the mint and the account
+    /// and its grant are deleted, so the sum of all balances is unchanged and the ledger
+    /// keeps no row for them. A player who ever bet is never removed. A removed player
+    /// that comes back has balance 0, like any unknown account.
+    async fn expire_unused_guests(
+        &self,
+        granted_before_ms: u64,
+        guests_max: usize,
+    ) -> Result<u64, LedgerError>;
 }
 
 #[cfg(test)]

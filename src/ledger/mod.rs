@@ -39,6 +39,13 @@ pub use sqlite::SqliteLedger;
 pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
      kind, debit_balance_after, credit_balance_after, multiplier_hundredths FROM transfers";
 
+/// Schema step of both backends for `Ledger::expire_unused_guests`: grants by age, and
+/// whether a player ever bet (a bet is the only transfer that debits a player).
+pub(crate) const GUEST_EXPIRY_INDEXES: &str = "
+CREATE INDEX transfers_grants ON transfers (created_at_ms) WHERE kind = 'grant';
+CREATE INDEX transfers_debit ON transfers (debit);
+";
+
 /// The columns both backends read a journaled round from, in `RoundRecord` order.
 pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
      started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";

@@ -88,12 +88,7 @@ CREATE TABLE fences (
     token INTEGER NOT NULL CHECK (token >= 0)
 ) STRICT;
 "#,
-    r#"
--- The sweep of unused guests (`expire_unused_guests`): grants by age, and whether a
--- player ever bet (a bet is the only transfer that debits a player).
-CREATE INDEX transfers_grants ON transfers (created_at_ms) WHERE kind = 'grant';
-CREATE INDEX transfers_debit ON transfers (debit);
-"#,
+    super::GUEST_EXPIRY_INDEXES,
 ];
 
 /// The SQLite ledger. Cheap to share behind an `Arc`; every call runs on the blocking pool.

@@ -13,6 +13,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::admission::networks::ExemptNetworks;
+
 /// Highest `engine.public_bets_per_tick_max` and `public_cashouts_per_tick_max`: a tick
 /// is written to every socket, so its lists stay short (1,000 bets ≈ 60 KB).
 pub const PUBLIC_ITEMS_PER_TICK_MAX: usize = 1_000;
@@ -25,6 +27,9 @@ pub const SNAPSHOT_BETS_MAX: usize = 10_000;
 pub struct Config {
     /// Address of the HTTP + WebSocket listener.
     pub listen: SocketAddr,
+    /// Address of the Prometheus listener (`/metrics`), kept off the player port; every
+    /// role has one. Port 0 picks a free port (logged at start).
+    pub metrics_listen: SocketAddr,
     /// Directory for the SQLite ledger, the fairness seed and the token secret.
     pub data_dir: PathBuf,
     /// Rooms this process runs; players pick one with `/ws?room=NAME` (default: first).
@@ -42,6 +47,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub bus: BusConfig,
     pub cluster: ClusterConfig,
+    pub limits: LimitsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +61,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".parse().expect("valid literal address"),
+            metrics_listen: "127.0.0.1:9100".parse().expect("valid literal address"),
             data_dir: PathBuf::from("data"),
             rooms: vec!["main".to_owned()],
             log_format: LogFormat::Pretty,
@@ -67,6 +74,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             bus: BusConfig::default(),
             cluster: ClusterConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -267,6 +275,9 @@ pub struct AuthConfig {
     pub jwt_secret: String,
     /// Lifetime of guest tokens, in seconds.
     pub guest_token_ttl_seconds: u64,
+    /// Longest lifetime a token may claim (`exp` − `iat`, or `exp` − now without `iat`),
+    /// in seconds; a token valid for longer is refused.
+    pub token_lifetime_seconds_max: u64,
 }
 
 impl Default for AuthConfig {
@@ -274,6 +285,7 @@ impl Default for AuthConfig {
         AuthConfig {
             jwt_secret: String::new(),
             guest_token_ttl_seconds: 86_400,
+            token_lifetime_seconds_max: 604_800,
         }
     }
 }
@@ -332,6 +344,49 @@ impl Default for ClusterConfig {
     }
 }
 
+/// Admission of clients: per-address and per-player limits, guest creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open sockets per client address (IPv6: per /64) on one gateway process; further
+    /// `/ws` upgrades get HTTP 503 `ip_connections_max`.
+    pub connections_per_ip_max: usize,
+    /// Open sockets per player on one gateway process; further ones get HTTP 503
+    /// `player_connections_max`. No network is exempt from it.
+    pub connections_per_player_max: usize,
+    /// CIDR blocks whose addresses skip the per-address limits (sockets and guest
+    /// creation), e.g. a load generator's network; a list, or one comma-separated string
+    /// in `ALOFT_LIMITS__EXEMPT_NETWORKS`.
+    pub exempt_networks: ExemptNetworks,
+    /// Guests one client address may create per minute (also the burst); further
+    /// `POST /api/guest` get HTTP 429 with `Retry-After`.
+    pub guests_per_ip_per_minute_max: u32,
+    /// Client addresses whose guest rate is tracked at once; addresses whose bucket is
+    /// full again are forgotten first, and past the bound new addresses wait (429).
+    pub guest_rate_addresses_max: usize,
+    /// A guest whose only ledger activity is its grant is removed this long after the
+    /// grant (its balance goes back to the mint). Must outlast the guest token by an
+    /// hour, so the token of an expired guest has expired too.
+    pub guest_unused_expiry_seconds: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            connections_per_ip_max: 200,
+            connections_per_player_max: 10,
+            exempt_networks: ExemptNetworks::default(),
+            guests_per_ip_per_minute_max: 10,
+            guest_rate_addresses_max: 100_000,
+            guest_unused_expiry_seconds: 172_800,
+        }
+    }
+}
+
+/// How much longer than a guest token an unused guest lives, in seconds: the token of a
+/// guest that is expired has always expired before.
+pub const GUEST_EXPIRY_MARGIN_SECONDS: u64 = 3_600;
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -368,16 +423,6 @@ impl Config {
 
     /// Checks the relationships between values that serde cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        fn require(ok: bool, key: &'static str, reason: &str) -> Result<(), ConfigError> {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange {
-                    key,
-                    reason: reason.to_owned(),
-                })
-            }
-        }
         let engine = &self.engine;
         let gateway = &self.gateway;
         require(!self.rooms.is_empty(), "rooms", "at least one room")?;
@@ -525,6 +570,7 @@ impl Config {
             "fair.chain_secret",
             "must be at least 64 hex characters (32 bytes)",
         )?;
+        self.validate_limits()?;
         let cluster = &self.cluster;
         require(
             0 < cluster.lease_renew_interval_ms
@@ -538,6 +584,32 @@ impl Config {
             "must be positive",
         )?;
         Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let auth = &self.auth;
+        require(
+            limits.connections_per_ip_max > 0 && limits.connections_per_player_max > 0,
+            "limits.connections_per_ip_max",
+            "connection limits must be positive",
+        )?;
+        require(
+            limits.guests_per_ip_per_minute_max > 0 && limits.guest_rate_addresses_max > 0,
+            "limits.guests_per_ip_per_minute_max",
+            "guest limits must be positive",
+        )?;
+        require(
+            limits.guest_unused_expiry_seconds
+                >= auth.guest_token_ttl_seconds + GUEST_EXPIRY_MARGIN_SECONDS,
+            "limits.guest_unused_expiry_seconds",
+            "must be at least auth.guest_token_ttl_seconds + 3600",
+        )?;
+        require(
+            (1..=auth.token_lifetime_seconds_max).contains(&auth.guest_token_ttl_seconds),
+            "auth.guest_token_ttl_seconds",
+            "must be 1..=auth.token_lifetime_seconds_max",
+        )
     }
 
     /// Checks what the cluster roles need beyond `validate`: the secrets every process
@@ -566,6 +638,17 @@ impl Config {
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
         }
+    }
+}
+
+fn require(ok: bool, key: &'static str, reason: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange {
+            key,
+            reason: reason.to_owned(),
+        })
     }
 }
 
@@ -606,6 +689,50 @@ mod tests {
         config.gateway.recovery_window_events = RECOVERY_WINDOW_EVENTS_MAX + 1;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("gateway.recovery_window_events"), "{error}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error.
+    fn exempt_networks_come_comma_separated_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "ALOFT_LIMITS__EXEMPT_NETWORKS",
+                "127.0.0.0/8,10.0.0.0/8,::1/128",
+            );
+            jail.create_file("c.toml", "")?;
+            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            let exempt = &config.limits.exempt_networks;
+            for address in ["127.0.0.1", "10.2.3.4", "::1"] {
+                assert!(exempt.contains(address.parse().unwrap()), "{address}");
+            }
+            assert!(!exempt.contains("192.0.2.1".parse().unwrap()));
+
+            jail.set_env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.1");
+            let error = Config::load(Some(Path::new("c.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.to_lowercase().contains("limits.exempt_networks"),
+                "{error}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unused_guest_outlives_its_token() {
+        let mut config = Config::default();
+        config.limits.guest_unused_expiry_seconds = config.auth.guest_token_ttl_seconds;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("limits.guest_unused_expiry_seconds"),
+            "{error}"
+        );
+        let mut config = Config::default();
+        config.auth.guest_token_ttl_seconds = config.auth.token_lifetime_seconds_max + 1;
+        config.limits.guest_unused_expiry_seconds = u64::MAX / 2;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("auth.guest_token_ttl_seconds"), "{error}");
     }
 
     #[test]

@@ -13,11 +13,14 @@
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
 //! - [`http`]: the HTTP surface on the same port: web client, API, health, metrics.
 //! - [`auth`]: player tokens (JWT HS256).
+//! - [`admission`]: who may connect or create a guest: per-address and per-player
+//!   limits, exempt networks.
 //! - [`metrics`]: Prometheus metrics names and the recorder.
 //! - [`server`]: wires the roles that serve players: the embedded mode
 //!   (`aloft::serve(config, shutdown)`) and the cluster gateway.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
 
+pub mod admission;
 pub mod auth;
 pub mod bus;
 pub mod cluster;

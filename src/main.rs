@@ -156,11 +156,18 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("engine-{}", std::process::id()));
     current_thread_runtime()?.block_on(async {
+        // The engine has no player port: its metrics listener is its only HTTP.
+        let metrics_shutdown = tokio_util::sync::CancellationToken::new();
+        let metrics =
+            aloft::metrics::MetricsListener::start(config.metrics_listen, metrics_shutdown.clone())
+                .await?;
         let node = aloft::cluster::EngineNode::start(config, engine_id).await?;
         println!("aloft engine {} is standing by", node.engine_id);
         wait_for_signal().await;
         tracing::info!("handing the rooms over");
         node.stop().await;
+        metrics_shutdown.cancel();
+        metrics.join().await;
         anyhow::Ok(())
     })
 }

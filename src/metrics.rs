@@ -1,10 +1,15 @@
-//! Prometheus metrics: the names (all `aloft_*`) and the process-wide recorder that
-//! `/metrics` renders. Hot paths count per batch (one increment per fan-out of a frame,
+//! Prometheus metrics: the names (all `aloft_*`), the process-wide recorder, and the
+//! [`MetricsListener`] that serves `/metrics` on `metrics_listen`, apart from the player
+//! port, in every role. Hot paths count per batch (one increment per fan-out of a frame,
 //! not per socket).
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
+use axum::http::header;
+use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio_util::sync::CancellationToken;
 
 /// Gauge: open player sockets.
 pub const CONNECTIONS: &str = "aloft_connections";
@@ -38,6 +43,11 @@ pub const ROUNDS: &str = "aloft_rounds_total";
 pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
 /// Counter: guest accounts created.
 pub const GUESTS: &str = "aloft_guests_total";
+/// Counter: requests refused by an admission limit, by `reason`: `ip_connections_max`,
+/// `player_connections_max` (`/ws`, 503) or `guests_per_ip` (`/api/guest`, 429).
+pub const ADMISSION_REFUSED: &str = "aloft_admission_refused_total";
+/// Counter: unused guests removed by the expiry sweep (`limits.guest_unused_expiry_seconds`).
+pub const GUESTS_EXPIRED: &str = "aloft_guests_expired_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -54,4 +64,65 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Why the metrics listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// The address is taken or not local: set another `metrics_listen`
+    /// (`ALOFT_METRICS_LISTEN`), or port 0 for a free one.
+    #[error("metrics_listen: cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `/metrics` in Prometheus text format on its own listener; other paths are 404.
+pub struct MetricsListener {
+    pub local_addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MetricsListener {
+    /// Binds `addr` and serves until `shutdown` fires.
+    pub async fn start(
+        addr: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Result<MetricsListener, MetricsError> {
+        let listen_error = |source| MetricsError::Listen { addr, source };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(listen_error)?;
+        let local_addr = listener.local_addr().map_err(listen_error)?;
+        let handle = install();
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+                    .into_response()
+            }),
+        );
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "metrics listener failed");
+            }
+        });
+        tracing::info!("metrics at http://{local_addr}/metrics");
+        Ok(MetricsListener { local_addr, task })
+    }
+
+    /// Waits for the listener to finish after its shutdown token fired.
+    pub async fn join(self) {
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "metrics listener panicked");
+        }
+    }
 }

@@ -18,6 +18,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::admission::ConnectionLimits;
+use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
@@ -28,6 +30,7 @@ use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
+use crate::metrics::MetricsListener;
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -54,6 +57,8 @@ pub enum ServerError {
     Gateway(#[from] GatewayError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     /// A task of the server panicked: a bug.
     #[error("a server task failed: {0}")]
     Task(String),
@@ -62,9 +67,14 @@ pub enum ServerError {
 /// A running embedded server.
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// Where `/metrics` is served (`metrics_listen`).
+    pub metrics_addr: SocketAddr,
+    metrics: MetricsListener,
     shutdown: CancellationToken,
     ready: Arc<AtomicBool>,
     engines: JoinSet<Result<(), EngineError>>,
+    /// The periodic removal of unused guests (`limits.guest_unused_expiry_seconds`).
+    guest_expiry: tokio::task::JoinHandle<()>,
     gateway: Gateway,
     ledger: Arc<dyn Ledger>,
 }
@@ -104,10 +114,7 @@ impl Server {
         let backends = Backends {
             chains: load_chains(&config, ledger.as_ref()).await?,
             salt: fair_salt(&config)?,
-            tokens: Arc::new(TokenKeys::load_or_create(
-                &config.auth.jwt_secret,
-                &config.data_dir,
-            )?),
+            tokens: Arc::new(TokenKeys::load_or_create(&config.auth, &config.data_dir)?),
             ledger,
             bus,
         };
@@ -129,7 +136,10 @@ impl Server {
         let backends = Backends {
             chains: load_chains(&config, ledger.as_ref()).await?,
             salt: config.fair.salt.clone(),
-            tokens: Arc::new(TokenKeys::new(config.auth.jwt_secret.as_bytes())?),
+            tokens: Arc::new(TokenKeys::new(
+                config.auth.jwt_secret.as_bytes(),
+                config.auth.token_lifetime_seconds_max,
+            )?),
             ledger,
             bus: Arc::new(bus),
         };
@@ -152,6 +162,8 @@ impl Server {
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, ledger.as_ref()).await?;
         let server_ledger = ledger.clone();
+        let metrics = MetricsListener::start(config.metrics_listen, shutdown.clone()).await?;
+        let limits = Arc::new(ConnectionLimits::new(&config.limits));
 
         let app = Arc::new(AppState {
             config: config.clone(),
@@ -173,7 +185,8 @@ impl Server {
                     })
                     .collect(),
             },
-            metrics: crate::metrics::install(),
+            limits: limits.clone(),
+            guest_rate: GuestRate::new(&config.limits),
             ready: ready.clone(),
         });
         let shared = Arc::new(GatewayShared {
@@ -183,6 +196,7 @@ impl Server {
             bus: bus.clone(),
             ledger: ledger.clone(),
             players: dashmap::DashMap::new(),
+            limits,
             growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });
         let gateway = Gateway::start(GatewayStart {
@@ -207,12 +221,20 @@ impl Server {
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
         }
 
+        let guest_expiry = tokio::spawn(expire_unused_guests(
+            ledger.clone(),
+            config.limits.guest_unused_expiry_seconds,
+            shutdown.clone(),
+        ));
         ready.store(true, Ordering::Release);
         Ok(Server {
             local_addr: gateway.local_addr,
+            metrics_addr: metrics.local_addr,
+            metrics,
             shutdown,
             ready,
             engines,
+            guest_expiry,
             gateway,
             ledger: server_ledger,
         })
@@ -241,7 +263,62 @@ impl Server {
         tokio::task::spawn_blocking(move || gateway.join())
             .await
             .map_err(|error| ServerError::Task(error.to_string()))?;
+        self.metrics.join().await;
+        if let Err(error) = self.guest_expiry.await {
+            tracing::error!(%error, "guest expiry sweep panicked");
+        }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Interval of the sweep of unused guests.
+const GUEST_EXPIRY_SWEEP_INTERVAL_MS: u64 = 60_000;
+/// Guests removed per ledger transaction, at most; a sweep repeats while batches are full.
+const GUEST_EXPIRY_BATCH_GUESTS_MAX: usize = 1_000;
+
+/// Every minute until `shutdown`: removes the guests that never played within
+/// `expiry_seconds` of their grant (see `Ledger::expire_unused_guests`). Every gateway
+/// of a cluster runs it; the ledger makes concurrent sweeps safe.
+async fn expire_unused_guests(
+    ledger: Arc<dyn Ledger>,
+    expiry_seconds: u64,
+    shutdown: CancellationToken,
+) {
+    let mut sweep = tokio::time::interval(std::time::Duration::from_millis(
+        GUEST_EXPIRY_SWEEP_INTERVAL_MS,
+    ));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = sweep.tick() => {}
+        }
+        let now_ms = crate::engine::clock::unix_now_ms();
+        match sweep_unused_guests(ledger.as_ref(), expiry_seconds, now_ms).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "unused guests removed"),
+            Err(error) => tracing::warn!(%error, "unused guests not removed: next sweep retries"),
+        }
+    }
+}
+
+/// One sweep at `now_ms`: batches of removals until one is not full. Returns the count.
+async fn sweep_unused_guests(
+    ledger: &dyn Ledger,
+    expiry_seconds: u64,
+    now_ms: u64,
+) -> Result<u64, LedgerError> {
+    let granted_before_ms = now_ms.saturating_sub(expiry_seconds.saturating_mul(1_000));
+    let mut removed = 0;
+    loop {
+        let batch = ledger
+            .expire_unused_guests(granted_before_ms, GUEST_EXPIRY_BATCH_GUESTS_MAX)
+            .await?;
+        metrics::counter!(crate::metrics::GUESTS_EXPIRED).increment(batch);
+        removed += batch;
+        if batch < GUEST_EXPIRY_BATCH_GUESTS_MAX as u64 {
+            return Ok(removed);
+        }
     }
 }
 
@@ -339,4 +416,41 @@ async fn load_history(
         history.insert(room.clone(), past);
     }
     Ok(history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Account, Transfer, TransferKind};
+
+    #[tokio::test]
+    async fn a_sweep_removes_guests_unused_for_the_expiry_and_only_those() {
+        let ledger = SqliteLedger::open_in_memory().unwrap();
+        let grants = (0..GUEST_EXPIRY_BATCH_GUESTS_MAX + 5)
+            .map(|n| Transfer {
+                id: format!("grant:g-{n}"),
+                debit: Account::Mint,
+                credit: Account::Player(format!("g-{n}")),
+                amount_minor: 100,
+                kind: TransferKind::Grant,
+                multiplier_hundredths: None,
+            })
+            .collect();
+        ledger.apply_batch(grants).await.unwrap();
+        let now_ms = crate::engine::clock::unix_now_ms();
+        let expiry_seconds = 3_600;
+        assert_eq!(
+            sweep_unused_guests(&ledger, expiry_seconds, now_ms)
+                .await
+                .unwrap(),
+            0
+        );
+        let later_ms = now_ms + expiry_seconds * 1_000 + 1_000;
+        let removed = sweep_unused_guests(&ledger, expiry_seconds, later_ms)
+            .await
+            .unwrap();
+        assert_eq!(removed, GUEST_EXPIRY_BATCH_GUESTS_MAX as u64 + 5);
+        assert_eq!(ledger.balance(&Account::Mint).await.unwrap(), 0);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+    }
 }

@@ -27,11 +27,12 @@ async fn health_readiness_metrics_fair_and_static_files_answer() {
     let fair: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(fair["commitment"].as_str().unwrap().len(), 64);
     assert_eq!(fair["house_edge_bp"], 100);
-    // A connected player shows in the metrics.
+    // A connected player shows in the metrics, which are on their own listener only.
     let (_socket, ..) = app.player().await;
-    let (status, metrics) = http(app.addr, "GET", "/metrics", &[]).await;
+    let (status, metrics) = http(app.metrics_addr, "GET", "/metrics", &[]).await;
     assert_eq!(status, 200);
     assert!(metrics.contains("aloft_connections"), "{metrics}");
+    assert_eq!(http(app.addr, "GET", "/metrics", &[]).await.0, 404);
     app.stop().await;
 }
 

@@ -227,7 +227,7 @@ async fn a_client_beyond_the_window_in_another_epoch_or_ahead_gets_a_snapshot() 
             "{case}: live events continue from the snapshot"
         );
     }
-    let (_, metrics) = http(app.addr, "GET", "/metrics", &[]).await;
+    let (_, metrics) = http(app.metrics_addr, "GET", "/metrics", &[]).await;
     for result in ["recovered", "snapshot"] {
         let counter = format!("aloft_recoveries_total{{result=\"{result}\"}}");
         assert!(metrics.contains(&counter), "no {counter} in {metrics}");

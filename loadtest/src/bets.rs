@@ -325,6 +325,9 @@ impl SpawnedServer {
             .arg("--data-dir")
             .arg(data_dir)
             .env("ALOFT_LISTEN", listen.to_string())
+            .env("ALOFT_METRICS_LISTEN", "127.0.0.1:0")
+            // Every bot connects from loopback: exempt it from the per-address limits.
+            .env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.0/8")
             .env("ALOFT_ENGINE__BETTING_DURATION_MS", betting_ms.to_string())
             .env(
                 "ALOFT_ENGINE__CRASHED_DURATION_MS",

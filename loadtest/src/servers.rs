@@ -162,6 +162,9 @@ fn launch_aloft(load: &Load) -> anyhow::Result<Launch> {
     command
         .arg("serve")
         .env("ALOFT_LISTEN", load.listen.to_string())
+        .env("ALOFT_METRICS_LISTEN", "127.0.0.1:0")
+        // Every connection comes from loopback: exempt it from the per-address limits.
+        .env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.0/8")
         .env("ALOFT_DATA_DIR", load.work_dir.join("data"))
         .env("ALOFT_ENGINE__TICK_INTERVAL_MS", &tick_interval_ms)
         .env("ALOFT_ENGINE__BETTING_DURATION_MS", &tick_interval_ms)

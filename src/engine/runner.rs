@@ -1325,6 +1325,15 @@ mod tests {
         async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
             self.inner.unfinished_rounds(room).await
         }
+        async fn expire_unused_guests(
+            &self,
+            granted_before_ms: u64,
+            guests_max: usize,
+        ) -> Result<u64, LedgerError> {
+            self.inner
+                .expire_unused_guests(granted_before_ms, guests_max)
+                .await
+        }
     }
 
     #[tokio::test]

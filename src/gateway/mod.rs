@@ -31,7 +31,7 @@ use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::protocol::{PastRound, RoomEvent};
 use recovery::StreamPosition;
-pub use shard::{Credentials, PendingUpgrade, ShardEntry, ShardMessage};
+pub use shard::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardMessage};
 
 /// Backlog of each shard's listener, in connections.
 const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;
@@ -46,6 +46,8 @@ pub struct GatewayShared {
     pub ledger: Arc<dyn Ledger>,
     /// Player → ids of the player's live connections on this gateway.
     pub players: DashMap<String, Vec<u64>>,
+    /// Live sockets per client address and per player, shared with the HTTP layer.
+    pub limits: Arc<crate::admission::ConnectionLimits>,
     /// The rooms' multiplier growth (`engine.growth_rate_per_ms_millionths`), told to
     /// clients in `hello` so they animate the same curve.
     pub growth_rate_per_ms_millionths: u64,

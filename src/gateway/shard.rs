@@ -24,6 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{CloseDeadlines, Connection, Offer};
@@ -81,6 +82,18 @@ pub struct PendingUpgrade {
     pub room: String,
     /// The position the client asks to resume from (`?since=&epoch=`).
     pub since: Option<StreamPosition>,
+    /// The socket's places in the per-address and per-player counts, held until it
+    /// closes.
+    pub slots: AdmissionSlots,
+}
+
+/// What an admitted socket holds in the process's connection counts; dropping it gives
+/// the places back.
+#[derive(Debug)]
+pub struct AdmissionSlots {
+    pub address: crate::admission::Slot,
+    /// Taken at the handshake for a URL token, after the `auth` message otherwise.
+    pub player: Option<crate::admission::Slot>,
 }
 
 /// What the HTTP layer of a shard needs to hand it upgraded sockets.
@@ -207,8 +220,8 @@ async fn accept_loop(
             _ = shard.shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // EMFILE and friends: back off instead of spinning.
                 tracing::warn!(%error, "accept failed");
@@ -217,7 +230,16 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer address rides on every request of the connection, for the
+        // per-address limits of the HTTP layer (`ConnectInfo`).
+        let service = TowerToHyperService::new(router.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
         let shutdown = shard.shutdown.clone();
         tracker.spawn_local(async move {
             let connection = hyper::server::conn::http1::Builder::new()
@@ -255,6 +277,7 @@ async fn adopt_loop(
 /// Takes over an upgraded socket: hello, snapshot or missed events, membership, then
 /// its task.
 async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
+    let mut slots = pending.slots;
     let Ok(upgraded) = pending.upgrade.await else {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
@@ -277,7 +300,8 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         shard.shared.config.outbound_queue_frames_max,
     ));
     let mut inbound = session::Inbound::new(&shard, early_bytes);
-    let Some(player) = player_of(&shard, &connection, pending.credentials, &mut inbound).await
+    let credentials = pending.credentials;
+    let Some(player) = player_of(&shard, &connection, credentials, &mut slots, &mut inbound).await
     else {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
@@ -307,12 +331,14 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
 }
 
 /// The player a socket belongs to: the URL token's, or the one its first message
-/// authenticates (the socket waits in `awaiting_auth` meanwhile, so the sweep can close
-/// it); `None` once a socket that failed to authenticate is closed.
+/// authenticates, which then takes its place in the per-player count (the socket waits
+/// in `awaiting_auth` meanwhile, so the sweep can close it); `None` once a socket that
+/// failed to authenticate, or is one too many for its player, is closed.
 async fn player_of(
     shard: &ShardState,
     connection: &Rc<Connection>,
     credentials: Credentials,
+    slots: &mut AdmissionSlots,
     inbound: &mut session::Inbound,
 ) -> Option<String> {
     let tokens = match credentials {
@@ -324,7 +350,20 @@ async fn player_of(
         .awaiting_auth
         .borrow_mut()
         .insert(connection.id, (adopted_at, connection.clone()));
-    let player = session::first_message_player(connection, inbound, &tokens).await;
+    let player = session::first_message_player(connection, inbound, &tokens)
+        .await
+        .and_then(|player| match shard.shared.limits.admit_player(&player) {
+            Ok(slot) => {
+                slots.player = Some(slot);
+                Some(player)
+            }
+            Err(refusal) => {
+                metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
+                    .increment(1);
+                connection.close(close_code::POLICY_VIOLATION, &refusal.to_string());
+                None
+            }
+        });
     if player.is_none() {
         session::finish_close(shard, connection).await;
     }

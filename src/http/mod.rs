@@ -1,7 +1,13 @@
 //! The HTTP surface, on the same port as `/ws`: the embedded web client, the JSON API
-//! (`POST /api/guest`, `GET /api/fair`, `GET /api/rounds`), `/healthz`, `/readyz` and
-//! `/metrics`. Every shard serves the same routes; `/ws` upgrades are handed to the
-//! shard that accepted the socket (see [`ws`]).
+//! (`POST /api/guest`, `GET /api/fair`, `GET /api/rounds`), `/healthz` and `/readyz`.
+//! Every shard serves the same routes; `/ws` upgrades are handed to the shard that
+//! accepted the socket (see [`ws`]). Every response carries the security headers of
+//! [`security_headers`]; metrics are served elsewhere (`crate::metrics`, on
+//! `metrics_listen`), never on the player port.
+//!
+//! Browsers are held to one Origin rule ([`origin_allowed`]) for `/ws` and for guest
+//! creation; guests are also limited per client address (`crate::admission`) and their
+//! request bodies to [`GUEST_BODY_BYTES_MAX`].
 
 pub mod ws;
 
@@ -9,14 +15,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 
+use crate::admission::ConnectionLimits;
+use crate::admission::guest_rate::GuestRate;
 use crate::auth::TokenKeys;
 use crate::gateway::ShardEntry;
 use crate::ledger::batcher::TransferBatcher;
@@ -24,6 +35,18 @@ use crate::ledger::{Account, Ledger, RoundStatus, Transfer, TransferKind, Transf
 
 /// Rounds `/api/rounds` returns at most.
 pub const ROUNDS_LIMIT_MAX: usize = 1_000;
+
+/// Largest body `POST /api/guest` reads, in bytes: it needs none (at most a tiny JSON
+/// object); a larger one is refused with 413 before it is read.
+pub const GUEST_BODY_BYTES_MAX: usize = 1_024;
+
+/// The Content-Security-Policy of every response, fitted to the shipped web client: its
+/// scripts (ES modules), styles and requests are all same-origin files (`connect-src
+/// 'self'` covers its `ws:`/`wss:` socket to the same host), its favicon is a `data:`
+/// URI, and it has no inline script or style.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// What the public fairness endpoint publishes.
 #[derive(Debug, Clone)]
@@ -52,7 +75,10 @@ pub struct AppState {
     pub grants: TransferBatcher,
     pub tokens: Arc<TokenKeys>,
     pub fair: FairInfo,
-    pub metrics: PrometheusHandle,
+    /// Live sockets per client address and per player (shared with the gateway).
+    pub limits: Arc<ConnectionLimits>,
+    /// Guest creation per client address.
+    pub guest_rate: GuestRate,
     /// Set once every engine and the gateway are up; cleared at shutdown.
     pub ready: Arc<AtomicBool>,
 }
@@ -77,9 +103,49 @@ pub fn router(app: Arc<AppState>, shard: ShardEntry) -> axum::Router {
         .route("/api/rounds", get(rounds))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
         .fallback(get(static_file))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(ShardHttp { app, shard })
+}
+
+/// Adds the standard security headers to a response: no framing (clickjacking), no MIME
+/// sniffing, no referrer to other sites, and a CSP that allows only the web client's own
+/// files.
+async fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(HeaderName, &str); 4] = [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The one Origin rule for browsers: no Origin (not a browser) is allowed; a browser's
+/// Origin must be listed in `gateway.allowed_origins`, or match the Host it connects to
+/// when the list is empty; `*` allows any.
+pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return true;
+    };
+    if allowed.iter().any(|entry| entry == "*" || entry == origin) {
+        return true;
+    }
+    if !allowed.is_empty() {
+        return false;
+    }
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
 /// An API error as JSON: `{"code": "...", "message": "..."}`.
@@ -98,8 +164,17 @@ struct GuestCreated {
     balance: i64,
 }
 
-async fn create_guest(State(http): State<ShardHttp>) -> Response {
+/// Creates a guest, once [`guest_request_refusal`] has none.
+async fn create_guest(
+    State(http): State<ShardHttp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let app = &http.app;
+    if let Some(refused) = guest_request_refusal(app, peer, &headers, body).await {
+        return refused;
+    }
     let player = crate::auth::new_guest_id();
     let grant = Transfer {
         id: format!("grant:{player}"),
@@ -148,6 +223,62 @@ async fn create_guest(State(http): State<ShardHttp>) -> Response {
         balance,
     })
     .into_response()
+}
+
+/// Why a guest request is refused, checked in this order: a foreign Origin (403), a body
+/// above [`GUEST_BODY_BYTES_MAX`] (413) or not sent within `gateway.handshake_timeout_ms`
+/// (408), and the client address's rate (429 with `Retry-After`).
+async fn guest_request_refusal(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Option<Response> {
+    if !origin_allowed(headers, &app.config.gateway.allowed_origins) {
+        return Some(api_error(
+            StatusCode::FORBIDDEN,
+            "origin",
+            "origin not allowed",
+        ));
+    }
+    // A declared length is refused before anything is read; a body that trickles in is
+    // held to the same deadline as the request head.
+    let too_large = || {
+        let message = format!("a guest request body is at most {GUEST_BODY_BYTES_MAX} bytes");
+        Some(api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            &message,
+        ))
+    };
+    if body.size_hint().lower() > GUEST_BODY_BYTES_MAX as u64 {
+        return too_large();
+    }
+    let body_deadline = Duration::from_millis(app.config.gateway.handshake_timeout_ms);
+    let read = axum::body::to_bytes(body, GUEST_BODY_BYTES_MAX);
+    match tokio::time::timeout(body_deadline, read).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return too_large(),
+        Err(_) => {
+            let message = "the request body did not arrive in time";
+            return Some(api_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                message,
+            ));
+        }
+    }
+    let throttled = app.guest_rate.take(peer.ip(), Instant::now()).err()?;
+    metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => "guests_per_ip").increment(1);
+    let mut refused = api_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many guests from this address: retry later",
+    );
+    refused
+        .headers_mut()
+        .insert(header::RETRY_AFTER, throttled.retry_after_seconds.into());
+    Some(refused)
 }
 
 #[derive(Deserialize)]
@@ -258,14 +389,6 @@ async fn readyz(State(http): State<ShardHttp>) -> Response {
     }
 }
 
-async fn render_metrics(State(http): State<ShardHttp>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        http.app.metrics.render(),
-    )
-        .into_response()
-}
-
 async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
     let path = if path.is_empty() { "index.html" } else { path };
@@ -282,5 +405,36 @@ async fn static_file(uri: Uri) -> Response {
                 .into_response()
         }
         None => api_error(StatusCode::NOT_FOUND, "not_found", "no such file"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn origin_rules() {
+        let same = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
+        let foreign = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(origin_allowed(&same, &[]));
+        assert!(!origin_allowed(&foreign, &[]));
+        assert!(origin_allowed(&foreign, &["*".into()]));
+        assert!(origin_allowed(&foreign, &["http://evil.example".into()]));
+        assert!(!origin_allowed(&same, &["http://other".into()]));
+        assert!(origin_allowed(&headers(&[("host", "x")]), &[]));
     }
 }

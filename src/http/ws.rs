@@ -1,19 +1,22 @@
 //! The `/ws` handshake: every check happens here, before the upgrade, so a refused
 //! client gets a plain HTTP status it can see (401 bad token, 403 foreign origin, 404
 //! unknown room, 400 malformed resume position, 400/426 not a WebSocket request, 503
-//! shard full). An accepted request is answered 101 and handed to the shard that
-//! accepted its socket.
+//! too many sockets from the address or of the player, or shard full). An accepted
+//! request is answered 101 and handed, with its places in the connection counts, to the
+//! shard that accepted its socket.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ShardHttp, api_error};
+use super::{ShardHttp, api_error, origin_allowed};
+use crate::admission::Refusal;
 use crate::gateway::recovery::StreamPosition;
-use crate::gateway::{Credentials, PendingUpgrade};
+use crate::gateway::{AdmissionSlots, Credentials, PendingUpgrade};
 use crate::protocol::parse_decimal;
 
 #[derive(Deserialize)]
@@ -27,6 +30,7 @@ pub struct WsQuery {
 
 pub async fn upgrade(
     State(http): State<ShardHttp>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
     mut request: Request,
 ) -> Response {
@@ -74,6 +78,15 @@ pub async fn upgrade(
             "since and epoch go together, each as decimal digits",
         );
     };
+    let slots = match admit(&http, peer, &credentials) {
+        Ok(slots) => slots,
+        Err(refusal) => {
+            metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
+                .increment(1);
+            let message = refusal.to_string();
+            return api_error(StatusCode::SERVICE_UNAVAILABLE, refusal.code(), &message);
+        }
+    };
     let shard = &http.shard;
     let capacity = app.config.gateway.connections_per_shard_max;
     if shard.connections.fetch_add(1, Ordering::Relaxed) >= capacity {
@@ -97,6 +110,7 @@ pub async fn upgrade(
         credentials,
         room,
         since,
+        slots,
     };
     if shard.upgrades.try_send(pending).is_err() {
         shard.connections.fetch_sub(1, Ordering::Relaxed);
@@ -115,6 +129,23 @@ pub async fn upgrade(
         ],
     )
         .into_response()
+}
+
+/// Places for the socket in the process's per-address and per-player counts. A socket
+/// that authenticates with its first message takes its player's place then
+/// (`shard::player_of`).
+fn admit(
+    http: &ShardHttp,
+    peer: SocketAddr,
+    credentials: &Credentials,
+) -> Result<AdmissionSlots, Refusal> {
+    let limits = &http.app.limits;
+    let address = limits.admit_address(peer.ip())?;
+    let player = match credentials {
+        Credentials::Player(player) => Some(limits.admit_player(player)?),
+        Credentials::FirstMessage(_) => None,
+    };
+    Ok(AdmissionSlots { address, player })
 }
 
 /// The position a client resumes from: none without `since` and `epoch`, an error when
@@ -148,57 +179,10 @@ fn websocket_key(headers: &HeaderMap) -> Option<String> {
     (key.len() == 24).then(|| key.to_owned())
 }
 
-/// No Origin (not a browser) is allowed; a browser's Origin must be listed, or match the
-/// Host it connects to when the list is empty; `*` allows any.
-fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers
-        .get(header::ORIGIN)
-        .and_then(|value| value.to_str().ok())
-    else {
-        return true;
-    };
-    if allowed.iter().any(|entry| entry == "*" || entry == origin) {
-        return true;
-    }
-    if !allowed.is_empty() {
-        return false;
-    }
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    headers
-        .get(header::HOST)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
-
-    #[test]
-    fn origin_rules() {
-        let same = headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://127.0.0.1:8080"),
-        ]);
-        let foreign = headers(&[
-            ("host", "127.0.0.1:8080"),
-            ("origin", "http://evil.example"),
-        ]);
-        assert!(origin_allowed(&same, &[]));
-        assert!(!origin_allowed(&foreign, &[]));
-        assert!(origin_allowed(&foreign, &["*".into()]));
-        assert!(origin_allowed(&foreign, &["http://evil.example".into()]));
-        assert!(!origin_allowed(&same, &["http://other".into()]));
-        assert!(origin_allowed(&headers(&[("host", "x")]), &[]));
-    }
+    use crate::http::tests::headers;
 
     #[test]
     fn a_resume_position_needs_both_numbers() {

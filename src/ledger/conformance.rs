@@ -32,6 +32,7 @@ macro_rules! ledger_conformance_tests {
             multiplier_is_stored_and_part_of_the_id,
             a_stale_fence_is_refused_and_changes_nothing,
             fences_are_per_room_and_spare_unfenced_calls,
+            unused_guests_expire_and_their_grant_goes_back_to_the_mint,
             random_operations_match_a_model);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -141,6 +142,56 @@ pub async fn idempotent_retry_returns_the_first_result(ledger: &dyn Ledger) {
         (700, 300)
     );
     assert_eq!(ledger.transfers_with_prefix("").await.unwrap().len(), 4);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
+/// A guest whose only transfer is an old enough grant is removed: its balance goes back
+/// to the mint in the same transaction (the sum of all balances stays 0), its account and
+/// grant are gone, and it starts over at 0 if it comes back. A guest that ever bet, or
+/// whose grant is newer than the cutoff, stays; the count per call is bounded.
+pub async fn unused_guests_expire_and_their_grant_goes_back_to_the_mint(ledger: &dyn Ledger) {
+    let grants = (1..=4).map(|n| grant(&format!("grant:u{n}"), &format!("u{n}"), 1_000));
+    apply(ledger, grants.collect()).await;
+    // u4 bets and wins its stake back: its balance equals its grant, but it played.
+    apply(
+        ledger,
+        vec![
+            bet("bet:u4", "u4", 100),
+            payout("payout:u4", "u4", 100),
+            grant("grant:p", "p", 500),
+            bet("bet:p", "p", 200),
+        ],
+    )
+    .await;
+    // Nothing is older than the epoch.
+    assert_eq!(ledger.expire_unused_guests(0, 100).await.unwrap(), 0);
+    let cutoff_ms = crate::engine::clock::unix_now_ms() + 60_000;
+    assert_eq!(ledger.expire_unused_guests(cutoff_ms, 2).await.unwrap(), 2);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+    assert_eq!(
+        ledger.expire_unused_guests(cutoff_ms, 100).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        ledger.expire_unused_guests(cutoff_ms, 100).await.unwrap(),
+        0
+    );
+    for expired in ["u1", "u2", "u3"] {
+        assert_eq!(balance(ledger, player(expired)).await, 0, "{expired}");
+        let grant_id = format!("grant:{expired}");
+        assert_eq!(ledger.transfer(&grant_id).await.unwrap(), None);
+    }
+    assert_eq!(balance(ledger, player("u4")).await, 1_000);
+    assert_eq!(balance(ledger, player("p")).await, 300);
+    assert_eq!(balance(ledger, Account::Mint).await, -1_500);
+    assert_eq!(balance(ledger, Account::House).await, 200);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+    // An expired guest that comes back is an account at 0: it cannot bet.
+    let outcomes = apply(ledger, vec![bet("bet:u1", "u1", 10)]).await;
+    assert_eq!(
+        outcomes,
+        vec![TransferOutcome::InsufficientFunds { available_minor: 0 }]
+    );
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }
 

@@ -39,6 +39,13 @@ pub use sqlite::SqliteLedger;
 pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
      kind, debit_balance_after, credit_balance_after, multiplier_hundredths FROM transfers";
 
+/// Schema step of both backends for `Ledger::expire_unused_guests`: grants by age, and
+/// whether a player ever bet (a bet is the only transfer that debits a player).
+pub(crate) const GUEST_EXPIRY_INDEXES: &str = "
+CREATE INDEX transfers_grants ON transfers (created_at_ms) WHERE kind = 'grant';
+CREATE INDEX transfers_debit ON transfers (debit);
+";
+
 /// The columns both backends read a journaled round from, in `RoundRecord` order.
 pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
      started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
@@ -448,6 +455,20 @@ pub trait Ledger: Send + Sync + 'static {
     /// Rounds of a room still marked Betting or Flying (left by a process that died),
     /// oldest first.
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError>;
+
+    /// Removes at most `guests_max` unused guests in one transaction, and
+    /// returns how many. Unused: the player's only transfer is its grant from the mint,
+    /// committed before `granted_before_ms` (unix ms), and its balance is that grant.
+    /// (Any other activity starts with a bet, which debits the player, so "no debit"
+    /// means "never played".) The grant's amount goes back to the mint and the account
+    /// and its grant are deleted, so the sum of all balances is unchanged and the ledger
+    /// keeps no row for them. A player who ever bet is never removed. A removed player
+    /// that comes back has balance 0, like any unknown account.
+    async fn expire_unused_guests(
+        &self,
+        granted_before_ms: u64,
+        guests_max: usize,
+    ) -> Result<u64, LedgerError>;
 }
 
 #[cfg(test)]

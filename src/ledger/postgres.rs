@@ -120,6 +120,7 @@ CREATE TABLE fences (
     token BIGINT NOT NULL CHECK (token >= 0)
 );
 "#,
+    super::GUEST_EXPIRY_INDEXES,
 ];
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
@@ -297,8 +298,8 @@ impl PostgresLedger {
     }
 
     /// One attempt at a batch in its own transaction. `Ok(None)` means another writer
-    /// committed one of the batch's ids meanwhile: the attempt was rolled back, and the
-    /// next one will see that id.
+    /// committed one of the batch's ids (or removed an unused guest's account) meanwhile:
+    /// the attempt was rolled back, and the next one will see the change.
     async fn apply_batch_once(
         &self,
         batch: &[Transfer],
@@ -311,7 +312,12 @@ impl PostgresLedger {
         if let Some(fence) = fence {
             check_fence(&transaction, fence).await?;
         }
-        let balances = lock_accounts(&transaction, keys).await?;
+        let Some(balances) = lock_accounts(&transaction, keys).await? else {
+            // An unused guest's account was removed meanwhile: the next attempt creates
+            // it anew at balance 0.
+            transaction.rollback().await?;
+            return Ok(None);
+        };
         let known = find_transfers(&transaction, ids).await?;
         let planned = plan_batch(batch, balances, known)?;
         if !planned.commits.is_empty() {
@@ -412,6 +418,73 @@ impl Ledger for PostgresLedger {
         let statement = client.prepare_cached(&sql).await?;
         let rows = client.query(&statement, &[&room, &limit]).await?;
         rows.iter().map(round_from_row).collect()
+    }
+
+    /// Locks the mint first, then the candidates' accounts (key order, as every batch
+    /// does), and checks again under those locks that none ever bet: a bet must lock its
+    /// player's account, so none can land between the check and the delete. A batch
+    /// that saw an account just before it was deleted retries (`lock_accounts`).
+    async fn expire_unused_guests(
+        &self,
+        granted_before_ms: u64,
+        guests_max: usize,
+    ) -> Result<u64, LedgerError> {
+        let granted_before_ms = i64::try_from(granted_before_ms).unwrap_or(i64::MAX);
+        let guests_max = i64::try_from(guests_max).unwrap_or(i64::MAX);
+        let mut client = self.client().await?;
+        let transaction = read_committed(&mut client).await?;
+        transaction
+            .execute("SELECT 1 FROM accounts WHERE key = 'mint' FOR UPDATE", &[])
+            .await?;
+        let candidates = transaction
+            .query(
+                "SELECT t.id, t.credit, t.amount FROM transfers t \
+                 JOIN accounts a ON a.key = t.credit \
+                 WHERE t.kind = 'grant' AND t.debit = 'mint' AND t.created_at_ms < $1 \
+                 AND a.balance = t.amount \
+                 AND NOT EXISTS (SELECT 1 FROM transfers o WHERE o.debit = t.credit) \
+                 ORDER BY a.key LIMIT $2 FOR UPDATE OF a SKIP LOCKED",
+                &[&granted_before_ms, &guests_max],
+            )
+            .await?;
+        let keys: Vec<String> = candidates
+            .iter()
+            .map(|row| row.try_get(1))
+            .collect::<Result<_, _>>()?;
+        let played: BTreeSet<String> = transaction
+            .query(
+                "SELECT DISTINCT debit FROM transfers WHERE debit = ANY($1)",
+                &[&keys],
+            )
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut grant_ids = Vec::new();
+        let mut unused_keys = Vec::new();
+        let mut returned_minor = 0i64;
+        for row in &candidates {
+            let key: String = row.try_get(1)?;
+            if !played.contains(&key) {
+                grant_ids.push(row.try_get::<_, String>(0)?);
+                returned_minor += row.try_get::<_, i64>(2)?;
+                unused_keys.push(key);
+            }
+        }
+        transaction
+            .execute("DELETE FROM transfers WHERE id = ANY($1)", &[&grant_ids])
+            .await?;
+        transaction
+            .execute("DELETE FROM accounts WHERE key = ANY($1)", &[&unused_keys])
+            .await?;
+        transaction
+            .execute(
+                "UPDATE accounts SET balance = balance + $1 WHERE key = 'mint'",
+                &[&returned_minor],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(unused_keys.len() as u64)
     }
 
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
@@ -540,11 +613,13 @@ fn lost_to_concurrency(error: &tokio_postgres::Error) -> bool {
 /// order and returns their balances. Creating first matters: `FOR UPDATE` cannot lock a
 /// row that does not exist, and two batches both creating a new player at balance 0 would
 /// otherwise each write a balance computed from 0. `DO NOTHING` waits for a concurrent
-/// creator of the same key to finish, so after it every key is committed or ours.
+/// creator of the same key to finish, so after it every key is committed or ours. `None`
+/// when an account existed at the insert but was deleted before the lock (an unused
+/// guest removed by `expire_unused_guests`): the caller tries again.
 async fn lock_accounts(
     transaction: &Transaction<'_>,
     keys: &[String],
-) -> Result<HashMap<String, i64>, LedgerError> {
+) -> Result<Option<HashMap<String, i64>>, LedgerError> {
     let create = transaction
         .prepare_cached(
             "INSERT INTO accounts (key, balance) \
@@ -563,12 +638,7 @@ async fn lock_accounts(
         .iter()
         .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
         .collect::<Result<HashMap<String, i64>, tokio_postgres::Error>>()?;
-    assert_eq!(
-        balances.len(),
-        keys.len(),
-        "every touched account is locked"
-    );
-    Ok(balances)
+    Ok((balances.len() == keys.len()).then_some(balances))
 }
 
 /// The batch's ids already committed, by id.

@@ -88,6 +88,7 @@ CREATE TABLE fences (
     token INTEGER NOT NULL CHECK (token >= 0)
 ) STRICT;
 "#,
+    super::GUEST_EXPIRY_INDEXES,
 ];
 
 /// The SQLite ledger. Cheap to share behind an `Arc`; every call runs on the blocking pool.
@@ -311,6 +312,47 @@ impl Ledger for SqliteLedger {
             let mut statement = connection.prepare_cached(&sql)?;
             let rows = statement.query_map(params![room, limit], round_from_row)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn expire_unused_guests(
+        &self,
+        granted_before_ms: u64,
+        guests_max: usize,
+    ) -> Result<u64, LedgerError> {
+        let granted_before_ms = to_sql_integer(granted_before_ms)?;
+        let guests_max = i64::try_from(guests_max).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let unused: Vec<(String, String, i64)> = transaction
+                .prepare_cached(
+                    "SELECT t.id, t.credit, t.amount FROM transfers t \
+                     JOIN accounts a ON a.key = t.credit \
+                     WHERE t.kind = 'grant' AND t.debit = 'mint' AND t.created_at_ms < ?1 \
+                     AND a.balance = t.amount \
+                     AND NOT EXISTS (SELECT 1 FROM transfers o WHERE o.debit = t.credit) \
+                     ORDER BY t.created_at_ms LIMIT ?2",
+                )?
+                .query_map(params![granted_before_ms, guests_max], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let returned_minor: i64 = unused.iter().map(|(_, _, amount)| amount).sum();
+            for (grant_id, key, _) in &unused {
+                transaction
+                    .prepare_cached("DELETE FROM transfers WHERE id = ?1")?
+                    .execute([grant_id])?;
+                transaction
+                    .prepare_cached("DELETE FROM accounts WHERE key = ?1")?
+                    .execute([key])?;
+            }
+            transaction
+                .prepare_cached("UPDATE accounts SET balance = balance + ?1 WHERE key = 'mint'")?
+                .execute([returned_minor])?;
+            transaction.commit()?;
+            Ok(unused.len() as u64)
         })
         .await
     }

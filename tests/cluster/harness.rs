@@ -123,8 +123,12 @@ impl Cluster {
                 "ALOFT_ENGINE__GROWTH_RATE_PER_MS_MILLIONTHS",
                 rounds.growth_rate_per_ms_millionths.to_string(),
             ),
-            // Five processes share the machine: one shard per gateway is plenty.
+            // Five processes share the machine: one shard per gateway is plenty, and
+            // each takes a free metrics port.
             ("ALOFT_GATEWAY__SHARDS", "1".to_owned()),
+            ("ALOFT_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
+            // The tests' bots all connect from loopback.
+            ("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.0/8".to_owned()),
             ("RUST_LOG", "info".to_owned()),
             ("NO_COLOR", "1".to_owned()),
         ];

@@ -21,15 +21,25 @@ pub const FRAME_WAIT_MS: u64 = 10_000;
 pub struct TestApp {
     pub server: Option<aloft::Server>,
     pub addr: SocketAddr,
+    /// The metrics listener (`metrics_listen`), apart from the player port.
+    pub metrics_addr: SocketAddr,
     pub config: aloft::Config,
     _data_dir: tempfile::TempDir,
 }
 
-/// Fast rounds: short betting, ticks every 20 ms, short pause after a crash.
+/// Fast rounds: short betting, ticks every 20 ms, short pause after a crash. Metrics on a
+/// free port; loopback exempt from the per-address limits (tests open many sockets and
+/// guests from 127.0.0.1; the tests of those limits empty the list).
 pub fn fast_config() -> aloft::Config {
     let defaults = aloft::Config::default();
     aloft::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: "127.0.0.1:0".parse().unwrap(),
+        limits: aloft::config::LimitsConfig {
+            exempt_networks: aloft::admission::networks::ExemptNetworks::parse_list("127.0.0.0/8")
+                .unwrap(),
+            ..defaults.limits
+        },
         gateway: aloft::config::GatewayConfig {
             shards: 2,
             ..defaults.gateway
@@ -63,6 +73,7 @@ impl TestApp {
         let server = aloft::Server::start(config.clone()).await.unwrap();
         TestApp {
             addr: server.local_addr,
+            metrics_addr: server.metrics_addr,
             server: Some(server),
             config,
             _data_dir: data_dir,
@@ -131,10 +142,44 @@ pub async fn http(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String) {
+    let response = http_response(addr, method, path, headers).await;
+    (response.status, response.body)
+}
+
+/// A response as [`http_response`] reads it.
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status line and headers, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (case-insensitive), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// A minimal HTTP/1.1 request with an empty body (`Content-Length: 0` unless `headers`
+/// set one); returns the whole response.
+pub async fn http_response(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: 0\r\n"
-    );
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+    {
+        request.push_str("Content-Length: 0\r\n");
+    }
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -147,11 +192,12 @@ pub async fn http(
         .unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, decode_chunked(&body, &text))
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    HttpResponse {
+        status,
+        head: head.to_owned(),
+        body: decode_chunked(body, &text),
+    }
 }
 
 fn decode_chunked(body: &str, whole: &str) -> String {

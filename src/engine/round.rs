@@ -306,12 +306,21 @@ impl Refusal {
     }
 }
 
-/// A request id as scoped by the replay map: per round and per player.
+/// A request id as scoped by the replay map: per round, per player and per message type,
+/// so a bet and a cashout that happen to share a `req` are two requests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RequestKey {
     round: u64,
     player: String,
+    kind: RequestKind,
     req: String,
+}
+
+/// The message type a request id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RequestKind {
+    Bet,
+    Cashout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -656,7 +665,7 @@ impl RoomCore {
         slot: u8,
     ) {
         self.observe(now_ms);
-        let request = self.request_key(from, req);
+        let request = self.request_key(from, RequestKind::Bet, req);
         if self.answer_replay(&request, from) {
             return;
         }
@@ -791,7 +800,7 @@ impl RoomCore {
             auto,
             balance: debit_balance_after_minor,
         };
-        self.finish_request(key.round, &key.player, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
     }
 
     /// The ledger refused the stake (`insufficient_funds`) or failed (`internal`): the
@@ -819,13 +828,13 @@ impl RoomCore {
             code,
             message: message.to_owned(),
         };
-        self.finish_request(key.round, &key.player, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
     }
 
     /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`.
     pub fn cashout(&mut self, now_ms: u64, from: &ReplyTo, req: &str, slot: u8) {
         self.observe(now_ms);
-        let request = self.request_key(from, req);
+        let request = self.request_key(from, RequestKind::Cashout, req);
         if self.answer_replay(&request, from) {
             return;
         }
@@ -899,7 +908,13 @@ impl RoomCore {
                     win: *win_minor,
                     balance: credit_balance_after_minor,
                 };
-                self.finish_request(round, &notice.bet.player, req.clone(), message);
+                self.finish_request(
+                    round,
+                    &notice.bet.player,
+                    RequestKind::Cashout,
+                    req.clone(),
+                    message,
+                );
                 return;
             }
             CreditReason::Cashout {
@@ -1289,10 +1304,11 @@ impl RoomCore {
         format!("{kind}:{room}:{}:{}:{}", key.round, key.player, key.slot)
     }
 
-    fn request_key(&self, from: &ReplyTo, req: &str) -> RequestKey {
+    fn request_key(&self, from: &ReplyTo, kind: RequestKind, req: &str) -> RequestKey {
         RequestKey {
             round: self.round.number,
             player: from.player.clone(),
+            kind,
             req: req.to_owned(),
         }
     }
@@ -1318,10 +1334,18 @@ impl RoomCore {
     }
 
     /// Answers a request that waited for the ledger.
-    fn finish_request(&mut self, round: u64, player: &str, req: String, message: ServerMessage) {
+    fn finish_request(
+        &mut self,
+        round: u64,
+        player: &str,
+        kind: RequestKind,
+        req: String,
+        message: ServerMessage,
+    ) {
         let request = RequestKey {
             round,
             player: player.to_owned(),
+            kind,
             req,
         };
         let waiters = self
@@ -1614,6 +1638,44 @@ mod tests {
         assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::Internal);
         core.bet(T0_MS + 5, &player("a"), "r3", 100, None, 1);
         assert_eq!(core.take_effects().transfers.len(), 1);
+    }
+
+    #[test]
+    fn a_bet_and_a_cashout_sharing_a_req_are_two_requests() {
+        let (mut core, _) = room_where(|crash| crash >= 300, engine());
+        core.bet(T0_MS, &player("a"), "same", 100, None, 0);
+        let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
+            panic!("a stake")
+        };
+        core.confirm_bet(&key, 900);
+        assert!(matches!(only_reply(&mut core), ServerMessage::BetOk { .. }));
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+
+        // Not the bet's reply replayed: the cashout is made.
+        core.cashout(started_at_ms + 1_000, &player("a"), "same", 0);
+        let effects = core.take_effects();
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:a:0".to_owned(), 106)]
+        );
+        let TransferPurpose::Credit(notice) = &effects.transfers[0].purpose else {
+            panic!("a credit")
+        };
+        core.credit_committed(notice, 1_006);
+        let cashout_ok = only_reply(&mut core);
+        assert!(matches!(
+            cashout_ok,
+            ServerMessage::CashoutOk { m: 106, .. }
+        ));
+        // Each is replayed as itself.
+        core.cashout(started_at_ms + 1_100, &player("a"), "same", 0);
+        assert_eq!(only_reply(&mut core), cashout_ok);
+        core.bet(started_at_ms + 1_100, &player("a"), "same", 100, None, 0);
+        assert!(matches!(
+            only_reply(&mut core),
+            ServerMessage::BetOk { balance: 900, .. }
+        ));
     }
 
     #[test]

@@ -335,7 +335,8 @@ impl LedgerWriter {
 }
 
 /// Settles `rounds`, left Betting or Flying by a process that died: refunds every stake
-/// with neither a payout nor a refund, then journals the round Aborted.
+/// with neither a payout nor a refund, then journals the round Aborted with its totals
+/// recomputed from its transfers (the record it was left with predates its payouts).
 async fn abort_unfinished_rounds(
     room: &str,
     writer: &LedgerWriter,
@@ -343,7 +344,8 @@ async fn abort_unfinished_rounds(
     now_ms: u64,
 ) -> Result<(), LedgerError> {
     for record in rounds {
-        let refunds = refunds_owed(room, record.round, writer.ledger.as_ref()).await?;
+        let bets = bets_in_flight(room, record.round, writer.ledger.as_ref()).await?;
+        let refunds = refunds_owed(room, record.round, &bets);
         let refunded = refunds.len();
         if !refunds.is_empty() {
             let outcomes = writer.apply_batch(refunds.clone()).await?;
@@ -361,10 +363,13 @@ async fn abort_unfinished_rounds(
             refunded,
             "unfinished round aborted"
         );
+        let (bets_total_minor, payouts_total_minor) = settled_totals_minor(&bets);
         writer
             .record_round(RoundRecord {
                 status: RoundStatus::Aborted,
                 ended_at_ms: Some(now_ms),
+                bets_total_minor,
+                payouts_total_minor,
                 ..record
             })
             .await?;
@@ -373,24 +378,28 @@ async fn abort_unfinished_rounds(
 }
 
 /// The refunds of the stakes of `round` that were neither paid out nor refunded.
-async fn refunds_owed(
-    room: &str,
-    round: u64,
-    ledger: &dyn Ledger,
-) -> Result<Vec<Transfer>, LedgerError> {
-    let bets = bets_in_flight(room, round, ledger).await?;
-    let open = bets
-        .into_iter()
-        .filter(|bet| bet.settled == BetSettled::Open);
+fn refunds_owed(room: &str, round: u64, bets: &[BetInFlight]) -> Vec<Transfer> {
+    let open = bets.iter().filter(|bet| bet.settled == BetSettled::Open);
     let refunds = open.map(|bet| Transfer {
         id: format!("refund:{room}:{round}:{}:{}", bet.player, bet.slot),
         debit: Account::House,
-        credit: Account::Player(bet.player),
+        credit: Account::Player(bet.player.clone()),
         amount_minor: bet.stake_minor,
         kind: TransferKind::Refund,
         multiplier_hundredths: None,
     });
-    Ok(refunds.collect())
+    refunds.collect()
+}
+
+/// A round's journal totals from its stakes: (Σ stakes, Σ payouts), as the engine counts
+/// them while it plays (a refunded stake stays staked; a refund is not a payout).
+fn settled_totals_minor(bets: &[BetInFlight]) -> (i64, i64) {
+    let staked = bets.iter().map(|bet| bet.stake_minor).sum();
+    let paid = bets.iter().map(|bet| match bet.settled {
+        BetSettled::PaidOut { win_minor, .. } => win_minor,
+        BetSettled::Open | BetSettled::Refunded => 0,
+    });
+    (staked, paid.sum())
 }
 
 /// Every stake of `round` in the ledger, with what was paid or refunded for it. Transfer
@@ -1409,8 +1418,9 @@ mod tests {
             started_at_ms: 1,
             ended_at_ms: None,
             status: RoundStatus::Flying,
+            // As journaled when the flight started, before any payout.
             bets_total_minor: 1_800,
-            payouts_total_minor: 1_000,
+            payouts_total_minor: 0,
         };
         ledger.record_round(record).await.unwrap();
     }
@@ -1444,6 +1454,11 @@ mod tests {
         assert_eq!(
             statuses,
             vec![(6, RoundStatus::Aborted), (5, RoundStatus::Aborted)]
+        );
+        // Recomputed from its transfers: every stake, and bob's payout (not the refund).
+        assert_eq!(
+            (rounds[1].bets_total_minor, rounds[1].payouts_total_minor),
+            (1_800, 1_000)
         );
         assert_eq!(watcher.finish().len(), 1);
     }

@@ -167,6 +167,8 @@ pub struct BetInFlight {
     pub slot: u8,
     pub stake_minor: i64,
     pub auto_cashout_hundredths: Option<u64>,
+    /// The player's balance right after the stake was taken: what its `bet_ok` said.
+    pub stake_balance_after_minor: i64,
     pub settled: BetSettled,
 }
 
@@ -175,10 +177,12 @@ pub struct BetInFlight {
 pub enum BetSettled {
     /// Nothing: the bet is still in play.
     Open,
-    /// Paid at `multiplier_hundredths`.
+    /// Paid at `multiplier_hundredths`; `balance_after_minor` is the player's balance
+    /// right after the payout (what its `cashout_ok` said).
     PaidOut {
         multiplier_hundredths: u64,
         win_minor: i64,
+        balance_after_minor: i64,
     },
     /// Given back: the previous leader was aborting the round.
     Refunded,
@@ -406,6 +410,10 @@ pub struct RoomCore {
     remembered_refusals: usize,
     /// Requests waiting for the ledger, with the connections to answer.
     waiters_by_request: HashMap<RequestKey, Vec<ReplyTo>>,
+    /// The stakes a previous leader took this round, by (player, slot): a command it took
+    /// but did not answer before it died is redelivered here, and is answered with what
+    /// the ledger holds for it (see [`RoomCore::bet`], [`RoomCore::cashout`]).
+    resumed_bets: HashMap<(String, u8), BetInFlight>,
     /// The largest bets confirmed since the last tick; the rest are only counted.
     unannounced_bets: Largest<PublicBet>,
     /// The largest cashouts since the last tick; the rest are only counted.
@@ -462,6 +470,7 @@ impl RoomCore {
             replies_by_request: HashMap::new(),
             remembered_refusals: 0,
             waiters_by_request: HashMap::new(),
+            resumed_bets: HashMap::new(),
             unannounced_bets,
             unannounced_cashouts,
             bets_unannounced: false,
@@ -542,12 +551,15 @@ impl RoomCore {
 
     /// Takes a stake of a resumed round back into the round's books.
     fn adopt(&mut self, bet: BetInFlight) {
+        self.resumed_bets
+            .insert((bet.player.clone(), bet.slot), bet.clone());
         let BetInFlight {
             player,
             slot,
             stake_minor,
             auto_cashout_hundredths,
             settled,
+            ..
         } = bet;
         assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
         self.round.totals.bets += 1;
@@ -654,7 +666,9 @@ impl RoomCore {
     }
 
     /// Places a bet for `from.player`. Answers at once when refused or replayed;
-    /// otherwise hands out the stake transfer and answers once the ledger has spoken.
+    /// otherwise hands out the stake transfer and answers once the ledger has spoken. A
+    /// bet with the terms of a stake a previous leader took in that slot this round is
+    /// that leader's command redelivered: it gets the `bet_ok` the stake earned.
     pub fn bet(
         &mut self,
         now_ms: u64,
@@ -667,6 +681,22 @@ impl RoomCore {
         self.observe(now_ms);
         let request = self.request_key(from, RequestKind::Bet, req);
         if self.answer_replay(&request, from) {
+            return;
+        }
+        let resumed = self.resumed_bets.get(&(from.player.clone(), slot));
+        if let Some(stake) = resumed.filter(|stake| {
+            (stake.stake_minor, stake.auto_cashout_hundredths)
+                == (amount_minor, auto_cashout_hundredths)
+        }) {
+            let message = ServerMessage::BetOk {
+                req: req.to_owned(),
+                round: self.round.number,
+                slot,
+                amount: amount_minor,
+                auto: auto_cashout_hundredths,
+                balance: stake.stake_balance_after_minor,
+            };
+            self.answer(request, vec![from.clone()], message);
             return;
         }
         let checked = self.check_bet(
@@ -831,11 +861,31 @@ impl RoomCore {
         self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
     }
 
-    /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`.
+    /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`. A bet a
+    /// previous leader already paid is that leader's cashout redelivered: it gets the
+    /// `cashout_ok` the payout earned.
     pub fn cashout(&mut self, now_ms: u64, from: &ReplyTo, req: &str, slot: u8) {
         self.observe(now_ms);
         let request = self.request_key(from, RequestKind::Cashout, req);
         if self.answer_replay(&request, from) {
+            return;
+        }
+        let resumed = self.resumed_bets.get(&(from.player.clone(), slot));
+        if let Some(BetSettled::PaidOut {
+            multiplier_hundredths,
+            win_minor,
+            balance_after_minor,
+        }) = resumed.map(|stake| stake.settled)
+        {
+            let message = ServerMessage::CashoutOk {
+                req: req.to_owned(),
+                round: self.round.number,
+                slot,
+                m: multiplier_hundredths,
+                win: win_minor,
+                balance: balance_after_minor,
+            };
+            self.answer(request, vec![from.clone()], message);
             return;
         }
         match self.check_cashout(now_ms, &from.player, slot) {
@@ -1105,6 +1155,7 @@ impl RoomCore {
         assert!(self.auto_cashouts.is_empty() && self.active_stakes_minor == 0);
         self.round = round;
         self.bets.clear();
+        self.resumed_bets.clear();
         self.replies_by_request.clear();
         self.remembered_refusals = 0;
         self.realized_profit_minor = 0;
@@ -1962,6 +2013,7 @@ mod tests {
             slot: 0,
             stake_minor,
             auto_cashout_hundredths: auto,
+            stake_balance_after_minor: 10_000 - stake_minor,
             settled: BetSettled::Open,
         };
         let record = RoundRecord {
@@ -1981,6 +2033,7 @@ mod tests {
                 settled: BetSettled::PaidOut {
                     multiplier_hundredths: 120,
                     win_minor: 600,
+                    balance_after_minor: 10_100,
                 },
                 ..open("bob", 500, Some(120))
             },
@@ -2047,6 +2100,51 @@ mod tests {
         assert_eq!(record.status, RoundStatus::Crashed);
         assert_eq!(record.bets_total_minor, 1_700);
         assert_eq!(record.payouts_total_minor, 600 + 1_500 + 400);
+    }
+
+    #[test]
+    fn a_command_the_previous_leader_took_is_answered_with_what_the_ledger_holds() {
+        let (original, crash) = room_where(|crash| crash >= 300, engine());
+        let now_ms = T0_MS + BETTING_MS + 50;
+        let in_flight = left_in_flight(&original, crash);
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core = RoomCore::resume(settings, chain, in_flight, 41, now_ms).unwrap();
+        core.take_effects();
+
+        // bob's cashout was paid before the leader died: its reply, nothing paid again.
+        core.cashout(now_ms, &player("bob"), "out", 0);
+        let effects = core.take_effects();
+        assert!(effects.transfers.is_empty());
+        let cashout_ok = ServerMessage::CashoutOk {
+            req: "out".into(),
+            round: 1,
+            slot: 0,
+            m: 120,
+            win: 600,
+            balance: 10_100,
+        };
+        assert_eq!(effects.replies[0].message, cashout_ok);
+        core.cashout(now_ms + 1, &player("bob"), "out", 0);
+        assert_eq!(only_reply(&mut core), cashout_ok);
+        // alice's bet was taken: bet_ok with the balance after her stake, though betting
+        // is over.
+        core.bet(now_ms + 1, &player("alice"), "in", 1_000, Some(150), 0);
+        let effects = core.take_effects();
+        assert!(effects.transfers.is_empty());
+        let bet_ok = ServerMessage::BetOk {
+            req: "in".into(),
+            round: 1,
+            slot: 0,
+            amount: 1_000,
+            auto: Some(150),
+            balance: 9_000,
+        };
+        assert_eq!(effects.replies[0].message, bet_ok);
+        // Other terms are another bet, refused as any; an open bet is cashed out as usual.
+        core.bet(now_ms + 1, &player("carol"), "in", 300, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        core.cashout(now_ms + 1, &player("carol"), "out", 0);
+        assert_eq!(credits(&core.take_effects()).len(), 1);
     }
 
     #[test]

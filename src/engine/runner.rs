@@ -447,6 +447,7 @@ async fn bets_in_flight(
                         .unwrap_or(u64::MAX)
                 }),
                 win_minor,
+                balance_after_minor: payout.credit_balance_after_minor,
             }
         } else if refunded.contains(&suffix) {
             BetSettled::Refunded
@@ -458,6 +459,7 @@ async fn bets_in_flight(
             slot,
             stake_minor,
             auto_cashout_hundredths: stake.transfer.multiplier_hundredths,
+            stake_balance_after_minor: stake.debit_balance_after_minor,
             settled,
         });
     }
@@ -1629,6 +1631,60 @@ mod tests {
         assert_eq!(rounds[1].payouts_total_minor, 525 + 1_100);
         // Round 6 was left open by the handover: the next leader resumes it.
         assert_eq!(rounds[0].status, RoundStatus::Betting);
+    }
+
+    #[tokio::test]
+    async fn commands_a_dead_leader_took_are_answered_by_the_next_with_their_outcome() {
+        let fixture = fixture(5, |crash| (150..400).contains(&crash));
+        let crash = crash_of_round_5(&fixture);
+        seed_flight(&fixture, crash, SystemClock.now_ms() - 20).await;
+        // The dead leader had made bob's cashout and taken alice's stake, but died
+        // before reporting the commands handled: the bus redelivers them.
+        send(&fixture.bus, "bob", cashout("bob-out")).await;
+        let alice_bet = Command::Bet {
+            req: "alice-in".into(),
+            amount_minor: 1_000,
+            auto_cashout_hundredths: Some(110),
+            slot: 0,
+        };
+        send(&fixture.bus, "alice", alice_bet).await;
+        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let (leadership, handover) = leadership(7);
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
+        let mut answers = Vec::new();
+        while answers.len() < 2 {
+            match next_reply(&mut replies).await {
+                (_, ServerMessage::Balance { .. }) => {}
+                answer => answers.push(answer),
+            }
+        }
+        handover.cancel();
+        engine.await.unwrap().unwrap();
+        let bob_ok = ServerMessage::CashoutOk {
+            req: "bob-out".into(),
+            round: 5,
+            slot: 0,
+            m: 105,
+            win: 525,
+            balance: 10_025,
+        };
+        let alice_ok = ServerMessage::BetOk {
+            req: "alice-in".into(),
+            round: 5,
+            slot: 0,
+            amount: 1_000,
+            auto: Some(110),
+            balance: 9_000,
+        };
+        assert_eq!(
+            answers,
+            vec![("bob".into(), bob_ok), ("alice".into(), alice_ok)]
+        );
+        let ledger = fixture.ledger.as_ref();
+        assert_eq!(balance_of(ledger, "bob").await, 10_025);
+        assert_eq!(ledger.transfers_with_prefix("bet:").await.unwrap().len(), 3);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
     }
 
     #[tokio::test]

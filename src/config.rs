@@ -111,6 +111,10 @@ pub struct GatewayConfig {
     /// Bets of the current round listed in a snapshot, at most: the largest its ticks
     /// listed. Each shard keeps this many per room.
     pub snapshot_bets_max: usize,
+    /// Requests (bets, cashouts) a connection may have awaiting the engine's answer;
+    /// further ones are refused `overloaded` until answers come back. The gateway
+    /// delivers one answer per request sent, so this is also the bound of its records.
+    pub requests_in_flight_max: usize,
 }
 
 impl Default for GatewayConfig {
@@ -132,6 +136,7 @@ impl Default for GatewayConfig {
             snapshot_history_rounds: 20,
             recovery_window_events: 600,
             snapshot_bets_max: 100,
+            requests_in_flight_max: 32,
         }
     }
 }
@@ -409,6 +414,11 @@ impl Config {
             engine.public_cashouts_per_tick_max <= PUBLIC_ITEMS_PER_TICK_MAX,
             "engine.public_cashouts_per_tick_max",
             &format!("must be at most {PUBLIC_ITEMS_PER_TICK_MAX}"),
+        )?;
+        require(
+            gateway.requests_in_flight_max > 0,
+            "gateway.requests_in_flight_max",
+            "must be positive",
         )?;
         require(
             gateway.snapshot_bets_max <= SNAPSHOT_BETS_MAX,

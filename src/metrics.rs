@@ -36,6 +36,9 @@ pub const ENGINE_BUS_ERRORS: &str = "aloft_engine_bus_errors_total";
 pub const ROUNDS: &str = "aloft_rounds_total";
 /// Histogram: ledger batch commit time, in seconds.
 pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
+/// Counter: answers to a request the connection no longer awaited (a new engine leader
+/// answering a command its predecessor had answered), dropped by the gateway.
+pub const DUPLICATE_REPLIES_DROPPED: &str = "aloft_duplicate_replies_dropped_total";
 /// Counter: guest accounts created.
 pub const GUESTS: &str = "aloft_guests_total";
 

@@ -171,6 +171,13 @@ pub struct EngineConfig {
     /// Cashouts a tick (or the crash) lists publicly, at most: the largest wins since
     /// the last tick.
     pub public_cashouts_per_tick_max: usize,
+    /// A ledger batch that takes longer than this, in milliseconds, opens the room's
+    /// circuit breaker (as a failed batch does): bets are refused `unavailable` for
+    /// `ledger_breaker_cooldown_ms`.
+    pub ledger_batch_timeout_ms: u64,
+    /// How long an open breaker refuses bets before one batch probes the ledger again,
+    /// in milliseconds.
+    pub ledger_breaker_cooldown_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -187,6 +194,8 @@ impl Default for EngineConfig {
             growth_rate_per_ms_millionths: 60,
             public_bets_per_tick_max: 10,
             public_cashouts_per_tick_max: 10,
+            ledger_batch_timeout_ms: 1_000,
+            ledger_breaker_cooldown_ms: 5_000,
         }
     }
 }
@@ -414,6 +423,16 @@ impl Config {
             engine.public_cashouts_per_tick_max <= PUBLIC_ITEMS_PER_TICK_MAX,
             "engine.public_cashouts_per_tick_max",
             &format!("must be at most {PUBLIC_ITEMS_PER_TICK_MAX}"),
+        )?;
+        require(
+            engine.ledger_batch_timeout_ms > 0,
+            "engine.ledger_batch_timeout_ms",
+            "must be positive",
+        )?;
+        require(
+            engine.ledger_breaker_cooldown_ms > 0,
+            "engine.ledger_breaker_cooldown_ms",
+            "must be positive",
         )?;
         require(
             gateway.requests_in_flight_max > 0,

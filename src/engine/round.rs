@@ -421,6 +421,8 @@ pub struct RoomCore {
     /// A bet was confirmed since the last tick: the totals changed, so a betting tick is
     /// due even when no bet is listed.
     bets_unannounced: bool,
+    /// Whether bets may go to the ledger (the runner's circuit breaker is not open).
+    ledger_available: bool,
     /// Sequence number of the next event; the first event of a run is 1.
     next_seq: u64,
     /// Latest time seen, to assert that engine time never goes back.
@@ -474,6 +476,7 @@ impl RoomCore {
             unannounced_bets,
             unannounced_cashouts,
             bets_unannounced: false,
+            ledger_available: true,
             next_seq: 1,
             last_now_ms: now_ms,
             effects: Effects::default(),
@@ -592,6 +595,12 @@ impl RoomCore {
             },
         );
         assert!(previous.is_none(), "one stake per player and slot");
+    }
+
+    /// Whether the ledger takes stakes now: while it does not, bets are refused
+    /// `unavailable` (after every other check); cashouts are not affected.
+    pub fn set_ledger_available(&mut self, available: bool) {
+        self.ledger_available = available;
     }
 
     pub fn round_number(&self) -> u64 {
@@ -788,6 +797,12 @@ impl RoomCore {
             return Err(Refusal::new(
                 ErrorCode::Overloaded,
                 "this round is full; retry with the same req",
+            ));
+        }
+        if !self.ledger_available {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "the ledger is failing; bets are refused for a few seconds; retry with the same req",
             ));
         }
         Ok(())
@@ -1426,7 +1441,10 @@ impl RoomCore {
         };
         if let Some(code) = refusal {
             // These codes ask the client to retry with the same req: never replay them.
-            let retry = matches!(code, ErrorCode::Internal | ErrorCode::Overloaded);
+            let retry = matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::Overloaded | ErrorCode::Unavailable
+            );
             if retry || self.remembered_refusals >= REPLAY_REFUSALS_PER_ROUND_MAX {
                 return;
             }
@@ -1459,6 +1477,8 @@ mod tests {
             growth_rate_per_ms_millionths: RATE,
             public_bets_per_tick_max: 10,
             public_cashouts_per_tick_max: 10,
+            ledger_batch_timeout_ms: 1_000,
+            ledger_breaker_cooldown_ms: 5_000,
         }
     }
 

@@ -30,6 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::Clock;
+use super::breaker::LedgerBreaker;
 use super::round::{
     BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
     RoundInFlight, TransferIntent, TransferPurpose,
@@ -486,6 +487,8 @@ struct RoomRunner {
     /// The epoch stamped on every event: numbering is contiguous within it (see
     /// `run_room` and `continued_numbering`).
     epoch: u64,
+    /// Refuses bets while the ledger fails or is slow (see `engine::breaker`).
+    breaker: LedgerBreaker,
 }
 
 impl RoomRunner {
@@ -497,7 +500,12 @@ impl RoomRunner {
         epoch: u64,
         now_ms: u64,
     ) -> RoomRunner {
+        let breaker = LedgerBreaker::new(
+            settings.engine.ledger_batch_timeout_ms,
+            settings.engine.ledger_breaker_cooldown_ms,
+        );
         RoomRunner {
+            breaker,
             room: settings.room,
             command_batch_max: settings.engine.command_batch_max,
             core,
@@ -563,6 +571,8 @@ impl RoomRunner {
             self.perform().await?;
             return Err(exhausted.into());
         }
+        let ledger_available = self.breaker.allows_bets(now_ms);
+        self.core.set_ledger_available(ledger_available);
         for envelope in batch {
             match envelope.command {
                 Command::Bet {
@@ -736,7 +746,9 @@ impl RoomRunner {
         let transfers = batch.iter().map(|intent| intent.transfer.clone()).collect();
         let started = std::time::Instant::now();
         let result = self.writer.apply_batch(transfers).await;
-        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(started.elapsed());
+        let elapsed = started.elapsed();
+        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(elapsed);
+        self.judge_batch(result.is_ok(), elapsed);
         match result {
             Ok(outcomes) => {
                 assert_eq!(outcomes.len(), batch.len(), "one outcome per transfer");
@@ -757,6 +769,17 @@ impl RoomRunner {
                 }
             }
         }
+    }
+
+    /// Tells the breaker how a batch went; a breaker that opens is logged and shown.
+    fn judge_batch(&mut self, committed: bool, elapsed: Duration) {
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.now_ms();
+        if self.breaker.record_batch(committed, elapsed_ms, now_ms) {
+            tracing::warn!(room = %self.room, committed, elapsed_ms, "ledger failing or slow: bets refused for a while");
+        }
+        let open = if self.breaker.is_open() { 1.0 } else { 0.0 };
+        metrics::gauge!(crate::metrics::LEDGER_BREAKER_OPEN, "room" => self.room.clone()).set(open);
     }
 
     fn settle(&mut self, intent: TransferIntent, outcome: TransferOutcome) {
@@ -1341,6 +1364,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_refuses_its_bets_and_retries_its_payouts() {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
+        // The breaker's cooldown is its own test's: here the retry comes after it.
+        fixture.settings.engine.ledger_breaker_cooldown_ms = 1;
         let flaky = Arc::new(FlakyLedger {
             inner: fixture.ledger.clone(),
             failures: std::sync::atomic::AtomicU32::new(0),
@@ -1362,6 +1387,7 @@ mod tests {
                 ..
             }
         ));
+        tokio::time::sleep(Duration::from_millis(5)).await;
         send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
         assert!(matches!(
             next_reply(&mut replies).await.1,
@@ -1391,6 +1417,70 @@ mod tests {
             1
         );
         assert_eq!(fixture.ledger.total_balance().await.unwrap(), 0);
+        watcher.finish();
+    }
+
+    #[tokio::test]
+    async fn a_failing_ledger_opens_the_breaker_bets_are_refused_and_cashouts_settle_once() {
+        let mut fixture = fixture(1, |crash| crash >= 1_000);
+        fixture.settings.engine.betting_duration_ms = 1_500;
+        fixture.settings.engine.ledger_breaker_cooldown_ms = 300;
+        let flaky = Arc::new(FlakyLedger {
+            inner: fixture.ledger.clone(),
+            failures: std::sync::atomic::AtomicU32::new(0),
+        });
+        fixture.deps.ledger = flaky.clone();
+        grant(&fixture.ledger, "alice", 10_000).await;
+        grant(&fixture.ledger, "bob", 10_000).await;
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+
+        flaky.fail_next(1);
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        let refused = |code| move |answer: (String, ServerMessage)| matches!(answer.1, ServerMessage::BetErr { code: c, .. } if c == code);
+        assert!(refused(ErrorCode::Internal)(next_reply(&mut replies).await));
+        // Open: refused at once, though the ledger would take it now.
+        send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
+        assert!(refused(ErrorCode::Unavailable)(
+            next_reply(&mut replies).await
+        ));
+        // After the cooldown the retries (same req) probe and go through.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
+        for _ in 0..2 {
+            let (_, answer) = next_reply(&mut replies).await;
+            assert!(
+                matches!(answer, ServerMessage::BetOk { balance: 9_000, .. }),
+                "{answer:?}"
+            );
+        }
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .await;
+        // Payouts are never refused: retried until the ledger takes them, once each.
+        flaky.fail_next(2);
+        send(&fixture.bus, "alice", cashout("out")).await;
+        send(&fixture.bus, "bob", cashout("out")).await;
+        for _ in 0..2 {
+            let (_, answer) = next_reply(&mut replies).await;
+            assert!(
+                matches!(answer, ServerMessage::CashoutOk { .. }),
+                "{answer:?}"
+            );
+        }
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+        let ledger = fixture.ledger.as_ref();
+        assert_eq!(
+            ledger.transfers_with_prefix("payout:").await.unwrap().len(),
+            2
+        );
+        assert_eq!(ledger.transfers_with_prefix("bet:").await.unwrap().len(), 2);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
         watcher.finish();
     }
 

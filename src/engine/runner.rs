@@ -1303,6 +1303,17 @@ mod tests {
     }
 
     impl FlakyLedger {
+        /// Puts a flaky ledger over the fixture's for the engine (the test still reads
+        /// the fixture's directly).
+        fn wrap(fixture: &mut Fixture) -> Arc<FlakyLedger> {
+            let flaky = Arc::new(FlakyLedger {
+                inner: fixture.ledger.clone(),
+                failures: std::sync::atomic::AtomicU32::new(0),
+            });
+            fixture.deps.ledger = flaky.clone();
+            flaky
+        }
+
         fn fail_next(&self, batches: u32) {
             self.failures
                 .store(batches, std::sync::atomic::Ordering::SeqCst);
@@ -1366,11 +1377,7 @@ mod tests {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
         // The breaker's cooldown is its own test's: here the retry comes after it.
         fixture.settings.engine.ledger_breaker_cooldown_ms = 1;
-        let flaky = Arc::new(FlakyLedger {
-            inner: fixture.ledger.clone(),
-            failures: std::sync::atomic::AtomicU32::new(0),
-        });
-        fixture.deps.ledger = flaky.clone();
+        let flaky = FlakyLedger::wrap(&mut fixture);
         grant(&fixture.ledger, "alice", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
@@ -1425,11 +1432,7 @@ mod tests {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
         fixture.settings.engine.betting_duration_ms = 1_500;
         fixture.settings.engine.ledger_breaker_cooldown_ms = 300;
-        let flaky = Arc::new(FlakyLedger {
-            inner: fixture.ledger.clone(),
-            failures: std::sync::atomic::AtomicU32::new(0),
-        });
-        fixture.deps.ledger = flaky.clone();
+        let flaky = FlakyLedger::wrap(&mut fixture);
         grant(&fixture.ledger, "alice", 10_000).await;
         grant(&fixture.ledger, "bob", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;

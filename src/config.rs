@@ -136,6 +136,10 @@ pub struct GatewayConfig {
     /// Bets of the current round listed in a snapshot, at most: the largest its ticks
     /// listed. Each shard keeps this many per room.
     pub snapshot_bets_max: usize,
+    /// Requests (bets, cashouts) a connection may have awaiting the engine's answer;
+    /// further ones are refused `overloaded` until answers come back. The gateway
+    /// delivers one answer per request sent, so this is also the bound of its records.
+    pub requests_in_flight_max: usize,
 }
 
 impl Default for GatewayConfig {
@@ -162,6 +166,7 @@ impl Default for GatewayConfig {
             snapshot_history_rounds: 20,
             recovery_window_events: 600,
             snapshot_bets_max: 100,
+            requests_in_flight_max: 32,
         }
     }
 }
@@ -196,6 +201,13 @@ pub struct EngineConfig {
     /// Cashouts a tick (or the crash) lists publicly, at most: the largest wins since
     /// the last tick.
     pub public_cashouts_per_tick_max: usize,
+    /// A ledger batch that takes longer than this, in milliseconds, opens the room's
+    /// circuit breaker (as a failed batch does): bets are refused `unavailable` for
+    /// `ledger_breaker_cooldown_ms`.
+    pub ledger_batch_timeout_ms: u64,
+    /// How long an open breaker refuses bets before one batch probes the ledger again,
+    /// in milliseconds.
+    pub ledger_breaker_cooldown_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -212,6 +224,8 @@ impl Default for EngineConfig {
             growth_rate_per_ms_millionths: 60,
             public_bets_per_tick_max: 10,
             public_cashouts_per_tick_max: 10,
+            ledger_batch_timeout_ms: 1_000,
+            ledger_breaker_cooldown_ms: 5_000,
         }
     }
 }
@@ -476,6 +490,21 @@ impl Config {
             engine.public_cashouts_per_tick_max <= PUBLIC_ITEMS_PER_TICK_MAX,
             "engine.public_cashouts_per_tick_max",
             &format!("must be at most {PUBLIC_ITEMS_PER_TICK_MAX}"),
+        )?;
+        require(
+            engine.ledger_batch_timeout_ms > 0,
+            "engine.ledger_batch_timeout_ms",
+            "must be positive",
+        )?;
+        require(
+            engine.ledger_breaker_cooldown_ms > 0,
+            "engine.ledger_breaker_cooldown_ms",
+            "must be positive",
+        )?;
+        require(
+            gateway.requests_in_flight_max > 0,
+            "gateway.requests_in_flight_max",
+            "must be positive",
         )?;
         require(
             gateway.snapshot_bets_max <= SNAPSHOT_BETS_MAX,

@@ -41,6 +41,12 @@ pub const ENGINE_BUS_ERRORS: &str = "aloft_engine_bus_errors_total";
 pub const ROUNDS: &str = "aloft_rounds_total";
 /// Histogram: ledger batch commit time, in seconds.
 pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
+/// Counter: answers to a request the connection no longer awaited (a new engine leader
+/// answering a command its predecessor had answered), dropped by the gateway.
+pub const DUPLICATE_REPLIES_DROPPED: &str = "aloft_duplicate_replies_dropped_total";
+/// Gauge per `room`: 1 while the room's ledger circuit breaker is open (bets refused
+/// `unavailable` because ledger batches failed or were slow), else 0.
+pub const LEDGER_BREAKER_OPEN: &str = "aloft_ledger_breaker_open";
 /// Counter: guest accounts created.
 pub const GUESTS: &str = "aloft_guests_total";
 /// Counter: requests refused by an admission limit, by `reason`: `ip_connections_max`,

@@ -206,6 +206,30 @@ pub struct BetCashout {
     pub win: i64,
 }
 
+/// The type of a client request, as the replies answering it name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    Bet,
+    Cashout,
+}
+
+/// The request a private frame answers (`bet_ok`/`bet_err` a bet, `cashout_ok`/
+/// `cashout_err` a cashout, by `req`); `None` for every other frame (`balance`, …).
+pub fn answered_request(json: &[u8]) -> Option<(RequestKind, String)> {
+    #[derive(Deserialize)]
+    struct Answer {
+        t: String,
+        req: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(json).ok()?;
+    let kind = match answer.t.as_str() {
+        "bet_ok" | "bet_err" => RequestKind::Bet,
+        "cashout_ok" | "cashout_err" => RequestKind::Cashout,
+        _ => return None,
+    };
+    Some((kind, answer.req?))
+}
+
 /// A private message to one connection. Private frames carry no `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -353,6 +377,9 @@ pub enum ErrorCode {
     Overloaded,
     /// A storage or bus fault; nothing was changed; retry with the same `req`.
     Internal,
+    /// The ledger is failing or slow, so bets are refused at once for a while (the
+    /// engine's circuit breaker); nothing was changed; retry with the same `req` later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -370,6 +397,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -650,6 +678,34 @@ mod tests {
     }
 
     #[test]
+    fn a_reply_names_the_request_it_answers() {
+        let bet_ok = ServerMessage::BetOk {
+            req: "r".into(),
+            round: 1,
+            slot: 0,
+            amount: 10,
+            auto: None,
+            balance: 0,
+        };
+        let cashout_err = ServerMessage::CashoutErr {
+            req: "r".into(),
+            code: ErrorCode::TooLate,
+            message: "late".into(),
+        };
+        let balance = ServerMessage::Balance {
+            balance: 1,
+            cashout: None,
+        };
+        let answered = |message: &ServerMessage| answered_request(encode(message).as_bytes());
+        assert_eq!(answered(&bet_ok), Some((RequestKind::Bet, "r".into())));
+        assert_eq!(
+            answered(&cashout_err),
+            Some((RequestKind::Cashout, "r".into()))
+        );
+        assert_eq!(answered(&balance), None);
+    }
+
+    #[test]
     fn error_code_wire_names_match_serde() {
         for code in [
             ErrorCode::BadJson,
@@ -663,6 +719,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::Overloaded,
             ErrorCode::Internal,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(encode(&code), format!("\"{}\"", code.as_str()));
         }

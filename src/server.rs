@@ -197,6 +197,9 @@ impl Server {
             ledger: ledger.clone(),
             players: dashmap::DashMap::new(),
             limits,
+            requests: crate::gateway::requests::RequestsInFlight::new(
+                config.gateway.requests_in_flight_max,
+            ),
             growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });
         let gateway = Gateway::start(GatewayStart {

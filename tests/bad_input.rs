@@ -237,3 +237,36 @@ async fn flooding_gets_rate_limited_then_closed_with_1008() {
     expect_close(&mut socket, u16::from(CloseCode::Policy)).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cashout_reusing_its_bets_req_is_a_cashout_not_a_replay() {
+    let mut app = TestApp::start().await;
+    let (mut socket, player, hello, _) = app.player().await;
+    let start_balance = hello["balance"].as_i64().unwrap();
+    let account = aloft::ledger::Account::Player(player);
+    // A round may crash at 1.00x, before any cashout: then the next round is tried.
+    for attempt in 0..5 {
+        let req = format!("same-{attempt}");
+        next_matching(&mut socket, |v| v["t"] == "betting").await;
+        send(&mut socket, json!({"t": "bet", "req": req, "amount": 250})).await;
+        let bet = next_matching(&mut socket, |v| v["req"] == req.as_str()).await;
+        assert_eq!(bet["t"], "bet_ok", "{bet}");
+        next_matching(&mut socket, |v| v["t"] == "flying").await;
+        send(&mut socket, json!({"t": "cashout", "req": req})).await;
+        let cashout = next_matching(&mut socket, |v| v["req"] == req.as_str()).await;
+        match cashout["t"].as_str() {
+            Some("cashout_ok") => {
+                let win = cashout["win"].as_i64().unwrap();
+                let balance = app.ledger().balance(&account).await.unwrap();
+                assert_eq!(cashout["balance"].as_i64().unwrap(), balance);
+                assert_eq!(balance, bet["balance"].as_i64().unwrap() + win);
+                assert!(balance > start_balance - 250 * (attempt + 1));
+                app.stop().await;
+                return;
+            }
+            Some("cashout_err") => assert_eq!(cashout["code"], "too_late", "{cashout}"),
+            _ => panic!("the cashout got another request's reply: {cashout}"),
+        }
+    }
+    panic!("five rounds in a row crashed before a cashout");
+}

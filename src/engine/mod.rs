@@ -5,8 +5,11 @@
 //! - [`runner`]: [`run_room`] (embedded) and [`lead_room`] (a cluster leader under a
 //!   lease), the async driver and the engine's only I/O, through
 //!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`Clock`].
+//! - [`breaker`]: [`breaker::LedgerBreaker`], whether a room takes bets while its ledger
+//!   fails or is slow.
 //! - [`clock`]: the engine's time source.
 
+pub mod breaker;
 pub mod clock;
 pub mod round;
 pub mod runner;

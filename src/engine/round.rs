@@ -167,6 +167,8 @@ pub struct BetInFlight {
     pub slot: u8,
     pub stake_minor: i64,
     pub auto_cashout_hundredths: Option<u64>,
+    /// The player's balance right after the stake was taken: what its `bet_ok` said.
+    pub stake_balance_after_minor: i64,
     pub settled: BetSettled,
 }
 
@@ -175,10 +177,12 @@ pub struct BetInFlight {
 pub enum BetSettled {
     /// Nothing: the bet is still in play.
     Open,
-    /// Paid at `multiplier_hundredths`.
+    /// Paid at `multiplier_hundredths`; `balance_after_minor` is the player's balance
+    /// right after the payout (what its `cashout_ok` said).
     PaidOut {
         multiplier_hundredths: u64,
         win_minor: i64,
+        balance_after_minor: i64,
     },
     /// Given back: the previous leader was aborting the round.
     Refunded,
@@ -306,12 +310,21 @@ impl Refusal {
     }
 }
 
-/// A request id as scoped by the replay map: per round and per player.
+/// A request id as scoped by the replay map: per round, per player and per message type,
+/// so a bet and a cashout that happen to share a `req` are two requests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RequestKey {
     round: u64,
     player: String,
+    kind: RequestKind,
     req: String,
+}
+
+/// The message type a request id belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum RequestKind {
+    Bet,
+    Cashout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,6 +410,10 @@ pub struct RoomCore {
     remembered_refusals: usize,
     /// Requests waiting for the ledger, with the connections to answer.
     waiters_by_request: HashMap<RequestKey, Vec<ReplyTo>>,
+    /// The stakes a previous leader took this round, by (player, slot): a command it took
+    /// but did not answer before it died is redelivered here, and is answered with what
+    /// the ledger holds for it (see [`RoomCore::bet`], [`RoomCore::cashout`]).
+    resumed_bets: HashMap<(String, u8), BetInFlight>,
     /// The largest bets confirmed since the last tick; the rest are only counted.
     unannounced_bets: Largest<PublicBet>,
     /// The largest cashouts since the last tick; the rest are only counted.
@@ -404,6 +421,8 @@ pub struct RoomCore {
     /// A bet was confirmed since the last tick: the totals changed, so a betting tick is
     /// due even when no bet is listed.
     bets_unannounced: bool,
+    /// Whether bets may go to the ledger (the runner's circuit breaker is not open).
+    ledger_available: bool,
     /// Sequence number of the next event; the first event of a run is 1.
     next_seq: u64,
     /// Latest time seen, to assert that engine time never goes back.
@@ -453,9 +472,11 @@ impl RoomCore {
             replies_by_request: HashMap::new(),
             remembered_refusals: 0,
             waiters_by_request: HashMap::new(),
+            resumed_bets: HashMap::new(),
             unannounced_bets,
             unannounced_cashouts,
             bets_unannounced: false,
+            ledger_available: true,
             next_seq: 1,
             last_now_ms: now_ms,
             effects: Effects::default(),
@@ -533,12 +554,15 @@ impl RoomCore {
 
     /// Takes a stake of a resumed round back into the round's books.
     fn adopt(&mut self, bet: BetInFlight) {
+        self.resumed_bets
+            .insert((bet.player.clone(), bet.slot), bet.clone());
         let BetInFlight {
             player,
             slot,
             stake_minor,
             auto_cashout_hundredths,
             settled,
+            ..
         } = bet;
         assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
         self.round.totals.bets += 1;
@@ -571,6 +595,12 @@ impl RoomCore {
             },
         );
         assert!(previous.is_none(), "one stake per player and slot");
+    }
+
+    /// Whether the ledger takes stakes now: while it does not, bets are refused
+    /// `unavailable` (after every other check); cashouts are not affected.
+    pub fn set_ledger_available(&mut self, available: bool) {
+        self.ledger_available = available;
     }
 
     pub fn round_number(&self) -> u64 {
@@ -645,7 +675,9 @@ impl RoomCore {
     }
 
     /// Places a bet for `from.player`. Answers at once when refused or replayed;
-    /// otherwise hands out the stake transfer and answers once the ledger has spoken.
+    /// otherwise hands out the stake transfer and answers once the ledger has spoken. A
+    /// bet with the terms of a stake a previous leader took in that slot this round is
+    /// that leader's command redelivered: it gets the `bet_ok` the stake earned.
     pub fn bet(
         &mut self,
         now_ms: u64,
@@ -656,8 +688,24 @@ impl RoomCore {
         slot: u8,
     ) {
         self.observe(now_ms);
-        let request = self.request_key(from, req);
+        let request = self.request_key(from, RequestKind::Bet, req);
         if self.answer_replay(&request, from) {
+            return;
+        }
+        let resumed = self.resumed_bets.get(&(from.player.clone(), slot));
+        if let Some(stake) = resumed.filter(|stake| {
+            (stake.stake_minor, stake.auto_cashout_hundredths)
+                == (amount_minor, auto_cashout_hundredths)
+        }) {
+            let message = ServerMessage::BetOk {
+                req: req.to_owned(),
+                round: self.round.number,
+                slot,
+                amount: amount_minor,
+                auto: auto_cashout_hundredths,
+                balance: stake.stake_balance_after_minor,
+            };
+            self.answer(request, vec![from.clone()], message);
             return;
         }
         let checked = self.check_bet(
@@ -751,6 +799,12 @@ impl RoomCore {
                 "this round is full; retry with the same req",
             ));
         }
+        if !self.ledger_available {
+            return Err(Refusal::new(
+                ErrorCode::Unavailable,
+                "the ledger is failing; bets are refused for a few seconds; retry with the same req",
+            ));
+        }
         Ok(())
     }
 
@@ -791,7 +845,7 @@ impl RoomCore {
             auto,
             balance: debit_balance_after_minor,
         };
-        self.finish_request(key.round, &key.player, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
     }
 
     /// The ledger refused the stake (`insufficient_funds`) or failed (`internal`): the
@@ -819,14 +873,34 @@ impl RoomCore {
             code,
             message: message.to_owned(),
         };
-        self.finish_request(key.round, &key.player, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
     }
 
-    /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`.
+    /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`. A bet a
+    /// previous leader already paid is that leader's cashout redelivered: it gets the
+    /// `cashout_ok` the payout earned.
     pub fn cashout(&mut self, now_ms: u64, from: &ReplyTo, req: &str, slot: u8) {
         self.observe(now_ms);
-        let request = self.request_key(from, req);
+        let request = self.request_key(from, RequestKind::Cashout, req);
         if self.answer_replay(&request, from) {
+            return;
+        }
+        let resumed = self.resumed_bets.get(&(from.player.clone(), slot));
+        if let Some(BetSettled::PaidOut {
+            multiplier_hundredths,
+            win_minor,
+            balance_after_minor,
+        }) = resumed.map(|stake| stake.settled)
+        {
+            let message = ServerMessage::CashoutOk {
+                req: req.to_owned(),
+                round: self.round.number,
+                slot,
+                m: multiplier_hundredths,
+                win: win_minor,
+                balance: balance_after_minor,
+            };
+            self.answer(request, vec![from.clone()], message);
             return;
         }
         match self.check_cashout(now_ms, &from.player, slot) {
@@ -899,7 +973,13 @@ impl RoomCore {
                     win: *win_minor,
                     balance: credit_balance_after_minor,
                 };
-                self.finish_request(round, &notice.bet.player, req.clone(), message);
+                self.finish_request(
+                    round,
+                    &notice.bet.player,
+                    RequestKind::Cashout,
+                    req.clone(),
+                    message,
+                );
                 return;
             }
             CreditReason::Cashout {
@@ -1090,6 +1170,7 @@ impl RoomCore {
         assert!(self.auto_cashouts.is_empty() && self.active_stakes_minor == 0);
         self.round = round;
         self.bets.clear();
+        self.resumed_bets.clear();
         self.replies_by_request.clear();
         self.remembered_refusals = 0;
         self.realized_profit_minor = 0;
@@ -1289,10 +1370,11 @@ impl RoomCore {
         format!("{kind}:{room}:{}:{}:{}", key.round, key.player, key.slot)
     }
 
-    fn request_key(&self, from: &ReplyTo, req: &str) -> RequestKey {
+    fn request_key(&self, from: &ReplyTo, kind: RequestKind, req: &str) -> RequestKey {
         RequestKey {
             round: self.round.number,
             player: from.player.clone(),
+            kind,
             req: req.to_owned(),
         }
     }
@@ -1318,10 +1400,18 @@ impl RoomCore {
     }
 
     /// Answers a request that waited for the ledger.
-    fn finish_request(&mut self, round: u64, player: &str, req: String, message: ServerMessage) {
+    fn finish_request(
+        &mut self,
+        round: u64,
+        player: &str,
+        kind: RequestKind,
+        req: String,
+        message: ServerMessage,
+    ) {
         let request = RequestKey {
             round,
             player: player.to_owned(),
+            kind,
             req,
         };
         let waiters = self
@@ -1351,7 +1441,10 @@ impl RoomCore {
         };
         if let Some(code) = refusal {
             // These codes ask the client to retry with the same req: never replay them.
-            let retry = matches!(code, ErrorCode::Internal | ErrorCode::Overloaded);
+            let retry = matches!(
+                code,
+                ErrorCode::Internal | ErrorCode::Overloaded | ErrorCode::Unavailable
+            );
             if retry || self.remembered_refusals >= REPLAY_REFUSALS_PER_ROUND_MAX {
                 return;
             }
@@ -1384,6 +1477,8 @@ mod tests {
             growth_rate_per_ms_millionths: RATE,
             public_bets_per_tick_max: 10,
             public_cashouts_per_tick_max: 10,
+            ledger_batch_timeout_ms: 1_000,
+            ledger_breaker_cooldown_ms: 5_000,
         }
     }
 
@@ -1614,6 +1709,44 @@ mod tests {
         assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::Internal);
         core.bet(T0_MS + 5, &player("a"), "r3", 100, None, 1);
         assert_eq!(core.take_effects().transfers.len(), 1);
+    }
+
+    #[test]
+    fn a_bet_and_a_cashout_sharing_a_req_are_two_requests() {
+        let (mut core, _) = room_where(|crash| crash >= 300, engine());
+        core.bet(T0_MS, &player("a"), "same", 100, None, 0);
+        let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
+            panic!("a stake")
+        };
+        core.confirm_bet(&key, 900);
+        assert!(matches!(only_reply(&mut core), ServerMessage::BetOk { .. }));
+        let started_at_ms = fly(&mut core);
+        core.take_effects();
+
+        // Not the bet's reply replayed: the cashout is made.
+        core.cashout(started_at_ms + 1_000, &player("a"), "same", 0);
+        let effects = core.take_effects();
+        assert_eq!(
+            credits(&effects),
+            vec![("payout:test:1:a:0".to_owned(), 106)]
+        );
+        let TransferPurpose::Credit(notice) = &effects.transfers[0].purpose else {
+            panic!("a credit")
+        };
+        core.credit_committed(notice, 1_006);
+        let cashout_ok = only_reply(&mut core);
+        assert!(matches!(
+            cashout_ok,
+            ServerMessage::CashoutOk { m: 106, .. }
+        ));
+        // Each is replayed as itself.
+        core.cashout(started_at_ms + 1_100, &player("a"), "same", 0);
+        assert_eq!(only_reply(&mut core), cashout_ok);
+        core.bet(started_at_ms + 1_100, &player("a"), "same", 100, None, 0);
+        assert!(matches!(
+            only_reply(&mut core),
+            ServerMessage::BetOk { balance: 900, .. }
+        ));
     }
 
     #[test]
@@ -1900,6 +2033,7 @@ mod tests {
             slot: 0,
             stake_minor,
             auto_cashout_hundredths: auto,
+            stake_balance_after_minor: 10_000 - stake_minor,
             settled: BetSettled::Open,
         };
         let record = RoundRecord {
@@ -1919,6 +2053,7 @@ mod tests {
                 settled: BetSettled::PaidOut {
                     multiplier_hundredths: 120,
                     win_minor: 600,
+                    balance_after_minor: 10_100,
                 },
                 ..open("bob", 500, Some(120))
             },
@@ -1985,6 +2120,51 @@ mod tests {
         assert_eq!(record.status, RoundStatus::Crashed);
         assert_eq!(record.bets_total_minor, 1_700);
         assert_eq!(record.payouts_total_minor, 600 + 1_500 + 400);
+    }
+
+    #[test]
+    fn a_command_the_previous_leader_took_is_answered_with_what_the_ledger_holds() {
+        let (original, crash) = room_where(|crash| crash >= 300, engine());
+        let now_ms = T0_MS + BETTING_MS + 50;
+        let in_flight = left_in_flight(&original, crash);
+        let (settings, chain) = (original.settings.clone(), original.chain.clone());
+        let mut core = RoomCore::resume(settings, chain, in_flight, 41, now_ms).unwrap();
+        core.take_effects();
+
+        // bob's cashout was paid before the leader died: its reply, nothing paid again.
+        core.cashout(now_ms, &player("bob"), "out", 0);
+        let effects = core.take_effects();
+        assert!(effects.transfers.is_empty());
+        let cashout_ok = ServerMessage::CashoutOk {
+            req: "out".into(),
+            round: 1,
+            slot: 0,
+            m: 120,
+            win: 600,
+            balance: 10_100,
+        };
+        assert_eq!(effects.replies[0].message, cashout_ok);
+        core.cashout(now_ms + 1, &player("bob"), "out", 0);
+        assert_eq!(only_reply(&mut core), cashout_ok);
+        // alice's bet was taken: bet_ok with the balance after her stake, though betting
+        // is over.
+        core.bet(now_ms + 1, &player("alice"), "in", 1_000, Some(150), 0);
+        let effects = core.take_effects();
+        assert!(effects.transfers.is_empty());
+        let bet_ok = ServerMessage::BetOk {
+            req: "in".into(),
+            round: 1,
+            slot: 0,
+            amount: 1_000,
+            auto: Some(150),
+            balance: 9_000,
+        };
+        assert_eq!(effects.replies[0].message, bet_ok);
+        // Other terms are another bet, refused as any; an open bet is cashed out as usual.
+        core.bet(now_ms + 1, &player("carol"), "in", 300, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        core.cashout(now_ms + 1, &player("carol"), "out", 0);
+        assert_eq!(credits(&core.take_effects()).len(), 1);
     }
 
     #[test]

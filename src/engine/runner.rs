@@ -30,6 +30,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use super::Clock;
+use super::breaker::LedgerBreaker;
 use super::round::{
     BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
     RoundInFlight, TransferIntent, TransferPurpose,
@@ -335,7 +336,8 @@ impl LedgerWriter {
 }
 
 /// Settles `rounds`, left Betting or Flying by a process that died: refunds every stake
-/// with neither a payout nor a refund, then journals the round Aborted.
+/// with neither a payout nor a refund, then journals the round Aborted with its totals
+/// recomputed from its transfers (the record it was left with predates its payouts).
 async fn abort_unfinished_rounds(
     room: &str,
     writer: &LedgerWriter,
@@ -343,7 +345,8 @@ async fn abort_unfinished_rounds(
     now_ms: u64,
 ) -> Result<(), LedgerError> {
     for record in rounds {
-        let refunds = refunds_owed(room, record.round, writer.ledger.as_ref()).await?;
+        let bets = bets_in_flight(room, record.round, writer.ledger.as_ref()).await?;
+        let refunds = refunds_owed(room, record.round, &bets);
         let refunded = refunds.len();
         if !refunds.is_empty() {
             let outcomes = writer.apply_batch(refunds.clone()).await?;
@@ -361,10 +364,13 @@ async fn abort_unfinished_rounds(
             refunded,
             "unfinished round aborted"
         );
+        let (bets_total_minor, payouts_total_minor) = settled_totals_minor(&bets);
         writer
             .record_round(RoundRecord {
                 status: RoundStatus::Aborted,
                 ended_at_ms: Some(now_ms),
+                bets_total_minor,
+                payouts_total_minor,
                 ..record
             })
             .await?;
@@ -373,24 +379,28 @@ async fn abort_unfinished_rounds(
 }
 
 /// The refunds of the stakes of `round` that were neither paid out nor refunded.
-async fn refunds_owed(
-    room: &str,
-    round: u64,
-    ledger: &dyn Ledger,
-) -> Result<Vec<Transfer>, LedgerError> {
-    let bets = bets_in_flight(room, round, ledger).await?;
-    let open = bets
-        .into_iter()
-        .filter(|bet| bet.settled == BetSettled::Open);
+fn refunds_owed(room: &str, round: u64, bets: &[BetInFlight]) -> Vec<Transfer> {
+    let open = bets.iter().filter(|bet| bet.settled == BetSettled::Open);
     let refunds = open.map(|bet| Transfer {
         id: format!("refund:{room}:{round}:{}:{}", bet.player, bet.slot),
         debit: Account::House,
-        credit: Account::Player(bet.player),
+        credit: Account::Player(bet.player.clone()),
         amount_minor: bet.stake_minor,
         kind: TransferKind::Refund,
         multiplier_hundredths: None,
     });
-    Ok(refunds.collect())
+    refunds.collect()
+}
+
+/// A round's journal totals from its stakes: (Σ stakes, Σ payouts), as the engine counts
+/// them while it plays (a refunded stake stays staked; a refund is not a payout).
+fn settled_totals_minor(bets: &[BetInFlight]) -> (i64, i64) {
+    let staked = bets.iter().map(|bet| bet.stake_minor).sum();
+    let paid = bets.iter().map(|bet| match bet.settled {
+        BetSettled::PaidOut { win_minor, .. } => win_minor,
+        BetSettled::Open | BetSettled::Refunded => 0,
+    });
+    (staked, paid.sum())
 }
 
 /// Every stake of `round` in the ledger, with what was paid or refunded for it. Transfer
@@ -438,6 +448,7 @@ async fn bets_in_flight(
                         .unwrap_or(u64::MAX)
                 }),
                 win_minor,
+                balance_after_minor: payout.credit_balance_after_minor,
             }
         } else if refunded.contains(&suffix) {
             BetSettled::Refunded
@@ -449,6 +460,7 @@ async fn bets_in_flight(
             slot,
             stake_minor,
             auto_cashout_hundredths: stake.transfer.multiplier_hundredths,
+            stake_balance_after_minor: stake.debit_balance_after_minor,
             settled,
         });
     }
@@ -475,6 +487,8 @@ struct RoomRunner {
     /// The epoch stamped on every event: numbering is contiguous within it (see
     /// `run_room` and `continued_numbering`).
     epoch: u64,
+    /// Refuses bets while the ledger fails or is slow (see `engine::breaker`).
+    breaker: LedgerBreaker,
 }
 
 impl RoomRunner {
@@ -486,7 +500,12 @@ impl RoomRunner {
         epoch: u64,
         now_ms: u64,
     ) -> RoomRunner {
+        let breaker = LedgerBreaker::new(
+            settings.engine.ledger_batch_timeout_ms,
+            settings.engine.ledger_breaker_cooldown_ms,
+        );
         RoomRunner {
+            breaker,
             room: settings.room,
             command_batch_max: settings.engine.command_batch_max,
             core,
@@ -552,6 +571,8 @@ impl RoomRunner {
             self.perform().await?;
             return Err(exhausted.into());
         }
+        let ledger_available = self.breaker.allows_bets(now_ms);
+        self.core.set_ledger_available(ledger_available);
         for envelope in batch {
             match envelope.command {
                 Command::Bet {
@@ -725,7 +746,9 @@ impl RoomRunner {
         let transfers = batch.iter().map(|intent| intent.transfer.clone()).collect();
         let started = std::time::Instant::now();
         let result = self.writer.apply_batch(transfers).await;
-        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(started.elapsed());
+        let elapsed = started.elapsed();
+        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(elapsed);
+        self.judge_batch(result.is_ok(), elapsed);
         match result {
             Ok(outcomes) => {
                 assert_eq!(outcomes.len(), batch.len(), "one outcome per transfer");
@@ -746,6 +769,17 @@ impl RoomRunner {
                 }
             }
         }
+    }
+
+    /// Tells the breaker how a batch went; a breaker that opens is logged and shown.
+    fn judge_batch(&mut self, committed: bool, elapsed: Duration) {
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = self.now_ms();
+        if self.breaker.record_batch(committed, elapsed_ms, now_ms) {
+            tracing::warn!(room = %self.room, committed, elapsed_ms, "ledger failing or slow: bets refused for a while");
+        }
+        let open = if self.breaker.is_open() { 1.0 } else { 0.0 };
+        metrics::gauge!(crate::metrics::LEDGER_BREAKER_OPEN, "room" => self.room.clone()).set(open);
     }
 
     fn settle(&mut self, intent: TransferIntent, outcome: TransferOutcome) {
@@ -1269,6 +1303,17 @@ mod tests {
     }
 
     impl FlakyLedger {
+        /// Puts a flaky ledger over the fixture's for the engine (the test still reads
+        /// the fixture's directly).
+        fn wrap(fixture: &mut Fixture) -> Arc<FlakyLedger> {
+            let flaky = Arc::new(FlakyLedger {
+                inner: fixture.ledger.clone(),
+                failures: std::sync::atomic::AtomicU32::new(0),
+            });
+            fixture.deps.ledger = flaky.clone();
+            flaky
+        }
+
         fn fail_next(&self, batches: u32) {
             self.failures
                 .store(batches, std::sync::atomic::Ordering::SeqCst);
@@ -1339,11 +1384,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_refuses_its_bets_and_retries_its_payouts() {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
-        let flaky = Arc::new(FlakyLedger {
-            inner: fixture.ledger.clone(),
-            failures: std::sync::atomic::AtomicU32::new(0),
-        });
-        fixture.deps.ledger = flaky.clone();
+        // The breaker's cooldown is its own test's: here the retry comes after it.
+        fixture.settings.engine.ledger_breaker_cooldown_ms = 1;
+        let flaky = FlakyLedger::wrap(&mut fixture);
         grant(&fixture.ledger, "alice", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
@@ -1360,6 +1403,7 @@ mod tests {
                 ..
             }
         ));
+        tokio::time::sleep(Duration::from_millis(5)).await;
         send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
         assert!(matches!(
             next_reply(&mut replies).await.1,
@@ -1392,6 +1436,66 @@ mod tests {
         watcher.finish();
     }
 
+    #[tokio::test]
+    async fn a_failing_ledger_opens_the_breaker_bets_are_refused_and_cashouts_settle_once() {
+        let mut fixture = fixture(1, |crash| crash >= 1_000);
+        fixture.settings.engine.betting_duration_ms = 1_500;
+        fixture.settings.engine.ledger_breaker_cooldown_ms = 300;
+        let flaky = FlakyLedger::wrap(&mut fixture);
+        grant(&fixture.ledger, "alice", 10_000).await;
+        grant(&fixture.ledger, "bob", 10_000).await;
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+        watcher
+            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .await;
+
+        flaky.fail_next(1);
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        let refused = |code| move |answer: (String, ServerMessage)| matches!(answer.1, ServerMessage::BetErr { code: c, .. } if c == code);
+        assert!(refused(ErrorCode::Internal)(next_reply(&mut replies).await));
+        // Open: refused at once, though the ledger would take it now.
+        send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
+        assert!(refused(ErrorCode::Unavailable)(
+            next_reply(&mut replies).await
+        ));
+        // After the cooldown the retries (same req) probe and go through.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
+        send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
+        for _ in 0..2 {
+            let (_, answer) = next_reply(&mut replies).await;
+            assert!(
+                matches!(answer, ServerMessage::BetOk { balance: 9_000, .. }),
+                "{answer:?}"
+            );
+        }
+
+        watcher
+            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .await;
+        // Payouts are never refused: retried until the ledger takes them, once each.
+        flaky.fail_next(2);
+        send(&fixture.bus, "alice", cashout("out")).await;
+        send(&fixture.bus, "bob", cashout("out")).await;
+        for _ in 0..2 {
+            let (_, answer) = next_reply(&mut replies).await;
+            assert!(
+                matches!(answer, ServerMessage::CashoutOk { .. }),
+                "{answer:?}"
+            );
+        }
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+        let ledger = fixture.ledger.as_ref();
+        assert_eq!(
+            ledger.transfers_with_prefix("payout:").await.unwrap().len(),
+            2
+        );
+        assert_eq!(ledger.transfers_with_prefix("bet:").await.unwrap().len(), 2);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
+        watcher.finish();
+    }
+
     /// Leaves round 5 as a process that died while it was flying would: alice's stake
     /// open, bob paid, carol refunded.
     async fn seed_dead_round(ledger: &SqliteLedger, chain: &FairChain) {
@@ -1418,8 +1522,9 @@ mod tests {
             started_at_ms: 1,
             ended_at_ms: None,
             status: RoundStatus::Flying,
+            // As journaled when the flight started, before any payout.
             bets_total_minor: 1_800,
-            payouts_total_minor: 1_000,
+            payouts_total_minor: 0,
         };
         ledger.record_round(record).await.unwrap();
     }
@@ -1453,6 +1558,11 @@ mod tests {
         assert_eq!(
             statuses,
             vec![(6, RoundStatus::Aborted), (5, RoundStatus::Aborted)]
+        );
+        // Recomputed from its transfers: every stake, and bob's payout (not the refund).
+        assert_eq!(
+            (rounds[1].bets_total_minor, rounds[1].payouts_total_minor),
+            (1_800, 1_000)
         );
         assert_eq!(watcher.finish().len(), 1);
     }
@@ -1623,6 +1733,60 @@ mod tests {
         assert_eq!(rounds[1].payouts_total_minor, 525 + 1_100);
         // Round 6 was left open by the handover: the next leader resumes it.
         assert_eq!(rounds[0].status, RoundStatus::Betting);
+    }
+
+    #[tokio::test]
+    async fn commands_a_dead_leader_took_are_answered_by_the_next_with_their_outcome() {
+        let fixture = fixture(5, |crash| (150..400).contains(&crash));
+        let crash = crash_of_round_5(&fixture);
+        seed_flight(&fixture, crash, SystemClock.now_ms() - 20).await;
+        // The dead leader had made bob's cashout and taken alice's stake, but died
+        // before reporting the commands handled: the bus redelivers them.
+        send(&fixture.bus, "bob", cashout("bob-out")).await;
+        let alice_bet = Command::Bet {
+            req: "alice-in".into(),
+            amount_minor: 1_000,
+            auto_cashout_hundredths: Some(110),
+            slot: 0,
+        };
+        send(&fixture.bus, "alice", alice_bet).await;
+        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let (leadership, handover) = leadership(7);
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
+        let mut answers = Vec::new();
+        while answers.len() < 2 {
+            match next_reply(&mut replies).await {
+                (_, ServerMessage::Balance { .. }) => {}
+                answer => answers.push(answer),
+            }
+        }
+        handover.cancel();
+        engine.await.unwrap().unwrap();
+        let bob_ok = ServerMessage::CashoutOk {
+            req: "bob-out".into(),
+            round: 5,
+            slot: 0,
+            m: 105,
+            win: 525,
+            balance: 10_025,
+        };
+        let alice_ok = ServerMessage::BetOk {
+            req: "alice-in".into(),
+            round: 5,
+            slot: 0,
+            amount: 1_000,
+            auto: Some(110),
+            balance: 9_000,
+        };
+        assert_eq!(
+            answers,
+            vec![("bob".into(), bob_ok), ("alice".into(), alice_ok)]
+        );
+        let ledger = fixture.ledger.as_ref();
+        assert_eq!(balance_of(ledger, "bob").await, 10_025);
+        assert_eq!(ledger.transfers_with_prefix("bet:").await.unwrap().len(), 3);
+        assert_eq!(ledger.total_balance().await.unwrap(), 0);
     }
 
     #[tokio::test]

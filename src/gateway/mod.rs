@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod frame;
 pub mod recovery;
+pub mod requests;
 pub mod room_view;
 pub mod session;
 pub mod shard;
@@ -29,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
-use crate::protocol::{PastRound, RoomEvent};
+use crate::protocol::{self, PastRound, RoomEvent};
 use recovery::StreamPosition;
 pub use shard::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardMessage};
 
@@ -48,6 +49,8 @@ pub struct GatewayShared {
     pub players: DashMap<String, Vec<u64>>,
     /// Live sockets per client address and per player, shared with the HTTP layer.
     pub limits: Arc<crate::admission::ConnectionLimits>,
+    /// The requests each connection awaits answers to (see [`requests`]).
+    pub requests: requests::RequestsInFlight,
     /// The rooms' multiplier growth (`engine.growth_rate_per_ms_millionths`), told to
     /// clients in `hello` so they animate the same curve.
     pub growth_rate_per_ms_millionths: u64,
@@ -336,16 +339,35 @@ async fn route_replies(
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
 ) {
     while let Some(reply) = replies.next().await {
-        let frame = frame::text(&reply.json);
-        let targets: Vec<u64> = match shared.players.get(&reply.to.player) {
-            Some(ids) if ids.contains(&reply.to.connection) => vec![reply.to.connection],
-            Some(ids) => ids.clone(),
-            None => continue,
+        let Some(targets) = reply_targets(&shared, &reply) else {
+            metrics::counter!(crate::metrics::DUPLICATE_REPLIES_DROPPED).increment(1);
+            tracing::debug!(player = %reply.to.player, "second answer to a request dropped");
+            continue;
         };
+        let frame = frame::text(&reply.json);
         for connection in targets {
             send_reply_to_shard(&shards, connection, &reply.to.player, frame.clone()).await;
         }
     }
+}
+
+/// The connections `reply` goes to: its own while it is open, else the player's others
+/// (none when the player has no socket here). `None` when it answers a request its open
+/// connection no longer awaits: the request was answered already, so this is dropped.
+fn reply_targets(shared: &GatewayShared, reply: &ReplyEnvelope) -> Option<Vec<u64>> {
+    let Some(ids) = shared.players.get(&reply.to.player) else {
+        return Some(Vec::new());
+    };
+    if !ids.contains(&reply.to.connection) {
+        return Some(ids.clone());
+    }
+    if let Some((kind, req)) = protocol::answered_request(&reply.json) {
+        let request = requests::RequestId { kind, req };
+        if !shared.requests.finish(reply.to.connection, &request) {
+            return None;
+        }
+    }
+    Some(vec![reply.to.connection])
 }
 
 /// Waits for room in the shard's queue rather than dropping: a reply may carry money
@@ -398,6 +420,57 @@ mod tests {
             .iter()
             .map(|event| (event.epoch, event.seq))
             .collect()
+    }
+
+    fn reply(connection: u64, message: &crate::protocol::ServerMessage) -> ReplyEnvelope {
+        ReplyEnvelope {
+            to: crate::bus::ReplyTo {
+                gateway: "gw".into(),
+                connection,
+                player: "p".into(),
+            },
+            json: Bytes::from(protocol::encode(message)),
+        }
+    }
+
+    #[test]
+    fn a_second_answer_to_a_request_is_dropped_and_other_replies_pass() {
+        use crate::protocol::{ErrorCode, RequestKind, ServerMessage};
+        let shared = GatewayShared {
+            id: "gw".into(),
+            config: GatewayConfig::default(),
+            rooms: vec!["r1".into()],
+            bus: Arc::new(MemoryBus::default()),
+            ledger: Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap()),
+            players: DashMap::new(),
+            requests: requests::RequestsInFlight::new(4),
+            growth_rate_per_ms_millionths: 60,
+        };
+        shared.players.insert("p".into(), vec![5, 6]);
+        let bet = requests::RequestId {
+            kind: RequestKind::Bet,
+            req: "b1".into(),
+        };
+        shared.requests.begin(5, bet).unwrap();
+        let bet_err = ServerMessage::BetErr {
+            req: "b1".into(),
+            code: ErrorCode::Internal,
+            message: "retry".into(),
+        };
+        assert_eq!(reply_targets(&shared, &reply(5, &bet_err)), Some(vec![5]));
+        // The same answer again (a new engine leader re-handling the command): dropped.
+        assert_eq!(reply_targets(&shared, &reply(5, &bet_err)), None);
+        // Unrequested frames are not answers: delivered.
+        let balance = ServerMessage::Balance {
+            balance: 1,
+            cashout: None,
+        };
+        assert_eq!(reply_targets(&shared, &reply(5, &balance)), Some(vec![5]));
+        // The requesting socket is gone: the player's others learn the outcome.
+        assert_eq!(
+            reply_targets(&shared, &reply(7, &bet_err)),
+            Some(vec![5, 6])
+        );
     }
 
     #[tokio::test]

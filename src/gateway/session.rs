@@ -16,10 +16,11 @@ use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
+use super::requests::RequestId;
 use super::shard::ShardState;
 use crate::auth::TokenKeys;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo};
-use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code};
+use crate::protocol::{self, ClientMessage, ErrorCode, RequestKind, ServerMessage, close_code};
 
 /// Messages handled per readiness event before the task yields to its other duties.
 const READ_BATCH_MESSAGES_MAX: usize = 64;
@@ -301,14 +302,29 @@ fn reply_error(connection: &Connection, code: ErrorCode, message: &str) {
     connection.send_private(frame::text(protocol::encode(&error).as_bytes()));
 }
 
-/// Forwards commands to the room's engine; a bus failure is answered at once.
+/// Forwards commands to the room's engine, each recorded as in flight for its answer; a
+/// connection at `requests_in_flight_max` or a bus failure is answered at once.
 async fn send_commands(
     shard: &ShardState,
     connection: &Connection,
     commands: Vec<(String, Command)>,
 ) {
+    let requests = &shard.shared.requests;
     for (req, command) in commands {
         let is_bet = matches!(command, Command::Bet { .. });
+        let request = RequestId {
+            kind: if is_bet {
+                RequestKind::Bet
+            } else {
+                RequestKind::Cashout
+            },
+            req: req.clone(),
+        };
+        if let Err(full) = requests.begin(connection.id, request.clone()) {
+            let message = format!("{full}; wait for one before sending more");
+            refuse_command(connection, is_bet, req, ErrorCode::Overloaded, message);
+            continue;
+        }
         let envelope = CommandEnvelope {
             room: connection.room.clone(),
             from: ReplyTo {
@@ -321,6 +337,8 @@ async fn send_commands(
         let Err(error) = shard.shared.bus.send_command(envelope).await else {
             continue;
         };
+        // Answered here: the engine never saw it.
+        requests.finish(connection.id, &request);
         let (code, message) = match error {
             BusError::QueueFull { .. } => (
                 ErrorCode::Overloaded,
@@ -328,11 +346,21 @@ async fn send_commands(
             ),
             other => (ErrorCode::Internal, other.to_string()),
         };
-        let reply = if is_bet {
-            ServerMessage::BetErr { req, code, message }
-        } else {
-            ServerMessage::CashoutErr { req, code, message }
-        };
-        connection.send_private(frame::text(protocol::encode(&reply).as_bytes()));
+        refuse_command(connection, is_bet, req, code, message);
     }
+}
+
+fn refuse_command(
+    connection: &Connection,
+    is_bet: bool,
+    req: String,
+    code: ErrorCode,
+    message: String,
+) {
+    let reply = if is_bet {
+        ServerMessage::BetErr { req, code, message }
+    } else {
+        ServerMessage::CashoutErr { req, code, message }
+    };
+    connection.send_private(frame::text(protocol::encode(&reply).as_bytes()));
 }

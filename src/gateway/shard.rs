@@ -426,6 +426,7 @@ impl ShardState {
             room.members.remove(connection.member_key.get());
         }
         self.registry.borrow_mut().remove(&connection.id);
+        self.shared.requests.forget(connection.id);
         self.shared
             .players
             .remove_if_mut(connection.player(), |_, ids| {

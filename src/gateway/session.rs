@@ -102,7 +102,11 @@ fn read_messages(
                 connection.close(close_code::MESSAGE_TOO_BIG, "message too big");
                 break;
             }
-            Err(WsError::Protocol(_) | WsError::Utf8(_)) => {
+            Err(WsError::Utf8(_)) => {
+                connection.close(close_code::INVALID_PAYLOAD, "invalid UTF-8");
+                break;
+            }
+            Err(WsError::Protocol(_)) => {
                 connection.close(close_code::PROTOCOL_ERROR, "protocol error");
                 break;
             }

@@ -6,8 +6,12 @@
 //!   lease), the async driver and the engine's only I/O, through
 //!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`Clock`].
 //! - [`clock`]: the engine's time source.
+//! - `invariants` (tests and the `fuzzing` feature only): random steps against a
+//!   `RoomCore` and a model ledger, checked against the money invariants.
 
 pub mod clock;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
 pub mod round;
 pub mod runner;
 

@@ -439,39 +439,13 @@ async fn close_without_payload_is_answered_without_code() {
     assert_eq!(close_code_after(&bytes).await, NO_STATUS_RECEIVED);
 }
 
+/// Codes a close frame must not carry (RFC 6455 §7.4): out of range, reserved, or meant
+/// only for reports (1005, 1006, 1015).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_0_closes_1002() {
-    close_with_code_answers(0, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_999_closes_1002() {
-    close_with_code_answers(999, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_1004_closes_1002() {
-    close_with_code_answers(1004, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_1005_closes_1002() {
-    close_with_code_answers(1005, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_1006_closes_1002() {
-    close_with_code_answers(1006, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_1015_closes_1002() {
-    close_with_code_answers(1015, PROTOCOL_ERROR).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_code_5000_closes_1002() {
-    close_with_code_answers(5000, PROTOCOL_ERROR).await;
+async fn close_with_an_invalid_code_closes_1002() {
+    for code in [0, 999, 1004, 1005, 1006, 1015, 5000] {
+        close_with_code_answers(code, PROTOCOL_ERROR).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

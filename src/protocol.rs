@@ -410,6 +410,8 @@ pub mod close_code {
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// A protocol violation (bad framing, unmasked client frame).
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message or close reason that is not UTF-8 (RFC 6455 §7.4.1).
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Policy violation: sustained rate-limit abuse.
     pub const POLICY_VIOLATION: u16 = 1008;
     /// A message larger than `inbound_message_bytes_max`.

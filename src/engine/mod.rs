@@ -8,9 +8,13 @@
 //! - [`breaker`]: [`breaker::LedgerBreaker`], whether a room takes bets while its ledger
 //!   fails or is slow.
 //! - [`clock`]: the engine's time source.
+//! - `invariants` (tests and the `fuzzing` feature only): random steps against a
+//!   `RoomCore` and a model ledger, checked against the money invariants.
 
 pub mod breaker;
 pub mod clock;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod invariants;
 pub mod round;
 pub mod runner;
 

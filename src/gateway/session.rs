@@ -106,7 +106,11 @@ impl Inbound {
                 connection.close(close_code::MESSAGE_TOO_BIG, "message too big");
                 Next::Stop
             }
-            Err(WsError::Protocol(_) | WsError::Utf8(_)) => {
+            Err(WsError::Utf8(_)) => {
+                connection.close(close_code::INVALID_PAYLOAD, "invalid UTF-8");
+                Next::Stop
+            }
+            Err(WsError::Protocol(_)) => {
                 connection.close(close_code::PROTOCOL_ERROR, "protocol error");
                 Next::Stop
             }

@@ -32,6 +32,7 @@ use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
 use crate::auth::TokenKeys;
+use crate::config::GatewayConfig;
 use crate::ledger::Account;
 use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};
 
@@ -151,14 +152,21 @@ pub fn run(setup: ShardSetup) -> std::io::Result<()> {
     local.block_on(&runtime, serve(setup))
 }
 
-async fn serve(setup: ShardSetup) -> std::io::Result<()> {
-    let listener = TcpListener::from_std(setup.listener)?;
-    let config = &setup.shared.config;
-    let ws_config = WebSocketConfig::default()
+/// How tungstenite reads a socket's frames: the message size limit applies to every
+/// frame too, and nothing is written through tungstenite but its control replies. Public
+/// so the WebSocket fuzz target reads bytes exactly as a shard does.
+pub fn websocket_config(config: &GatewayConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_bytes)
         .write_buffer_size(0)
         .max_message_size(Some(config.inbound_message_bytes_max))
-        .max_frame_size(Some(config.inbound_message_bytes_max));
+        .max_frame_size(Some(config.inbound_message_bytes_max))
+}
+
+async fn serve(setup: ShardSetup) -> std::io::Result<()> {
+    let listener = TcpListener::from_std(setup.listener)?;
+    let config = &setup.shared.config;
+    let ws_config = websocket_config(config);
     let rooms = setup
         .shared
         .rooms

@@ -73,6 +73,10 @@ pub struct RunContext {
     /// How long a bot that lost its connection may take to open another, in
     /// milliseconds; `None`: a lost connection fails the bot (`disconnected`).
     pub reconnect_ms_max: Option<u64>,
+    /// The run injects faults: a bet refused `internal` (the ledger is down) is allowed,
+    /// and an auto-cashout's report may come after the next round opened (its payout is
+    /// retried until the ledger is back) — but before the bot settles.
+    pub faults_expected: bool,
     pub room: String,
     /// Bots stop betting and start settling here.
     pub end_at: Instant,
@@ -168,6 +172,7 @@ struct Pending {
 #[derive(Debug)]
 struct OpenBet {
     round: u64,
+    slot: u8,
     amount_minor: i64,
     exit: Exit,
     acked: bool,
@@ -236,6 +241,8 @@ struct Bot {
     last_crash: Option<(u64, String)>,
     plan: Option<PlannedBets>,
     slots: [Option<OpenBet>; 2],
+    /// Bets of finished rounds whose auto-cashout report is late (`faults_expected`).
+    late: Vec<OpenBet>,
     pending: Vec<Pending>,
     outbox: Vec<ClientMessage>,
     requests_sent: u64,
@@ -287,6 +294,7 @@ impl Bot {
             last_crash: None,
             plan: None,
             slots: [None, None],
+            late: Vec::new(),
             pending: Vec::new(),
             outbox: Vec::new(),
             requests_sent: 0,
@@ -442,10 +450,11 @@ impl Bot {
         }
         if self.stopping && now >= self.context.settle_deadline && !self.is_settled() {
             let state = format!(
-                "not settled {} ms after the end: {} requests unanswered, slots {:?}, own ledger {:?}, server balance {}",
+                "not settled {} ms after the end: {} requests unanswered, slots {:?}, late auto-cashout reports {:?}, own ledger {:?}, server balance {}",
                 (self.context.settle_deadline - self.context.end_at).as_millis(),
                 self.pending.len(),
                 self.slots,
+                self.late,
                 self.expected_minor,
                 self.last_balance_minor
             );
@@ -465,6 +474,7 @@ impl Bot {
 
     fn is_settled(&self) -> bool {
         self.pending.is_empty()
+            && self.late.is_empty()
             && self.outbox.is_empty()
             && self
                 .slots
@@ -561,6 +571,7 @@ impl Bot {
     fn on_betting(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
         self.release_bets_before(round);
         if self.pending.is_empty()
+            && self.late.is_empty()
             && !self.rebase_pending
             && self
                 .expected_minor
@@ -588,6 +599,10 @@ impl Bot {
             };
             let slot_u8 = u8::try_from(slot).expect("two slots");
             if self.pending.iter().any(|request| request.slot == slot_u8) {
+                continue;
+            }
+            if bet.awaits_auto_cashout() && self.context.faults_expected {
+                self.late.extend(self.slots[slot].take());
                 continue;
             }
             if bet.awaits_auto_cashout() {
@@ -628,6 +643,7 @@ impl Bot {
             let req = self.next_req();
             self.slots[slot] = Some(OpenBet {
                 round: self.round,
+                slot: stake.slot,
                 amount_minor: stake.amount_minor,
                 exit: stake.exit,
                 acked: false,
@@ -766,12 +782,11 @@ impl Bot {
     /// Books a cashout of `slot` the bot learnt of privately, checking it against the
     /// bet; a public listing is only compared with the private report.
     fn apply_win(&mut self, slot: u8, round: u64, m: u64, win_minor: i64, source: Source) {
-        let Some(bet) = self
-            .slots
-            .get_mut(usize::from(slot))
+        let in_slot = (self.slots.get_mut(usize::from(slot)))
             .and_then(Option::as_mut)
-            .filter(|bet| bet.round == round)
-        else {
+            .filter(|bet| bet.round == round);
+        let late = |bet: &&mut OpenBet| bet.round == round && bet.slot == slot;
+        let Some(bet) = in_slot.or_else(|| self.late.iter_mut().find(late)) else {
             let message = format!(
                 "cashout of slot {slot} in round {round} at {m} ({source:?}) without a bet"
             );
@@ -817,6 +832,7 @@ impl Bot {
             });
         }
         bet.win = Some((m, win_minor));
+        self.late.retain(|bet| bet.win.is_none());
         if let Some(expected) = self.expected_minor.as_mut() {
             *expected += win_minor;
         }
@@ -1016,6 +1032,7 @@ impl Bot {
         }
         let expected = match code {
             ErrorCode::WrongPhase | ErrorCode::Overloaded => true,
+            ErrorCode::Internal => is_bet && self.context.faults_expected,
             ErrorCode::TooLate | ErrorCode::NoActiveBet => !is_bet,
             _ => false,
         };

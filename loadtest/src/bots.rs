@@ -100,6 +100,7 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<bool> {
         room: args.room.clone(),
         duration: args.duration,
         reconnect_ms_max: None,
+        faults_expected: false,
         stats: Arc::new(Stats::new()),
     };
     let context = Arc::new(plan.context().await?);
@@ -132,6 +133,8 @@ pub struct Generation {
     pub duration: Duration,
     /// See [`RunContext::reconnect_ms_max`].
     pub reconnect_ms_max: Option<u64>,
+    /// See [`RunContext::faults_expected`].
+    pub faults_expected: bool,
     pub stats: Arc<Stats>,
 }
 
@@ -160,6 +163,7 @@ impl Generation {
             stats: self.stats,
             servers: self.servers,
             reconnect_ms_max: self.reconnect_ms_max,
+            faults_expected: self.faults_expected,
             room: self.room,
             end_at,
             settle_deadline: end_at + Duration::from_millis(SETTLE_MS),

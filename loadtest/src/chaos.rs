@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::bots::{self, Generation};
 use crate::chaos_checks;
 use crate::chaos_cluster::{self, Cluster, ENGINES, GATEWAYS, ROOM, Role, Setup};
-use crate::stats::Stats;
+use crate::stats::{FailureLog, Stats};
 
 /// Most iterations of one run.
 const ITERATIONS_MAX: u64 = 100_000;
@@ -41,13 +41,13 @@ const RECONNECT_TIMEOUT_MS: u64 = 30_000;
 const POSTGRES_DOWN_MS: u64 = 5_000;
 /// Latest the fault comes after a `flying` was seen, in milliseconds.
 const FAULT_DELAY_MS_MAX: u64 = 1_000;
-/// Bot play besides the fault: a round to warm up and one after the recovery, in
-/// milliseconds (rounds of the default timing take 4-8 s).
-const PLAY_BESIDES_FAULT_MS: u64 = 14_000;
+/// Bot play besides the fault: the warm-up until a round flies and a round after the
+/// recovery, in milliseconds (rounds of the default timing take 3-8 s, a few 15 s).
+const PLAY_BESIDES_FAULT_MS: u64 = 20_000;
 /// New bot connections per second.
 const RAMP_PER_SECOND: u64 = 200;
-/// Findings printed per failed iteration.
-const MESSAGES_PRINTED_MAX: usize = 8;
+/// Bots' verification messages printed per failed iteration (all are counted).
+const BOT_MESSAGES_PRINTED_MAX: usize = 5;
 
 /// A fault the suite injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,15 +144,24 @@ pub struct ChaosArgs {
 }
 
 /// What one iteration found.
+#[derive(Default)]
 struct Outcome {
     /// The fault's own account: what was done, takeover or downtime.
     fault: String,
-    /// Time from the fault to a healthy cluster, in milliseconds.
-    recovered_ms: u128,
+    /// Time from the fault to a healthy cluster, in milliseconds (`None`: not healthy).
+    recovered_ms: Option<u128>,
     /// The bots' counts.
     bots: String,
-    /// Every failure: bots' verification errors, ledger findings, timeouts.
+    /// The bots' verification errors.
+    bot_errors: FailureLog,
+    /// The harness's failures (timeouts, a fault not completed) and the ledger findings.
     failures: Vec<String>,
+}
+
+impl Outcome {
+    fn passed(&self) -> bool {
+        self.failures.is_empty() && self.bot_errors.total() == 0
+    }
 }
 
 /// Runs the suite; `Ok(true)` when every fault was survived.
@@ -231,7 +240,7 @@ async fn iterate(
         print_outcome(number, args.iterations, fault, &outcome);
         println!("    iteration took {:.1} s", began.elapsed().as_secs_f64());
         let entry = &mut failed_by_fault[index];
-        if outcome.failures.is_empty() {
+        if outcome.passed() {
             entry.1 += 1;
         } else {
             entry.2 += 1;
@@ -266,17 +275,23 @@ async fn iteration(
     seed: u64,
 ) -> Outcome {
     let stats = Arc::new(Stats::with_acked_bets(true));
-    let mut failures = Vec::new();
+    let mut outcome = Outcome::default();
     let generation = Generation {
         servers: cluster.gateway_addrs.clone(),
         room: ROOM.to_owned(),
         duration: Duration::from_millis(PLAY_BESIDES_FAULT_MS + fault.typical_ms()),
         reconnect_ms_max: Some(RECONNECT_TIMEOUT_MS),
+        faults_expected: true,
         stats: stats.clone(),
     };
     let context = match generation.context().await {
         Ok(context) => Arc::new(context),
-        Err(error) => return Outcome::failed(format!("bots could not start: {error:#}")),
+        Err(error) => {
+            outcome
+                .failures
+                .push(format!("bots could not start: {error:#}"));
+            return outcome;
+        }
     };
     let players = args.bots;
     let bots = tokio::spawn({
@@ -284,55 +299,57 @@ async fn iteration(
         let sources = [Ipv4Addr::LOCALHOST];
         async move { bots::play(&context, players, RAMP_PER_SECOND, &sources, seed).await }
     });
-    let (fault_report, recovered_ms) = match disturb(cluster, &stats, fault, number).await {
-        Ok(done) => done,
-        Err(error) => {
-            failures.push(format!("{error:#}"));
-            ("fault not completed".to_owned(), 0)
-        }
-    };
+    outcome.fault = "not injected".to_owned();
+    let disturbed = disturb(cluster, &stats, players, fault, number, &mut outcome).await;
+    if let Err(error) = disturbed {
+        outcome.failures.push(format!("{error:#}"));
+    } else if Instant::now() > context.end_at {
+        let message = "the bots stopped playing before a round finished after the fault \
+                       (a long warm-up): this iteration proves nothing";
+        outcome.failures.push(message.to_owned());
+    }
     let started = match bots.await {
         Ok(started) => started,
         Err(error) => {
-            failures.push(format!("the bots' task failed: {error}"));
+            outcome
+                .failures
+                .push(format!("the bots' task failed: {error}"));
             0
         }
     };
     if started < players {
-        failures.push(format!("only {started} of {players} bots started"));
+        let message = format!("only {started} of {players} bots started");
+        outcome.failures.push(message);
     }
-    let log = stats.failures();
-    failures.extend(log.first_messages.iter().cloned());
-    if log.total() > log.first_messages.len() as u64 {
-        failures.push(format!(
-            "bots: {} verification errors in all: {:?}",
-            log.total(),
-            log.by_check
-        ));
-    }
+    outcome.bot_errors = stats.failures();
+    outcome.bots = bots_line(&stats, started);
     match chaos_checks::read_ledger(&cluster.database_url).await {
         Ok(rows) => {
             let findings = chaos_checks::check(&rows, &stats.acked_bets(), ROOM);
-            failures.extend(findings.messages);
+            outcome.failures.extend(findings.messages);
         }
-        Err(error) => failures.push(format!("reading the ledger: {error:#}")),
+        Err(error) => outcome
+            .failures
+            .push(format!("reading the ledger: {error:#}")),
     }
-    Outcome {
-        fault: fault_report,
-        recovered_ms,
-        bots: bots_line(&stats, started, log.total()),
-        failures,
-    }
+    outcome
 }
 
-/// Waits for a flight, injects `fault`, waits for health and a crashed round; returns
-/// the fault's account and the time to health.
+/// Waits until every bot is connected and a round flies, injects `fault`, waits for
+/// health and a round finished in the ledger; notes the fault's account and the time to
+/// health in `outcome`.
 async fn disturb(
     cluster: &mut Cluster,
     stats: &Stats,
+    players: u64,
     fault: Fault,
     number: u64,
-) -> anyhow::Result<(String, u128)> {
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
+    chaos_cluster::wait_for("every bot to connect", WARMUP_TIMEOUT_MS, || async {
+        Stats::get(&stats.connected) >= players
+    })
+    .await?;
     let flying_before = stats.highest_flying_round();
     chaos_cluster::wait_for("the bots to see a round fly", WARMUP_TIMEOUT_MS, || async {
         stats.highest_flying_round() > flying_before
@@ -347,16 +364,17 @@ async fn disturb(
     )
     .await
     .with_context(|| format!("{} took more than {FAULT_TIMEOUT_MS} ms", fault.name()))??;
+    outcome.fault = report;
     cluster.wait_healthy(RECOVERY_TIMEOUT_MS).await?;
-    let recovered_ms = injected.elapsed().as_millis();
-    let crashed_before = stats.highest_crashed_round();
-    chaos_cluster::wait_for(
-        "a round to crash after the recovery",
-        ROUND_TIMEOUT_MS,
-        || async { stats.highest_crashed_round() > crashed_before },
-    )
-    .await?;
-    Ok((report, recovered_ms))
+    outcome.recovered_ms = Some(injected.elapsed().as_millis());
+    let url = cluster.database_url.clone();
+    let finished_before = chaos_checks::newest_finished_round(&url).await?;
+    let what = "a round to finish in the ledger after the recovery";
+    chaos_cluster::wait_for(what, ROUND_TIMEOUT_MS, || async {
+        let finished = chaos_checks::newest_finished_round(&url).await;
+        finished.is_ok_and(|finished| finished > finished_before)
+    })
+    .await
 }
 
 /// Injects `fault` and undoes it (restarts what it stopped); says what it did.
@@ -451,53 +469,48 @@ async fn rolling_restart(cluster: &mut Cluster) -> anyhow::Result<String> {
     Ok(account.trim_end_matches("; ").to_owned())
 }
 
-impl Outcome {
-    fn failed(failure: String) -> Outcome {
-        Outcome {
-            fault: "not injected".to_owned(),
-            recovered_ms: 0,
-            bots: String::new(),
-            failures: vec![failure],
-        }
-    }
-}
-
-fn bots_line(stats: &Stats, started: u64, errors: u64) -> String {
+fn bots_line(stats: &Stats, started: u64) -> String {
     let get = Stats::get;
     format!(
-        "{started} bots, {} bets acked, {} reconnects ({} resumed, {} snapshots), {errors} verification errors",
+        "{started} bots, {} bets acked, {} reconnects ({} resumed, {} snapshots), rejects {:?}",
         get(&stats.bets_acked),
         get(&stats.reconnects),
         get(&stats.resumes_recovered),
         get(&stats.resumes_snapshot),
+        stats.rejects.lock().expect("rejects lock"),
     )
 }
 
 fn print_outcome(number: u64, iterations: u64, fault: Fault, outcome: &Outcome) {
-    let verdict = if outcome.failures.is_empty() {
-        "PASS"
-    } else {
-        "FAIL"
-    };
+    let verdict = if outcome.passed() { "PASS" } else { "FAIL" };
+    let healthy = outcome.recovered_ms.map_or_else(
+        || "not healthy again".to_owned(),
+        |ms| format!("healthy {ms} ms after the fault"),
+    );
     println!(
-        "[{number}/{iterations}] {verdict} {}: {}; healthy {} ms after the fault",
+        "[{number}/{iterations}] {verdict} {}: {}; {healthy}",
         fault.name(),
-        outcome.fault,
-        outcome.recovered_ms
+        outcome.fault
     );
     println!("    bots: {}", outcome.bots);
-    if outcome.failures.is_empty() {
+    let errors = &outcome.bot_errors;
+    if errors.total() > 0 {
         println!(
-            "    checks: every acked bet staked, none settled twice, no negative balance, sum 0, bots verified"
+            "    bots' verification errors: {} {:?}",
+            errors.total(),
+            errors.by_check
         );
+        for message in errors.first_messages.iter().take(BOT_MESSAGES_PRINTED_MAX) {
+            println!("      {message}");
+        }
     }
-    for failure in outcome.failures.iter().take(MESSAGES_PRINTED_MAX) {
+    for failure in &outcome.failures {
         println!("    - {failure}");
     }
-    if outcome.failures.len() > MESSAGES_PRINTED_MAX {
+    if outcome.passed() {
         println!(
-            "    - … {} more",
-            outcome.failures.len() - MESSAGES_PRINTED_MAX
+            "    checks: every acked bet staked, none settled twice, no negative balance, \
+             balances sum to 0, no bot verification error"
         );
     }
 }

@@ -344,6 +344,19 @@ pub async fn read_ledger(database_url: &str) -> anyhow::Result<LedgerRows> {
     })
 }
 
+/// The newest round of the ledger that crashed or was aborted (0 before the first).
+pub async fn newest_finished_round(database_url: &str) -> anyhow::Result<i64> {
+    let client = crate::chaos_cluster::connect(database_url).await?;
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(round), 0) FROM rounds WHERE status IN ('crashed', 'aborted')",
+            &[],
+        )
+        .await
+        .context("reading the newest finished round")?;
+    Ok(row.get(0))
+}
+
 /// Accounts whose balance is not the sum of their credits minus their debits.
 const BALANCE_MISMATCHES_SQL: &str = "
 SELECT a.key, a.balance, (coalesce(c.total, 0) - coalesce(d.total, 0))::bigint

@@ -151,11 +151,6 @@ impl Stats {
         }
     }
 
-    /// The highest round a bot saw crash (0 before the first).
-    pub fn highest_crashed_round(&self) -> u64 {
-        self.highest_crashed_round.load(Ordering::Relaxed)
-    }
-
     /// Notes that a bot saw `round` fly.
     pub fn note_flying(&self, round: u64) {
         self.highest_flying_round

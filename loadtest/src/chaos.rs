@@ -230,7 +230,8 @@ async fn iterate(
     faults: &[Fault],
     seed: u64,
 ) -> anyhow::Result<(u64, u64)> {
-    let mut failed_by_fault: Vec<(Fault, u64, u64)> = faults.iter().map(|f| (*f, 0, 0)).collect();
+    // Survived and failed per fault, each fault once even if `--faults` repeats it.
+    let mut tally: Vec<(Fault, u64, u64)> = Vec::new();
     for number in 1..=args.iterations {
         let index = usize::try_from(number - 1).expect("iterations fit usize") % faults.len();
         let fault = faults[index];
@@ -239,11 +240,17 @@ async fn iterate(
         let outcome = iteration(cluster, args, fault, number, iteration_seed).await;
         print_outcome(number, args.iterations, fault, &outcome);
         println!("    iteration took {:.1} s", began.elapsed().as_secs_f64());
-        let entry = &mut failed_by_fault[index];
+        let position = match tally.iter().position(|entry| entry.0 == fault) {
+            Some(position) => position,
+            None => {
+                tally.push((fault, 0, 0));
+                tally.len() - 1
+            }
+        };
         if outcome.passed() {
-            entry.1 += 1;
+            tally[position].1 += 1;
         } else {
-            entry.2 += 1;
+            tally[position].2 += 1;
         }
         if let Some(problems) = cluster.unhealthy().await {
             // The next iteration cannot start from a broken cluster.
@@ -255,14 +262,14 @@ async fn iterate(
                 })?;
         }
     }
-    for (fault, survived, failed) in &failed_by_fault {
+    for (fault, survived, failed) in &tally {
         println!(
             "  {:<16} {survived} survived, {failed} failed",
             fault.name()
         );
     }
-    let survived = failed_by_fault.iter().map(|entry| entry.1).sum();
-    let failed = failed_by_fault.iter().map(|entry| entry.2).sum();
+    let survived = tally.iter().map(|entry| entry.1).sum();
+    let failed = tally.iter().map(|entry| entry.2).sum();
     Ok((survived, failed))
 }
 

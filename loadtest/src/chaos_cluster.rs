@@ -238,14 +238,22 @@ impl Cluster {
             "UTF8",
             "--no-sync",
         ]);
-        let mut initdb = self.spawn("initdb", command)?;
-        let status =
-            tokio::time::timeout(Duration::from_millis(SETUP_TIMEOUT_MS), initdb.child.wait())
-                .await
-                .with_context(|| format!("initdb did not finish in {SETUP_TIMEOUT_MS} ms"))??;
+        self.run_to_end("initdb", command).await
+    }
+
+    /// Runs a setup step `name` to its end, within [`SETUP_TIMEOUT_MS`]; fails unless it
+    /// exited successfully.
+    async fn run_to_end(&self, name: &str, command: Command) -> anyhow::Result<()> {
+        let mut process = self.spawn(name, command)?;
+        let status = tokio::time::timeout(
+            Duration::from_millis(SETUP_TIMEOUT_MS),
+            process.child.wait(),
+        )
+        .await
+        .with_context(|| format!("{name} did not finish in {SETUP_TIMEOUT_MS} ms"))??;
         ensure!(
             status.success(),
-            "initdb failed ({status}): see logs/initdb.log"
+            "{name} failed ({status}): see logs/{name}.log"
         );
         Ok(())
     }
@@ -319,18 +327,7 @@ impl Cluster {
 
     async fn migrate(&self) -> anyhow::Result<()> {
         let command = self.aloft_command("migrate", &["migrate"])?;
-        let mut migrate = self.spawn("migrate", command)?;
-        let status = tokio::time::timeout(
-            Duration::from_millis(SETUP_TIMEOUT_MS),
-            migrate.child.wait(),
-        )
-        .await
-        .with_context(|| format!("aloft migrate did not finish in {SETUP_TIMEOUT_MS} ms"))??;
-        ensure!(
-            status.success(),
-            "aloft migrate failed ({status}): see logs/migrate.log"
-        );
-        Ok(())
+        self.run_to_end("migrate", command).await
     }
 
     /// Starts an engine or a gateway and waits until it serves: a gateway until

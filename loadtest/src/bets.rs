@@ -577,7 +577,8 @@ async fn connect_players(
         setups.spawn(async move {
             let _permit = gate.acquire_owned().await?;
             let guest = api.guest().await?;
-            let socket = connection::open(server, Ipv4Addr::LOCALHOST, &guest.token, &room).await?;
+            let socket =
+                connection::open(server, Ipv4Addr::LOCALHOST, &guest.token, &room, None).await?;
             anyhow::Ok(Player {
                 id: guest.player,
                 socket,

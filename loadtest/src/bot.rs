@@ -18,8 +18,20 @@
 //! Public events are followed with `verify::StreamTracker`: ticks the server skipped for
 //! this socket (conflation) are counted in `ticks_conflated`, anything else missing or
 //! out of order fails the run.
+//!
+//! Reconnecting (runs that allow it, `RunContext::reconnect_ms_max`): a bot that loses
+//! its connection opens one to the next gateway in turn with `since` and `epoch`, and
+//! the gateway must answer `hello.recovered` and then either the missed events (which
+//! the stream tracker checks like live ones) or a snapshot. Unanswered requests are sent
+//! again with their `req`. Private frames sent while the bot was away are not replayed
+//! (docs/protocol.md), so the bot cannot know of an auto-cashout made meanwhile: its
+//! bets of that time are not checked for one, and its own ledger is set to the first
+//! fresh balance it gets once every re-sent request is answered — not to the balance of
+//! a re-sent request's reply, which repeats the first reply verbatim and may predate
+//! what the bot missed. The money itself is checked in the ledger by the caller
+//! (`chaos_checks`).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,8 +47,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api::Api;
 use crate::behaviour::{self, Exit, Stake};
-use crate::connection::{self, Incoming, Socket};
-use crate::stats::{LocalStats, Stats};
+use crate::connection::{self, Incoming, Resume, Socket};
+use crate::stats::{AckedBet, LocalStats, Stats};
 use crate::verify::{self, Check, EventKind, Failure, FairCheck, StreamTracker};
 
 /// Interval between a bot's `ping` messages, in milliseconds.
@@ -55,7 +67,16 @@ pub struct RunContext {
     pub api: Api,
     pub fair: FairCheck,
     pub stats: Arc<Stats>,
-    pub server: std::net::SocketAddr,
+    /// The gateways: bot `index` joins `servers[index % len]` and, reconnecting, moves
+    /// on to the next one.
+    pub servers: Vec<SocketAddr>,
+    /// How long a bot that lost its connection may take to open another, in
+    /// milliseconds; `None`: a lost connection fails the bot (`disconnected`).
+    pub reconnect_ms_max: Option<u64>,
+    /// The run injects faults: a bet refused `internal` (the ledger is down) is allowed,
+    /// and an auto-cashout's report may come after the next round opened (its payout is
+    /// retried until the ledger is back) — but before the bot settles.
+    pub faults_expected: bool,
     pub room: String,
     /// Bots stop betting and start settling here.
     pub end_at: Instant,
@@ -68,9 +89,11 @@ pub struct RunContext {
 /// Runs bot `index` from its guest token to its final balance check.
 pub async fn run(context: Arc<RunContext>, index: u64, source: Ipv4Addr, seed: u64) {
     let stats = &context.stats;
+    let home = usize::try_from(index).expect("bot index fits usize") % context.servers.len();
     let joined = async {
         let guest = context.api.guest().await?;
-        let socket = connection::open(context.server, source, &guest.token, &context.room).await?;
+        let server = context.servers[home];
+        let socket = connection::open(server, source, &guest.token, &context.room, None).await?;
         anyhow::Ok((guest, socket))
     };
     let (guest, mut socket) = match joined.await {
@@ -93,17 +116,42 @@ pub async fn run(context: Arc<RunContext>, index: u64, source: Ipv4Addr, seed: u
         .connected
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut bot = Bot::new(context.clone(), index, guest.player, guest.balance, seed);
-    let settled = bot.play(&mut socket).await;
-    stats
-        .connected
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    // The connection is finished either way; a failed close frame changes nothing.
-    let _ = socket.close(None).await;
+    bot.server = home;
+    let settled = loop {
+        let ended = bot.play(&mut socket).await;
+        stats
+            .connected
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        // The connection is finished either way; a failed close frame changes nothing.
+        let _ = socket.close(None).await;
+        match ended {
+            Ended::Settled => break true,
+            Ended::GaveUp => break false,
+            Ended::Lost(why) => match bot.reconnect(&guest.token, source, why).await {
+                Some(reopened) => socket = reopened,
+                None => break false,
+            },
+        }
+        stats
+            .connected
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
     drop(socket);
     if settled {
         bot.final_check(&guest.token, source).await;
     }
     bot.local.flush(stats);
+}
+
+/// How a connection's play ended.
+#[derive(Debug)]
+enum Ended {
+    /// Settled after the end of the run.
+    Settled,
+    /// A check ended the bot (drain timeout); already reported.
+    GaveUp,
+    /// The connection was lost or closed, for this reason.
+    Lost(String),
 }
 
 /// A request sent and not answered yet.
@@ -113,6 +161,10 @@ struct Pending {
     slot: u8,
     is_bet: bool,
     sent_at: Instant,
+    /// The request itself, sent again after a reconnection.
+    message: ClientMessage,
+    /// Sent again after a reconnection: its reply may be the first one, verbatim.
+    resent: bool,
 }
 
 /// A bet the bot holds in a slot, from the request until its round crashed and its
@@ -120,6 +172,7 @@ struct Pending {
 #[derive(Debug)]
 struct OpenBet {
     round: u64,
+    slot: u8,
     amount_minor: i64,
     exit: Exit,
     acked: bool,
@@ -130,6 +183,9 @@ struct OpenBet {
     listed: Option<(u64, i64)>,
     /// The crash point of its round, once crashed.
     crashed_at: Option<u64>,
+    /// The bot was away during this bet's round: a private report of its auto-cashout
+    /// may have been sent to the lost connection.
+    blind: bool,
 }
 
 impl OpenBet {
@@ -137,6 +193,7 @@ impl OpenBet {
     fn awaits_auto_cashout(&self) -> bool {
         let target = self.exit.auto();
         self.acked
+            && !self.blind
             && self.win.is_none()
             && matches!((target, self.crashed_at), (Some(auto), Some(crash)) if auto < crash)
     }
@@ -184,6 +241,8 @@ struct Bot {
     last_crash: Option<(u64, String)>,
     plan: Option<PlannedBets>,
     slots: [Option<OpenBet>; 2],
+    /// Bets of finished rounds whose auto-cashout report is late (`faults_expected`).
+    late: Vec<OpenBet>,
     pending: Vec<Pending>,
     outbox: Vec<ClientMessage>,
     requests_sent: u64,
@@ -196,6 +255,17 @@ struct Bot {
     stopping: bool,
     done: bool,
     local: LocalStats,
+    /// Index in `context.servers` of the gateway of the current connection.
+    server: usize,
+    /// The epoch of the last snapshot: with the tracker's last `seq`, where to resume.
+    epoch: Option<u64>,
+    /// Why the server closed the connection, once it did.
+    lost: Option<String>,
+    /// A reconnection sent `since`: the next `hello` must say whether it recovered.
+    resuming: bool,
+    /// The bot was away: its own ledger is set to the next fresh balance the server
+    /// sends once no re-sent request waits (see the module doc).
+    rebase_pending: bool,
 }
 
 impl Bot {
@@ -224,6 +294,7 @@ impl Bot {
             last_crash: None,
             plan: None,
             slots: [None, None],
+            late: Vec::new(),
             pending: Vec::new(),
             outbox: Vec::new(),
             requests_sent: 0,
@@ -234,12 +305,17 @@ impl Bot {
             stopping: false,
             done: false,
             local: LocalStats::default(),
+            server: 0,
+            epoch: None,
+            lost: None,
+            resuming: false,
+            rebase_pending: false,
         }
     }
 
-    /// Plays until settled after the end of the run (true) or until the connection or
-    /// the drain fails (false).
-    async fn play(&mut self, socket: &mut Socket) -> bool {
+    /// Plays on `socket` until settled after the end of the run, until a check ends the
+    /// bot or until the connection is lost.
+    async fn play(&mut self, socket: &mut Socket) -> Ended {
         let mut armed = self.next_deadline();
         let timer = tokio::time::sleep_until(armed);
         tokio::pin!(timer);
@@ -247,19 +323,22 @@ impl Bot {
             tokio::select! {
                 frame = socket.next() => match frame {
                     Some(Ok(message)) => self.on_message(message),
-                    Some(Err(error)) => return self.lost(format!("read failed: {error}")),
-                    None => return self.lost("connection closed".to_owned()),
+                    Some(Err(error)) => return Ended::Lost(format!("read failed: {error}")),
+                    None => return Ended::Lost("connection closed".to_owned()),
                 },
                 () = &mut timer => self.on_timer(Instant::now()),
             }
+            if let Some(why) = self.lost.take() {
+                return Ended::Lost(why);
+            }
             if let Err(error) = self.send_outbox(socket).await {
-                return self.lost(format!("send failed: {error}"));
+                return Ended::Lost(format!("send failed: {error}"));
             }
             if self.stopping && self.is_settled() {
-                return true;
+                return Ended::Settled;
             }
             if self.done {
-                return false;
+                return Ended::GaveUp;
             }
             let next = self.next_deadline();
             if next != armed {
@@ -282,9 +361,63 @@ impl Bot {
         socket.flush().await
     }
 
-    fn lost(&mut self, why: String) -> bool {
-        self.fail(Check::Disconnected, why);
-        false
+    /// Opens a connection again after losing one for `why`: to the next gateway in turn,
+    /// resuming after the last event followed, trying until `context.reconnect_ms_max`
+    /// has passed. Unanswered requests go out again with their `req`. Without
+    /// `reconnect_ms_max`, or when no gateway takes the connection in time, the loss is
+    /// reported and `None` returned.
+    async fn reconnect(&mut self, token: &str, source: Ipv4Addr, why: String) -> Option<Socket> {
+        let Some(reconnect_ms_max) = self.context.reconnect_ms_max else {
+            self.fail(Check::Disconnected, why);
+            return None;
+        };
+        let deadline = (Instant::now() + Duration::from_millis(reconnect_ms_max))
+            .min(self.context.stop_deadline);
+        let resume =
+            (self.epoch.zip(self.stream.last_seq())).map(|(epoch, since)| Resume { since, epoch });
+        let mut delay_ms = RECONNECT_RETRY_DELAY_MS_MIN;
+        let mut last_error = why;
+        while Instant::now() < deadline {
+            self.server = (self.server + 1) % self.context.servers.len();
+            let server = self.context.servers[self.server];
+            let attempt = connection::open(server, source, token, &self.context.room, resume);
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Ok(socket)) => {
+                    self.resumed(resume.is_some());
+                    return Some(socket);
+                }
+                Ok(Err(error)) => last_error = format!("{server}: {error:#}"),
+                Err(_) => break,
+            }
+            let jittered_ms = self.rng.random_range(delay_ms / 2..=delay_ms);
+            tokio::time::sleep_until(
+                deadline.min(Instant::now() + Duration::from_millis(jittered_ms)),
+            )
+            .await;
+            delay_ms = (delay_ms * 2).min(RECONNECT_RETRY_DELAY_MS_MAX);
+        }
+        let message = format!(
+            "no gateway took the connection back within {reconnect_ms_max} ms: {last_error}"
+        );
+        self.fail(Check::ReconnectFailed, message);
+        None
+    }
+
+    /// A new connection replaces a lost one.
+    fn resumed(&mut self, sent_position: bool) {
+        let stats = &self.context.stats;
+        stats
+            .reconnects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.resuming = sent_position;
+        self.rebase_pending = true;
+        for bet in self.slots.iter_mut().flatten() {
+            bet.blind = true;
+        }
+        for request in &mut self.pending {
+            request.resent = true;
+            self.outbox.push(request.message.clone());
+        }
     }
 
     fn next_deadline(&self) -> Instant {
@@ -317,10 +450,11 @@ impl Bot {
         }
         if self.stopping && now >= self.context.settle_deadline && !self.is_settled() {
             let state = format!(
-                "not settled {} ms after the end: {} requests unanswered, slots {:?}, own ledger {:?}, server balance {}",
+                "not settled {} ms after the end: {} requests unanswered, slots {:?}, late auto-cashout reports {:?}, own ledger {:?}, server balance {}",
                 (self.context.settle_deadline - self.context.end_at).as_millis(),
                 self.pending.len(),
                 self.slots,
+                self.late,
                 self.expected_minor,
                 self.last_balance_minor
             );
@@ -340,13 +474,14 @@ impl Bot {
 
     fn is_settled(&self) -> bool {
         self.pending.is_empty()
+            && self.late.is_empty()
             && self.outbox.is_empty()
             && self
                 .slots
                 .iter()
                 .flatten()
                 .all(|bet| bet.is_settled() || bet.win.is_some())
-            && self.expected_minor == Some(self.last_balance_minor)
+            && (self.rebase_pending || self.expected_minor == Some(self.last_balance_minor))
     }
 
     fn on_message(&mut self, message: Message) {
@@ -360,11 +495,7 @@ impl Bot {
                 }
             }
             Message::Close(frame) => {
-                self.fail(
-                    Check::Disconnected,
-                    format!("server closed the connection: {frame:?}"),
-                );
-                self.done = true;
+                self.lost = Some(format!("server closed the connection: {frame:?}"));
             }
             Message::Binary(_) => self.fail(Check::BadFrame, "binary frame".to_owned()),
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
@@ -380,6 +511,7 @@ impl Bot {
         match event {
             RoomEvent::Betting { round, ends_at, .. } => self.on_betting(round, ends_at, now),
             RoomEvent::Flying { round, .. } => {
+                self.context.stats.note_flying(round);
                 self.round = round;
                 self.phase = Phase::Flying;
                 self.tick_m = 100;
@@ -439,6 +571,8 @@ impl Bot {
     fn on_betting(&mut self, round: u64, ends_at_ms: u64, now: Instant) {
         self.release_bets_before(round);
         if self.pending.is_empty()
+            && self.late.is_empty()
+            && !self.rebase_pending
             && self
                 .expected_minor
                 .is_some_and(|expected| expected != self.last_balance_minor)
@@ -465,6 +599,10 @@ impl Bot {
             };
             let slot_u8 = u8::try_from(slot).expect("two slots");
             if self.pending.iter().any(|request| request.slot == slot_u8) {
+                continue;
+            }
+            if bet.awaits_auto_cashout() && self.context.faults_expected {
+                self.late.extend(self.slots[slot].take());
                 continue;
             }
             if bet.awaits_auto_cashout() {
@@ -505,6 +643,7 @@ impl Bot {
             let req = self.next_req();
             self.slots[slot] = Some(OpenBet {
                 round: self.round,
+                slot: stake.slot,
                 amount_minor: stake.amount_minor,
                 exit: stake.exit,
                 acked: false,
@@ -512,18 +651,22 @@ impl Bot {
                 win: None,
                 listed: None,
                 crashed_at: None,
+                blind: false,
             });
-            self.pending.push(Pending {
+            let message = ClientMessage::Bet {
                 req: req.clone(),
-                slot: stake.slot,
-                is_bet: true,
-                sent_at: now,
-            });
-            self.outbox.push(ClientMessage::Bet {
-                req,
                 amount: stake.amount_minor,
                 auto: stake.exit.auto(),
                 slot: stake.slot,
+            };
+            self.outbox.push(message.clone());
+            self.pending.push(Pending {
+                req,
+                slot: stake.slot,
+                is_bet: true,
+                sent_at: now,
+                message,
+                resent: false,
             });
             self.local.bets_sent += 1;
         }
@@ -560,13 +703,19 @@ impl Bot {
                 bet.cashout_sent = true;
             }
             let slot = u8::try_from(slot).expect("two slots");
-            self.pending.push(Pending {
+            let message = ClientMessage::Cashout {
                 req: req.clone(),
+                slot,
+            };
+            self.outbox.push(message.clone());
+            self.pending.push(Pending {
+                req,
                 slot,
                 is_bet: false,
                 sent_at: now,
+                message,
+                resent: false,
             });
-            self.outbox.push(ClientMessage::Cashout { req, slot });
             self.local.cashouts_sent += 1;
         }
     }
@@ -633,12 +782,11 @@ impl Bot {
     /// Books a cashout of `slot` the bot learnt of privately, checking it against the
     /// bet; a public listing is only compared with the private report.
     fn apply_win(&mut self, slot: u8, round: u64, m: u64, win_minor: i64, source: Source) {
-        let Some(bet) = self
-            .slots
-            .get_mut(usize::from(slot))
+        let in_slot = (self.slots.get_mut(usize::from(slot)))
             .and_then(Option::as_mut)
-            .filter(|bet| bet.round == round)
-        else {
+            .filter(|bet| bet.round == round);
+        let late = |bet: &&mut OpenBet| bet.round == round && bet.slot == slot;
+        let Some(bet) = in_slot.or_else(|| self.late.iter_mut().find(late)) else {
             let message = format!(
                 "cashout of slot {slot} in round {round} at {m} ({source:?}) without a bet"
             );
@@ -684,6 +832,7 @@ impl Bot {
             });
         }
         bet.win = Some((m, win_minor));
+        self.late.retain(|bet| bet.win.is_none());
         if let Some(expected) = self.expected_minor.as_mut() {
             *expected += win_minor;
         }
@@ -695,9 +844,13 @@ impl Bot {
     fn on_private(&mut self, message: ServerMessage, now: Instant) {
         match message {
             ServerMessage::Hello {
-                player, balance, ..
-            } => self.on_hello(&player, balance),
+                player,
+                balance,
+                recovered,
+                ..
+            } => self.on_hello(&player, balance, recovered),
             ServerMessage::Snapshot {
+                epoch,
                 seq,
                 round,
                 phase,
@@ -707,6 +860,7 @@ impl Bot {
                 ..
             } => {
                 self.totals = totals.map(|totals| (round, totals));
+                self.epoch = epoch;
                 self.on_snapshot(seq, round, phase, ends_at, &history, now);
             }
             ServerMessage::BetOk {
@@ -717,8 +871,9 @@ impl Bot {
                 auto,
                 balance,
             } => {
+                let fresh = self.is_fresh_reply(&req, true);
                 self.on_bet_ok(&req, round, slot, amount, auto, now);
-                self.observe_balance(balance);
+                self.observe_balance(balance, fresh);
             }
             ServerMessage::CashoutOk {
                 req,
@@ -728,6 +883,7 @@ impl Bot {
                 win,
                 balance,
             } => {
+                let fresh = self.is_fresh_reply(&req, false);
                 if let Some(request) = self.take_pending(&req, false, now) {
                     self.local.cashouts_acked += 1;
                     if request.slot != slot {
@@ -741,7 +897,7 @@ impl Bot {
                     }
                     self.apply_win(slot, round, m, win, Source::Reply);
                 }
-                self.observe_balance(balance);
+                self.observe_balance(balance, fresh);
             }
             ServerMessage::BetErr { req, code, message } => {
                 self.on_reject(&req, true, code, &message, now)
@@ -759,7 +915,7 @@ impl Bot {
                 {
                     self.apply_win(slot, round, m, win, Source::Engine);
                 }
-                self.observe_balance(balance);
+                self.observe_balance(balance, true);
             }
             ServerMessage::Error { code, message } => {
                 self.fail(Check::ErrorFrame, format!("{}: {message}", code.as_str()))
@@ -768,9 +924,12 @@ impl Bot {
         }
     }
 
-    fn on_hello(&mut self, player: &str, balance: i64) {
+    fn on_hello(&mut self, player: &str, balance: i64, recovered: Option<bool>) {
         if player != self.player {
             self.fail(Check::ReplyMismatch, format!("hello for player {player}"));
+        }
+        if std::mem::take(&mut self.resuming) {
+            self.on_resume_answer(recovered);
         }
         if self.expected_minor.is_none() {
             if balance != self.granted_minor {
@@ -782,7 +941,21 @@ impl Bot {
             }
             self.expected_minor = Some(balance);
         }
-        self.observe_balance(balance);
+        self.observe_balance(balance, true);
+    }
+
+    /// Counts how the gateway answered a reconnection with `since`.
+    fn on_resume_answer(&mut self, recovered: Option<bool>) {
+        let stats = self.context.stats.clone();
+        let counter = match recovered {
+            Some(true) => &stats.resumes_recovered,
+            Some(false) => &stats.resumes_snapshot,
+            None => {
+                let message = "hello without `recovered` after a reconnection with `since`";
+                return self.fail(Check::ResumeUnanswered, message.to_owned());
+            }
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn on_snapshot(
@@ -840,6 +1013,12 @@ impl Bot {
             );
             self.fail(Check::ReplyMismatch, message);
         }
+        self.context.stats.record_acked_bet(AckedBet {
+            round,
+            player: self.player.clone(),
+            slot,
+            amount_minor,
+        });
     }
 
     fn on_reject(&mut self, req: &str, is_bet: bool, code: ErrorCode, message: &str, now: Instant) {
@@ -853,6 +1032,7 @@ impl Bot {
         }
         let expected = match code {
             ErrorCode::WrongPhase | ErrorCode::Overloaded => true,
+            ErrorCode::Internal => is_bet && self.context.faults_expected,
             ErrorCode::TooLate | ErrorCode::NoActiveBet => !is_bet,
             _ => false,
         };
@@ -884,11 +1064,24 @@ impl Bot {
         Some(request)
     }
 
-    fn observe_balance(&mut self, balance_minor: i64) {
+    /// Whether a reply to `req` carries a balance of now: it answers a request that
+    /// was not re-sent.
+    fn is_fresh_reply(&self, req: &str, is_bet: bool) -> bool {
+        (self.pending.iter())
+            .any(|request| request.req == req && request.is_bet == is_bet && !request.resent)
+    }
+
+    /// Notes a balance the server sent; a `fresh` one (not from a verbatim replay)
+    /// re-bases the own ledger after a reconnection once no re-sent request waits.
+    fn observe_balance(&mut self, balance_minor: i64, fresh: bool) {
         if balance_minor < 0 {
             self.fail(Check::NegativeBalance, format!("balance {balance_minor}"));
         }
         self.last_balance_minor = balance_minor;
+        if fresh && self.rebase_pending && !self.pending.iter().any(|request| request.resent) {
+            self.expected_minor = Some(balance_minor);
+            self.rebase_pending = false;
+        }
     }
 
     fn next_req(&mut self) -> String {
@@ -904,10 +1097,13 @@ impl Bot {
             .stop_deadline
             .saturating_duration_since(Instant::now());
         let context = self.context.clone();
-        let retrying = read_hello_retrying(&context, token, source, &mut self.rng);
+        let server = context.servers[self.server];
+        let retrying = read_hello_retrying(&context, server, token, source, &mut self.rng);
         let hello = tokio::time::timeout(budget, retrying).await;
         let expected = self.expected_minor;
         match hello {
+            // Not re-based since a reconnection: nothing to compare the ledger with.
+            Ok(Ok(_)) if self.rebase_pending => {}
             Ok(Ok(balance)) if Some(balance) == expected => {}
             Ok(Ok(balance)) => {
                 let message = format!(
@@ -947,13 +1143,14 @@ impl Bot {
 /// same crash at the end of a run. The caller bounds the time.
 async fn read_hello_retrying(
     context: &RunContext,
+    server: SocketAddr,
     token: &str,
     source: Ipv4Addr,
     rng: &mut SmallRng,
 ) -> anyhow::Result<i64> {
     let mut delay_ms = RECONNECT_RETRY_DELAY_MS_MIN;
     loop {
-        match read_hello(context, token, source).await {
+        match read_hello(context, server, token, source).await {
             Err(error) if is_retry_later(&error) => {
                 context
                     .stats
@@ -978,9 +1175,14 @@ fn is_retry_later(error: &anyhow::Error) -> bool {
     })
 }
 
-/// Opens a new connection with `token` and returns the balance of its `hello`.
-async fn read_hello(context: &RunContext, token: &str, source: Ipv4Addr) -> anyhow::Result<i64> {
-    let mut socket = connection::open(context.server, source, token, &context.room).await?;
+/// Opens a new connection to `server` with `token` and returns the balance of its `hello`.
+async fn read_hello(
+    context: &RunContext,
+    server: SocketAddr,
+    token: &str,
+    source: Ipv4Addr,
+) -> anyhow::Result<i64> {
+    let mut socket = connection::open(server, source, token, &context.room, None).await?;
     let mut balance = None;
     for _ in 0..FRAMES_BEFORE_HELLO_MAX {
         let Some(frame) = socket.next().await else {

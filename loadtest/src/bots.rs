@@ -2,7 +2,7 @@
 //! run as a whole: its options and their limits, the ramp of connections, the end of the
 //! run and its bounded drain, and the report.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,41 +93,19 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<bool> {
     let sources = crate::target::source_addrs(&args.source_addrs, args.players)?;
     crate::target::check_room(&args.room)?;
     crate::process::ensure_open_files(args.players)?;
-    let api = Api::new(server);
-    let fair = api
-        .fair()
-        .await
-        .context("reading the fairness parameters")?;
-    ensure!(
-        fair.chain_length > 0,
-        "the server publishes an empty hash chain"
-    );
     let seed = args.seed.unwrap_or_else(rand::random);
     let started = Instant::now();
-    let end_at = started + args.duration;
-    let context = Arc::new(RunContext {
-        api,
-        fair: FairCheck {
-            salt: fair.salt,
-            commitment: fair.commitment,
-            house_edge_bp: fair.house_edge_bp,
-        },
-        stats: Arc::new(Stats::new()),
-        server,
+    let plan = Generation {
+        servers: vec![server],
         room: args.room.clone(),
-        end_at,
-        settle_deadline: end_at + Duration::from_millis(SETTLE_MS),
-        stop_deadline: end_at + Duration::from_millis(DRAIN_MS_MAX),
-    });
+        duration: args.duration,
+        reconnect_ms_max: None,
+        faults_expected: false,
+        stats: Arc::new(Stats::new()),
+    };
+    let context = Arc::new(plan.context().await?);
     let progress = Progress::start(context.stats.clone(), args.players);
-    let mut bots = JoinSet::new();
-    let players_started = ramp(&context, &mut bots, &args, &sources, seed).await;
-    let all_done = async { while bots.join_next().await.is_some() {} };
-    let abort_at = context.stop_deadline + Duration::from_millis(ABORT_GRACE_MS);
-    if tokio::time::timeout_at(abort_at, all_done).await.is_err() {
-        eprintln!("{} bots still running past the drain; aborted", bots.len());
-        bots.shutdown().await;
-    }
+    let players_started = play(&context, args.players, args.ramp_per_second, &sources, seed).await;
     progress.finish().await;
     let facts = RunFacts {
         url: args.url.clone(),
@@ -148,31 +126,95 @@ pub async fn run(args: BotsArgs) -> anyhow::Result<bool> {
     Ok(report.passed() && players_started == args.players)
 }
 
+/// A set of bots that play together from now for `duration`.
+pub struct Generation {
+    pub servers: Vec<SocketAddr>,
+    pub room: String,
+    pub duration: Duration,
+    /// See [`RunContext::reconnect_ms_max`].
+    pub reconnect_ms_max: Option<u64>,
+    /// See [`RunContext::faults_expected`].
+    pub faults_expected: bool,
+    pub stats: Arc<Stats>,
+}
+
+impl Generation {
+    /// What the bots share: the fairness parameters read from the first server, and the
+    /// run's end, settle deadline and bounded drain counted from now.
+    pub async fn context(self) -> anyhow::Result<RunContext> {
+        let first = *self.servers.first().context("no server to play on")?;
+        let api = Api::new(first);
+        let fair = api
+            .fair()
+            .await
+            .context("reading the fairness parameters")?;
+        ensure!(
+            fair.chain_length > 0,
+            "the server publishes an empty hash chain"
+        );
+        let end_at = Instant::now() + self.duration;
+        Ok(RunContext {
+            api,
+            fair: FairCheck {
+                salt: fair.salt,
+                commitment: fair.commitment,
+                house_edge_bp: fair.house_edge_bp,
+            },
+            stats: self.stats,
+            servers: self.servers,
+            reconnect_ms_max: self.reconnect_ms_max,
+            faults_expected: self.faults_expected,
+            room: self.room,
+            end_at,
+            settle_deadline: end_at + Duration::from_millis(SETTLE_MS),
+            stop_deadline: end_at + Duration::from_millis(DRAIN_MS_MAX),
+        })
+    }
+}
+
+/// Plays `players` bots of `context` to their end: starts them at `ramp_per_second`,
+/// waits for them until the drain is over and aborts those still running; returns how
+/// many started.
+pub async fn play(
+    context: &Arc<RunContext>,
+    players: u64,
+    ramp_per_second: u64,
+    sources: &[Ipv4Addr],
+    seed: u64,
+) -> u64 {
+    let mut bots = JoinSet::new();
+    let started = ramp(context, &mut bots, players, ramp_per_second, sources, seed).await;
+    let all_done = async { while bots.join_next().await.is_some() {} };
+    let abort_at = context.stop_deadline + Duration::from_millis(ABORT_GRACE_MS);
+    if tokio::time::timeout_at(abort_at, all_done).await.is_err() {
+        eprintln!("{} bots still running past the drain; aborted", bots.len());
+        bots.shutdown().await;
+    }
+    started
+}
+
 /// Starts the bots at `ramp_per_second` until all run or the run ends; returns how many
 /// started.
 async fn ramp(
     context: &Arc<RunContext>,
     bots: &mut JoinSet<()>,
-    args: &BotsArgs,
+    players: u64,
+    ramp_per_second: u64,
     sources: &[Ipv4Addr],
     seed: u64,
 ) -> u64 {
     let ramp_started = Instant::now();
-    for index in 0..args.players {
-        let due =
-            ramp_started + Duration::from_secs_f64(index as f64 / args.ramp_per_second as f64);
+    for index in 0..players {
+        let due = ramp_started + Duration::from_secs_f64(index as f64 / ramp_per_second as f64);
         if due >= context.end_at {
-            eprintln!(
-                "the run ended before every bot started: {index} of {} started",
-                args.players
-            );
+            eprintln!("the run ended before every bot started: {index} of {players} started");
             return index;
         }
         tokio::time::sleep_until(due).await;
         let source = sources[usize::try_from(index).expect("players fit usize") % sources.len()];
         bots.spawn(bot::run(context.clone(), index, source, seed));
     }
-    args.players
+    players
 }
 
 #[cfg(test)]

@@ -31,12 +31,22 @@ pub enum Incoming {
     Private(ServerMessage),
 }
 
-/// Opens `ws://server/ws?token=...&room=...` from `source` (port chosen by the kernel).
+/// Where a reconnecting client resumes: the `seq` of the last public event it applied
+/// and the `epoch` that numbering belongs to (sent as `since` and `epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub since: u64,
+    pub epoch: u64,
+}
+
+/// Opens `ws://server/ws?token=...&room=...[&since=...&epoch=...]` from `source` (port
+/// chosen by the kernel).
 pub async fn open(
     server: SocketAddr,
     source: Ipv4Addr,
     token: &str,
     room: &str,
+    resume: Option<Resume>,
 ) -> anyhow::Result<Socket> {
     let open = async {
         let socket = TcpSocket::new_v4().context("creating a socket")?;
@@ -54,7 +64,10 @@ pub async fn open(
             .max_write_buffer_size(WRITE_BUFFER_BYTES_MAX)
             .max_message_size(Some(MESSAGE_BYTES_MAX))
             .max_frame_size(Some(MESSAGE_BYTES_MAX));
-        let url = format!("ws://{server}/ws?token={token}&room={room}");
+        let position = resume.map_or_else(String::new, |Resume { since, epoch }| {
+            format!("&since={since}&epoch={epoch}")
+        });
+        let url = format!("ws://{server}/ws?token={token}&room={room}{position}");
         let (socket, _response) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config))
                 .await

@@ -4,6 +4,9 @@
 //!
 //! - `bets`: the `bets` subcommand: bet throughput, ack latency and the ledger check.
 //! - `bots`: the `bots` subcommand: N bot players, ramp, bounded drain, report.
+//! - `chaos`: the `chaos` subcommand: the fault suite, iteration by iteration.
+//! - `chaos_cluster`: the cluster the fault suite owns and the faults' primitives.
+//! - `chaos_checks`: the ledger checks after each fault, as pure functions.
 //! - `fanout`: the `fanout` subcommand: one server under a fixed broadcast load.
 //! - `receiver`: the fan-out client's connections: counters and latency probes.
 //! - `wire`: the WebSocket handshake and frames, read and written by hand.
@@ -28,6 +31,9 @@ mod behaviour;
 mod bets;
 mod bot;
 mod bots;
+mod chaos;
+mod chaos_checks;
+mod chaos_cluster;
 mod compare;
 mod connection;
 mod fanout;
@@ -73,6 +79,10 @@ enum Command {
     /// Bet throughput: N players bet in every betting phase as fast as the server acks;
     /// acked bets/s, ack latency, and a check that the ledger holds exactly those bets.
     Bets(bets::BetsArgs),
+    /// The fault suite: a cluster of its own under verifying bots, one fault per
+    /// iteration (engine kill, Redis restart, PostgreSQL stop, gateway kill, rolling
+    /// restart), then the ledger and the bots' checks (see scripts/chaos).
+    Chaos(chaos::ChaosArgs),
 }
 
 /// Runs a command: the floor on its own single thread, the others on a multi-thread
@@ -89,6 +99,7 @@ fn run(command: Command) -> anyhow::Result<bool> {
         Command::Fanout(args) => runtime()?.block_on(fanout::run(args)),
         Command::Compare(args) => runtime()?.block_on(compare::run(args)),
         Command::Bets(args) => runtime()?.block_on(bets::run(args)),
+        Command::Chaos(args) => runtime()?.block_on(chaos::run(args)),
     }
 }
 

@@ -11,12 +11,25 @@ use hdrhistogram::Histogram;
 
 use crate::verify::Failure;
 
+/// A bet the server acknowledged with `bet_ok`, as the bot's reply named it: what the
+/// ledger must hold a stake transfer for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AckedBet {
+    pub round: u64,
+    pub player: String,
+    pub slot: u8,
+    pub amount_minor: i64,
+}
+
 /// Failure messages kept verbatim; further ones are only counted.
 pub const FAILURE_MESSAGES_MAX: usize = 20;
 /// Largest ack latency the histogram tells apart, in microseconds (60 s).
 const LATENCY_US_MAX: u64 = 60_000_000;
 /// Significant figures of the latency histogram.
 const LATENCY_SIGNIFICANT_FIGURES: u8 = 3;
+/// Acknowledged bets kept for the ledger check of one run; further ones are counted in
+/// `acked_bets_dropped` (a chaos iteration of 200 bots acks a few thousand).
+pub const ACKED_BETS_MAX: usize = 1_000_000;
 
 /// The failure log: counts per kind and the first messages.
 #[derive(Debug, Default, Clone)]
@@ -41,6 +54,19 @@ pub struct Stats {
     pub rounds_seen: AtomicU64,
     /// Highest crashed round seen, to count each round once.
     highest_crashed_round: AtomicU64,
+    /// Highest round whose `flying` a bot saw.
+    highest_flying_round: AtomicU64,
+    /// Connections a bot opened again after losing one (runs that allow reconnecting).
+    pub reconnects: AtomicU64,
+    /// Reconnections with `since` that the gateway resumed (`hello.recovered` true).
+    pub resumes_recovered: AtomicU64,
+    /// Reconnections with `since` answered with a snapshot (`hello.recovered` false).
+    pub resumes_snapshot: AtomicU64,
+    /// Every acknowledged bet, when the run checks them against the ledger (`None`
+    /// otherwise): at most [`ACKED_BETS_MAX`].
+    pub acked_bets: Option<Mutex<Vec<AckedBet>>>,
+    /// Acknowledged bets not kept because [`ACKED_BETS_MAX`] was reached.
+    pub acked_bets_dropped: AtomicU64,
     pub bets_sent: AtomicU64,
     pub bets_acked: AtomicU64,
     pub cashouts_sent: AtomicU64,
@@ -64,6 +90,11 @@ pub struct Stats {
 
 impl Stats {
     pub fn new() -> Stats {
+        Stats::with_acked_bets(false)
+    }
+
+    /// Stats that also keep every acknowledged bet when `keep_acked_bets`.
+    pub fn with_acked_bets(keep_acked_bets: bool) -> Stats {
         let histogram = || {
             Histogram::new_with_bounds(1, LATENCY_US_MAX, LATENCY_SIGNIFICANT_FIGURES)
                 .expect("constant histogram bounds are valid")
@@ -74,6 +105,12 @@ impl Stats {
             connections_failed: AtomicU64::new(0),
             rounds_seen: AtomicU64::new(0),
             highest_crashed_round: AtomicU64::new(0),
+            highest_flying_round: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
+            resumes_recovered: AtomicU64::new(0),
+            resumes_snapshot: AtomicU64::new(0),
+            acked_bets: keep_acked_bets.then(|| Mutex::new(Vec::new())),
+            acked_bets_dropped: AtomicU64::new(0),
             bets_sent: AtomicU64::new(0),
             bets_acked: AtomicU64::new(0),
             cashouts_sent: AtomicU64::new(0),
@@ -112,6 +149,37 @@ impl Stats {
         {
             self.rounds_seen.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Notes that a bot saw `round` fly.
+    pub fn note_flying(&self, round: u64) {
+        self.highest_flying_round
+            .fetch_max(round, Ordering::Relaxed);
+    }
+
+    /// The highest round a bot saw fly (0 before the first).
+    pub fn highest_flying_round(&self) -> u64 {
+        self.highest_flying_round.load(Ordering::Relaxed)
+    }
+
+    /// Keeps `bet` for the ledger check, if this run keeps them.
+    pub fn record_acked_bet(&self, bet: AckedBet) {
+        let Some(acked_bets) = &self.acked_bets else {
+            return;
+        };
+        let mut acked_bets = acked_bets.lock().expect("acked bets lock");
+        if acked_bets.len() < ACKED_BETS_MAX {
+            acked_bets.push(bet);
+        } else {
+            self.acked_bets_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The acknowledged bets kept so far (empty when the run keeps none).
+    pub fn acked_bets(&self) -> Vec<AckedBet> {
+        (self.acked_bets.as_ref())
+            .map(|bets| bets.lock().expect("acked bets lock").clone())
+            .unwrap_or_default()
     }
 
     pub fn failures(&self) -> FailureLog {
@@ -192,6 +260,22 @@ mod tests {
         assert_eq!(log.total(), FAILURE_MESSAGES_MAX as u64 + 6);
         assert_eq!(log.first_messages.len(), FAILURE_MESSAGES_MAX);
         assert_eq!(log.first_messages[0], "lost_event: gap 0");
+    }
+
+    #[test]
+    fn acked_bets_are_kept_only_when_the_run_asks() {
+        let bet = AckedBet {
+            round: 4,
+            player: "g-1".to_owned(),
+            slot: 1,
+            amount_minor: 50,
+        };
+        let plain = Stats::new();
+        plain.record_acked_bet(bet.clone());
+        assert!(plain.acked_bets().is_empty());
+        let keeping = Stats::with_acked_bets(true);
+        keeping.record_acked_bet(bet.clone());
+        assert_eq!(keeping.acked_bets(), vec![bet]);
     }
 
     #[test]

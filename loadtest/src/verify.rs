@@ -64,8 +64,11 @@ pub enum Check {
     DrainTimeout,
     /// After reconnecting, `hello.balance` (read from the ledger) is not the bot's own.
     FinalBalance,
-    /// The final reconnection failed.
+    /// The final reconnection failed, or (when the run allows reconnecting) no gateway
+    /// took a lost connection back in time.
     ReconnectFailed,
+    /// A reconnection that sent `since` got a `hello` without `recovered`.
+    ResumeUnanswered,
 }
 
 impl Check {
@@ -97,6 +100,7 @@ impl Check {
             Check::DrainTimeout => "drain_timeout",
             Check::FinalBalance => "final_balance",
             Check::ReconnectFailed => "reconnect_failed",
+            Check::ResumeUnanswered => "resume_unanswered",
         }
     }
 }
@@ -184,6 +188,12 @@ pub struct StreamTracker {
 }
 
 impl StreamTracker {
+    /// The `seq` of the last event followed (or of the snapshot): where a reconnecting
+    /// client resumes. `None` before the snapshot.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last.map(|position| position.seq)
+    }
+
     /// The snapshot includes every event up to `seq`; the round stood at `phase`.
     pub fn on_snapshot(&mut self, seq: u64, round: u64, phase: Phase) {
         self.last = Some(Position { seq, round, phase });

@@ -1315,6 +1315,10 @@ mod tests {
         async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
             self.inner.raise_fence(fence).await
         }
+
+        async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
+            self.inner.acquire_fence(room).await
+        }
         async fn recent_rounds(
             &self,
             room: &str,

@@ -595,12 +595,15 @@ async fn wait_for_takeover(cluster: &Cluster, old: &Lease) -> Lease {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_finishes_the_round_in_flight() {
-    let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
-    let leader = cluster.lease_holder().await.expect("a leader");
-    let leader_index = cluster.engine_index(&leader.engine_id);
+/// The failover players, joined and betting in `round`; `flying` tells when it flies.
+struct FailoverRound {
+    round: u64,
+    players: Vec<tokio::task::JoinHandle<Watched>>,
+    flying: mpsc::Receiver<()>,
+}
+
+/// Joins the failover players over the gateways; they bet in the next round.
+async fn bet_in_the_next_round(cluster: &Cluster) -> FailoverRound {
     let gateways = cluster.gateway_addrs.clone();
     let mut joined = Vec::with_capacity(FAILOVER_PLAYERS);
     for index in 0..FAILOVER_PLAYERS {
@@ -614,41 +617,33 @@ async fn failover_finishes_the_round_in_flight() {
     }
     // Every player is connected before the betting phase of `round` opens.
     let round = joined.iter().map(|(.., round)| round).max().unwrap() + 1;
-    let (flying_sender, mut flying) = mpsc::channel(FAILOVER_PLAYERS);
-    let tasks: Vec<_> = (joined.into_iter().enumerate())
+    let (flying_sender, flying) = mpsc::channel(FAILOVER_PLAYERS);
+    let players = (joined.into_iter().enumerate())
         .map(|(index, (socket, player, _))| {
             let auto = FAILOVER_AUTOS[index % FAILOVER_AUTOS.len()];
             let flying = flying_sender.clone();
             tokio::spawn(bet_and_watch(socket, player, auto, round, flying))
         })
         .collect();
-    within(ROUND_WAIT_MS, "round flying", flying.recv()).await;
-    cluster.kill_engine(leader_index);
-    let killed_at = Instant::now();
-    let standby = wait_for_takeover(&cluster, &leader).await;
-    eprintln!(
-        "{} took over from {} {} ms after the kill",
-        standby.engine_id,
-        leader.engine_id,
-        killed_at.elapsed().as_millis()
-    );
-    let standby_index = cluster.engine_index(&standby.engine_id);
-    assert!(
-        standby.fencing_token > leader.fencing_token,
-        "fencing token {} after {}",
-        standby.fencing_token,
-        leader.fencing_token
-    );
+    FailoverRound {
+        round,
+        players,
+        flying,
+    }
+}
+
+/// Waits for the failover round to end for every player, then checks that they all saw
+/// the same crash, the chain's, and that the ledger settled every bet exactly once.
+async fn assert_round_settled_exactly(cluster: &Cluster, failover: FailoverRound) {
+    let round = failover.round;
     let mut watched = Vec::with_capacity(FAILOVER_PLAYERS);
-    for task in tasks {
+    for player in failover.players {
         watched.push(
-            within(ROUND_WAIT_MS, "the round's end", task)
+            within(ROUND_WAIT_MS, "the round's end", player)
                 .await
                 .unwrap(),
         );
     }
-    assert!(cluster.engine_running(standby_index), "the standby died");
-
     let (crash, hash) = round_end(&watched[0], round);
     for other in &watched[1..] {
         assert_eq!(
@@ -681,6 +676,77 @@ async fn failover_finishes_the_round_in_flight() {
         "payouts_total_minor"
     );
     assert_eq!(balances_sum(&sql).await, 0, "the balances do not sum to 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_finishes_the_round_in_flight() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
+    let leader = cluster.lease_holder().await.expect("a leader");
+    let leader_index = cluster.engine_index(&leader.engine_id);
+    let mut failover = bet_in_the_next_round(&cluster).await;
+    within(ROUND_WAIT_MS, "round flying", failover.flying.recv()).await;
+    cluster.kill_engine(leader_index);
+    let killed_at = Instant::now();
+    let standby = wait_for_takeover(&cluster, &leader).await;
+    eprintln!(
+        "{} took over from {} {} ms after the kill",
+        standby.engine_id,
+        leader.engine_id,
+        killed_at.elapsed().as_millis()
+    );
+    let standby_index = cluster.engine_index(&standby.engine_id);
+    assert!(
+        standby.fencing_token > leader.fencing_token,
+        "fencing token {} after {}",
+        standby.fencing_token,
+        leader.fencing_token
+    );
+    assert_round_settled_exactly(&cluster, failover).await;
+    assert!(cluster.engine_running(standby_index), "the standby died");
+}
+
+/// A leader frozen (SIGSTOP) while Redis restarts empty: the standby takes the room with
+/// a token from the ledger, above the frozen one's although Redis forgot every token.
+/// Thawed, the old leader writes nothing more (its token is fenced off) and stops leading;
+/// the round in flight is settled exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_across_a_redis_restart_is_fenced_off() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
+    let leader = cluster.lease_holder().await.expect("a leader");
+    let leader_index = cluster.engine_index(&leader.engine_id);
+    let mut failover = bet_in_the_next_round(&cluster).await;
+    within(ROUND_WAIT_MS, "round flying", failover.flying.recv()).await;
+    cluster.pause_engine(leader_index);
+    cluster.restart_redis();
+    let standby = wait_for_takeover(&cluster, &leader).await;
+    assert!(
+        standby.fencing_token > leader.fencing_token,
+        "fencing token {} after a Redis restart, the paused leader holds {}",
+        standby.fencing_token,
+        leader.fencing_token
+    );
+    let logged_before_thaw = cluster.engine_log(leader_index).len();
+    cluster.resume_engine(leader_index);
+    let deadline = Instant::now() + Duration::from_millis(TAKEOVER_WAIT_MS);
+    loop {
+        let log = cluster.engine_log(leader_index);
+        if log[logged_before_thaw..].contains("room handed over") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the thawed leader did not stop leading within {TAKEOVER_WAIT_MS} ms"
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+    assert_round_settled_exactly(&cluster, failover).await;
+    assert_eq!(
+        cluster.lease_holder().await,
+        Some(standby),
+        "the room changed hands again"
+    );
 }
 
 /// Each bet of `round` is staked once and paid at most once, exactly as its

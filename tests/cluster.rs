@@ -749,6 +749,181 @@ async fn a_leader_paused_across_a_redis_restart_is_fenced_off() {
     );
 }
 
+/// Players of the Redis restart test, spread over the gateways.
+const RESTART_PLAYERS: usize = 9;
+/// Times Redis is restarted in that test, a round played after each.
+const REDIS_RESTARTS: usize = 2;
+/// Stake of every bet in that test.
+const RESTART_STAKE_MINOR: i64 = 100;
+/// Longest wait for every request to be answered once the players stop betting.
+const ANSWERS_WAIT_MS: u64 = 30_000;
+
+/// What a player of the Redis restart test sent and was told.
+struct Answered {
+    player: String,
+    /// Request ids of the bets it sent.
+    sent: Vec<String>,
+    /// Answers (`bet_ok`/`bet_err`) by request id.
+    answers: HashMap<String, Vec<Value>>,
+    /// Snapshots received after the first.
+    snapshots: usize,
+}
+
+/// Bets in every round until `stop`, checking the stream as a client must see it: each
+/// public event's seq above the last, each phase of a round announced at most once, a
+/// snapshot (a new epoch, or a gap the gateway could not fill) starting over. Returns
+/// once stopped and every request has its answer.
+async fn play_across_restarts(
+    mut socket: Socket,
+    player: String,
+    first_seq: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Answered {
+    let mut last_seq = first_seq;
+    let mut announced: HashSet<(u64, String)> = HashSet::new();
+    let mut played = Answered {
+        player,
+        sent: Vec::new(),
+        answers: HashMap::new(),
+        snapshots: 0,
+    };
+    loop {
+        let stopped = *stop.borrow();
+        if stopped && played.sent.len() <= played.answers.len() {
+            return played;
+        }
+        let frame = tokio::select! {
+            frame = next_frame(&mut socket) => frame,
+            _ = stop.changed(), if !stopped => continue,
+        };
+        let who = &played.player;
+        match frame.kind() {
+            "snapshot" => {
+                played.snapshots += 1;
+                last_seq = snapshot_seq(&frame);
+                announced.clear();
+            }
+            "bet_ok" | "bet_err" => {
+                let req = frame.value["req"]
+                    .as_str()
+                    .expect("an answer names its req");
+                let answers = played.answers.entry(req.to_owned()).or_default();
+                answers.push(frame.value);
+            }
+            kind @ ("betting" | "flying" | "crash" | "tick") => {
+                advance(&mut last_seq, &frame, who);
+                let round = frame.round().expect("public events name their round");
+                if kind != "tick" {
+                    assert!(
+                        announced.insert((round, kind.to_owned())),
+                        "{who}: {kind} of round {round} announced again: {}",
+                        frame.text
+                    );
+                }
+                if kind == "betting" && !stopped {
+                    let req = format!("r{round}");
+                    send(&mut socket, bet(&req, RESTART_STAKE_MINOR, Some(150))).await;
+                    played.sent.push(req);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The newest round of [`ROOM`] the journal holds as finished, 0 for none.
+async fn newest_finished_round(sql: &tokio_postgres::Client) -> u64 {
+    let row = sql
+        .query_one(
+            "SELECT COALESCE(MAX(round), 0)::BIGINT FROM rounds \
+             WHERE room = $1 AND status IN ('crashed', 'aborted')",
+            &[&ROOM],
+        )
+        .await
+        .unwrap();
+    u64::try_from(row.get::<_, i64>(0)).unwrap()
+}
+
+/// Waits until the journal holds a round after `round` as finished.
+async fn wait_for_a_round_after(sql: &tokio_postgres::Client, round: u64) {
+    let deadline = Instant::now() + Duration::from_millis(ROUND_WAIT_MS);
+    while newest_finished_round(sql).await <= round + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no round after {round} was played within {ROUND_WAIT_MS} ms"
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// Redis killed and restarted empty (no persistence) while players bet in every round:
+/// no client sees a phase twice or a seq go back (a new epoch comes with a snapshot),
+/// every bet gets exactly one answer, each `bet_ok` is a stake in the ledger and every
+/// stake was acknowledged, and the balances still sum to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_play_on_across_redis_restarts() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAST_ROUNDS).await;
+    let gateways = cluster.gateway_addrs.clone();
+    let (stop_sender, stop) = watch::channel(false);
+    let mut players = Vec::with_capacity(RESTART_PLAYERS);
+    for index in 0..RESTART_PLAYERS {
+        let (token, player) = guest(gateways[(index + 1) % GATEWAYS]).await;
+        let (socket, _, snapshot) = join(gateways[index % GATEWAYS], &token).await;
+        let first_seq = snapshot_seq(&snapshot);
+        let stop = stop.clone();
+        players.push(tokio::spawn(play_across_restarts(
+            socket, player, first_seq, stop,
+        )));
+    }
+    let sql = cluster.sql().await;
+    wait_for_a_round_after(&sql, newest_finished_round(&sql).await).await;
+    for restart in 1..=REDIS_RESTARTS {
+        let before = newest_finished_round(&sql).await;
+        cluster.restart_redis();
+        eprintln!("Redis restarted ({restart}) after round {before}");
+        wait_for_a_round_after(&sql, before).await;
+    }
+    stop_sender.send(true).unwrap();
+    let mut bets_ok = HashMap::new();
+    for player in players {
+        let played = within(ANSWERS_WAIT_MS, "every request answered", player)
+            .await
+            .unwrap();
+        eprintln!(
+            "{}: {} bets, {} snapshots",
+            played.player,
+            played.sent.len(),
+            played.snapshots
+        );
+        for req in &played.sent {
+            let answers = played.answers.get(req).map_or(&[][..], Vec::as_slice);
+            assert_eq!(
+                answers.len(),
+                1,
+                "{} {req}: answers {answers:?}",
+                played.player
+            );
+            if answers[0]["t"] == "bet_ok" {
+                let id = format!("bet:{ROOM}:{}:{}:0", answers[0]["round"], played.player);
+                bets_ok.insert(id, format!("player:{}", played.player));
+            }
+        }
+    }
+    let stakes: HashMap<String, String> = (sql
+        .query("SELECT id, debit FROM transfers WHERE kind = 'bet'", &[]))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect();
+    assert_eq!(
+        stakes, bets_ok,
+        "stakes in the ledger and bet_ok answers differ"
+    );
+    assert_eq!(balances_sum(&sql).await, 0, "the balances do not sum to 0");
+}
+
 /// Each bet of `round` is staked once and paid at most once, exactly as its
 /// auto-cashout and the crash point decide; nothing is refunded. Returns the round's
 /// (stakes, payouts).

@@ -729,18 +729,17 @@ async fn a_leader_paused_across_a_redis_restart_is_fenced_off() {
     );
     let logged_before_thaw = cluster.engine_log(leader_index).len();
     cluster.resume_engine(leader_index);
-    let deadline = Instant::now() + Duration::from_millis(TAKEOVER_WAIT_MS);
-    loop {
-        let log = cluster.engine_log(leader_index);
-        if log[logged_before_thaw..].contains("room handed over") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the thawed leader did not stop leading within {TAKEOVER_WAIT_MS} ms"
-        );
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-    }
+    poll_until(
+        TAKEOVER_WAIT_MS,
+        "the thawed leader stops leading",
+        async || {
+            let log = cluster.engine_log(leader_index);
+            log[logged_before_thaw..]
+                .contains("room handed over")
+                .then_some(())
+        },
+    )
+    .await;
     assert_round_settled_exactly(&cluster, failover).await;
     assert_eq!(
         cluster.lease_holder().await,
@@ -844,16 +843,26 @@ async fn newest_finished_round(sql: &tokio_postgres::Client) -> u64 {
     u64::try_from(row.get::<_, i64>(0)).unwrap()
 }
 
-/// Waits until the journal holds a round after `round` as finished.
-async fn wait_for_a_round_after(sql: &tokio_postgres::Client, round: u64) {
-    let deadline = Instant::now() + Duration::from_millis(ROUND_WAIT_MS);
-    while newest_finished_round(sql).await <= round + 1 {
-        assert!(
-            Instant::now() < deadline,
-            "no round after {round} was played within {ROUND_WAIT_MS} ms"
-        );
+/// Polls `probe` every [`POLL_MS`] until it gives a value; fails naming `what` after
+/// `wait_ms`.
+async fn poll_until<T>(wait_ms: u64, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {wait_ms} ms");
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     }
+}
+
+/// Waits until the journal holds a round after `round` as finished.
+async fn wait_for_a_round_after(sql: &tokio_postgres::Client, round: u64) {
+    let what = format!("a round after {round} played");
+    poll_until(ROUND_WAIT_MS, &what, async || {
+        (newest_finished_round(sql).await > round + 1).then_some(())
+    })
+    .await;
 }
 
 /// Redis killed and restarted empty (no persistence) while players bet in every round:
@@ -1159,18 +1168,16 @@ async fn wait_for_leaders(
     what: &str,
     settled: impl Fn(&[(String, u64)]) -> bool,
 ) -> Vec<(String, u64)> {
-    let deadline = Instant::now() + Duration::from_millis(SPREAD_WAIT_MS);
-    loop {
+    let mut seen = None;
+    poll_until(SPREAD_WAIT_MS, what, async || {
         let now = leaders(cluster).await;
-        if let Some(leaders) = now.as_ref().filter(|leaders| settled(leaders)) {
-            return leaders.clone();
+        if now != seen {
+            eprintln!("leaders of the rooms: {now:?}");
+            seen.clone_from(&now);
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {SPREAD_WAIT_MS} ms: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-    }
+        now.filter(|leaders| settled(leaders))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

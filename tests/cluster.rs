@@ -595,12 +595,15 @@ async fn wait_for_takeover(cluster: &Cluster, old: &Lease) -> Lease {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_finishes_the_round_in_flight() {
-    let _serial = SERIAL.lock().await;
-    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
-    let leader = cluster.lease_holder().await.expect("a leader");
-    let leader_index = cluster.engine_index(&leader.engine_id);
+/// The failover players, joined and betting in `round`; `flying` tells when it flies.
+struct FailoverRound {
+    round: u64,
+    players: Vec<tokio::task::JoinHandle<Watched>>,
+    flying: mpsc::Receiver<()>,
+}
+
+/// Joins the failover players over the gateways; they bet in the next round.
+async fn bet_in_the_next_round(cluster: &Cluster) -> FailoverRound {
     let gateways = cluster.gateway_addrs.clone();
     let mut joined = Vec::with_capacity(FAILOVER_PLAYERS);
     for index in 0..FAILOVER_PLAYERS {
@@ -614,41 +617,33 @@ async fn failover_finishes_the_round_in_flight() {
     }
     // Every player is connected before the betting phase of `round` opens.
     let round = joined.iter().map(|(.., round)| round).max().unwrap() + 1;
-    let (flying_sender, mut flying) = mpsc::channel(FAILOVER_PLAYERS);
-    let tasks: Vec<_> = (joined.into_iter().enumerate())
+    let (flying_sender, flying) = mpsc::channel(FAILOVER_PLAYERS);
+    let players = (joined.into_iter().enumerate())
         .map(|(index, (socket, player, _))| {
             let auto = FAILOVER_AUTOS[index % FAILOVER_AUTOS.len()];
             let flying = flying_sender.clone();
             tokio::spawn(bet_and_watch(socket, player, auto, round, flying))
         })
         .collect();
-    within(ROUND_WAIT_MS, "round flying", flying.recv()).await;
-    cluster.kill_engine(leader_index);
-    let killed_at = Instant::now();
-    let standby = wait_for_takeover(&cluster, &leader).await;
-    eprintln!(
-        "{} took over from {} {} ms after the kill",
-        standby.engine_id,
-        leader.engine_id,
-        killed_at.elapsed().as_millis()
-    );
-    let standby_index = cluster.engine_index(&standby.engine_id);
-    assert!(
-        standby.fencing_token > leader.fencing_token,
-        "fencing token {} after {}",
-        standby.fencing_token,
-        leader.fencing_token
-    );
+    FailoverRound {
+        round,
+        players,
+        flying,
+    }
+}
+
+/// Waits for the failover round to end for every player, then checks that they all saw
+/// the same crash, the chain's, and that the ledger settled every bet exactly once.
+async fn assert_round_settled_exactly(cluster: &Cluster, failover: FailoverRound) {
+    let round = failover.round;
     let mut watched = Vec::with_capacity(FAILOVER_PLAYERS);
-    for task in tasks {
+    for player in failover.players {
         watched.push(
-            within(ROUND_WAIT_MS, "the round's end", task)
+            within(ROUND_WAIT_MS, "the round's end", player)
                 .await
                 .unwrap(),
         );
     }
-    assert!(cluster.engine_running(standby_index), "the standby died");
-
     let (crash, hash) = round_end(&watched[0], round);
     for other in &watched[1..] {
         assert_eq!(
@@ -679,6 +674,261 @@ async fn failover_finishes_the_round_in_flight() {
         journaled.get::<_, i64>(4),
         payouts_total,
         "payouts_total_minor"
+    );
+    assert_eq!(balances_sum(&sql).await, 0, "the balances do not sum to 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_finishes_the_round_in_flight() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
+    let leader = cluster.lease_holder().await.expect("a leader");
+    let leader_index = cluster.engine_index(&leader.engine_id);
+    let mut failover = bet_in_the_next_round(&cluster).await;
+    within(ROUND_WAIT_MS, "round flying", failover.flying.recv()).await;
+    cluster.kill_engine(leader_index);
+    let killed_at = Instant::now();
+    let standby = wait_for_takeover(&cluster, &leader).await;
+    eprintln!(
+        "{} took over from {} {} ms after the kill",
+        standby.engine_id,
+        leader.engine_id,
+        killed_at.elapsed().as_millis()
+    );
+    let standby_index = cluster.engine_index(&standby.engine_id);
+    assert!(
+        standby.fencing_token > leader.fencing_token,
+        "fencing token {} after {}",
+        standby.fencing_token,
+        leader.fencing_token
+    );
+    assert_round_settled_exactly(&cluster, failover).await;
+    assert!(cluster.engine_running(standby_index), "the standby died");
+}
+
+/// A leader frozen (SIGSTOP) while Redis restarts empty: the standby takes the room with
+/// a token from the ledger, above the frozen one's although Redis forgot every token.
+/// Thawed, the old leader writes nothing more (its token is fenced off) and stops leading;
+/// the round in flight is settled exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_across_a_redis_restart_is_fenced_off() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAILOVER_ROUNDS).await;
+    let leader = cluster.lease_holder().await.expect("a leader");
+    let leader_index = cluster.engine_index(&leader.engine_id);
+    let mut failover = bet_in_the_next_round(&cluster).await;
+    within(ROUND_WAIT_MS, "round flying", failover.flying.recv()).await;
+    cluster.pause_engine(leader_index);
+    cluster.restart_redis();
+    let standby = wait_for_takeover(&cluster, &leader).await;
+    assert!(
+        standby.fencing_token > leader.fencing_token,
+        "fencing token {} after a Redis restart, the paused leader holds {}",
+        standby.fencing_token,
+        leader.fencing_token
+    );
+    let logged_before_thaw = cluster.engine_log(leader_index).len();
+    cluster.resume_engine(leader_index);
+    poll_until(
+        TAKEOVER_WAIT_MS,
+        "the thawed leader stops leading",
+        async || {
+            let log = cluster.engine_log(leader_index);
+            log[logged_before_thaw..]
+                .contains("room handed over")
+                .then_some(())
+        },
+    )
+    .await;
+    assert_round_settled_exactly(&cluster, failover).await;
+    assert_eq!(
+        cluster.lease_holder().await,
+        Some(standby),
+        "the room changed hands again"
+    );
+}
+
+/// Players of the Redis restart test, spread over the gateways.
+const RESTART_PLAYERS: usize = 9;
+/// Times Redis is restarted in that test, a round played after each.
+const REDIS_RESTARTS: usize = 2;
+/// Stake of every bet in that test.
+const RESTART_STAKE_MINOR: i64 = 100;
+/// Longest wait for every request to be answered once the players stop betting.
+const ANSWERS_WAIT_MS: u64 = 30_000;
+
+/// What a player of the Redis restart test sent and was told.
+struct Answered {
+    player: String,
+    /// Request ids of the bets it sent.
+    sent: Vec<String>,
+    /// Answers (`bet_ok`/`bet_err`) by request id.
+    answers: HashMap<String, Vec<Value>>,
+    /// Snapshots received after the first.
+    snapshots: usize,
+}
+
+/// Bets in every round until `stop`, checking the stream as a client must see it: each
+/// public event's seq above the last, each phase of a round announced at most once, a
+/// snapshot (a new epoch, or a gap the gateway could not fill) starting over. Returns
+/// once stopped and every request has its answer.
+async fn play_across_restarts(
+    mut socket: Socket,
+    player: String,
+    first_seq: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Answered {
+    let mut last_seq = first_seq;
+    let mut announced: HashSet<(u64, String)> = HashSet::new();
+    let mut played = Answered {
+        player,
+        sent: Vec::new(),
+        answers: HashMap::new(),
+        snapshots: 0,
+    };
+    loop {
+        let stopped = *stop.borrow();
+        if stopped && played.sent.len() <= played.answers.len() {
+            return played;
+        }
+        let frame = tokio::select! {
+            frame = next_frame(&mut socket) => frame,
+            _ = stop.changed(), if !stopped => continue,
+        };
+        let who = &played.player;
+        match frame.kind() {
+            "snapshot" => {
+                played.snapshots += 1;
+                last_seq = snapshot_seq(&frame);
+                announced.clear();
+            }
+            "bet_ok" | "bet_err" => {
+                let req = frame.value["req"]
+                    .as_str()
+                    .expect("an answer names its req");
+                let answers = played.answers.entry(req.to_owned()).or_default();
+                answers.push(frame.value);
+            }
+            kind @ ("betting" | "flying" | "crash" | "tick") => {
+                advance(&mut last_seq, &frame, who);
+                let round = frame.round().expect("public events name their round");
+                if kind != "tick" {
+                    assert!(
+                        announced.insert((round, kind.to_owned())),
+                        "{who}: {kind} of round {round} announced again: {}",
+                        frame.text
+                    );
+                }
+                if kind == "betting" && !stopped {
+                    let req = format!("r{round}");
+                    send(&mut socket, bet(&req, RESTART_STAKE_MINOR, Some(150))).await;
+                    played.sent.push(req);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The newest round of [`ROOM`] the journal holds as finished, 0 for none.
+async fn newest_finished_round(sql: &tokio_postgres::Client) -> u64 {
+    let row = sql
+        .query_one(
+            "SELECT COALESCE(MAX(round), 0)::BIGINT FROM rounds \
+             WHERE room = $1 AND status IN ('crashed', 'aborted')",
+            &[&ROOM],
+        )
+        .await
+        .unwrap();
+    u64::try_from(row.get::<_, i64>(0)).unwrap()
+}
+
+/// Polls `probe` every [`POLL_MS`] until it gives a value; fails naming `what` after
+/// `wait_ms`.
+async fn poll_until<T>(wait_ms: u64, what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {wait_ms} ms");
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// Waits until the journal holds a round after `round` as finished.
+async fn wait_for_a_round_after(sql: &tokio_postgres::Client, round: u64) {
+    let what = format!("a round after {round} played");
+    poll_until(ROUND_WAIT_MS, &what, async || {
+        (newest_finished_round(sql).await > round + 1).then_some(())
+    })
+    .await;
+}
+
+/// Redis killed and restarted empty (no persistence) while players bet in every round:
+/// no client sees a phase twice or a seq go back (a new epoch comes with a snapshot),
+/// every bet gets exactly one answer, each `bet_ok` is a stake in the ledger and every
+/// stake was acknowledged, and the balances still sum to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_play_on_across_redis_restarts() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(FAST_ROUNDS).await;
+    let gateways = cluster.gateway_addrs.clone();
+    let (stop_sender, stop) = watch::channel(false);
+    let mut players = Vec::with_capacity(RESTART_PLAYERS);
+    for index in 0..RESTART_PLAYERS {
+        let (token, player) = guest(gateways[(index + 1) % GATEWAYS]).await;
+        let (socket, _, snapshot) = join(gateways[index % GATEWAYS], &token).await;
+        let first_seq = snapshot_seq(&snapshot);
+        let stop = stop.clone();
+        players.push(tokio::spawn(play_across_restarts(
+            socket, player, first_seq, stop,
+        )));
+    }
+    let sql = cluster.sql().await;
+    wait_for_a_round_after(&sql, newest_finished_round(&sql).await).await;
+    for restart in 1..=REDIS_RESTARTS {
+        let before = newest_finished_round(&sql).await;
+        cluster.restart_redis();
+        eprintln!("Redis restarted ({restart}) after round {before}");
+        wait_for_a_round_after(&sql, before).await;
+    }
+    stop_sender.send(true).unwrap();
+    let mut bets_ok = HashMap::new();
+    for player in players {
+        let played = within(ANSWERS_WAIT_MS, "every request answered", player)
+            .await
+            .unwrap();
+        eprintln!(
+            "{}: {} bets, {} snapshots",
+            played.player,
+            played.sent.len(),
+            played.snapshots
+        );
+        for req in &played.sent {
+            let answers = played.answers.get(req).map_or(&[][..], Vec::as_slice);
+            assert_eq!(
+                answers.len(),
+                1,
+                "{} {req}: answers {answers:?}",
+                played.player
+            );
+            if answers[0]["t"] == "bet_ok" {
+                let id = format!("bet:{ROOM}:{}:{}:0", answers[0]["round"], played.player);
+                bets_ok.insert(id, format!("player:{}", played.player));
+            }
+        }
+    }
+    let stakes: HashMap<String, String> = (sql
+        .query("SELECT id, debit FROM transfers WHERE kind = 'bet'", &[]))
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect();
+    assert_eq!(
+        stakes, bets_ok,
+        "stakes in the ledger and bet_ok answers differ"
     );
     assert_eq!(balances_sum(&sql).await, 0, "the balances do not sum to 0");
 }
@@ -918,18 +1168,16 @@ async fn wait_for_leaders(
     what: &str,
     settled: impl Fn(&[(String, u64)]) -> bool,
 ) -> Vec<(String, u64)> {
-    let deadline = Instant::now() + Duration::from_millis(SPREAD_WAIT_MS);
-    loop {
+    let mut seen = None;
+    poll_until(SPREAD_WAIT_MS, what, async || {
         let now = leaders(cluster).await;
-        if let Some(leaders) = now.as_ref().filter(|leaders| settled(leaders)) {
-            return leaders.clone();
+        if now != seen {
+            eprintln!("leaders of the rooms: {now:?}");
+            seen.clone_from(&now);
         }
-        assert!(
-            Instant::now() < deadline,
-            "{what} within {SPREAD_WAIT_MS} ms: {now:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-    }
+        now.filter(|leaders| settled(leaders))
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

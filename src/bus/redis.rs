@@ -865,6 +865,10 @@ impl CommandReader {
             };
             let entries = match self.next_entries().await {
                 Ok(entries) => entries,
+                Err(error) if error.code() == Some("NOGROUP") => {
+                    self.recreate_group().await;
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(key = self.key, %error, "reading commands failed; retrying");
                     tokio::time::sleep(Duration::from_millis(REDIS_RETRY_DELAY_MS)).await;
@@ -881,6 +885,22 @@ impl CommandReader {
                 }
             }
         }
+    }
+
+    /// The group (or the whole stream) is gone: Redis restarted without persistence, or
+    /// someone deleted the key. Everything it held is lost, but commands sent since are in
+    /// a new stream: a group created from its start reads them.
+    async fn recreate_group(&mut self) {
+        tracing::warn!(
+            key = self.key,
+            "the command stream lost its consumer group (Redis restarted?); creating it again"
+        );
+        if let Err(error) = create_consumer_group(&mut self.connection, &self.key).await {
+            tracing::warn!(key = self.key, %error, "creating the consumer group failed; retrying");
+            tokio::time::sleep(Duration::from_millis(REDIS_RETRY_DELAY_MS)).await;
+        }
+        self.own_pending_after = None;
+        self.claim_cursor = "0-0".to_owned();
     }
 
     async fn next_entries(&mut self) -> RedisResult<Vec<StreamId>> {
@@ -1339,6 +1359,31 @@ mod tests {
         let mut again = fixture.commands("r1").await.unwrap();
         assert_eq!(within(again.next()).await, Some(bet("b")));
         assert_eq!(within(again.next()).await, Some(bet("c")));
+    }
+
+    /// Redis restarted without persistence loses the command stream and its group: the
+    /// engine's reader creates the group again and reads what gateways send from then on.
+    #[tokio::test]
+    async fn a_command_reader_recreates_its_group_after_a_redis_restart() {
+        let mut server = RedisTestServer::start();
+        let url = server.url();
+        let engine = RedisBus::connect(&url, test_options("engine-a")).await;
+        let gateway = RedisBus::connect(&url, test_options("gateway")).await;
+        let (engine, gateway) = (engine.unwrap(), gateway.unwrap());
+        let mut commands = engine.commands("r1").await.unwrap();
+        gateway.send_command(bet("a")).await.unwrap();
+        assert_eq!(within(commands.next()).await, Some(bet("a")));
+        engine.commands_handled("r1").await;
+
+        server.restart();
+        // A send may meet the connection before it notices the restart; a player retries.
+        within(async {
+            while gateway.send_command(bet("b")).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(PROBE_INTERVAL_MS)).await;
+            }
+        })
+        .await;
+        assert_eq!(within(commands.next()).await, Some(bet("b")));
     }
 
     async fn two_gateways_each_get_every_event_once_on(fixture: Fixture) {

@@ -95,6 +95,18 @@ impl RedisTestServer {
         self.nodes.iter().map(Node::url).collect()
     }
 
+    /// Kills a standalone server (SIGKILL: nothing is saved, as with persistence off) and
+    /// starts an empty one on the same port, as an operator's restart would.
+    pub fn restart(&mut self) {
+        assert_eq!(self.nodes.len(), 1, "restart is for a standalone server");
+        let port = self.nodes[0].port;
+        let _ = self.nodes[0].child.kill();
+        let _ = self.nodes[0].child.wait();
+        let restarted = (0..START_ATTEMPTS_MAX).find_map(|_| Node::spawn(port, &[]));
+        self.nodes[0] =
+            restarted.unwrap_or_else(|| panic!("redis-server did not start again on port {port}"));
+    }
+
     fn with_attempts(start: impl Fn() -> Option<RedisTestServer>) -> RedisTestServer {
         for _ in 0..START_ATTEMPTS_MAX {
             if let Some(server) = start() {

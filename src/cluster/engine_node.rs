@@ -5,7 +5,8 @@
 //! polls its lease every `cluster.standby_poll_interval_ms`. When the lease is free it
 //! takes it (only its share of the rooms at first, so rooms spread over the live engines;
 //! any room left without a leader for a whole lease TTL is taken by whoever sees it), then:
-//! 1. raises the ledger's fence to its token, so the previous leader can write no more;
+//! 1. takes the room's next fencing token from the ledger, which raises the ledger's fence
+//!    to it, so the previous leader can write no more, and records it in the lease;
 //! 2. runs the room with [`crate::engine::lead_room`]: resuming the round the previous
 //!    leader left in flight, every ledger write carrying the token;
 //! 3. keeps renewing the lease meanwhile ([`lease::keep`]); losing it stops the room at once.
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::lease::{self, Leases, RoomLease};
+use super::lease::{self, LeaseGrant, Leases, RoomLease};
 use crate::Config;
 use crate::bus::{Bus, BusError, RedisBus};
 use crate::config::ConfigError;
@@ -149,7 +150,7 @@ async fn room_loop(shared: Arc<NodeShared>, room: String, shutdown: Cancellation
     let orphan_after = Duration::from_millis(cluster.lease_ttl_ms);
     let mut free_since: Option<Instant> = None;
     while !shutdown.is_cancelled() {
-        let acquired = match shared.leases.holder(&room).await {
+        let granted = match shared.leases.holder(&room).await {
             Ok(Some(_)) => {
                 free_since = None;
                 None
@@ -174,6 +175,10 @@ async fn room_loop(shared: Arc<NodeShared>, room: String, shutdown: Cancellation
                 None
             }
         };
+        let acquired = match granted {
+            Some(grant) => fence(&shared, &room, grant).await,
+            None => None,
+        };
         if let Some(lease) = acquired {
             free_since = None;
             shared.leading.fetch_add(1, Ordering::Relaxed);
@@ -192,6 +197,34 @@ async fn room_loop(shared: Arc<NodeShared>, room: String, shutdown: Cancellation
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Takes the room's next fencing token from the ledger for a lease just won and records
+/// it in the lease. None (the grant given up) when the ledger cannot be reached or the
+/// grant expired meanwhile.
+async fn fence(shared: &NodeShared, room: &str, grant: LeaseGrant) -> Option<RoomLease> {
+    let token = match shared.ledger.acquire_fence(room).await {
+        Ok(token) => token,
+        Err(error) => {
+            tracing::warn!(room, %error, "no fencing token from the ledger; giving the lease up");
+            if let Err(error) = shared.leases.release_grant(grant).await {
+                tracing::warn!(room, %error, "lease not released; it expires by itself");
+            }
+            return None;
+        }
+    };
+    match shared.leases.confirm(grant, token).await {
+        Ok(Some(lease)) => Some(lease),
+        Ok(None) => {
+            tracing::warn!(room, token, "lease expired while taking its fencing token");
+            None
+        }
+        Err(error) => {
+            // The lease expires by itself; another engine's token will be higher.
+            tracing::warn!(room, token, %error, "fencing token not recorded in the lease");
+            None
         }
     }
 }
@@ -248,14 +281,6 @@ async fn lead(
     let given_away = handover.is_cancelled() && !shutdown.is_cancelled();
     match outcome {
         Ok(()) => tracing::info!(room, token = lease.token(), "room handed over"),
-        Err(LeadError::Fenced { current }) => {
-            // Redis forgot the counter (restarted without persistence): lift it past the
-            // ledger's so that the next grant is valid.
-            tracing::warn!(room, token = lease.token(), current, "stale fencing token");
-            if let Err(error) = shared.leases.raise_counter(room, current).await {
-                tracing::warn!(room, %error, "fencing counter not raised");
-            }
-        }
         Err(error) => {
             tracing::error!(room, %error, "room stopped; another engine may take it over");
             let pause = Duration::from_millis(shared.config.cluster.standby_poll_interval_ms);
@@ -268,8 +293,6 @@ async fn lead(
 /// Why leading a room ended other than by handover.
 #[derive(Debug, thiserror::Error)]
 enum LeadError {
-    #[error("the ledger holds fencing token {current}, above this grant's")]
-    Fenced { current: u64 },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -278,16 +301,14 @@ enum LeadError {
     Engine(#[from] EngineError),
 }
 
+/// Leads `room` with `fence`, whose token the ledger handed out last: every write of a
+/// predecessor is refused from then on, so the state read here is final.
 async fn run_as_leader(
     shared: &NodeShared,
     room: &str,
     fence: Fence,
     handover: CancellationToken,
 ) -> Result<(), LeadError> {
-    match shared.ledger.raise_fence(&fence).await {
-        Err(LedgerError::Fenced { current, .. }) => return Err(LeadError::Fenced { current }),
-        other => other?,
-    }
     tracing::info!(room, token = fence.token, "leading room");
     let config = &shared.config;
     let newest = shared.ledger.recent_rounds(room, 1).await?;

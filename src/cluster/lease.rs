@@ -1,24 +1,25 @@
-//! Room leases: which engine of a cluster leads which room, and its fencing token.
+//! Room leases: which engine of a cluster leads which room, and the fencing token it
+//! leads with.
 //!
-//! Owns two Redis keys per room, in the room's hash slot:
-//! - `{p}:lease:{room}` — `"<engine id> <token>"`, set with a TTL (`cluster.lease_ttl_ms`)
-//!   only when absent (the `SET NX PX` of the classic lock) and renewed by its holder;
-//! - `{p}:fence:{room}` — the room's fencing-token counter, incremented at each grant, so
-//!   every leader of a room has a strictly larger token than the one before.
+//! Owns one Redis key per room: `{p}:lease:{room}`, set with a TTL
+//! (`cluster.lease_ttl_ms`) only when absent (the `SET NX PX` of the classic lock) and
+//! renewed by its holder. It holds `"<engine id>"` from the grant until the holder has its
+//! fencing token, then `"<engine id> <token>"`.
 //!
 //! Redis alone cannot stop a deposed leader (paused by GC, cut off, its lease expired
-//! unnoticed) from acting. The token closes that hole where it matters: the engine passes
-//! it with every ledger write ([`crate::ledger::Fence`]) and the ledger refuses a token
-//! below the highest it has seen for the room. A new leader raises the ledger's fence
-//! before reading the room's state, so nothing its predecessor writes afterwards lands.
-//!
-//! If Redis lost the counter (restarted without persistence), a new grant's token may be
-//! below the ledger's; the ledger then answers `Fenced { current }` and the engine lifts
-//! the counter past `current` ([`Leases::raise_counter`]) and asks again.
+//! unnoticed) from acting, and it cannot count tokens either: a Redis restarted without
+//! persistence forgets every key. So the token does not come from Redis. The engine that
+//! won a lease ([`Leases::try_acquire`]) takes the next token of the room from the ledger
+//! ([`crate::ledger::Ledger::acquire_fence`], which raises the ledger's fence to it in the
+//! same step), records it in the lease ([`Leases::confirm`]) and passes it with every
+//! ledger write ([`crate::ledger::Fence`]); the ledger refuses any lower token. Tokens
+//! therefore only ever grow, whatever happens to Redis, and nothing a predecessor writes
+//! after its successor took its token lands.
 //!
 //! A holder keeps the lease with [`keep`]: it renews every `lease_renew_interval_ms` and
-//! declares the lease lost when Redis names another holder, or when a renewal has not
-//! succeeded for long enough that Redis may have expired it.
+//! declares the lease lost when Redis names another holder (or none: Redis restarted or
+//! the lease expired), or when a renewal has not succeeded for long enough that Redis may
+//! have expired it.
 
 use std::time::{Duration, Instant};
 
@@ -28,13 +29,14 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::BusError;
 use crate::bus::redis::{Connection, RedisBus, key};
 
-/// Grants the lease when nobody holds it: increments the fencing counter and stores
-/// `"<id> <token>"` with the TTL. Returns the token, or 0 when the lease is taken.
-const ACQUIRE_LUA: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'NX', 'PX', ARGV[2])
-return token
+/// Records the token of a grant: `"<id>"` becomes `"<id> <token>"` with a fresh TTL,
+/// if the lease is still the grant's. Returns 1 if recorded.
+const CONFIRM_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0
 ";
 
 /// Extends the lease if its value is still ours. Returns 1 if renewed.
@@ -59,13 +61,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 return redis.call('ZCARD', KEYS[1])
 ";
 
-/// Lifts the fencing counter to at least ARGV[1].
-const RAISE_COUNTER_LUA: &str = r"
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1
-";
-
 /// The lease keys of one engine process.
 pub struct Leases {
     connection: Connection,
@@ -74,7 +69,13 @@ pub struct Leases {
     ttl_ms: u64,
 }
 
-/// A lease held on one room.
+/// A lease won on one room whose fencing token is not known yet: its holder takes one
+/// from the ledger, then [`Leases::confirm`]s it, or [`Leases::release`]s the grant.
+pub struct LeaseGrant {
+    key: String,
+}
+
+/// A lease held on one room, with its fencing token.
 pub struct RoomLease {
     key: String,
     /// `"<engine id> <token>"`: what the key holds while the lease is ours.
@@ -110,28 +111,45 @@ impl Leases {
         key(&self.key_prefix, "lease", room)
     }
 
-    fn fence_key(&self, room: &str) -> String {
-        key(&self.key_prefix, "fence", room)
+    /// Takes the lease of `room` if nobody holds it.
+    pub async fn try_acquire(&self, room: &str) -> Result<Option<LeaseGrant>, BusError> {
+        let key = self.lease_key(room);
+        let granted: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&self.engine_id)
+            .arg("NX")
+            .arg("PX")
+            .arg(self.ttl_ms)
+            .query_async(&mut self.connection.clone())
+            .await?;
+        Ok(granted.map(|_| LeaseGrant { key }))
     }
 
-    /// Takes the lease of `room` if nobody holds it.
-    pub async fn try_acquire(&self, room: &str) -> Result<Option<RoomLease>, BusError> {
-        let key = self.lease_key(room);
-        let token: u64 = Script::new(ACQUIRE_LUA)
-            .key(&key)
-            .key(self.fence_key(room))
+    /// Records `token` (from [`crate::ledger::Ledger::acquire_fence`]) in the lease of
+    /// `grant`, renewing it; None when the grant expired meanwhile (another engine may
+    /// lead now, with a higher token: this one must not lead).
+    pub async fn confirm(
+        &self,
+        grant: LeaseGrant,
+        token: u64,
+    ) -> Result<Option<RoomLease>, BusError> {
+        let confirmed: i64 = Script::new(CONFIRM_LUA)
+            .key(&grant.key)
             .arg(&self.engine_id)
+            .arg(token)
             .arg(self.ttl_ms)
             .invoke_async(&mut self.connection.clone())
             .await?;
-        if token == 0 {
-            return Ok(None);
-        }
-        Ok(Some(RoomLease {
-            key,
+        Ok((confirmed == 1).then(|| RoomLease {
+            key: grant.key,
             value: format!("{} {token}", self.engine_id),
             token,
         }))
+    }
+
+    /// Gives up a grant that got no token (the ledger failed), if it is still ours.
+    pub async fn release_grant(&self, grant: LeaseGrant) -> Result<(), BusError> {
+        self.release_value(&grant.key, &self.engine_id).await
     }
 
     /// Extends `lease`; false when Redis no longer holds it for us (expired, or taken).
@@ -147,19 +165,13 @@ impl Leases {
 
     /// Gives `lease` up at once (handover at shutdown), if it is still ours.
     pub async fn release(&self, lease: &RoomLease) -> Result<(), BusError> {
-        let _: i64 = Script::new(RELEASE_LUA)
-            .key(&lease.key)
-            .arg(&lease.value)
-            .invoke_async(&mut self.connection.clone())
-            .await?;
-        Ok(())
+        self.release_value(&lease.key, &lease.value).await
     }
 
-    /// Lifts the fencing counter of `room` to at least `token` (the ledger has seen it).
-    pub async fn raise_counter(&self, room: &str, token: u64) -> Result<(), BusError> {
-        let _: i64 = Script::new(RAISE_COUNTER_LUA)
-            .key(self.fence_key(room))
-            .arg(token)
+    async fn release_value(&self, key: &str, value: &str) -> Result<(), BusError> {
+        let _: i64 = Script::new(RELEASE_LUA)
+            .key(key)
+            .arg(value)
             .invoke_async(&mut self.connection.clone())
             .await?;
         Ok(())
@@ -179,7 +191,8 @@ impl Leases {
         Ok(alive)
     }
 
-    /// `"<engine id> <token>"` of the room's leader, if any.
+    /// `"<engine id> <token>"` of the room's leader (`"<engine id>"` while it takes its
+    /// token), if any.
     pub async fn holder(&self, room: &str) -> Result<Option<String>, BusError> {
         let holder: Option<String> = redis::cmd("GET")
             .arg(self.lease_key(room))

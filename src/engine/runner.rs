@@ -165,8 +165,9 @@ pub async fn run_room(
 
 /// Leads `settings.room` for a cluster until `leadership.handover` is cancelled (or a
 /// newer leader fences this one off): resumes the newest round a previous leader left in
-/// flight, refunds older ones, then plays on. The caller raised the ledger's fence to the
-/// lease's token before, so every read here sees the previous leader's last write.
+/// flight, refunds older ones, then plays on. The caller took the lease's token from the
+/// ledger (`Ledger::acquire_fence`) before, so every read here sees the previous leader's
+/// last write.
 pub async fn lead_room(
     settings: RoomSettings,
     deps: EngineDeps,
@@ -200,7 +201,8 @@ pub async fn lead_room(
     abort_unfinished_rounds(&room, &writer, unfinished, now_ms)
         .await
         .map_err(recovery_error)?;
-    let continuation = continued_numbering(deps.bus.as_ref(), &room, now_ms).await;
+    let resumed_round = in_flight.as_ref().map(|record| record.round);
+    let continuation = continued_numbering(deps.bus.as_ref(), &room, resumed_round, now_ms).await;
     let (epoch, first_seq) = (continuation.epoch, continuation.first_seq);
     let core = match in_flight {
         Some(record) => {
@@ -262,6 +264,16 @@ impl Continuation {
         })
     }
 
+    /// Whether the retained events show all that was announced of `round`: its `betting`
+    /// event, or, last, the `crash` of the round before (nothing of `round` went out).
+    fn tells_start_of(&self, round: u64) -> bool {
+        let crash_before = matches!(
+            self.retained.last(),
+            Some(RoomEvent::Crash { round: crashed, .. }) if *crashed + 1 == round
+        );
+        crash_before || self.betting_end_ms(round).is_some()
+    }
+
     /// Whether the `flying` event of `round` is retained.
     fn flying_announced(&self, round: u64) -> bool {
         let flying =
@@ -273,7 +285,25 @@ impl Continuation {
 /// The previous leader's epoch and its last seq + 1 when the bus still holds its events,
 /// so gateways and clients see one contiguous stream across the takeover (clients keep
 /// recovering with `since`); otherwise a new epoch, the clock now, from seq 1.
-async fn continued_numbering(bus: &dyn Bus, room: &str, now_ms: u64) -> Continuation {
+///
+/// Continuing is right only if the retained events tell what players were told of
+/// `resumed_round`, the round in flight: they must reach back to its `betting` event, or
+/// end with the previous round's `crash` (its betting was journaled, not announced).
+/// Otherwise — the history was trimmed, or Redis restarted without persistence and holds
+/// only what the previous leader published since — the new leader cannot know whether
+/// `flying` went out, and announcing it again would repeat a phase within one numbering.
+/// A new epoch instead makes every gateway send its sockets a fresh snapshot.
+async fn continued_numbering(
+    bus: &dyn Bus,
+    room: &str,
+    resumed_round: Option<u64>,
+    now_ms: u64,
+) -> Continuation {
+    let anew = Continuation {
+        epoch: now_ms,
+        first_seq: 1,
+        retained: Vec::new(),
+    };
     let retained = bus
         .recent_events(room, 0, usize::MAX)
         .await
@@ -282,21 +312,25 @@ async fn continued_numbering(bus: &dyn Bus, room: &str, now_ms: u64) -> Continua
             Vec::new()
         });
     let Some(last) = retained.last() else {
-        return Continuation {
-            epoch: now_ms,
-            first_seq: 1,
-            retained: Vec::new(),
-        };
+        return anew;
     };
-    let (epoch, first_seq) = (last.epoch, last.seq + 1);
-    let retained = retained
-        .iter()
-        .filter_map(|envelope| serde_json::from_slice(&envelope.json).ok())
-        .collect();
-    Continuation {
-        epoch,
-        first_seq,
-        retained,
+    let continuation = Continuation {
+        epoch: last.epoch,
+        first_seq: last.seq + 1,
+        retained: (retained.iter())
+            .filter_map(|envelope| serde_json::from_slice(&envelope.json).ok())
+            .collect(),
+    };
+    match resumed_round {
+        Some(round) if !continuation.tells_start_of(round) => {
+            tracing::info!(
+                room,
+                round,
+                "the retained events miss the start of the round in flight; numbering anew"
+            );
+            anew
+        }
+        _ => continuation,
     }
 }
 
@@ -1360,6 +1394,10 @@ mod tests {
         async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
             self.inner.raise_fence(fence).await
         }
+
+        async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
+            self.inner.acquire_fence(room).await
+        }
         async fn recent_rounds(
             &self,
             room: &str,
@@ -1647,25 +1685,9 @@ mod tests {
             .await
             .unwrap();
 
-        // The dead leader's last event: the new one continues its numbering.
-        let last = RoomEvent::Tick {
-            seq: 40,
-            round: 5,
-            m: 101,
-            ms: 10,
-            at: started_at_ms + 10,
-            bets: Vec::new(),
-            cashouts: Vec::new(),
-            totals: None,
-        };
-        let envelope = EventEnvelope {
-            room: ROOM.into(),
-            seq: 40,
-            epoch: 1_234,
-            conflatable: true,
-            json: Bytes::from(protocol::encode(&last)),
-        };
-        fixture.bus.publish(envelope).await.unwrap();
+        // Only the dead leader's last tick is retained (Redis restarted since the round
+        // took off): whether `flying` went out is unknown, so the numbering starts anew.
+        retain(&fixture, &[tick_of_round_5(40, started_at_ms)]).await;
         let mut raw = fixture.bus.subscribe(ROOM).await.unwrap();
         let mut watcher = Watcher::new(&fixture.bus).await;
         let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
@@ -1676,7 +1698,7 @@ mod tests {
         assert_eq!(
             first,
             RoomEvent::Flying {
-                seq: 41,
+                seq: 1,
                 round: 5,
                 started_at: started_at_ms
             }
@@ -1684,7 +1706,10 @@ mod tests {
         let Some(Delivery::Event(first_envelope)) = raw.next().await else {
             panic!("the first event arrives");
         };
-        assert_eq!((first_envelope.epoch, first_envelope.seq), (1_234, 41));
+        assert!(
+            first_envelope.epoch > started_at_ms,
+            "a new epoch: {first_envelope:?}"
+        );
         let crashed = watcher
             .until(|event| matches!(event, RoomEvent::Crash { .. }))
             .await;
@@ -1733,6 +1758,80 @@ mod tests {
         assert_eq!(rounds[1].payouts_total_minor, 525 + 1_100);
         // Round 6 was left open by the handover: the next leader resumes it.
         assert_eq!(rounds[0].status, RoundStatus::Betting);
+    }
+
+    /// A tick of round 5 `ms` into the flight, as a previous leader published it.
+    fn tick_of_round_5(seq: u64, started_at_ms: u64) -> RoomEvent {
+        RoomEvent::Tick {
+            seq,
+            round: 5,
+            m: 101,
+            ms: 10,
+            at: started_at_ms + 10,
+            bets: Vec::new(),
+            cashouts: Vec::new(),
+            totals: None,
+        }
+    }
+
+    /// Publishes `events` as a previous leader of epoch 1234 did; the bus retains them.
+    async fn retain(fixture: &Fixture, events: &[RoomEvent]) {
+        for event in events {
+            let envelope = EventEnvelope {
+                room: ROOM.into(),
+                seq: event.seq(),
+                epoch: 1_234,
+                conflatable: event.is_tick(),
+                json: Bytes::from(protocol::encode(event)),
+            };
+            fixture.bus.publish(envelope).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_continues_the_numbering_the_history_fully_tells() {
+        let fixture = fixture(5, |crash| (150..400).contains(&crash));
+        let started_at_ms = SystemClock.now_ms() - 20;
+        seed_flight(&fixture, crash_of_round_5(&fixture), started_at_ms).await;
+        fixture.ledger.acquire_fence(ROOM).await.unwrap();
+        let announced = [
+            RoomEvent::Betting {
+                seq: 38,
+                round: 5,
+                ends_at: started_at_ms,
+            },
+            RoomEvent::Flying {
+                seq: 39,
+                round: 5,
+                started_at: started_at_ms,
+            },
+            tick_of_round_5(40, started_at_ms),
+        ];
+        retain(&fixture, &announced).await;
+        let mut raw = fixture.bus.subscribe(ROOM).await.unwrap();
+        let (leadership, handover) = leadership(1);
+        let settings = fixture.settings.clone();
+        let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
+        let mut continued = Vec::new();
+        while let Some(Delivery::Event(envelope)) = raw.next().await {
+            let event: RoomEvent = serde_json::from_slice(&envelope.json).unwrap();
+            continued.push((envelope.epoch, event.clone()));
+            if matches!(event, RoomEvent::Crash { .. }) {
+                break;
+            }
+        }
+        handover.cancel();
+        engine.await.unwrap().unwrap();
+        // On from seq 41 in the same epoch, and `flying` is not announced again.
+        assert!(continued.len() > 1, "ticks, then the crash: {continued:?}");
+        for (index, (epoch, event)) in continued.iter().enumerate() {
+            assert_eq!(
+                (*epoch, event.seq()),
+                (1_234, 41 + index as u64),
+                "{event:?}"
+            );
+            assert!(!matches!(event, RoomEvent::Flying { .. }), "{event:?}");
+        }
     }
 
     #[tokio::test]

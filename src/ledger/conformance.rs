@@ -33,6 +33,8 @@ macro_rules! ledger_conformance_tests {
             a_stale_fence_is_refused_and_changes_nothing,
             fences_are_per_room_and_spare_unfenced_calls,
             unused_guests_expire_and_their_grant_goes_back_to_the_mint,
+            acquired_fence_tokens_only_grow_and_fence_off_the_previous,
+            concurrent_acquirers_get_distinct_fence_tokens,
             random_operations_match_a_model);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -586,6 +588,58 @@ pub async fn fences_are_per_room_and_spare_unfenced_calls(ledger: &dyn Ledger) {
     assert_fenced(ledger.raise_fence(&fence("main", 9)).await, 9, 10);
     ledger.raise_fence(&fence("main", 10)).await.unwrap();
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
+/// Each `acquire_fence` returns a token above every token the room's fence ever held
+/// (acquired, raised or written with), and raises the fence to it: a write with any lower
+/// token is refused and changes nothing. Rooms count apart.
+pub async fn acquired_fence_tokens_only_grow_and_fence_off_the_previous(ledger: &dyn Ledger) {
+    let first = ledger.acquire_fence("main").await.unwrap();
+    assert!(first >= 1, "a token is never 0: {first}");
+    let second = ledger.acquire_fence("main").await.unwrap();
+    assert!(second > first, "token {second} after {first}");
+    ledger
+        .apply_batch_fenced(vec![grant("g:a", "a", 1_000)], &fence("main", second))
+        .await
+        .unwrap();
+    let before = snapshot(ledger).await;
+    let deposed = vec![bet("b:a:1", "a", 100)];
+    assert_fenced(
+        ledger
+            .apply_batch_fenced(deposed, &fence("main", first))
+            .await,
+        first,
+        second,
+    );
+    assert_eq!(snapshot(ledger).await, before);
+
+    // A token written or raised by other means is never handed out again.
+    ledger
+        .raise_fence(&fence("main", second + 10))
+        .await
+        .unwrap();
+    let third = ledger.acquire_fence("main").await.unwrap();
+    assert_eq!(third, second + 11);
+    let raised = fence("main", second + 10);
+    let stale = ledger.record_round_fenced(round("main", 1, RoundStatus::Betting), &raised);
+    assert_fenced(stale.await, second + 10, third);
+    assert_eq!(ledger.acquire_fence("other").await.unwrap(), first);
+    assert_eq!(ledger.acquire_fence("main").await.unwrap(), third + 1);
+    assert_eq!(ledger.total_balance().await.unwrap(), 0);
+}
+
+/// Acquirers of one room racing each other (engines winning leases in turn faster than
+/// the ledger answers) each get a token of their own.
+pub async fn concurrent_acquirers_get_distinct_fence_tokens(ledger: &dyn Ledger) {
+    const ACQUIRERS: u64 = 16;
+    let acquired =
+        futures_util::future::join_all((0..ACQUIRERS).map(|_| ledger.acquire_fence("main"))).await;
+    let mut tokens: Vec<u64> = acquired.into_iter().map(Result::unwrap).collect();
+    tokens.sort_unstable();
+    let first = tokens[0];
+    assert_eq!(tokens, (first..first + ACQUIRERS).collect::<Vec<_>>());
+    let next = ledger.acquire_fence("main").await.unwrap();
+    assert_eq!(next, first + ACQUIRERS);
 }
 
 /// The reference semantics of `apply_batch`, kept in memory.

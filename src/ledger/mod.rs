@@ -248,6 +248,15 @@ impl Fence {
     }
 }
 
+/// The token `acquire_fence` read back for `room` (a CHECK keeps stored tokens
+/// non-negative, and an increment makes it positive).
+pub(crate) fn acquired_token(room: &str, token: i64) -> Result<u64, LedgerError> {
+    u64::try_from(token)
+        .ok()
+        .filter(|token| *token > 0)
+        .ok_or_else(|| LedgerError::Corrupt(format!("fence token {token} of {room}")))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RoundStatus {
@@ -444,6 +453,13 @@ pub trait Ledger: Send + Sync + 'static {
     /// calls it before reading the room's state, so nothing its predecessor writes
     /// afterwards can land. `Err(Fenced)` if a higher token is stored.
     async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError>;
+
+    /// Makes the caller the fenced writer of `room`: increments the room's stored token
+    /// (from 0 for a room never fenced) and returns it, in one transaction. Every call gets
+    /// a token above any the room's fence held before, however many race, so a new leader
+    /// takes its token here, from the durable store, and whatever its predecessors still
+    /// write with theirs is refused from then on.
+    async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError>;
 
     /// The latest `limit` rounds of a room, newest first.
     async fn recent_rounds(

@@ -44,7 +44,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
-    prefix_upper_bound,
+    acquired_token, prefix_upper_bound,
 };
 
 /// Attempts of one batch lost to concurrent writers (deadlock, serialization failure, an
@@ -405,6 +405,20 @@ impl Ledger for PostgresLedger {
         check_fence(&transaction, fence).await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// One statement, so one transaction: the UPSERT's row lock serializes racing
+    /// acquirers, and READ COMMITTED makes each increment the newest committed token.
+    async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO fences (room, token) VALUES ($1, 1) \
+                 ON CONFLICT (room) DO UPDATE SET token = fences.token + 1 RETURNING token",
+            )
+            .await?;
+        let token: i64 = client.query_one(&statement, &[&room]).await?.try_get(0)?;
+        acquired_token(room, token)
     }
 
     async fn recent_rounds(

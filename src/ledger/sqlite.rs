@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
-    prefix_upper_bound,
+    acquired_token, prefix_upper_bound,
 };
 
 /// How long a writer waits for a lock held by another connection, in milliseconds.
@@ -299,6 +299,20 @@ impl Ledger for SqliteLedger {
         .await
     }
 
+    async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
+        let room = room.to_owned();
+        self.run(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let token: i64 = transaction
+                .prepare_cached(ACQUIRE_FENCE_SQL)?
+                .query_row([&room], |row| row.get(0))?;
+            transaction.commit()?;
+            acquired_token(&room, token)
+        })
+        .await
+    }
+
     async fn recent_rounds(
         &self,
         room: &str,
@@ -457,6 +471,10 @@ fn apply_batch_blocking(
     transaction.commit()?;
     Ok(outcomes)
 }
+
+/// Increments the room's token (a first one is 1) and returns it.
+const ACQUIRE_FENCE_SQL: &str = "INSERT INTO fences (room, token) VALUES (?1, 1) \
+     ON CONFLICT (room) DO UPDATE SET token = fences.token + 1 RETURNING token";
 
 /// Stores `fence.token` as the room's token unless a higher one is stored, which fails
 /// with `Fenced` (the caller's transaction then rolls back, so nothing it wrote lands).

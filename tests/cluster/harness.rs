@@ -31,8 +31,8 @@ pub const ENGINES: usize = 2;
 pub const GATEWAYS: usize = 3;
 /// House edge of the default configuration, to recompute crash points.
 pub const HOUSE_EDGE_BP: u32 = 100;
-/// The lease of [`ROOM`] under the default key prefix: `"<engine id> <fencing token>"`.
-/// The Redis key of `room`'s lease.
+/// The Redis key of `room`'s lease under the default key prefix: `"<engine id> <fencing
+/// token>"` once its holder has its token.
 fn lease_key(room: &str) -> String {
     format!("aloft:lease:{{{room}}}")
 }
@@ -175,7 +175,7 @@ impl Cluster {
         self.lease_holder_of(ROOM).await
     }
 
-    /// The current holder of `room`'s lease, if any.
+    /// The current holder of `room`'s lease with its token, if any.
     pub async fn lease_holder_of(&self, room: &str) -> Option<Lease> {
         let key = lease_key(room);
         let client = redis::Client::open(self.redis.url()).expect("a valid Redis URL");
@@ -188,16 +188,14 @@ impl Cluster {
             .query_async(&mut connection)
             .await
             .expect("GET of the lease key");
-        value.map(|value| {
-            let parsed = value.split_once(' ').and_then(|(engine_id, token)| {
-                Some(Lease {
-                    engine_id: engine_id.to_owned(),
-                    fencing_token: token.parse().ok()?,
-                })
-            });
-            parsed.unwrap_or_else(|| {
-                panic!("lease {key} holds {value:?}, not \"<engine id> <fencing token>\"")
-            })
+        // `"<engine id>"` alone: the winner is still taking its token from the ledger.
+        let (engine_id, token) = value.as_deref()?.split_once(' ')?;
+        let fencing_token = token.parse().unwrap_or_else(|_| {
+            panic!("lease {key} holds {value:?}, not \"<engine id> <fencing token>\"")
+        });
+        Some(Lease {
+            engine_id: engine_id.to_owned(),
+            fencing_token,
         })
     }
 
@@ -216,6 +214,28 @@ impl Cluster {
         let engine = &mut self.engines[index];
         engine.child.kill().expect("kill the engine");
         engine.child.wait().expect("reap the engine");
+    }
+
+    /// Freezes an engine (SIGSTOP), as a long GC pause or a stalled VM would: it holds
+    /// its sockets and state, and acts again on [`Self::resume_engine`].
+    pub fn pause_engine(&self, index: usize) {
+        signal(&self.engines[index].child, "STOP");
+    }
+
+    /// Lets a paused engine run on (SIGCONT).
+    pub fn resume_engine(&self, index: usize) {
+        signal(&self.engines[index].child, "CONT");
+    }
+
+    /// Kills the cluster's Redis and starts an empty one on the same port (Redis without
+    /// persistence, restarted): every lease, stream and history is gone.
+    pub fn restart_redis(&mut self) {
+        self.redis.restart();
+    }
+
+    /// What an engine has logged so far.
+    pub fn engine_log(&self, index: usize) -> String {
+        std::fs::read_to_string(&self.engines[index].log).expect("the engine's log")
     }
 
     pub fn engine_running(&mut self, index: usize) -> bool {
@@ -442,6 +462,16 @@ fn database_url(admin_url: &str, name: &str) -> String {
         Some(query) => format!("{scheme}://{authority}/{name}?{query}"),
         None => format!("{scheme}://{authority}/{name}"),
     }
+}
+
+/// Sends `kill -<name>` to a role process.
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{name} {} failed", child.id());
 }
 
 fn random_hex(bytes: usize) -> String {

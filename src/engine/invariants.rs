@@ -305,6 +305,7 @@ impl Simulation {
                 // Small lists, so that the feed's selection is exercised too.
                 public_bets_per_tick_max: 3,
                 public_cashouts_per_tick_max: 3,
+                ..EngineConfig::default()
             },
         };
         let core = RoomCore::new(settings.clone(), chain.clone(), 1, 1, START_MS)

@@ -443,6 +443,9 @@ mod tests {
             bus: Arc::new(MemoryBus::default()),
             ledger: Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap()),
             players: DashMap::new(),
+            limits: Arc::new(crate::admission::ConnectionLimits::new(
+                &crate::config::LimitsConfig::default(),
+            )),
             requests: requests::RequestsInFlight::new(4),
             growth_rate_per_ms_millionths: 60,
         };

@@ -165,6 +165,11 @@ fn launch_aloft(load: &Load) -> anyhow::Result<Launch> {
         .env("ALOFT_METRICS_LISTEN", "127.0.0.1:0")
         // Every connection comes from loopback: exempt it from the per-address limits.
         .env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.0/8")
+        // Every socket shares one guest token (`Auth::AloftGuest`).
+        .env(
+            "ALOFT_LIMITS__CONNECTIONS_PER_PLAYER_MAX",
+            load.conns.to_string(),
+        )
         .env("ALOFT_DATA_DIR", load.work_dir.join("data"))
         .env("ALOFT_ENGINE__TICK_INTERVAL_MS", &tick_interval_ms)
         .env("ALOFT_ENGINE__BETTING_DURATION_MS", &tick_interval_ms)

@@ -69,10 +69,12 @@ pub struct ReplyTo {
 }
 
 impl ReplyTo {
-    /// A connection of `player` that this engine cannot name (it took the room over
-    /// from another engine after the bet was placed): replies to it go to every gateway
-    /// ([`Bus::gateways`]), which hands them to the player's sockets.
-    pub fn unknown(player: &str) -> ReplyTo {
+    /// Every socket of `player`, on every gateway ([`Bus::gateways`]), each of which
+    /// hands the reply to the player's sockets it holds. For what is not tied to one
+    /// connection: a notice (auto-cashout, refund) the player may receive after moving
+    /// to another socket or gateway, or a bet resumed from a previous leader, whose
+    /// connection this engine cannot name.
+    pub fn every_socket_of(player: &str) -> ReplyTo {
         ReplyTo {
             gateway: String::new(),
             connection: 0,
@@ -80,8 +82,8 @@ impl ReplyTo {
         }
     }
 
-    /// Whether this is [`ReplyTo::unknown`].
-    pub fn is_unknown(&self) -> bool {
+    /// Whether this is [`ReplyTo::every_socket_of`].
+    pub fn is_every_socket(&self) -> bool {
         self.gateway.is_empty()
     }
 }
@@ -216,7 +218,7 @@ pub trait Bus: Send + Sync + 'static {
     async fn send_reply(&self, reply: ReplyEnvelope) -> Result<(), BusError>;
 
     /// The gateways whose reply streams are open now: where the engine sends a reply it
-    /// cannot address to one connection ([`ReplyTo::unknown`]); each gateway hands it to
+    /// cannot address to one connection ([`ReplyTo::every_socket_of`]); each gateway hands it to
     /// the player's sockets, if it holds any.
     async fn gateways(&self) -> Result<Vec<String>, BusError>;
 

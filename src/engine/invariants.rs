@@ -668,16 +668,25 @@ impl Simulation {
     }
 
     fn check_reply(&mut self, reply: &Reply) {
+        if let ServerMessage::Balance { balance, .. } = &reply.message {
+            assert!(
+                reply.to.is_every_socket(),
+                "a balance goes to every socket of the player, wherever it moved"
+            );
+            assert!(
+                self.requests
+                    .values()
+                    .any(|request| request.is_bet && request.player == reply.to.player),
+                "a balance goes to a player that bet"
+            );
+            assert!(*balance >= 0);
+            return;
+        }
         let request = self
             .requests
             .get_mut(&reply.to.connection)
             .expect("replies go to connections that sent a request");
         let (is_bet, req) = match &reply.message {
-            ServerMessage::Balance { balance, .. } => {
-                assert!(request.is_bet, "a balance goes to the bet's owner");
-                assert!(*balance >= 0);
-                return;
-            }
             ServerMessage::BetOk { req, .. } | ServerMessage::BetErr { req, .. } => (true, req),
             ServerMessage::CashoutOk { req, .. } | ServerMessage::CashoutErr { req, .. } => {
                 (false, req)

@@ -256,26 +256,25 @@ pub enum TransferPurpose {
     Credit(CreditNotice),
 }
 
-/// Who learns about a payout or refund once the ledger holds it.
+/// What a payout or refund is for, told once the ledger holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditNotice {
     pub bet: BetKey,
-    /// The connection that placed the bet; told its new balance after an unrequested credit.
-    pub bet_owner: ReplyTo,
     pub reason: CreditReason,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreditReason {
     /// A cashout. Of a request (`req`): its senders get `cashout_ok`. Made by the engine
-    /// (auto-cashout, max profit): the bet's owner gets `balance` naming the cashout,
-    /// the only way it learns of it when the public feed does not list it.
+    /// (auto-cashout, max profit): every socket of the bet's player gets `balance`
+    /// naming the cashout, the only way it learns of it when the public feed does not
+    /// list it.
     Cashout {
         req: Option<String>,
         multiplier_hundredths: u64,
         win_minor: i64,
     },
-    /// A refund: the bet's owner gets `balance`.
+    /// A refund: every socket of the bet's player gets `balance`.
     Refund,
 }
 
@@ -343,8 +342,6 @@ enum BetState {
 struct Bet {
     stake_minor: i64,
     auto_cashout_hundredths: Option<u64>,
-    /// The connection that placed it, told about auto-cashouts and refunds.
-    owner: ReplyTo,
     state: BetState,
 }
 
@@ -583,14 +580,11 @@ impl RoomCore {
             }
             BetSettled::Refunded => BetState::Refunded,
         };
-        // The connection that placed it is not known to this leader.
-        let owner = ReplyTo::unknown(&player);
         let previous = self.bets.insert(
             (player, slot),
             Bet {
                 stake_minor,
                 auto_cashout_hundredths,
-                owner,
                 state,
             },
         );
@@ -727,7 +721,6 @@ impl RoomCore {
         let bet = Bet {
             stake_minor: amount_minor,
             auto_cashout_hundredths,
-            owner: from.clone(),
             state: BetState::Pending {
                 req: req.to_owned(),
             },
@@ -994,8 +987,10 @@ impl RoomCore {
             }),
             CreditReason::Refund => None,
         };
+        // Not an answer to a request: the player may have reconnected to another socket
+        // or gateway since the bet, so the notice goes to each socket it holds now.
         self.effects.replies.push(Reply {
-            to: notice.bet_owner.clone(),
+            to: ReplyTo::every_socket_of(&notice.bet.player),
             message: ServerMessage::Balance {
                 balance: credit_balance_after_minor,
                 cashout,
@@ -1044,9 +1039,9 @@ impl RoomCore {
                 player: player.clone(),
                 slot: *slot,
             };
-            refunds.push((key, bet.stake_minor, bet.owner.clone()));
+            refunds.push((key, bet.stake_minor));
         }
-        for (key, stake_minor, owner) in refunds {
+        for (key, stake_minor) in refunds {
             self.active_stakes_minor -= i128::from(stake_minor);
             let transfer = Transfer {
                 id: self.transfer_id("refund", &key),
@@ -1058,7 +1053,6 @@ impl RoomCore {
             };
             let notice = CreditNotice {
                 bet: key,
-                bet_owner: owner,
                 reason: CreditReason::Refund,
             };
             self.effects.transfers.push(TransferIntent {
@@ -1255,7 +1249,7 @@ impl RoomCore {
             .expect("only placed bets are cashed out");
         assert_eq!(bet.state, BetState::Active, "a bet is paid at most once");
         bet.state = BetState::CashedOut;
-        let (stake_minor, owner) = (bet.stake_minor, bet.owner.clone());
+        let stake_minor = bet.stake_minor;
         if let Some(auto) = bet.auto_cashout_hundredths {
             self.auto_cashouts.remove(&(auto, index.0.clone(), index.1));
         }
@@ -1288,11 +1282,7 @@ impl RoomCore {
             multiplier_hundredths,
             win_minor,
         };
-        let notice = CreditNotice {
-            bet: key,
-            bet_owner: owner,
-            reason,
-        };
+        let notice = CreditNotice { bet: key, reason };
         self.effects.transfers.push(TransferIntent {
             transfer,
             purpose: TransferPurpose::Credit(notice),
@@ -1838,7 +1828,13 @@ mod tests {
             panic!("a credit")
         };
         core.credit_committed(notice, 2_500);
-        // The owner learns the price privately: the public feed may not list it.
+        // The player learns the price privately (the public feed may not list it), on
+        // every socket it holds: it may have reconnected elsewhere since the bet.
+        let effects = core.take_effects();
+        let [Reply { to, message }] = &effects.replies[..] else {
+            panic!("one reply: {effects:?}")
+        };
+        assert_eq!(to, &ReplyTo::every_socket_of("a"));
         let cashout = BetCashout {
             round: 1,
             slot: 0,
@@ -1846,8 +1842,8 @@ mod tests {
             win: 1_500,
         };
         assert_eq!(
-            only_reply(&mut core),
-            ServerMessage::Balance {
+            message,
+            &ServerMessage::Balance {
                 balance: 2_500,
                 cashout: Some(cashout),
             }

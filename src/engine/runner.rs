@@ -885,7 +885,7 @@ impl RoomRunner {
         let mut gateways: Option<Vec<String>> = None;
         for Reply { to, message } in replies {
             let json = Bytes::from(protocol::encode(&message));
-            if !to.is_unknown() {
+            if !to.is_every_socket() {
                 self.send_reply(ReplyEnvelope { to, json }).await;
                 continue;
             }

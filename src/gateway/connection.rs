@@ -154,7 +154,8 @@ impl Connection {
         if outbound.closing.is_some() || outbound.failed {
             return Offer::Dropped;
         }
-        if outbound.frames.is_empty() {
+        // A pending pong goes out first (`flush`), so a frame offered meanwhile waits.
+        if outbound.frames.is_empty() && outbound.pending_pong.is_none() {
             match self.stream.try_write(frame) {
                 Ok(written) if written == frame.len() => return Offer::Written,
                 Ok(written) => {

@@ -7,7 +7,8 @@
 //! - [`fair`]: provably fair hash chain and crash-point formula.
 //! - [`feed`]: the bounded public feed: which bets and cashouts everyone is shown.
 //! - [`engine`]: the round loop of a room (Betting → Flying → Crashed), pure logic in
-//!   `engine::round` driven by a [`engine::Clock`].
+//!   `engine::round` driven by a [`clock::Clock`].
+//! - [`clock`]: time, the leaf every layer reads it from (a fake one in tests).
 //! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite, PostgreSQL).
 //! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory, Redis).
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
@@ -23,6 +24,7 @@
 pub mod admission;
 pub mod auth;
 pub mod bus;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod engine;

@@ -24,7 +24,8 @@ use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
 use crate::config::ConfigError;
-use crate::engine::{EngineDeps, EngineError, RoomSettings, SystemClock};
+use crate::clock::SystemClock;
+use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
@@ -296,7 +297,7 @@ async fn expire_unused_guests(
             _ = shutdown.cancelled() => return,
             _ = sweep.tick() => {}
         }
-        let now_ms = crate::engine::clock::unix_now_ms();
+        let now_ms = crate::clock::unix_now_ms();
         match sweep_unused_guests(ledger.as_ref(), expiry_seconds, now_ms).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "unused guests removed"),
@@ -440,7 +441,7 @@ mod tests {
             })
             .collect();
         ledger.apply_batch(grants).await.unwrap();
-        let now_ms = crate::engine::clock::unix_now_ms();
+        let now_ms = crate::clock::unix_now_ms();
         let expiry_seconds = 3_600;
         assert_eq!(
             sweep_unused_guests(&ledger, expiry_seconds, now_ms)

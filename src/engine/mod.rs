@@ -4,20 +4,17 @@
 //! - [`round`]: [`RoomCore`], the pure state machine of one room, driven by explicit times.
 //! - [`runner`]: [`run_room`] (embedded) and [`lead_room`] (a cluster leader under a
 //!   lease), the async driver and the engine's only I/O, through
-//!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`Clock`].
+//!   [`crate::bus::Bus`], [`crate::ledger::Ledger`] and [`crate::clock::Clock`].
 //! - [`breaker`]: [`breaker::LedgerBreaker`], whether a room takes bets while its ledger
 //!   fails or is slow.
-//! - [`clock`]: the engine's time source.
 //! - `invariants` (tests and the `fuzzing` feature only): random steps against a
 //!   `RoomCore` and a model ledger, checked against the money invariants.
 
 pub mod breaker;
-pub mod clock;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod invariants;
 pub mod round;
 pub mod runner;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use round::{RoomCore, RoomSettings, multiplier_at};
 pub use runner::{EngineDeps, EngineError, Leadership, lead_room, run_room};

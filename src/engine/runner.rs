@@ -29,7 +29,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use super::Clock;
+use crate::clock::Clock;
 use super::breaker::LedgerBreaker;
 use super::round::{
     BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
@@ -942,7 +942,7 @@ mod tests {
     use super::*;
     use crate::bus::{Delivery, MemoryBus, ReplyTo};
     use crate::config::EngineConfig;
-    use crate::engine::SystemClock;
+    use crate::clock::SystemClock;
     use crate::fair;
     use crate::ledger::SqliteLedger;
     use crate::protocol::{BetCashout, RoundTotals, ServerMessage};

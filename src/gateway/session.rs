@@ -261,7 +261,7 @@ fn handle_text(connection: &Connection, text: &str) -> Option<(String, Command)>
     match protocol::decode_client_message(text) {
         Ok(ClientMessage::Ping) => {
             let pong = ServerMessage::Pong {
-                server_time: crate::engine::clock::unix_now_ms(),
+                server_time: crate::clock::unix_now_ms(),
             };
             connection.send_private(frame::text(protocol::encode(&pong).as_bytes()));
             None

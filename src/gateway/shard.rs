@@ -398,7 +398,7 @@ impl ShardState {
         let hello = ServerMessage::Hello {
             player: connection.player().to_owned(),
             balance,
-            server_time: crate::engine::clock::unix_now_ms(),
+            server_time: crate::clock::unix_now_ms(),
             proto: PROTOCOL_VERSION,
             room: connection.room.clone(),
             growth: self.shared.growth_rate_per_ms_millionths,

@@ -211,7 +211,7 @@ async fn create_guest(
         }
     };
     metrics::counter!(crate::metrics::GUESTS).increment(1);
-    let now_seconds = crate::engine::clock::unix_now_ms() / 1000;
+    let now_seconds = crate::clock::unix_now_ms() / 1000;
     let token = app.tokens.mint(
         &player,
         now_seconds,

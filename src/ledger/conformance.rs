@@ -167,7 +167,7 @@ pub async fn unused_guests_expire_and_their_grant_goes_back_to_the_mint(ledger: 
     .await;
     // Nothing is older than the epoch.
     assert_eq!(ledger.expire_unused_guests(0, 100).await.unwrap(), 0);
-    let cutoff_ms = crate::engine::clock::unix_now_ms() + 60_000;
+    let cutoff_ms = crate::clock::unix_now_ms() + 60_000;
     assert_eq!(ledger.expire_unused_guests(cutoff_ms, 2).await.unwrap(), 2);
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
     assert_eq!(

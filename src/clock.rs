@@ -1,6 +1,7 @@
-//! Time as the engine sees it. The engine never reads the system clock directly: it asks
-//! a [`Clock`], so tests drive rounds with a [`ManualClock`] and production uses
-//! [`SystemClock`].
+//! Time, a leaf module every layer reads it from. The engine never reads the system
+//! clock directly: it asks a [`Clock`], so tests drive rounds with a [`ManualClock`] and
+//! production uses [`SystemClock`]. Gateways and the HTTP surface stamp frames and check
+//! token times with [`unix_now_ms`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

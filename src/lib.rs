@@ -19,6 +19,8 @@
 //! - [`metrics`]: Prometheus metrics names and the recorder.
 //! - [`server`]: wires the roles that serve players: the embedded mode
 //!   (`aloft::serve(config, shutdown)`) and the cluster gateway.
+//! - `fuzzing` (tests and the `fuzzing` feature only): the checks the fuzz targets in
+//!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
 
 pub mod admission;
@@ -30,6 +32,8 @@ pub mod config;
 pub mod engine;
 pub mod fair;
 pub mod feed;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod gateway;
 pub mod http;
 pub mod ledger;

@@ -1,15 +1,9 @@
 //! The client-message decoder (`protocol::decode_client_message`) on any text: it never
-//! panics, every error carries a decoder code, every message round-trips.
+//! panics, every error carries a decoder code, every message round-trips
+//! (`aloft::fuzzing::client_message`, also replayed on the seeds by `cargo test`).
 
 #![no_main]
 
-mod decoded;
-
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|bytes: &[u8]| {
-    // The gateway decodes only text tungstenite has checked to be UTF-8.
-    if let Ok(text) = std::str::from_utf8(bytes) {
-        decoded::check(text);
-    }
-});
+fuzz_target!(|bytes: &[u8]| aloft::fuzzing::client_message_bytes(bytes));

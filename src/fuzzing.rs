@@ -190,7 +190,9 @@ mod tests {
                 match edit {
                     0 if at < bytes.len() => bytes[at] = byte,
                     1 => bytes.insert(at, byte),
-                    _ if at < bytes.len() => drop(bytes.remove(at)),
+                    _ if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
                     _ => bytes.push(byte),
                 }
             }

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::compare::{CompareReport, Entry, Status};
+use crate::fanout::compare::{CompareReport, Entry, Status};
 
 /// Width of a chart, in pixels.
 const CHART_WIDTH_PX: f64 = 880.0;

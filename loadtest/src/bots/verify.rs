@@ -5,7 +5,7 @@
 //! no connection state: the order of public events ([`StreamTracker`], which tells the
 //! ticks a slow socket may skip from lost events), the crash point of a round recomputed
 //! with `aloft::fair`, the hash-chain link between consecutive rounds, the order of the
-//! public lists and the payout of a cashout. The bot (`bot.rs`) applies them to what it
+//! public lists and the payout of a cashout. The bot (`bots::bot`) applies them to what it
 //! receives.
 
 use aloft::fair::{crash_point_hundredths, sha256_hex};

@@ -6,7 +6,7 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::quantile_ms;
+use crate::report::latency::quantile_ms;
 
 /// Microseconds per second.
 const US_PER_SECOND: f64 = 1_000_000.0;

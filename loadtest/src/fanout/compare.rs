@@ -2,16 +2,16 @@
 //! floor first, added when not listed) and for each connection count, with the same
 //! client; every result also as a ratio to the floor's. A server that cannot be started
 //! here is reported as unavailable, and one whose run fails as failed, with the reason:
-//! never silently dropped. Writes `report.json` and `report.html` ([`crate::html`]).
+//! never silently dropped. Writes `report.json` and `report.html` ([`crate::report::html`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::fanout::servers;
 use crate::fanout::{self, CONNS_MAX, LoadArgs};
-use crate::fanout_report::{FanoutReport, ratio_to_floor};
-use crate::servers;
+use crate::report::fanout::{FanoutReport, ratio_to_floor};
 
 /// Most connection counts in one comparison.
 const CONNS_LIST_MAX: usize = 8;
@@ -116,7 +116,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     crate::process::ensure_open_files(args.conns.iter().copied().max().unwrap_or(1))?;
     let mut report = CompareReport {
         machine: machine(),
-        started_unix_seconds: crate::receiver::unix_now_us() / 1_000_000,
+        started_unix_seconds: crate::fanout::receiver::unix_now_us() / 1_000_000,
         hz: args.load.hz,
         payload_bytes: args.load.payload_bytes,
         probes: args.load.probes,
@@ -142,9 +142,9 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     let json_path = args.out_dir.join("report.json");
     crate::report::write_json(&json_path, &report)?;
     let html_path = args.out_dir.join("report.html");
-    std::fs::write(&html_path, crate::html::render(&report))
+    std::fs::write(&html_path, crate::report::html::render(&report))
         .with_context(|| format!("writing {}", html_path.display()))?;
-    print!("{}", crate::html::text_table(&report));
+    print!("{}", crate::report::html::text_table(&report));
     println!(
         "reports written to {} and {}",
         json_path.display(),

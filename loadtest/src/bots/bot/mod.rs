@@ -29,7 +29,7 @@
 //! fresh balance it gets once every re-sent request is answered — not to the balance of
 //! a re-sent request's reply, which repeats the first reply verbatim and may predate
 //! what the bot missed. The money itself is checked in the ledger by the caller
-//! (`chaos_checks`).
+//! (`chaos::checks`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -46,10 +46,10 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::api::Api;
-use crate::behaviour::{self, Exit, Stake};
-use crate::connection::{self, Incoming, Resume, Socket};
-use crate::stats::{AckedBet, LocalStats, Stats};
-use crate::verify::{self, Check, EventKind, Failure, FairCheck, StreamTracker};
+use crate::bots::behaviour::{self, Exit, Stake};
+use crate::bots::connection::{self, Incoming, Resume, Socket};
+use crate::bots::verify::{self, Check, EventKind, Failure, FairCheck, StreamTracker};
+use crate::report::stats::{AckedBet, LocalStats, Stats};
 
 /// Interval between a bot's `ping` messages, in milliseconds.
 const PING_INTERVAL_MS: u64 = 20_000;

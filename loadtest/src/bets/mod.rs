@@ -28,9 +28,10 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::api::Api;
-use crate::connection::{self, Incoming, Socket};
-use crate::report::{GeneratorUsage, LatencySummary, latency_summary};
-use crate::stats::{LocalStats, Stats};
+use crate::bots::connection::{self, Incoming, Socket};
+use crate::report::latency::{LatencySummary, latency_summary};
+use crate::report::stats::{LocalStats, Stats};
+use crate::report::summary::GeneratorUsage;
 
 /// Most players in one run: one socket each, under the 20,000 open files of a process.
 const PLAYERS_MAX: u64 = 15_000;
@@ -86,7 +87,7 @@ pub struct BetsArgs {
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=PLAYERS_MAX))]
     pub players: u64,
     /// How long the players bet, e.g. 30s (then at most 5 s for the last replies).
-    #[arg(long, value_parser = crate::bots::parse_duration)]
+    #[arg(long, value_parser = crate::flags::parse_duration)]
     pub duration: Duration,
     /// The server's data directory: its ledger.db is checked against the acked bets
     /// (with --spawn-server: where the server keeps its data; default a new temp dir).
@@ -319,7 +320,7 @@ impl SpawnedServer {
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let log =
             std::fs::File::create(data_dir.join("server.log")).context("creating server.log")?;
-        let listen = crate::servers::free_listen_addr()?;
+        let listen = crate::fanout::servers::free_listen_addr()?;
         let child = tokio::process::Command::new(&binary)
             .arg("serve")
             .arg("--data-dir")

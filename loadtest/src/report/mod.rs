@@ -4,11 +4,14 @@
 //! a text table, charts and an HTML page (`table`, `charts`, `html`), and the JSON file
 //! every subcommand writes with `--report`.
 
+pub mod charts;
+pub mod comparison;
 pub mod fanout;
 pub mod html;
 pub mod latency;
 pub mod stats;
 pub mod summary;
+pub mod table;
 
 use std::path::Path;
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::process::Usage;
 use crate::report::latency::{LatencySummary, latency_summary};
 use crate::report::stats::{FailureLog, Stats};
+use crate::report::table;
 /// Bytes per MiB.
 const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
 
@@ -133,10 +134,32 @@ impl Report {
         self.errors_total == 0 && self.connections_failed == 0
     }
 
-    /// The summary table printed at the end of a run.
+    /// The summary table printed at the end of a run, then the first failures and the
+    /// verdict.
     pub fn summary_table(&self) -> String {
-        let latency = &self.ack_latency;
-        let mut rows: Vec<(String, String)> = vec![
+        let mut rows = self.run_rows();
+        rows.extend(self.traffic_rows());
+        rows.extend(self.generator_rows());
+        rows.extend(
+            (self.rejects.iter())
+                .map(|(code, count)| (format!("reject {code}"), count.to_string())),
+        );
+        rows.push(("verification errors".into(), self.errors_total.to_string()));
+        rows.extend(
+            (self.errors_by_kind.iter())
+                .map(|(kind, count)| (format!("  {kind}"), count.to_string())),
+        );
+        let mut table = table::key_values(rows);
+        for message in &self.first_errors {
+            table.push_str(&format!("  ! {message}\n"));
+        }
+        table.push_str(if self.passed() { "PASS\n" } else { "FAIL\n" });
+        table
+    }
+
+    /// The rows about the run itself: players, time, connections, rounds.
+    fn run_rows(&self) -> Vec<(String, String)> {
+        vec![
             (
                 "players (started)".into(),
                 format!("{} ({})", self.players, self.players_started),
@@ -153,27 +176,43 @@ impl Report {
                 format!("{} / {}", self.connections_ok, self.connections_failed),
             ),
             ("rounds seen".into(), self.rounds_seen.to_string()),
+        ]
+    }
+
+    /// The load generator's own CPU and memory.
+    fn generator_rows(&self) -> Vec<(String, String)> {
+        let generator = &self.load_generator;
+        vec![
             (
-                "bets sent / acked".into(),
+                "generator CPU".into(),
                 format!(
-                    "{} / {} ({})",
-                    self.bets.sent,
-                    self.bets.acked,
-                    percent(self.bets.acked, self.bets.sent)
+                    "{:.2} s ({:.2} cores)",
+                    generator.cpu_seconds, generator.cpu_cores_busy
                 ),
             ),
             (
-                "cashouts sent / acked".into(),
+                "generator RSS now / peak".into(),
                 format!(
-                    "{} / {} ({})",
-                    self.cashouts.sent,
-                    self.cashouts.acked,
-                    percent(self.cashouts.acked, self.cashouts.sent)
+                    "{:.1} / {:.1} MiB",
+                    generator.rss_mib, generator.peak_rss_mib
                 ),
             ),
+        ]
+    }
+
+    /// The rows about what went over the sockets: requests, latencies, frames.
+    fn traffic_rows(&self) -> Vec<(String, String)> {
+        let requests = |requests: &Requests| {
+            let acked = percent(requests.acked, requests.sent);
+            format!("{} / {} ({acked})", requests.sent, requests.acked)
+        };
+        let frames_offered = self.frames_received + self.ticks_conflated;
+        vec![
+            ("bets sent / acked".into(), requests(&self.bets)),
+            ("cashouts sent / acked".into(), requests(&self.cashouts)),
             (
                 "ack latency p50/p90/p99/max".into(),
-                latency.percentiles_ms(),
+                self.ack_latency.percentiles_ms(),
             ),
             (
                 "tick lag p50/p90/p99/max".into(),
@@ -185,52 +224,14 @@ impl Report {
                 format!(
                     "{} ({} of frames)",
                     self.ticks_conflated,
-                    percent(
-                        self.ticks_conflated,
-                        self.frames_received + self.ticks_conflated
-                    )
+                    percent(self.ticks_conflated, frames_offered)
                 ),
             ),
             (
                 "final reconnects retried (503)".into(),
                 self.final_reconnect_retries.to_string(),
             ),
-            (
-                "generator CPU".into(),
-                format!(
-                    "{:.2} s ({:.2} cores)",
-                    self.load_generator.cpu_seconds, self.load_generator.cpu_cores_busy
-                ),
-            ),
-            (
-                "generator RSS now / peak".into(),
-                format!(
-                    "{:.1} / {:.1} MiB",
-                    self.load_generator.rss_mib, self.load_generator.peak_rss_mib
-                ),
-            ),
-        ];
-        rows.extend(
-            self.rejects
-                .iter()
-                .map(|(code, count)| (format!("reject {code}"), count.to_string())),
-        );
-        rows.push(("verification errors".into(), self.errors_total.to_string()));
-        rows.extend(
-            self.errors_by_kind
-                .iter()
-                .map(|(kind, count)| (format!("  {kind}"), count.to_string())),
-        );
-        let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-        let mut table: String = rows
-            .iter()
-            .map(|(name, value)| format!("{name:<width$}  {value}\n"))
-            .collect();
-        for message in &self.first_errors {
-            table.push_str(&format!("  ! {message}\n"));
-        }
-        table.push_str(if self.passed() { "PASS\n" } else { "FAIL\n" });
-        table
+        ]
     }
 }
 

@@ -2,53 +2,33 @@
 //!
 //! # Layout
 //!
+//! One folder per concern; the subcommands' own modules hold their options.
+//!
+//! - `bots`: the `bots` subcommand and the bot players (`bot`), what they decide
+//!   (`behaviour`), the rules they check (`verify`), their WebSocket (`connection`) and
+//!   the live status line (`progress`).
 //! - `bets`: the `bets` subcommand: bet throughput, ack latency and the ledger check.
-//! - `bots`: the `bots` subcommand: N bot players, ramp, bounded drain, report.
-//! - `chaos`: the `chaos` subcommand: the fault suite, iteration by iteration.
-//! - `chaos_cluster`: the cluster the fault suite owns and the faults' primitives.
-//! - `chaos_checks`: the ledger checks after each fault, as pure functions.
-//! - `fanout`: the `fanout` subcommand: one server under a fixed broadcast load.
-//! - `receiver`: the fan-out client's connections: counters and latency probes.
-//! - `wire`: the WebSocket handshake and frames, read and written by hand.
-//! - `servers`: the servers a benchmark can run (floor, aloft, peers) and their processes.
-//! - `floor`: the raw-TCP floor server (`floor-server`).
-//! - `fanout_report`: CPU per frame, RSS per connection, latency percentiles, ratios.
-//! - `compare`: the `compare` subcommand: every server in turn, ratios to the floor.
-//! - `html`: the comparison's text table and HTML report with SVG charts.
-//! - `bot`: one bot player: its connection loop, bets, own ledger and checks.
-//! - `behaviour`: what a bot decides each round (watch, stake, auto or manual exit).
-//! - `verify`: the rules a correct server never breaks, as pure functions.
-//! - `connection`: opening a bot's WebSocket and decoding server frames.
+//! - `fanout`: the `fanout` subcommand (one server under a fixed broadcast load) and
+//!   `compare` (every server in turn), the servers they run (`servers`, the raw-TCP
+//!   `floor`), the receiving connections (`receiver`) and the WebSocket wire by hand
+//!   (`wire`).
+//! - `report`: shared counters and failure log, percentiles, the summaries, tables,
+//!   charts and the HTML report, JSON output.
+//! - `chaos`: the `chaos` subcommand: the fault suite, its cluster and ledger checks.
 //! - `api`: the JSON API calls (`/api/guest`, `/api/fair`).
 //! - `target`: the loopback-only target and the source addresses.
-//! - `stats`: shared counters, latency histogram and failure log.
-//! - `progress`: the live status line.
-//! - `report`: percentiles, the summary table and the JSON report.
+//! - `flags`: parsers of command-line values the subcommands share (durations).
 //! - `process`: the generator's own CPU, memory and open-file limit.
 
 mod api;
-mod behaviour;
 mod bets;
-mod bot;
 mod bots;
 mod chaos;
-mod chaos_checks;
-mod chaos_cluster;
-mod compare;
-mod connection;
 mod fanout;
-mod fanout_report;
-mod floor;
-mod html;
+mod flags;
 mod process;
-mod progress;
-mod receiver;
 mod report;
-mod servers;
-mod stats;
 mod target;
-mod verify;
-mod wire;
 
 use std::process::ExitCode;
 
@@ -72,10 +52,10 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// Run the fan-out load against several servers in turn and write report.json and
     /// report.html with every figure also as a ratio to the raw-TCP floor.
-    Compare(compare::CompareArgs),
+    Compare(fanout::compare::CompareArgs),
     /// The raw-TCP floor server: pre-encoded frames, one write per socket per tick, one
     /// thread (started by `fanout --server floor`).
-    FloorServer(floor::FloorArgs),
+    FloorServer(fanout::floor::FloorArgs),
     /// Bet throughput: N players bet in every betting phase as fast as the server acks;
     /// acked bets/s, ack latency, and a check that the ledger holds exactly those bets.
     Bets(bets::BetsArgs),
@@ -94,10 +74,10 @@ fn run(command: Command) -> anyhow::Result<bool> {
             .build()
     };
     match command {
-        Command::FloorServer(args) => floor::run(args),
+        Command::FloorServer(args) => fanout::floor::run(args),
         Command::Bots(args) => runtime()?.block_on(bots::run(args)),
         Command::Fanout(args) => runtime()?.block_on(fanout::run(args)),
-        Command::Compare(args) => runtime()?.block_on(compare::run(args)),
+        Command::Compare(args) => runtime()?.block_on(fanout::compare::run(args)),
         Command::Bets(args) => runtime()?.block_on(bets::run(args)),
         Command::Chaos(args) => runtime()?.block_on(chaos::run(args)),
     }

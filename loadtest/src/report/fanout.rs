@@ -6,7 +6,8 @@
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::quantile_ms;
+use crate::report::latency::quantile_ms;
+use crate::report::table;
 
 /// Microseconds per second.
 const US_PER_SECOND: f64 = 1_000_000.0;
@@ -149,18 +150,11 @@ impl FanoutReport {
         problems
     }
 
+    /// The summary table printed after a run.
     pub fn summary_table(&self) -> String {
         let mut rows = self.load_rows();
         rows.extend(self.result_rows());
-        let width = rows
-            .iter()
-            .map(|(name, _)| name.chars().count())
-            .max()
-            .unwrap_or(0);
-        let mut table: String = rows
-            .iter()
-            .map(|(name, value)| format!("{name:<width$}  {value}\n"))
-            .collect();
+        let mut table = table::key_values(rows);
         if let Some(error) = &self.first_error {
             table.push_str(&format!("first connection error: {error}\n"));
         }

@@ -2,6 +2,12 @@
 //! run as a whole: its options and their limits, the ramp of connections, the end of the
 //! run and its bounded drain, and the report.
 
+pub mod behaviour;
+pub mod bot;
+pub mod connection;
+pub mod progress;
+pub mod verify;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,18 +18,16 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::api::Api;
-use crate::bot::{self, RunContext};
-use crate::progress::Progress;
-use crate::report::{Report, RunFacts};
-use crate::stats::Stats;
-use crate::verify::FairCheck;
+use crate::bots::bot::RunContext;
+use crate::bots::progress::Progress;
+use crate::bots::verify::FairCheck;
+use crate::report::stats::Stats;
+use crate::report::summary::{Report, RunFacts};
 
 /// Most bot players in one run.
 pub const PLAYERS_MAX: u64 = 200_000;
 /// Fastest ramp, in new connections per second.
 const RAMP_PER_SECOND_MAX: u64 = 20_000;
-/// Longest run, in seconds (a day).
-const DURATION_SECONDS_MAX: u64 = 86_400;
 /// Time after the end for bots to settle their bets, in milliseconds.
 const SETTLE_MS: u64 = 7_000;
 /// Time after the end by which everything, final reconnections included, is over, in
@@ -43,7 +47,7 @@ pub struct BotsArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=PLAYERS_MAX))]
     pub players: u64,
     /// How long the bots play, e.g. 60s, 2m, 500ms (then at most 10 s of drain).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = crate::flags::parse_duration)]
     pub duration: Duration,
     /// New connections per second.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=RAMP_PER_SECOND_MAX))]
@@ -61,30 +65,6 @@ pub struct BotsArgs {
     /// Seed of the bots' choices (default: random, printed in the report).
     #[arg(long)]
     pub seed: Option<u64>,
-}
-
-/// Parses `500ms`, `30s`, `2m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit_ms) = if let Some(number) = text.strip_suffix("ms") {
-        (number, 1)
-    } else if let Some(number) = text.strip_suffix('s') {
-        (number, 1_000)
-    } else if let Some(number) = text.strip_suffix('m') {
-        (number, 60_000)
-    } else {
-        (text, 1_000)
-    };
-    let value: u64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 60s, 2m or 500ms"))?;
-    let duration = Duration::from_millis(value.saturating_mul(unit_ms));
-    if duration.is_zero() || duration > Duration::from_secs(DURATION_SECONDS_MAX) {
-        return Err(format!(
-            "duration must be more than 0 and at most {DURATION_SECONDS_MAX} s"
-        ));
-    }
-    Ok(duration)
 }
 
 /// Runs the bots and reports; `Ok(true)` when every check passed.
@@ -215,21 +195,4 @@ async fn ramp(
         bots.spawn(bot::run(context.clone(), index, source, seed));
     }
     players
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_have_units_and_limits() {
-        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("2d").is_err());
-        assert!(parse_duration("100000s").is_err());
-    }
 }

@@ -1,8 +1,14 @@
 //! The `fanout` subcommand: one server under a fixed broadcast load (connections × tick
-//! rate × payload). The run starts the server ([`crate::servers`]), reads its idle RSS,
-//! opens the connections at a bounded ramp ([`crate::receiver`]), warms up, then reads
+//! rate × payload). The run starts the server ([`crate::fanout::servers`]), reads its idle RSS,
+//! opens the connections at a bounded ramp ([`crate::fanout::receiver`]), warms up, then reads
 //! the server's and its own `/proc` figures and the frame counters at both ends of the
 //! measured window, and stops the server. Every step has a time limit.
+
+pub mod compare;
+pub mod floor;
+pub mod receiver;
+pub mod servers;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +19,11 @@ use anyhow::{Context, ensure};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::bots::parse_duration;
-use crate::fanout_report::{self, FanoutReport};
+use crate::fanout::receiver::{Tally, Target};
+use crate::fanout::servers::{Load, ServerProcess, ServerSpec};
+use crate::flags::parse_duration;
 use crate::process::{self, CLOCK_TICKS_PER_SECOND, Usage};
-use crate::receiver::{self, Tally, Target};
-use crate::servers::{self, Load, ServerProcess, ServerSpec};
+use crate::report::fanout::{self as fanout_report, FanoutReport};
 
 /// Most connections of one client process (open files are capped at 20,000).
 pub const CONNS_MAX: u64 = 19_000;

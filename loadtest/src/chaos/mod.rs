@@ -1,10 +1,13 @@
 //! The `chaos` subcommand: the fault suite. It starts a cluster of its own
-//! (`chaos_cluster`), and in each iteration plays a generation of verifying bots spread
+//! (`cluster`), and in each iteration plays a generation of verifying bots spread
 //! over the gateways, injects one fault while a round flies, waits until the cluster is
 //! healthy and a round has crashed after it, lets the bots settle, and checks what the
-//! bots saw and what the ledger holds (`chaos_checks`). Faults run in the order given,
+//! bots saw and what the ledger holds (`checks`). Faults run in the order given,
 //! over and over, `--iterations` in all. Bounded: each wait has a named timeout, the
 //! bots play a fixed time per fault.
+
+mod checks;
+mod cluster;
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -17,9 +20,8 @@ use rand::Rng;
 use tokio::time::Instant;
 
 use crate::bots::{self, Generation};
-use crate::chaos_checks;
-use crate::chaos_cluster::{self, Cluster, ENGINES, GATEWAYS, ROOM, Role, Setup};
-use crate::stats::{FailureLog, Stats};
+use crate::report::stats::{FailureLog, Stats};
+use cluster::{Cluster, ENGINES, GATEWAYS, ROOM, Role, Setup};
 
 /// Most iterations of one run.
 const ITERATIONS_MAX: u64 = 100_000;
@@ -330,9 +332,9 @@ async fn iteration(
     }
     outcome.bot_errors = stats.failures();
     outcome.bots = bots_line(&stats, started);
-    match chaos_checks::read_ledger(&cluster.database_url).await {
+    match checks::read_ledger(&cluster.database_url).await {
         Ok(rows) => {
-            let findings = chaos_checks::check(&rows, &stats.acked_bets(), ROOM);
+            let findings = checks::check(&rows, &stats.acked_bets(), ROOM);
             outcome.failures.extend(findings.messages);
         }
         Err(error) => outcome
@@ -353,12 +355,12 @@ async fn disturb(
     number: u64,
     outcome: &mut Outcome,
 ) -> anyhow::Result<()> {
-    chaos_cluster::wait_for("every bot to connect", WARMUP_TIMEOUT_MS, || async {
+    cluster::wait_for("every bot to connect", WARMUP_TIMEOUT_MS, || async {
         Stats::get(&stats.connected) >= players
     })
     .await?;
     let flying_before = stats.highest_flying_round();
-    chaos_cluster::wait_for("the bots to see a round fly", WARMUP_TIMEOUT_MS, || async {
+    cluster::wait_for("the bots to see a round fly", WARMUP_TIMEOUT_MS, || async {
         stats.highest_flying_round() > flying_before
     })
     .await?;
@@ -375,10 +377,10 @@ async fn disturb(
     cluster.wait_healthy(RECOVERY_TIMEOUT_MS).await?;
     outcome.recovered_ms = Some(injected.elapsed().as_millis());
     let url = cluster.database_url.clone();
-    let finished_before = chaos_checks::newest_finished_round(&url).await?;
+    let finished_before = checks::newest_finished_round(&url).await?;
     let what = "a round to finish in the ledger after the recovery";
-    chaos_cluster::wait_for(what, ROUND_TIMEOUT_MS, || async {
-        let finished = chaos_checks::newest_finished_round(&url).await;
+    cluster::wait_for(what, ROUND_TIMEOUT_MS, || async {
+        let finished = checks::newest_finished_round(&url).await;
         finished.is_ok_and(|finished| finished > finished_before)
     })
     .await
@@ -440,7 +442,7 @@ async fn kill_leader(cluster: &mut Cluster) -> anyhow::Result<String> {
         if Instant::now() >= deadline {
             bail!("no engine took over from {leader} within {RECOVERY_TIMEOUT_MS} ms");
         }
-        tokio::time::sleep(Duration::from_millis(chaos_cluster::POLL_MS)).await;
+        tokio::time::sleep(Duration::from_millis(cluster::POLL_MS)).await;
     };
     let takeover_ms = killed.elapsed().as_millis();
     cluster.start_role(Role::Engine(index)).await?;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
-use crate::verify::Failure;
+use crate::bots::verify::Failure;
 
 /// A bet the server acknowledged with `bet_ok`, as the bot's reply named it: what the
 /// ledger must hold a stake transfer for.
@@ -245,7 +245,7 @@ fn record_all(histogram: &Mutex<Histogram<u64>>, values_us: &mut Vec<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::Check;
+    use crate::bots::verify::Check;
 
     #[test]
     fn failures_are_counted_by_kind_and_the_first_kept() {

@@ -1,70 +1,17 @@
-//! The outcome of a run: ack-latency percentiles from the histogram, ratios, the
-//! summary table printed at the end and the JSON report written with `--report`.
+//! The outcome of a `bots` run: the counts, ratios and percentiles of the shared
+//! stats, the summary table printed at the end and the JSON report written with
+//! `--report`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use anyhow::Context;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::process::Usage;
-use crate::stats::{FailureLog, Stats};
-
-/// Microseconds per millisecond.
-const US_PER_MS: f64 = 1_000.0;
+use crate::report::latency::{LatencySummary, latency_summary};
+use crate::report::stats::{FailureLog, Stats};
+use crate::report::table;
 /// Bytes per MiB.
 const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
-
-/// Ack latency percentiles, in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
-impl LatencySummary {
-    /// `p50 / p90 / p99 / max ms`, as the summary table shows it.
-    pub fn percentiles_ms(&self) -> String {
-        format!(
-            "{:.2} / {:.2} / {:.2} / {:.2} ms",
-            self.p50_ms, self.p90_ms, self.p99_ms, self.max_ms
-        )
-    }
-}
-
-/// The value at `quantile` (0.0 ..= 1.0) of a histogram recorded in microseconds, in
-/// milliseconds; 0 when empty.
-pub fn quantile_ms(histogram_us: &Histogram<u64>, quantile: f64) -> f64 {
-    if histogram_us.is_empty() {
-        return 0.0;
-    }
-    histogram_us.value_at_quantile(quantile) as f64 / US_PER_MS
-}
-
-/// Percentiles of a histogram recorded in microseconds, in milliseconds.
-pub fn latency_summary(histogram_us: &Histogram<u64>) -> LatencySummary {
-    let ms = |value_us: u64| value_us as f64 / US_PER_MS;
-    if histogram_us.is_empty() {
-        return LatencySummary {
-            count: 0,
-            p50_ms: 0.0,
-            p90_ms: 0.0,
-            p99_ms: 0.0,
-            max_ms: 0.0,
-        };
-    }
-    LatencySummary {
-        count: histogram_us.len(),
-        p50_ms: quantile_ms(histogram_us, 0.50),
-        p90_ms: quantile_ms(histogram_us, 0.90),
-        p99_ms: quantile_ms(histogram_us, 0.99),
-        max_ms: ms(histogram_us.max()),
-    }
-}
 
 /// `part / whole` as a percentage with two decimals, or `n/a` when `whole` is zero.
 pub fn percent(part: u64, whole: u64) -> String {
@@ -187,10 +134,32 @@ impl Report {
         self.errors_total == 0 && self.connections_failed == 0
     }
 
-    /// The summary table printed at the end of a run.
+    /// The summary table printed at the end of a run, then the first failures and the
+    /// verdict.
     pub fn summary_table(&self) -> String {
-        let latency = &self.ack_latency;
-        let mut rows: Vec<(String, String)> = vec![
+        let mut rows = self.run_rows();
+        rows.extend(self.traffic_rows());
+        rows.extend(self.generator_rows());
+        rows.extend(
+            (self.rejects.iter())
+                .map(|(code, count)| (format!("reject {code}"), count.to_string())),
+        );
+        rows.push(("verification errors".into(), self.errors_total.to_string()));
+        rows.extend(
+            (self.errors_by_kind.iter())
+                .map(|(kind, count)| (format!("  {kind}"), count.to_string())),
+        );
+        let mut table = table::key_values(rows);
+        for message in &self.first_errors {
+            table.push_str(&format!("  ! {message}\n"));
+        }
+        table.push_str(if self.passed() { "PASS\n" } else { "FAIL\n" });
+        table
+    }
+
+    /// The rows about the run itself: players, time, connections, rounds.
+    fn run_rows(&self) -> Vec<(String, String)> {
+        vec![
             (
                 "players (started)".into(),
                 format!("{} ({})", self.players, self.players_started),
@@ -207,27 +176,43 @@ impl Report {
                 format!("{} / {}", self.connections_ok, self.connections_failed),
             ),
             ("rounds seen".into(), self.rounds_seen.to_string()),
+        ]
+    }
+
+    /// The load generator's own CPU and memory.
+    fn generator_rows(&self) -> Vec<(String, String)> {
+        let generator = &self.load_generator;
+        vec![
             (
-                "bets sent / acked".into(),
+                "generator CPU".into(),
                 format!(
-                    "{} / {} ({})",
-                    self.bets.sent,
-                    self.bets.acked,
-                    percent(self.bets.acked, self.bets.sent)
+                    "{:.2} s ({:.2} cores)",
+                    generator.cpu_seconds, generator.cpu_cores_busy
                 ),
             ),
             (
-                "cashouts sent / acked".into(),
+                "generator RSS now / peak".into(),
                 format!(
-                    "{} / {} ({})",
-                    self.cashouts.sent,
-                    self.cashouts.acked,
-                    percent(self.cashouts.acked, self.cashouts.sent)
+                    "{:.1} / {:.1} MiB",
+                    generator.rss_mib, generator.peak_rss_mib
                 ),
             ),
+        ]
+    }
+
+    /// The rows about what went over the sockets: requests, latencies, frames.
+    fn traffic_rows(&self) -> Vec<(String, String)> {
+        let requests = |requests: &Requests| {
+            let acked = percent(requests.acked, requests.sent);
+            format!("{} / {} ({acked})", requests.sent, requests.acked)
+        };
+        let frames_offered = self.frames_received + self.ticks_conflated;
+        vec![
+            ("bets sent / acked".into(), requests(&self.bets)),
+            ("cashouts sent / acked".into(), requests(&self.cashouts)),
             (
                 "ack latency p50/p90/p99/max".into(),
-                latency.percentiles_ms(),
+                self.ack_latency.percentiles_ms(),
             ),
             (
                 "tick lag p50/p90/p99/max".into(),
@@ -239,86 +224,20 @@ impl Report {
                 format!(
                     "{} ({} of frames)",
                     self.ticks_conflated,
-                    percent(
-                        self.ticks_conflated,
-                        self.frames_received + self.ticks_conflated
-                    )
+                    percent(self.ticks_conflated, frames_offered)
                 ),
             ),
             (
                 "final reconnects retried (503)".into(),
                 self.final_reconnect_retries.to_string(),
             ),
-            (
-                "generator CPU".into(),
-                format!(
-                    "{:.2} s ({:.2} cores)",
-                    self.load_generator.cpu_seconds, self.load_generator.cpu_cores_busy
-                ),
-            ),
-            (
-                "generator RSS now / peak".into(),
-                format!(
-                    "{:.1} / {:.1} MiB",
-                    self.load_generator.rss_mib, self.load_generator.peak_rss_mib
-                ),
-            ),
-        ];
-        rows.extend(
-            self.rejects
-                .iter()
-                .map(|(code, count)| (format!("reject {code}"), count.to_string())),
-        );
-        rows.push(("verification errors".into(), self.errors_total.to_string()));
-        rows.extend(
-            self.errors_by_kind
-                .iter()
-                .map(|(kind, count)| (format!("  {kind}"), count.to_string())),
-        );
-        let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
-        let mut table: String = rows
-            .iter()
-            .map(|(name, value)| format!("{name:<width$}  {value}\n"))
-            .collect();
-        for message in &self.first_errors {
-            table.push_str(&format!("  ! {message}\n"));
-        }
-        table.push_str(if self.passed() { "PASS\n" } else { "FAIL\n" });
-        table
+        ]
     }
-}
-
-/// Writes any report as pretty JSON (with a final newline) to `path`.
-pub fn write_json(path: &Path, report: &impl Serialize) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(report).context("encoding the report")?;
-    std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_read_in_milliseconds() {
-        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for latency_ms in 1..=1000u64 {
-            histogram.record(latency_ms * 1_000).unwrap();
-        }
-        let summary = latency_summary(&histogram);
-        assert_eq!(summary.count, 1000);
-        let close = |value: f64, expected: f64| (value - expected).abs() <= expected * 0.002;
-        assert!(close(summary.p50_ms, 500.0), "p50 {}", summary.p50_ms);
-        assert!(close(summary.p90_ms, 900.0), "p90 {}", summary.p90_ms);
-        assert!(close(summary.p99_ms, 990.0), "p99 {}", summary.p99_ms);
-        assert!(close(summary.max_ms, 1000.0), "max {}", summary.max_ms);
-    }
-
-    #[test]
-    fn empty_histogram_reports_zeros() {
-        let histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        assert_eq!(latency_summary(&histogram).count, 0);
-        assert_eq!(latency_summary(&histogram).p99_ms, 0.0);
-    }
 
     #[test]
     fn percent_formats_two_decimals() {

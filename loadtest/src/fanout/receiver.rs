@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
-use crate::wire::{self, Frame, FrameReader};
+use crate::fanout::wire::{self, Frame, FrameReader};
 
 /// Read buffer per connection, in bytes (ticks are tens to hundreds of bytes).
 const READ_BUFFER_BYTES: usize = 2 * 1024;

@@ -17,6 +17,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -491,13 +493,11 @@ impl Cluster {
 /// Signals `process` with `signal` (`TERM`, `INT`) and waits until it exited; past
 /// [`STOP_TIMEOUT_MS`] it is killed and the stop fails.
 async fn stop(process: &mut Process, signal: &str) -> anyhow::Result<()> {
-    let pid = process.pid().to_string();
-    let status = Command::new("kill")
-        .args(["-s", signal, &pid])
-        .status()
-        .await
-        .context("running kill")?;
-    ensure!(status.success(), "kill -s {signal} {pid} failed");
+    // Pid 0 would signal this process's whole group.
+    ensure!(process.pid() != 0, "{} already exited", process.name);
+    let pid = Pid::from_raw(i32::try_from(process.pid()).context("a pid fits i32")?);
+    let number: Signal = format!("SIG{signal}").parse().context("a signal name")?;
+    nix::sys::signal::kill(pid, number).with_context(|| format!("kill -s {signal} {pid}"))?;
     let exited =
         tokio::time::timeout(Duration::from_millis(STOP_TIMEOUT_MS), process.child.wait()).await;
     if exited.is_err() {

@@ -5,14 +5,15 @@
 //! no connection state: the order of public events ([`StreamTracker`], which tells the
 //! ticks a slow socket may skip from lost events), the crash point of a round recomputed
 //! with `aloft::fair`, the hash-chain link between consecutive rounds, the order of the
-//! public lists and the payout of a cashout. The bot (`bot.rs`) applies them to what it
+//! public lists and the payout of a cashout. The bot (`bots::bot`) applies them to what it
 //! receives.
 
 use aloft::fair::{crash_point_hundredths, sha256_hex};
 use aloft::protocol::{PastRound, Phase, PublicBet, PublicCashout, RoomEvent, RoundTotals};
 
 /// The kinds of failure a run counts, each one a reason the run fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Check {
     /// The guest call or the WebSocket handshake failed.
     ConnectFailed,
@@ -72,36 +73,9 @@ pub enum Check {
 }
 
 impl Check {
-    /// The name used in the report.
+    /// The name used in the report: the variant in snake case.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Check::ConnectFailed => "connect_failed",
-            Check::Disconnected => "disconnected",
-            Check::BadFrame => "bad_frame",
-            Check::ErrorFrame => "error_frame",
-            Check::EventBeforeSnapshot => "event_before_snapshot",
-            Check::SeqRepeat => "seq_repeat",
-            Check::LostEvent => "lost_event",
-            Check::EventOrder => "event_order",
-            Check::CrashPoint => "crash_point",
-            Check::ChainLink => "chain_link",
-            Check::TickAboveCrash => "tick_above_crash",
-            Check::PublicFeed => "public_feed",
-            Check::UnknownReply => "unknown_reply",
-            Check::ReplyMismatch => "reply_mismatch",
-            Check::UnexpectedReject => "unexpected_reject",
-            Check::CashoutWin => "cashout_win",
-            Check::CashoutConflict => "cashout_conflict",
-            Check::AutoCashoutPrice => "auto_cashout_price",
-            Check::AutoCashoutMissed => "auto_cashout_missed",
-            Check::UnrequestedCashout => "unrequested_cashout",
-            Check::NegativeBalance => "negative_balance",
-            Check::BalanceDrift => "balance_drift",
-            Check::DrainTimeout => "drain_timeout",
-            Check::FinalBalance => "final_balance",
-            Check::ReconnectFailed => "reconnect_failed",
-            Check::ResumeUnanswered => "resume_unanswered",
-        }
+        self.into()
     }
 }
 

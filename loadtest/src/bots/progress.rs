@@ -10,8 +10,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::report::latency_summary;
-use crate::stats::Stats;
+use crate::report::latency::latency_summary;
+use crate::report::stats::Stats;
 
 /// Redraw interval on a terminal, in milliseconds.
 const TERMINAL_REFRESH_MS: u64 = 500;

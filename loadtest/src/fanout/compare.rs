@@ -2,16 +2,15 @@
 //! floor first, added when not listed) and for each connection count, with the same
 //! client; every result also as a ratio to the floor's. A server that cannot be started
 //! here is reported as unavailable, and one whose run fails as failed, with the reason:
-//! never silently dropped. Writes `report.json` and `report.html` ([`crate::html`]).
+//! never silently dropped. Writes `report.json` and `report.html` (`report::html`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Serialize;
 
+use crate::fanout::servers;
 use crate::fanout::{self, CONNS_MAX, LoadArgs};
-use crate::fanout_report::{FanoutReport, ratio_to_floor};
-use crate::servers;
+use crate::report::comparison::{self, CompareReport, Entry, FLOOR, Machine, Ratios, Status};
 
 /// Most connection counts in one comparison.
 const CONNS_LIST_MAX: usize = 8;
@@ -34,62 +33,9 @@ pub struct CompareArgs {
     pub out_dir: PathBuf,
 }
 
-/// How one server's run went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Ok,
-    /// The server cannot be started here (not built, not installed).
-    Unavailable,
-    /// It started but the run failed.
-    Failed,
-}
-
-/// A server's figures as multiples of the floor's at the same load.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Ratios {
-    pub cpu_us_per_frame: Option<f64>,
-    pub p99_latency: Option<f64>,
-    pub rss_per_connection: Option<f64>,
-}
-
-/// One server at one connection count.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    pub server: String,
-    pub conns: u64,
-    pub status: Status,
-    pub reason: Option<String>,
-    pub result: Option<FanoutReport>,
-    pub ratio_to_floor: Ratios,
-}
-
-/// The machine a comparison ran on.
-#[derive(Debug, Clone, Serialize)]
-pub struct Machine {
-    pub cores: usize,
-    pub cpu_model: String,
-    pub kernel: String,
-    /// `/proc/loadavg` when the comparison started.
-    pub load_average: String,
-}
-
-/// The whole comparison, as written to `report.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CompareReport {
-    pub machine: Machine,
-    pub started_unix_seconds: u64,
-    pub hz: u32,
-    pub payload_bytes: usize,
-    pub probes: u64,
-    pub warmup_seconds: f64,
-    pub measure_seconds: f64,
-    pub entries: Vec<Entry>,
-}
-
 /// The servers in run order: the floor first, each once.
 pub fn run_order(listed: &[String]) -> Vec<String> {
-    let mut order = vec!["floor".to_owned()];
+    let mut order = vec![FLOOR.to_owned()];
     for name in listed {
         if !order.contains(name) {
             order.push(name.clone());
@@ -116,7 +62,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
     crate::process::ensure_open_files(args.conns.iter().copied().max().unwrap_or(1))?;
     let mut report = CompareReport {
         machine: machine(),
-        started_unix_seconds: crate::receiver::unix_now_us() / 1_000_000,
+        started_unix_seconds: crate::fanout::receiver::unix_now_us() / 1_000_000,
         hz: args.load.hz,
         payload_bytes: args.load.payload_bytes,
         probes: args.load.probes,
@@ -136,15 +82,15 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
             report.entries.push(entry);
         }
     }
-    add_ratios(&mut report.entries);
+    comparison::add_ratios(&mut report.entries);
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("creating {}", args.out_dir.display()))?;
     let json_path = args.out_dir.join("report.json");
     crate::report::write_json(&json_path, &report)?;
     let html_path = args.out_dir.join("report.html");
-    std::fs::write(&html_path, crate::html::render(&report))
+    std::fs::write(&html_path, crate::report::html::render(&report)?)
         .with_context(|| format!("writing {}", html_path.display()))?;
-    print!("{}", crate::html::text_table(&report));
+    print!("{}", report.text_table());
     println!(
         "reports written to {} and {}",
         json_path.display(),
@@ -189,37 +135,6 @@ async fn run_one(spec: &servers::ServerSpec, conns: u64, load: &LoadArgs) -> Ent
         }
     }
     entry
-}
-
-/// Fills each entry's ratios to the floor's entry at the same connection count.
-pub fn add_ratios(entries: &mut [Entry]) {
-    let floors: Vec<(u64, FanoutReport)> = entries
-        .iter()
-        .filter(|entry| entry.server == "floor")
-        .filter_map(|entry| Some((entry.conns, entry.result.clone()?)))
-        .collect();
-    for entry in entries.iter_mut() {
-        let (Some(result), Some((_, floor))) = (
-            &entry.result,
-            floors.iter().find(|(conns, _)| *conns == entry.conns),
-        ) else {
-            continue;
-        };
-        entry.ratio_to_floor = Ratios {
-            cpu_us_per_frame: ratio_to_floor(
-                result.server_cpu_us_per_frame,
-                floor.server_cpu_us_per_frame,
-            ),
-            p99_latency: ratio_to_floor(
-                Some(result.tick_latency.p99_ms),
-                Some(floor.tick_latency.p99_ms),
-            ),
-            rss_per_connection: ratio_to_floor(
-                result.server_rss_per_connection_bytes,
-                floor.server_rss_per_connection_bytes,
-            ),
-        };
-    }
 }
 
 /// Cores, CPU model, kernel and load average, from `/proc`.

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
 
-use crate::stats::AckedBet;
+use crate::report::stats::AckedBet;
 
 /// Messages kept per check; further findings are only counted.
 const MESSAGES_PER_CHECK_MAX: usize = 3;
@@ -281,7 +281,7 @@ fn check_rounds(rounds: &[RoundRow], findings: &mut Findings) {
 
 /// Reads what the checks need from the ledger at `database_url`, in one snapshot.
 pub async fn read_ledger(database_url: &str) -> anyhow::Result<LedgerRows> {
-    let mut client = crate::chaos_cluster::connect(database_url).await?;
+    let mut client = super::cluster::connect(database_url).await?;
     let transaction = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
@@ -346,7 +346,7 @@ pub async fn read_ledger(database_url: &str) -> anyhow::Result<LedgerRows> {
 
 /// The newest round of the ledger that crashed or was aborted (0 before the first).
 pub async fn newest_finished_round(database_url: &str) -> anyhow::Result<i64> {
-    let client = crate::chaos_cluster::connect(database_url).await?;
+    let client = super::cluster::connect(database_url).await?;
     let row = client
         .query_one(
             "SELECT coalesce(max(round), 0) FROM rounds WHERE status IN ('crashed', 'aborted')",

@@ -17,9 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
-use crate::bots::parse_duration;
-use crate::receiver::unix_now_us;
-use crate::wire;
+use crate::fanout::receiver::unix_now_us;
+use crate::fanout::wire;
+use crate::flags::parse_duration;
 
 /// Most sockets held (open files are capped at 20,000 per process).
 const CONNECTIONS_MAX: usize = 19_500;
@@ -206,19 +206,20 @@ mod tests {
         };
         let server = tokio::spawn(serve(args));
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let tally = std::sync::Arc::new(crate::receiver::Tally::new());
+        let tally = std::sync::Arc::new(crate::fanout::receiver::Tally::new());
         tally
             .measuring
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let target = crate::receiver::Target {
+        let target = crate::fanout::receiver::Target {
             server: addr,
             path_and_query: "/".into(),
-            framing: crate::receiver::Framing::Plain,
+            framing: crate::fanout::receiver::Framing::Plain,
         };
         let client = {
             let tally = tally.clone();
             tokio::spawn(async move {
-                crate::receiver::run(&tally, &target, std::net::Ipv4Addr::LOCALHOST, true).await
+                crate::fanout::receiver::run(&tally, &target, std::net::Ipv4Addr::LOCALHOST, true)
+                    .await
             })
         };
         let counts = server.await.unwrap().unwrap();

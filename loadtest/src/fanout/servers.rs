@@ -21,7 +21,7 @@ use anyhow::{Context, bail};
 use tokio::time::Instant;
 
 use crate::api::Api;
-use crate::receiver::Framing;
+use crate::fanout::receiver::Framing;
 
 /// Time a server has to start listening, in milliseconds.
 const START_TIMEOUT_MS: u64 = 20_000;

@@ -23,6 +23,7 @@
 pub mod batcher;
 pub mod postgres;
 pub mod sqlite;
+mod transfer_id;
 
 #[cfg(test)]
 mod conformance;
@@ -34,6 +35,7 @@ use serde::Serialize;
 
 pub use postgres::PostgresLedger;
 pub use sqlite::SqliteLedger;
+pub use transfer_id::{BetRef, BetTransferKind, TransferId, TransferIdError};
 
 /// The columns both backends read a stored transfer from, in `StoredTransfer` order.
 pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
@@ -127,7 +129,9 @@ impl TransferKind {
 const MULTIPLIER_MIN_HUNDREDTHS: u64 = 100;
 
 /// A request to move money. The id is the idempotency key: derive it from what makes the
-/// movement unique (`bet:<room>:<round>:<player>:<slot>`), never from a retry counter.
+/// movement unique, never from a retry counter. aloft's own transfers take theirs from
+/// [`TransferId`] (`bet:<room>:<round>:<player>:<slot>`, `grant:<player>`, …); the ledger
+/// stores any non-empty id as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     pub id: String,

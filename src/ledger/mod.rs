@@ -21,6 +21,7 @@
 //! prefix becomes a key range) live here, so the two cannot drift apart.
 
 pub mod batcher;
+mod plan;
 pub mod postgres;
 pub mod sqlite;
 mod transfer_id;

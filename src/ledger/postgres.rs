@@ -8,7 +8,7 @@
 //! 2. lock every touched account with one `SELECT … ORDER BY key FOR UPDATE` — one lock
 //!    order for every writer, so batches queue instead of deadlocking;
 //! 3. load the batch's ids already committed, with one `SELECT … WHERE id = ANY($1)`;
-//! 4. compute every outcome and running balance in memory (pure, like SQLite's loop);
+//! 4. plan every outcome and running balance in memory (`ledger::plan`, as SQLite does);
 //! 5. insert the new transfers with one `INSERT … SELECT FROM UNNEST(…)`, and write each
 //!    moved account once with one UPSERT from `UNNEST` — the house row is written once per
 //!    batch, the design's hot-spot rule.
@@ -41,6 +41,7 @@ use tokio_postgres::config::Host;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
+use super::plan::{BatchReads, NewTransfer, plan_batch, prepare};
 use super::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
@@ -215,27 +216,11 @@ impl PostgresLedger {
         batch: Vec<Transfer>,
         fence: Option<&Fence>,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        for transfer in &batch {
-            transfer.validate()?;
-        }
-        // An empty fenced batch still checks the fence: the caller learns it was deposed.
-        if batch.is_empty() && fence.is_none() {
+        let Some(reads) = prepare(&batch, fence)? else {
             return Ok(Vec::new());
-        }
-        let keys: Vec<String> = batch
-            .iter()
-            .flat_map(|transfer| [transfer.debit.key(), transfer.credit.key()])
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let ids: Vec<&str> = batch
-            .iter()
-            .map(|transfer| transfer.id.as_str())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        };
         for attempt in 1..=SERIALIZATION_RETRIES_MAX {
-            match self.apply_batch_once(&batch, &keys, &ids, fence).await {
+            match self.apply_batch_once(&batch, &reads, fence).await {
                 Ok(Some(outcomes)) => return Ok(outcomes),
                 Ok(None) => {
                     tracing::debug!(
@@ -303,8 +288,7 @@ impl PostgresLedger {
     async fn apply_batch_once(
         &self,
         batch: &[Transfer],
-        keys: &[String],
-        ids: &[&str],
+        reads: &BatchReads,
         fence: Option<&Fence>,
     ) -> Result<Option<Vec<TransferOutcome>>, LedgerError> {
         let mut client = self.client().await?;
@@ -312,24 +296,24 @@ impl PostgresLedger {
         if let Some(fence) = fence {
             check_fence(&transaction, fence).await?;
         }
-        let Some(balances) = lock_accounts(&transaction, keys).await? else {
+        let Some(balances) = lock_accounts(&transaction, &reads.account_keys).await? else {
             // An unused guest's account was removed meanwhile: the next attempt creates
             // it anew at balance 0.
             transaction.rollback().await?;
             return Ok(None);
         };
-        let known = find_transfers(&transaction, ids).await?;
-        let planned = plan_batch(batch, balances, known)?;
-        if !planned.commits.is_empty() {
-            let inserted = insert_transfers(&transaction, batch, &planned.commits).await?;
-            if inserted != planned.commits.len() {
+        let committed = find_transfers(&transaction, &reads.ids).await?;
+        let plan = plan_batch(batch, &balances, committed)?;
+        if !plan.inserts.is_empty() {
+            let inserted = insert_transfers(&transaction, batch, &plan.inserts).await?;
+            if inserted != plan.inserts.len() {
                 transaction.rollback().await?;
                 return Ok(None);
             }
-            write_balances(&transaction, &planned.balances_after).await?;
+            write_balances(&transaction, &plan.balances_after).await?;
         }
         transaction.commit().await?;
-        Ok(Some(planned.outcomes))
+        Ok(Some(plan.outcomes))
     }
 }
 
@@ -655,149 +639,34 @@ async fn lock_accounts(
     Ok((balances.len() == keys.len()).then_some(balances))
 }
 
-/// The batch's ids already committed, by id.
+/// The batch's ids already committed.
 async fn find_transfers(
     transaction: &Transaction<'_>,
-    ids: &[&str],
-) -> Result<HashMap<String, StoredTransfer>, LedgerError> {
+    ids: &[String],
+) -> Result<Vec<StoredTransfer>, LedgerError> {
     let sql = format!("{SELECT_TRANSFER_COLUMNS} WHERE id = ANY($1)");
     let statement = transaction.prepare_cached(&sql).await?;
     let rows = transaction.query(&statement, &[&ids]).await?;
-    rows.iter()
-        .map(|row| transfer_from_row(row).map(|stored| (stored.transfer.id.clone(), stored)))
-        .collect()
+    rows.iter().map(transfer_from_row).collect()
 }
 
-/// A transfer of the batch that commits now.
-struct Commit {
-    /// Its position in the batch.
-    index: usize,
-    debit_balance_after_minor: i64,
-    credit_balance_after_minor: i64,
-}
-
-/// What a batch does, computed in memory from the locked balances and known ids.
-struct PlannedBatch {
-    /// One per transfer of the batch, in order.
-    outcomes: Vec<TransferOutcome>,
-    /// The transfers that commit now, in batch order (so `sequence` follows it).
-    commits: Vec<Commit>,
-    /// The final balance of every account the batch moves, by key.
-    balances_after: BTreeMap<String, i64>,
-}
-
-/// The outcome of every transfer, exactly as SQLite's loop decides it: a known id replays
-/// its first result or conflicts; otherwise an overdrawing player fails alone; otherwise
-/// the running balances move. Pure, so it is the same under every retry.
-fn plan_batch(
-    batch: &[Transfer],
-    mut balances: HashMap<String, i64>,
-    mut known: HashMap<String, StoredTransfer>,
-) -> Result<PlannedBatch, LedgerError> {
-    let balances_before = balances.clone();
-    let mut outcomes = Vec::with_capacity(batch.len());
-    let mut commits = Vec::new();
-    for (index, transfer) in batch.iter().enumerate() {
-        if let Some(stored) = known.get(&transfer.id) {
-            outcomes.push(if stored.transfer == *transfer {
-                TransferOutcome::Committed {
-                    debit_balance_after_minor: stored.debit_balance_after_minor,
-                    credit_balance_after_minor: stored.credit_balance_after_minor,
-                    replayed: true,
-                }
-            } else {
-                TransferOutcome::IdConflict
-            });
-            continue;
-        }
-        let amount = transfer.amount_minor;
-        let (debit_key, credit_key) = (transfer.debit.key(), transfer.credit.key());
-        let debit_before = balances[&debit_key];
-        if !transfer.debit.may_go_negative() && debit_before < amount {
-            outcomes.push(TransferOutcome::InsufficientFunds {
-                available_minor: debit_before,
-            });
-            continue;
-        }
-        let overflow = || LedgerError::InvalidTransfer {
-            id: transfer.id.clone(),
-            reason: "a balance would leave the range of i64",
-        };
-        let debit_after = debit_before.checked_sub(amount).ok_or_else(overflow)?;
-        let credit_after = balances[&credit_key]
-            .checked_add(amount)
-            .ok_or_else(overflow)?;
-        balances.insert(debit_key, debit_after);
-        balances.insert(credit_key, credit_after);
-        // Later copies of this id in the batch replay this commit.
-        let stored = StoredTransfer {
-            transfer: transfer.clone(),
-            debit_balance_after_minor: debit_after,
-            credit_balance_after_minor: credit_after,
-            sequence: 0,
-        };
-        known.insert(transfer.id.clone(), stored);
-        commits.push(Commit {
-            index,
-            debit_balance_after_minor: debit_after,
-            credit_balance_after_minor: credit_after,
-        });
-        outcomes.push(TransferOutcome::Committed {
-            debit_balance_after_minor: debit_after,
-            credit_balance_after_minor: credit_after,
-            replayed: false,
-        });
-    }
-    let balances_after = moved_balances(&balances_before, balances);
-    Ok(PlannedBatch {
-        outcomes,
-        commits,
-        balances_after,
-    })
-}
-
-/// The accounts whose balance changed, checking the batch's money invariants: debits
-/// equal credits, and no player ends below zero.
-fn moved_balances(
-    before: &HashMap<String, i64>,
-    after: HashMap<String, i64>,
-) -> BTreeMap<String, i64> {
-    let mut net: i128 = 0;
-    let mut moved = BTreeMap::new();
-    for (key, balance) in after {
-        let delta = i128::from(balance) - i128::from(before[&key]);
-        if delta == 0 {
-            continue;
-        }
-        net += delta;
-        let may_go_negative = Account::from_key(&key).is_none_or(|a| a.may_go_negative());
-        assert!(
-            balance >= 0 || may_go_negative,
-            "player balance {key} would be negative: {balance}"
-        );
-        moved.insert(key, balance);
-    }
-    assert_eq!(net, 0, "ledger batch debits must equal its credits");
-    moved
-}
-
-/// Inserts the committing transfers in batch order with one statement; returns how many
+/// Inserts the plan's new transfers in batch order with one statement; returns how many
 /// were inserted (fewer than asked when another writer committed one of the ids first).
 async fn insert_transfers(
     transaction: &Transaction<'_>,
     batch: &[Transfer],
-    commits: &[Commit],
+    inserts: &[NewTransfer],
 ) -> Result<usize, LedgerError> {
-    let mut ids = Vec::with_capacity(commits.len());
-    let mut debits = Vec::with_capacity(commits.len());
-    let mut credits = Vec::with_capacity(commits.len());
-    let mut amounts = Vec::with_capacity(commits.len());
-    let mut kinds = Vec::with_capacity(commits.len());
-    let mut multipliers = Vec::with_capacity(commits.len());
-    let mut debits_after = Vec::with_capacity(commits.len());
-    let mut credits_after = Vec::with_capacity(commits.len());
-    for commit in commits {
-        let transfer = &batch[commit.index];
+    let mut ids = Vec::with_capacity(inserts.len());
+    let mut debits = Vec::with_capacity(inserts.len());
+    let mut credits = Vec::with_capacity(inserts.len());
+    let mut amounts = Vec::with_capacity(inserts.len());
+    let mut kinds = Vec::with_capacity(inserts.len());
+    let mut multipliers = Vec::with_capacity(inserts.len());
+    let mut debits_after = Vec::with_capacity(inserts.len());
+    let mut credits_after = Vec::with_capacity(inserts.len());
+    for new in inserts {
+        let transfer = &batch[new.index];
         ids.push(transfer.id.as_str());
         debits.push(transfer.debit.key());
         credits.push(transfer.credit.key());
@@ -809,8 +678,8 @@ async fn insert_transfers(
                 .map(|value| to_sql_integer("multiplier_hundredths", value))
                 .transpose()?,
         );
-        debits_after.push(commit.debit_balance_after_minor);
-        credits_after.push(commit.credit_balance_after_minor);
+        debits_after.push(new.debit_balance_after_minor);
+        credits_after.push(new.credit_balance_after_minor);
     }
     let statement = transaction
         .prepare_cached(

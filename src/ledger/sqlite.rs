@@ -6,10 +6,11 @@
 //! one writer at a time anyway; what makes it fast is batching (one `BEGIN IMMEDIATE`
 //! transaction per engine tick, so one fsync per tick), not concurrency.
 //!
-//! Hot-spot rule: inside a batch the running balance of every touched account lives in
-//! memory and each account row is written once, at the end of the batch. The house row is
-//! therefore updated once per tick, not once per bet, while each stored transfer still
-//! records the running balances it produced.
+//! What a batch does is decided by `ledger::plan`, shared with PostgreSQL: this store
+//! reads what the plan needs and writes it. Hot-spot rule: each moved account row is
+//! written once, at the end of the batch, so the house row is updated once per tick, not
+//! once per bet, while each stored transfer still records the running balances it
+//! produced.
 //!
 //! The schema's CHECK constraints (positive amounts, player balances never negative) are
 //! the last line of defence; the code checks first and asserts the money invariants.
@@ -17,12 +18,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use super::plan::{BatchReads, NewTransfer, plan_batch, prepare};
 use super::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, SELECT_ROUND_COLUMNS,
     SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferKind, TransferOutcome,
@@ -166,15 +168,11 @@ impl SqliteLedger {
         batch: Vec<Transfer>,
         fence: Option<&Fence>,
     ) -> Result<Vec<TransferOutcome>, LedgerError> {
-        for transfer in &batch {
-            transfer.validate()?;
-        }
-        // An empty fenced batch still checks the fence: the caller learns it was deposed.
-        if batch.is_empty() && fence.is_none() {
+        let Some(reads) = prepare(&batch, fence)? else {
             return Ok(Vec::new());
-        }
+        };
         let fence = fence.cloned();
-        self.run(move |connection| apply_batch_blocking(connection, &batch, fence.as_ref()))
+        self.run(move |connection| apply_batch_blocking(connection, &batch, &reads, fence.as_ref()))
             .await
     }
 
@@ -386,90 +384,89 @@ impl Ledger for SqliteLedger {
     }
 }
 
-/// What one batch has done so far, inside its transaction.
-struct BatchState {
-    /// Sequence number the next committed transfer takes.
-    next_sequence: i64,
-    /// Stamped on every transfer of the batch: they commit together.
-    created_at_ms: i64,
-    /// Running balance of every account read by this batch, by key.
-    balances: HashMap<String, i64>,
-    /// Net movement of each account moved by this batch, by key; these rows are written
-    /// at the end of the batch (sorted, for a deterministic write order).
-    deltas: BTreeMap<String, i64>,
-}
-
-impl BatchState {
-    fn begin(transaction: &Transaction<'_>) -> rusqlite::Result<BatchState> {
-        let mut statement =
-            transaction.prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM transfers")?;
-        let last_sequence: i64 = statement.query_row([], |row| row.get(0))?;
-        let created_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| {
-                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-            });
-        Ok(BatchState {
-            next_sequence: last_sequence + 1,
-            created_at_ms,
-            balances: HashMap::new(),
-            deltas: BTreeMap::new(),
-        })
-    }
-
-    /// The running balance of `key`, read from the database on first use.
-    fn balance(&mut self, transaction: &Transaction<'_>, key: &str) -> rusqlite::Result<i64> {
-        if let Some(balance) = self.balances.get(key) {
-            return Ok(*balance);
-        }
-        let balance = read_balance(transaction, key)?.unwrap_or(0);
-        self.balances.insert(key.to_owned(), balance);
-        Ok(balance)
-    }
-
-    fn move_money(&mut self, key: &str, balance_after: i64, delta: i64) {
-        self.balances.insert(key.to_owned(), balance_after);
-        *self.deltas.entry(key.to_owned()).or_insert(0) += delta;
-    }
-
-    /// Writes each moved account once and checks the batch's money invariants.
-    fn finish(self, transaction: &Transaction<'_>) -> rusqlite::Result<()> {
-        let net: i128 = self.deltas.values().map(|delta| i128::from(*delta)).sum();
-        assert_eq!(net, 0, "ledger batch debits must equal its credits");
-        let mut statement = transaction.prepare_cached(
-            "INSERT INTO accounts (key, balance) VALUES (?1, ?2) \
-             ON CONFLICT (key) DO UPDATE SET balance = excluded.balance",
-        )?;
-        for key in self.deltas.keys() {
-            let balance = self.balances[key];
-            let may_go_negative = Account::from_key(key).is_none_or(|a| a.may_go_negative());
-            assert!(
-                balance >= 0 || may_go_negative,
-                "player balance {key} would be negative: {balance}"
-            );
-            statement.execute(params![key, balance])?;
-        }
-        Ok(())
-    }
-}
-
+/// Executes the plan of `batch` ([`plan_batch`]) in one IMMEDIATE transaction: reads
+/// what the plan needs (the write lock is held, so nothing changes meanwhile), inserts
+/// the new transfers, writes each moved account once.
 fn apply_batch_blocking(
     connection: &mut Connection,
     batch: &[Transfer],
+    reads: &BatchReads,
     fence: Option<&Fence>,
 ) -> Result<Vec<TransferOutcome>, LedgerError> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if let Some(fence) = fence {
         check_fence(&transaction, fence)?;
     }
-    let mut state = BatchState::begin(&transaction)?;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for transfer in batch {
-        outcomes.push(apply_one(&transaction, &mut state, transfer)?);
+    let mut balances = HashMap::with_capacity(reads.account_keys.len());
+    for key in &reads.account_keys {
+        if let Some(balance) = read_balance(&transaction, key)? {
+            balances.insert(key.clone(), balance);
+        }
     }
-    state.finish(&transaction)?;
+    let mut committed = Vec::new();
+    for id in &reads.ids {
+        committed.extend(find_transfer(&transaction, id)?);
+    }
+    let plan = plan_batch(batch, &balances, committed)?;
+    insert_transfers(&transaction, batch, &plan.inserts)?;
+    write_balances(&transaction, &plan.balances_after)?;
     transaction.commit()?;
-    Ok(outcomes)
+    Ok(plan.outcomes)
+}
+
+/// Inserts the plan's new transfers in batch order, numbered after the last committed one
+/// and stamped with one time: they commit together.
+fn insert_transfers(
+    transaction: &Transaction<'_>,
+    batch: &[Transfer],
+    inserts: &[NewTransfer],
+) -> Result<(), LedgerError> {
+    if inserts.is_empty() {
+        return Ok(());
+    }
+    let last_sequence: i64 = transaction
+        .prepare_cached("SELECT COALESCE(MAX(sequence), 0) FROM transfers")?
+        .query_row([], |row| row.get(0))?;
+    let created_at_ms = to_sql_integer(crate::clock::unix_now_ms())?;
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO transfers (id, sequence, debit, credit, amount, kind, \
+         debit_balance_after, credit_balance_after, created_at_ms, multiplier_hundredths) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for (sequence, new) in (last_sequence + 1..).zip(inserts) {
+        let transfer = &batch[new.index];
+        insert.execute(params![
+            transfer.id,
+            sequence,
+            transfer.debit.key(),
+            transfer.credit.key(),
+            transfer.amount_minor,
+            transfer.kind.as_str(),
+            new.debit_balance_after_minor,
+            new.credit_balance_after_minor,
+            created_at_ms,
+            transfer
+                .multiplier_hundredths
+                .map(to_sql_integer)
+                .transpose()?,
+        ])?;
+    }
+    Ok(())
+}
+
+/// Writes every moved account once, creating the new ones.
+fn write_balances(
+    transaction: &Transaction<'_>,
+    balances_after: &BTreeMap<String, i64>,
+) -> rusqlite::Result<()> {
+    let mut statement = transaction.prepare_cached(
+        "INSERT INTO accounts (key, balance) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET balance = excluded.balance",
+    )?;
+    for (key, balance) in balances_after {
+        statement.execute(params![key, balance])?;
+    }
+    Ok(())
 }
 
 /// Increments the room's token (a first one is 1) and returns it.
@@ -498,67 +495,6 @@ fn check_fence(transaction: &Transaction<'_>, fence: &Fence) -> Result<(), Ledge
     let mut current = transaction.prepare_cached("SELECT token FROM fences WHERE room = ?1")?;
     let current: i64 = current.query_row([&fence.room], |row| row.get(0))?;
     Err(fence.stale(current))
-}
-
-/// Applies one validated transfer inside the batch's transaction.
-fn apply_one(
-    transaction: &Transaction<'_>,
-    state: &mut BatchState,
-    transfer: &Transfer,
-) -> Result<TransferOutcome, LedgerError> {
-    if let Some(stored) = find_transfer(transaction, &transfer.id)? {
-        if stored.transfer != *transfer {
-            return Ok(TransferOutcome::IdConflict);
-        }
-        return Ok(TransferOutcome::Committed {
-            debit_balance_after_minor: stored.debit_balance_after_minor,
-            credit_balance_after_minor: stored.credit_balance_after_minor,
-            replayed: true,
-        });
-    }
-    let amount = transfer.amount_minor;
-    let (debit_key, credit_key) = (transfer.debit.key(), transfer.credit.key());
-    let debit_before = state.balance(transaction, &debit_key)?;
-    if !transfer.debit.may_go_negative() && debit_before < amount {
-        return Ok(TransferOutcome::InsufficientFunds {
-            available_minor: debit_before,
-        });
-    }
-    let credit_before = state.balance(transaction, &credit_key)?;
-    let overflow = || LedgerError::InvalidTransfer {
-        id: transfer.id.clone(),
-        reason: "a balance would leave the range of i64",
-    };
-    let debit_after = debit_before.checked_sub(amount).ok_or_else(overflow)?;
-    let credit_after = credit_before.checked_add(amount).ok_or_else(overflow)?;
-    let mut insert = transaction.prepare_cached(
-        "INSERT INTO transfers (id, sequence, debit, credit, amount, kind, \
-         debit_balance_after, credit_balance_after, created_at_ms, multiplier_hundredths) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    insert.execute(params![
-        transfer.id,
-        state.next_sequence,
-        debit_key,
-        credit_key,
-        amount,
-        transfer.kind.as_str(),
-        debit_after,
-        credit_after,
-        state.created_at_ms,
-        transfer
-            .multiplier_hundredths
-            .map(to_sql_integer)
-            .transpose()?,
-    ])?;
-    state.next_sequence += 1;
-    state.move_money(&debit_key, debit_after, -amount);
-    state.move_money(&credit_key, credit_after, amount);
-    Ok(TransferOutcome::Committed {
-        debit_balance_after_minor: debit_after,
-        credit_balance_after_minor: credit_after,
-        replayed: false,
-    })
 }
 
 fn read_balance(connection: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {

@@ -1396,10 +1396,6 @@ mod tests {
         ) -> Result<(), LedgerError> {
             self.inner.write_round(record, fence).await
         }
-        async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
-            self.inner.raise_fence(fence).await
-        }
-
         async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
             self.inner.acquire_fence(room).await
         }
@@ -1682,13 +1678,13 @@ mod tests {
         let started_at_ms = SystemClock.now_ms() - 20;
         seed_flight(&fixture, crash, started_at_ms).await;
         let ledger = fixture.ledger.as_ref();
-        ledger
-            .raise_fence(&Fence {
-                room: ROOM.into(),
-                token: 7,
-            })
-            .await
-            .unwrap();
+        Fence {
+            room: ROOM.into(),
+            token: 7,
+        }
+        .raise(ledger)
+        .await
+        .unwrap();
 
         // Only the dead leader's last tick is retained (Redis restarted since the round
         // took off): whether `flying` went out is unknown, so the numbering starts anew.
@@ -1908,13 +1904,13 @@ mod tests {
             .await;
 
         // A newer leader raises the fence; the old one's next write is refused.
-        ledger
-            .raise_fence(&Fence {
-                room: ROOM.into(),
-                token: 4,
-            })
-            .await
-            .unwrap();
+        Fence {
+            room: ROOM.into(),
+            token: 4,
+        }
+        .raise(ledger)
+        .await
+        .unwrap();
         send(&fixture.bus, "alice", bet("b1", 100, None)).await;
         let stopped = engine.await.unwrap();
         assert!(

@@ -383,14 +383,6 @@ impl Ledger for PostgresLedger {
         self.record(record, fence).await
     }
 
-    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
-        let mut client = self.client().await?;
-        let transaction = read_committed(&mut client).await?;
-        check_fence(&transaction, fence).await?;
-        transaction.commit().await?;
-        Ok(())
-    }
-
     /// One statement, so one transaction: the UPSERT's row lock serializes racing
     /// acquirers, and READ COMMITTED makes each increment the newest committed token.
     async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
@@ -567,7 +559,7 @@ async fn read_committed(client: &mut Object) -> Result<Transaction<'_>, LedgerEr
 ///   Any later attempt with 5 likewise sees 6 (tokens stored only ever rise).
 /// - 5 first: 6 waits until 5 has committed or rolled back, so every write of 5's
 ///   transaction is committed before 6 passes, i.e. before the new leader reads the
-///   room (it calls `raise_fence` first).
+///   room (it takes its token with `acquire_fence`, whose UPSERT waits on the same row).
 ///
 /// So once 6 has committed, no transaction with 5 can commit afterwards. Fenced
 /// transactions take this lock before any account lock, one order for all, so it adds no
@@ -741,7 +733,9 @@ fn transfer_from_row(row: &Row) -> Result<StoredTransfer, LedgerError> {
         Account::from_key(&key).ok_or_else(|| LedgerError::Corrupt(format!("account {key}")))
     };
     let kind_text: String = row.try_get(5)?;
-    let kind = TransferKind::parse(&kind_text)
+    let kind = kind_text
+        .parse::<TransferKind>()
+        .ok()
         .ok_or_else(|| LedgerError::Corrupt(format!("transfer kind {kind_text}")))?;
     let multiplier: Option<i64> = row.try_get(8)?;
     let multiplier_hundredths = multiplier
@@ -783,7 +777,9 @@ fn round_from_row(row: &Row) -> Result<RoundRecord, LedgerError> {
             Some(_) => Some(unsigned(5)?),
             None => None,
         },
-        status: RoundStatus::parse(&status_text)
+        status: status_text
+            .parse::<RoundStatus>()
+            .ok()
             .ok_or_else(|| LedgerError::Corrupt(format!("round status {status_text}")))?,
         bets_total_minor: row.try_get(7)?,
         payouts_total_minor: row.try_get(8)?,
@@ -1139,7 +1135,7 @@ mod tests {
             .unwrap();
         let new_leader = tokio::spawn({
             let ledger = Arc::clone(&ledger);
-            async move { ledger.raise_fence(&fence("main", 6)).await }
+            async move { fence("main", 6).raise(&*ledger).await }
         });
         wait_for_a_lock_waiter(&scratch.client().await).await;
         assert!(!new_leader.is_finished(), "the new leader waits");

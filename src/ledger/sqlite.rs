@@ -285,18 +285,6 @@ impl Ledger for SqliteLedger {
         self.record(record, fence).await
     }
 
-    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
-        let fence = fence.clone();
-        self.run(move |connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            check_fence(&transaction, &fence)?;
-            transaction.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
         let room = room.to_owned();
         self.run(move |connection| {
@@ -539,7 +527,9 @@ fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
             .ok_or_else(|| corrupt(index, Type::Text, format!("unknown account {key}")))
     };
     let kind_text: String = row.get(5)?;
-    let kind = TransferKind::parse(&kind_text)
+    let kind = kind_text
+        .parse::<TransferKind>()
+        .ok()
         .ok_or_else(|| corrupt(5, Type::Text, format!("unknown transfer kind {kind_text}")))?;
     let multiplier: Option<i64> = row.get(8)?;
     let multiplier_hundredths = multiplier
@@ -606,7 +596,9 @@ fn round_from_row(row: &Row<'_>) -> rusqlite::Result<RoundRecord> {
             Some(_) => Some(unsigned(5)?),
             None => None,
         },
-        status: RoundStatus::parse(&status_text)
+        status: status_text
+            .parse::<RoundStatus>()
+            .ok()
             .ok_or_else(|| corrupt(6, Type::Text, format!("unknown round status {status_text}")))?,
         bets_total_minor: row.get(7)?,
         payouts_total_minor: row.get(8)?,

@@ -17,8 +17,10 @@
 //!
 //! Implementations: [`sqlite::SqliteLedger`] (embedded default) and
 //! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
-//! (`ledger::conformance`). The rules they share (what makes a transfer malformed, how a
-//! prefix becomes a key range) live here, so the two cannot drift apart.
+//! (`ledger::conformance`). The rules they share live here, so the two cannot drift
+//! apart: what a batch does (`plan`, a pure planner both execute), what makes a transfer
+//! malformed, how a prefix becomes a key range. [`TransferId`] is the format of the ids
+//! aloft gives its own transfers.
 
 pub mod batcher;
 mod plan;

@@ -425,14 +425,14 @@ async fn load_history(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Account, Transfer, TransferKind};
+    use crate::ledger::{Account, Transfer, TransferId, TransferKind};
 
     #[tokio::test]
     async fn a_sweep_removes_guests_unused_for_the_expiry_and_only_those() {
         let ledger = SqliteLedger::open_in_memory().unwrap();
         let grants = (0..GUEST_EXPIRY_BATCH_GUESTS_MAX + 5)
             .map(|n| Transfer {
-                id: format!("grant:g-{n}"),
+                id: TransferId::grant(&format!("g-{n}")).to_string(),
                 debit: Account::Mint,
                 credit: Account::Player(format!("g-{n}")),
                 amount_minor: 100,

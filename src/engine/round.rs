@@ -42,7 +42,9 @@ use crate::bus::ReplyTo;
 use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
 use crate::feed::Largest;
-use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
+use crate::ledger::{
+    Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId, TransferKind,
+};
 use crate::protocol::{
     BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
 };
@@ -733,7 +735,7 @@ impl RoomCore {
             slot,
         };
         let transfer = Transfer {
-            id: self.transfer_id("bet", &key),
+            id: self.transfer_id(BetTransferKind::Stake, &key),
             debit: Account::Player(from.player.clone()),
             credit: Account::House,
             amount_minor,
@@ -1044,7 +1046,7 @@ impl RoomCore {
         for (key, stake_minor) in refunds {
             self.active_stakes_minor -= i128::from(stake_minor);
             let transfer = Transfer {
-                id: self.transfer_id("refund", &key),
+                id: self.transfer_id(BetTransferKind::Refund, &key),
                 debit: Account::House,
                 credit: Account::Player(key.player.clone()),
                 amount_minor: stake_minor,
@@ -1270,7 +1272,7 @@ impl RoomCore {
             win: win_minor,
         });
         let transfer = Transfer {
-            id: self.transfer_id("payout", &key),
+            id: self.transfer_id(BetTransferKind::Payout, &key),
             debit: Account::House,
             credit: Account::Player(key.player.clone()),
             amount_minor: win_minor,
@@ -1355,9 +1357,14 @@ impl RoomCore {
         self.last_now_ms = now_ms;
     }
 
-    fn transfer_id(&self, kind: &str, key: &BetKey) -> String {
-        let room = &self.settings.room;
-        format!("{kind}:{room}:{}:{}:{}", key.round, key.player, key.slot)
+    fn transfer_id(&self, kind: BetTransferKind, key: &BetKey) -> String {
+        let bet = BetRef {
+            room: self.settings.room.clone(),
+            round: key.round,
+            player: key.player.clone(),
+            slot: key.slot,
+        };
+        TransferId::OfBet { kind, bet }.to_string()
     }
 
     fn request_key(&self, from: &ReplyTo, kind: RequestKind, req: &str) -> RequestKey {

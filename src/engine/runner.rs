@@ -38,8 +38,8 @@ use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEn
 use crate::clock::Clock;
 use crate::fair::FairChain;
 use crate::ledger::{
-    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
-    TransferKind, TransferOutcome,
+    Account, BetRef, BetTransferKind, Fence, Ledger, LedgerError, RoundRecord, RoundStatus,
+    StoredTransfer, Transfer, TransferId, TransferKind, TransferOutcome,
 };
 use crate::protocol::{self, ErrorCode, RoomEvent};
 
@@ -416,7 +416,16 @@ async fn abort_unfinished_rounds(
 fn refunds_owed(room: &str, round: u64, bets: &[BetInFlight]) -> Vec<Transfer> {
     let open = bets.iter().filter(|bet| bet.settled == BetSettled::Open);
     let refunds = open.map(|bet| Transfer {
-        id: format!("refund:{room}:{round}:{}:{}", bet.player, bet.slot),
+        id: TransferId::OfBet {
+            kind: BetTransferKind::Refund,
+            bet: BetRef {
+                room: room.to_owned(),
+                round,
+                player: bet.player.clone(),
+                slot: bet.slot,
+            },
+        }
+        .to_string(),
         debit: Account::House,
         credit: Account::Player(bet.player.clone()),
         amount_minor: bet.stake_minor,
@@ -437,43 +446,39 @@ fn settled_totals_minor(bets: &[BetInFlight]) -> (i64, i64) {
     (staked, paid.sum())
 }
 
-/// Every stake of `round` in the ledger, with what was paid or refunded for it. Transfer
-/// ids name the bet (`{kind}:{room}:{round}:{player}:{slot}`), so the three kinds are
-/// matched by their id suffix.
+/// Every stake of `round` in the ledger, with what was paid or refunded for it: the
+/// three kinds of transfer are matched by the bet their [`TransferId`] names.
 async fn bets_in_flight(
     room: &str,
     round: u64,
     ledger: &dyn Ledger,
 ) -> Result<Vec<BetInFlight>, LedgerError> {
-    let by_suffix = async |kind: &str| -> Result<Vec<(String, StoredTransfer)>, LedgerError> {
-        let prefix = format!("{kind}:{room}:{round}:");
-        let transfers = ledger.transfers_with_prefix(&prefix).await?;
-        let suffixed = transfers.into_iter().filter_map(|stored| {
-            let suffix = stored.transfer.id.strip_prefix(&prefix)?.to_owned();
-            Some((suffix, stored))
-        });
-        Ok(suffixed.collect())
-    };
-    let payouts: std::collections::HashMap<String, StoredTransfer> =
-        by_suffix("payout").await?.into_iter().collect();
-    let refunded: HashSet<String> = by_suffix("refund")
+    let by_bet =
+        async |kind: BetTransferKind| -> Result<Vec<(BetRef, StoredTransfer)>, LedgerError> {
+            let prefix = TransferId::round_prefix(kind, room, round);
+            let transfers = ledger.transfers_with_prefix(&prefix).await?;
+            let keyed = transfers
+                .into_iter()
+                .map(|stored| match stored.transfer.id.parse() {
+                    Ok(TransferId::OfBet { bet, .. }) => Ok((bet, stored)),
+                    _ => Err(LedgerError::Corrupt(format!(
+                        "bet id {}",
+                        stored.transfer.id
+                    ))),
+                });
+            keyed.collect()
+        };
+    let payouts: std::collections::HashMap<BetRef, StoredTransfer> =
+        by_bet(BetTransferKind::Payout).await?.into_iter().collect();
+    let refunded: HashSet<BetRef> = by_bet(BetTransferKind::Refund)
         .await?
         .into_iter()
-        .map(|(suffix, _)| suffix)
+        .map(|(bet, _)| bet)
         .collect();
     let mut bets = Vec::new();
-    for (suffix, stake) in by_suffix("bet").await? {
-        let Some((player, slot)) = suffix.rsplit_once(':') else {
-            return Err(LedgerError::Corrupt(format!(
-                "bet id {}",
-                stake.transfer.id
-            )));
-        };
-        let slot: u8 = slot
-            .parse()
-            .map_err(|_| LedgerError::Corrupt(format!("bet id {}", stake.transfer.id)))?;
+    for (bet, stake) in by_bet(BetTransferKind::Stake).await? {
         let stake_minor = stake.transfer.amount_minor;
-        let settled = if let Some(payout) = payouts.get(&suffix) {
+        let settled = if let Some(payout) = payouts.get(&bet) {
             let win_minor = payout.transfer.amount_minor;
             BetSettled::PaidOut {
                 // Payouts record their multiplier; the quotient is a floor of it.
@@ -484,14 +489,14 @@ async fn bets_in_flight(
                 win_minor,
                 balance_after_minor: payout.credit_balance_after_minor,
             }
-        } else if refunded.contains(&suffix) {
+        } else if refunded.contains(&bet) {
             BetSettled::Refunded
         } else {
             BetSettled::Open
         };
         bets.push(BetInFlight {
-            player: player.to_owned(),
-            slot,
+            player: bet.player,
+            slot: bet.slot,
             stake_minor,
             auto_cashout_hundredths: stake.transfer.multiplier_hundredths,
             stake_balance_after_minor: stake.debit_balance_after_minor,
@@ -1026,7 +1031,7 @@ mod tests {
     }
 
     async fn grant(ledger: &SqliteLedger, player: &str, amount_minor: i64) {
-        let id = format!("grant:{player}");
+        let id = TransferId::grant(player).to_string();
         let player = Account::Player(player.into());
         apply_one(
             ledger,
@@ -1391,10 +1396,6 @@ mod tests {
         ) -> Result<(), LedgerError> {
             self.inner.write_round(record, fence).await
         }
-        async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError> {
-            self.inner.raise_fence(fence).await
-        }
-
         async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
             self.inner.acquire_fence(room).await
         }
@@ -1677,13 +1678,13 @@ mod tests {
         let started_at_ms = SystemClock.now_ms() - 20;
         seed_flight(&fixture, crash, started_at_ms).await;
         let ledger = fixture.ledger.as_ref();
-        ledger
-            .raise_fence(&Fence {
-                room: ROOM.into(),
-                token: 7,
-            })
-            .await
-            .unwrap();
+        Fence {
+            room: ROOM.into(),
+            token: 7,
+        }
+        .raise(ledger)
+        .await
+        .unwrap();
 
         // Only the dead leader's last tick is retained (Redis restarted since the round
         // took off): whether `flying` went out is unknown, so the numbering starts anew.
@@ -1903,13 +1904,13 @@ mod tests {
             .await;
 
         // A newer leader raises the fence; the old one's next write is refused.
-        ledger
-            .raise_fence(&Fence {
-                room: ROOM.into(),
-                token: 4,
-            })
-            .await
-            .unwrap();
+        Fence {
+            room: ROOM.into(),
+            token: 4,
+        }
+        .raise(ledger)
+        .await
+        .unwrap();
         send(&fixture.bus, "alice", bet("b1", 100, None)).await;
         let stopped = engine.await.unwrap();
         assert!(

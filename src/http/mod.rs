@@ -31,7 +31,9 @@ use crate::admission::guest_rate::GuestRate;
 use crate::auth::TokenKeys;
 use crate::gateway::ShardEntry;
 use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::{Account, Ledger, RoundStatus, Transfer, TransferKind, TransferOutcome};
+use crate::ledger::{
+    Account, Ledger, RoundStatus, Transfer, TransferId, TransferKind, TransferOutcome,
+};
 
 /// Rounds `/api/rounds` returns at most.
 pub const ROUNDS_LIMIT_MAX: usize = 1_000;
@@ -177,7 +179,7 @@ async fn create_guest(
     }
     let player = crate::auth::new_guest_id();
     let grant = Transfer {
-        id: format!("grant:{player}"),
+        id: TransferId::grant(&player).to_string(),
         debit: Account::Mint,
         credit: Account::Player(player.clone()),
         amount_minor: app.config.ledger.guest_balance_minor,

@@ -517,7 +517,7 @@ pub async fn a_stale_fence_is_refused_and_changes_nothing(ledger: &dyn Ledger) {
         .await
         .unwrap();
     assert_eq!(first, vec![committed(-1_000, 1_000, false)]);
-    ledger.raise_fence(&old).await.unwrap();
+    old.raise(ledger).await.unwrap();
     ledger
         .record_round_fenced(round("main", 1, RoundStatus::Betting), &old)
         .await
@@ -546,29 +546,29 @@ pub async fn a_stale_fence_is_refused_and_changes_nothing(ledger: &dyn Ledger) {
         5,
         6,
     );
-    assert_fenced(ledger.raise_fence(&old).await, 5, 6);
+    assert_fenced(old.raise(ledger).await, 5, 6);
     assert_eq!(snapshot(ledger).await, before);
 
-    ledger.raise_fence(&fence("main", 9)).await.unwrap();
-    assert_fenced(ledger.raise_fence(&new).await, 6, 9);
+    fence("main", 9).raise(ledger).await.unwrap();
+    assert_fenced(new.raise(ledger).await, 6, 9);
     let newest = ledger
         .apply_batch_fenced(vec![bet("b:a:2", "a", 100)], &fence("main", 9))
         .await
         .unwrap();
     assert_eq!(newest, vec![committed(800, 200, false)]);
-    match ledger.raise_fence(&fence("main", u64::MAX)).await {
+    match fence("main", u64::MAX).raise(ledger).await {
         Err(LedgerError::OutOfRange { value, .. }) => assert_eq!(value, u64::MAX),
         other => panic!("expected OutOfRange, got {other:?}"),
     }
-    assert_fenced(ledger.raise_fence(&fence("main", 8)).await, 8, 9);
+    assert_fenced(fence("main", 8).raise(ledger).await, 8, 9);
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }
 
 /// One room's token fences only that room, and the unfenced calls (guest grants, embedded
 /// mode) neither check nor move any fence.
 pub async fn fences_are_per_room_and_spare_unfenced_calls(ledger: &dyn Ledger) {
-    ledger.raise_fence(&fence("main", 10)).await.unwrap();
-    ledger.raise_fence(&fence("other", 0)).await.unwrap();
+    fence("main", 10).raise(ledger).await.unwrap();
+    fence("other", 0).raise(ledger).await.unwrap();
     let other = ledger
         .apply_batch_fenced(vec![grant("g:b", "b", 50)], &fence("other", 1))
         .await
@@ -585,8 +585,8 @@ pub async fn fences_are_per_room_and_spare_unfenced_calls(ledger: &dyn Ledger) {
         .await
         .unwrap();
     assert_eq!(ledger.recent_rounds("main", 1).await.unwrap().len(), 1);
-    assert_fenced(ledger.raise_fence(&fence("main", 9)).await, 9, 10);
-    ledger.raise_fence(&fence("main", 10)).await.unwrap();
+    assert_fenced(fence("main", 9).raise(ledger).await, 9, 10);
+    fence("main", 10).raise(ledger).await.unwrap();
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }
 
@@ -614,10 +614,7 @@ pub async fn acquired_fence_tokens_only_grow_and_fence_off_the_previous(ledger: 
     assert_eq!(snapshot(ledger).await, before);
 
     // A token written or raised by other means is never handed out again.
-    ledger
-        .raise_fence(&fence("main", second + 10))
-        .await
-        .unwrap();
+    fence("main", second + 10).raise(ledger).await.unwrap();
     let third = ledger.acquire_fence("main").await.unwrap();
     assert_eq!(third, second + 11);
     let raised = fence("main", second + 10);

@@ -17,12 +17,16 @@
 //!
 //! Implementations: [`sqlite::SqliteLedger`] (embedded default) and
 //! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
-//! (`ledger::conformance`). The rules they share (what makes a transfer malformed, how a
-//! prefix becomes a key range) live here, so the two cannot drift apart.
+//! (`ledger::conformance`). The rules they share live here, so the two cannot drift
+//! apart: what a batch does (`plan`, a pure planner both execute), what makes a transfer
+//! malformed, how a prefix becomes a key range. [`TransferId`] is the format of the ids
+//! aloft gives its own transfers.
 
 pub mod batcher;
+mod plan;
 pub mod postgres;
 pub mod sqlite;
+mod transfer_id;
 
 #[cfg(test)]
 mod conformance;
@@ -34,6 +38,7 @@ use serde::Serialize;
 
 pub use postgres::PostgresLedger;
 pub use sqlite::SqliteLedger;
+pub use transfer_id::{BetRef, BetTransferKind, TransferId, TransferIdError};
 
 /// The columns both backends read a stored transfer from, in `StoredTransfer` order.
 pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
@@ -88,9 +93,13 @@ impl Account {
     }
 }
 
-/// Why money moved; stored with the transfer for audits and the round journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// Why money moved; stored with the transfer for audits and the round journal, as its
+/// snake_case name (`FromStr` reads it back).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum TransferKind {
     /// Demo balance issued to a new guest (mint → player).
     Grant,
@@ -103,23 +112,9 @@ pub enum TransferKind {
 }
 
 impl TransferKind {
+    /// The kind as stored (and as a metric label): `grant`, `bet`, `payout`, `refund`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            TransferKind::Grant => "grant",
-            TransferKind::Bet => "bet",
-            TransferKind::Payout => "payout",
-            TransferKind::Refund => "refund",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TransferKind> {
-        match text {
-            "grant" => Some(TransferKind::Grant),
-            "bet" => Some(TransferKind::Bet),
-            "payout" => Some(TransferKind::Payout),
-            "refund" => Some(TransferKind::Refund),
-            _ => None,
-        }
+        self.into()
     }
 }
 
@@ -127,7 +122,9 @@ impl TransferKind {
 const MULTIPLIER_MIN_HUNDREDTHS: u64 = 100;
 
 /// A request to move money. The id is the idempotency key: derive it from what makes the
-/// movement unique (`bet:<room>:<round>:<player>:<slot>`), never from a retry counter.
+/// movement unique, never from a retry counter. aloft's own transfers take theirs from
+/// [`TransferId`] (`bet:<room>:<round>:<player>:<slot>`, `grant:<player>`, …); the ledger
+/// stores any non-empty id as given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transfer {
     pub id: String,
@@ -248,6 +245,17 @@ impl Fence {
     }
 }
 
+#[cfg(test)]
+impl Fence {
+    /// Raises the room's stored token to this one, moving no money: an empty fenced
+    /// batch, which checks and stores the fence like any fenced write. `Err(Fenced)` if a
+    /// higher token is stored. Engines take their token with `Ledger::acquire_fence`;
+    /// tests set one directly.
+    pub(crate) async fn raise(&self, ledger: &dyn Ledger) -> Result<(), LedgerError> {
+        ledger.apply_batch_fenced(Vec::new(), self).await.map(drop)
+    }
+}
+
 /// The token `acquire_fence` read back for `room` (a CHECK keeps stored tokens
 /// non-negative, and an increment makes it positive).
 pub(crate) fn acquired_token(room: &str, token: i64) -> Result<u64, LedgerError> {
@@ -257,8 +265,10 @@ pub(crate) fn acquired_token(room: &str, token: i64) -> Result<u64, LedgerError>
         .ok_or_else(|| LedgerError::Corrupt(format!("fence token {token} of {room}")))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Where a journaled round stands; stored as its snake_case name (`FromStr` reads it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RoundStatus {
     Betting,
     Flying,
@@ -268,23 +278,9 @@ pub enum RoundStatus {
 }
 
 impl RoundStatus {
+    /// The status as stored: `betting`, `flying`, `crashed`, `aborted`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RoundStatus::Betting => "betting",
-            RoundStatus::Flying => "flying",
-            RoundStatus::Crashed => "crashed",
-            RoundStatus::Aborted => "aborted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<RoundStatus> {
-        match text {
-            "betting" => Some(RoundStatus::Betting),
-            "flying" => Some(RoundStatus::Flying),
-            "crashed" => Some(RoundStatus::Crashed),
-            "aborted" => Some(RoundStatus::Aborted),
-            _ => None,
-        }
+        self.into()
     }
 }
 
@@ -448,11 +444,6 @@ pub trait Ledger: Send + Sync + 'static {
     /// Committed transfers whose id starts with `prefix`, in commit order.
     async fn transfers_with_prefix(&self, prefix: &str)
     -> Result<Vec<StoredTransfer>, LedgerError>;
-
-    /// Raises the room's stored token to `fence.token` (no money moves): a new leader
-    /// calls it before reading the room's state, so nothing its predecessor writes
-    /// afterwards can land. `Err(Fenced)` if a higher token is stored.
-    async fn raise_fence(&self, fence: &Fence) -> Result<(), LedgerError>;
 
     /// Makes the caller the fenced writer of `room`: increments the room's stored token
     /// (from 0 for a room never fenced) and returns it, in one transaction. Every call gets

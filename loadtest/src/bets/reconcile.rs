@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aloft::ledger::{Account, Ledger, Transfer, TransferKind};
+use aloft::ledger::{Account, BetRef, BetTransferKind, Ledger, Transfer, TransferId, TransferKind};
 use anyhow::Context;
 use serde::Serialize;
 
@@ -26,7 +26,17 @@ pub struct AckedBet {
 impl AckedBet {
     /// The ledger id of this bet's stake.
     pub fn transfer_id(&self, room: &str) -> String {
-        format!("bet:{room}:{}:{}:{}", self.round, self.player, self.slot)
+        let bet = BetRef {
+            room: room.to_owned(),
+            round: self.round,
+            player: self.player.clone(),
+            slot: self.slot,
+        };
+        TransferId::OfBet {
+            kind: BetTransferKind::Stake,
+            bet,
+        }
+        .to_string()
     }
 }
 
@@ -93,7 +103,7 @@ pub async fn reconcile(
     };
     let ours = |account: &Account| matches!(account, Account::Player(id) if players.contains(id));
     let stored: HashMap<String, _> = ledger
-        .transfers_with_prefix(&format!("bet:{room}:"))
+        .transfers_with_prefix(&TransferId::room_prefix(BetTransferKind::Stake, room))
         .await
         .context("reading the bet transfers")?
         .into_iter()
@@ -122,15 +132,29 @@ pub async fn reconcile(
         ));
     }
     let refunds = ledger
-        .transfers_with_prefix(&format!("refund:{room}:"))
+        .transfers_with_prefix(&TransferId::room_prefix(BetTransferKind::Refund, room))
         .await
         .context("reading the refunds")?;
     outcome.refunded = refunds
         .iter()
-        .filter_map(|stored| stored.transfer.id.strip_prefix("refund:"))
-        .filter(|suffix| acked_ids.contains(&format!("bet:{suffix}")))
+        .filter_map(|stored| stake_of_refund(&stored.transfer.id))
+        .filter(|stake_id| acked_ids.contains(stake_id))
         .count() as u64;
     Ok(outcome)
+}
+
+/// The id of the stake a refund returns, if `refund_id` is one of aloft's bet transfer ids.
+fn stake_of_refund(refund_id: &str) -> Option<String> {
+    match refund_id.parse() {
+        Ok(TransferId::OfBet { bet, .. }) => Some(
+            TransferId::OfBet {
+                kind: BetTransferKind::Stake,
+                bet,
+            }
+            .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -162,7 +186,7 @@ mod tests {
     async fn ledger_with(transfers: Vec<Transfer>) -> SqliteLedger {
         let ledger = SqliteLedger::open_in_memory().unwrap();
         let grants = ["a", "b", "stranger"].map(|player| Transfer {
-            id: format!("grant:{player}"),
+            id: TransferId::grant(player).to_string(),
             debit: Account::Mint,
             credit: Account::Player(player.to_owned()),
             amount_minor: 1_000,

@@ -1,7 +1,9 @@
-//! Configuration: typed, one struct per concern, loaded from built-in defaults, then
-//! `config/aloft.toml` (or `--config FILE`), then `ALOFT_*` environment variables
-//! (`ALOFT_LISTEN`, `ALOFT_DATA_DIR`, nested keys with a double underscore:
-//! `ALOFT_ENGINE__TICK_INTERVAL_MS=50`). Errors name the failing key.
+//! Configuration: typed, one struct per concern, merged from four sources, each
+//! overriding the one before: built-in defaults, then `config/aloft.toml` (or
+//! `--config FILE`), then `ALOFT_*` environment variables (`ALOFT_LISTEN`,
+//! `ALOFT_DATA_DIR`, nested keys with a double underscore:
+//! `ALOFT_ENGINE__TICK_INTERVAL_MS=50`), then command-line flags ([`CommandLine`]).
+//! The merged result is validated once; errors name the failing key.
 //!
 //! Every limit carries its unit in its name. `config/aloft.toml` documents each option
 //! with its default; keep the two in step.
@@ -9,8 +11,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::networks::ExemptNetworks;
@@ -401,6 +404,49 @@ impl Default for LimitsConfig {
 /// guest that is expired has always expired before.
 pub const GUEST_EXPIRY_MARGIN_SECONDS: u64 = 3_600;
 
+/// The configuration keys the command line sets (`--listen`, `--data-dir`,
+/// `--redis-url`, `--database-url`, and `aloft verify`'s `--salt`, `--house-edge-bp`):
+/// the last source merged, so a flag beats the environment, which beats the file. A flag
+/// not given leaves its key alone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CommandLine {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "FairFlags::is_empty")]
+    pub fair: FairFlags,
+}
+
+/// The `fair.*` keys the command line sets (`aloft verify`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FairFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub house_edge_bp: Option<u32>,
+}
+
+impl FairFlags {
+    fn is_empty(&self) -> bool {
+        self.salt.is_none() && self.house_edge_bp.is_none()
+    }
+}
+
+impl Provider for CommandLine {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flags")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::defaults(self).data()
+    }
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -415,8 +461,18 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults, then `file` if given (else `config/aloft.toml` when it exists), then
-    /// `ALOFT_*` environment variables.
-    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+    /// `ALOFT_*` environment variables, then `flags`; validated once, merged.
+    pub fn load(file: Option<&Path>, flags: &CommandLine) -> Result<Config, ConfigError> {
+        let config: Config = Config::figment(file)
+            .merge(flags)
+            .extract()
+            .map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The sources below the command line: defaults, the file, the environment.
+    fn figment(file: Option<&Path>) -> Figment {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
@@ -427,12 +483,7 @@ impl Config {
                 }
             }
         }
-        let config: Config = figment
-            .merge(Env::prefixed("ALOFT_").split("__"))
-            .extract()
-            .map_err(Box::new)?;
-        config.validate()?;
-        Ok(config)
+        figment.merge(Env::prefixed("ALOFT_").split("__"))
     }
 
     /// Checks the relationships between values that serde cannot express.
@@ -729,7 +780,7 @@ mod tests {
                 "127.0.0.0/8,10.0.0.0/8,::1/128",
             );
             jail.create_file("c.toml", "")?;
-            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            let config = Config::load(Some(Path::new("c.toml")), &CommandLine::default()).unwrap();
             let exempt = &config.limits.exempt_networks;
             for address in ["127.0.0.1", "10.2.3.4", "::1"] {
                 assert!(exempt.contains(address.parse().unwrap()), "{address}");
@@ -737,7 +788,7 @@ mod tests {
             assert!(!exempt.contains("192.0.2.1".parse().unwrap()));
 
             jail.set_env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.1");
-            let error = Config::load(Some(Path::new("c.toml")))
+            let error = Config::load(Some(Path::new("c.toml")), &CommandLine::default())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -784,14 +835,14 @@ mod tests {
             )?;
             jail.set_env("ALOFT_DATA_DIR", "/tmp/x");
             jail.set_env("ALOFT_ENGINE__BETTING_DURATION_MS", "7000");
-            let config = Config::load(Some(Path::new("c.toml"))).unwrap();
+            let config = Config::load(Some(Path::new("c.toml")), &CommandLine::default()).unwrap();
             assert_eq!(config.listen.port(), 9000);
             assert_eq!(config.engine.tick_interval_ms, 50);
             assert_eq!(config.engine.betting_duration_ms, 7000);
             assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "fast");
-            let error = Config::load(Some(Path::new("c.toml")))
+            let error = Config::load(Some(Path::new("c.toml")), &CommandLine::default())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -800,10 +851,86 @@ mod tests {
             );
 
             jail.set_env("ALOFT_ENGINE__TICK_INTERVAL_MS", "1");
-            let error = Config::load(Some(Path::new("c.toml")))
+            let error = Config::load(Some(Path::new("c.toml")), &CommandLine::default())
                 .unwrap_err()
                 .to_string();
             assert!(error.contains("engine.tick_interval_ms"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail API returns its own large error.
+    fn flags_beat_the_environment_which_beats_the_file_and_the_merge_is_validated() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "listen = \"127.0.0.1:9000\"\nredis_url = \"redis://file\"\n\
+                 database_url = \"postgres://file\"\n[engine]\ntick_interval_ms = 50\n\
+                 [fair]\nsalt = \"file-salt\"\n",
+            )?;
+            jail.set_env("ALOFT_LISTEN", "127.0.0.1:9001");
+            jail.set_env("ALOFT_DATA_DIR", "/tmp/from-env");
+            jail.set_env("ALOFT_REDIS_URL", "redis://env");
+            let flags = CommandLine {
+                listen: Some("127.0.0.1:9002".parse().unwrap()),
+                database_url: Some("postgres://flag".to_owned()),
+                fair: FairFlags {
+                    salt: Some("flag-salt".to_owned()),
+                    house_edge_bp: None,
+                },
+                ..CommandLine::default()
+            };
+            let config = Config::load(Some(Path::new("c.toml")), &flags).unwrap();
+            assert_eq!(config.listen.port(), 9002, "a flag beats env and file");
+            assert_eq!(
+                config.database_url, "postgres://flag",
+                "a flag beats the file"
+            );
+            assert_eq!(
+                config.fair.salt, "flag-salt",
+                "a nested flag beats the file"
+            );
+            assert_eq!(config.redis_url, "redis://env", "env beats the file");
+            assert_eq!(
+                config.data_dir,
+                PathBuf::from("/tmp/from-env"),
+                "no flag: env"
+            );
+            assert_eq!(
+                config.engine.tick_interval_ms, 50,
+                "no flag, no env: the file"
+            );
+            assert_eq!(config.fair.house_edge_bp, 100, "set nowhere: the default");
+
+            // The file and the environment alone may be invalid if a flag fixes them: the
+            // merge is validated, once.
+            jail.set_env("ALOFT_FAIR__HOUSE_EDGE_BP", "6000");
+            let error = Config::load(Some(Path::new("c.toml")), &flags)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("fair.house_edge_bp"), "{error}");
+            let fixed = CommandLine {
+                fair: FairFlags {
+                    house_edge_bp: Some(200),
+                    ..flags.fair.clone()
+                },
+                ..flags.clone()
+            };
+            let config = Config::load(Some(Path::new("c.toml")), &fixed).unwrap();
+            assert_eq!(config.fair.house_edge_bp, 200);
+            let invalid = CommandLine {
+                fair: FairFlags {
+                    house_edge_bp: Some(5001),
+                    salt: None,
+                },
+                ..CommandLine::default()
+            };
+            jail.set_env("ALOFT_FAIR__HOUSE_EDGE_BP", "100");
+            let error = Config::load(Some(Path::new("c.toml")), &invalid)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("fair.house_edge_bp"), "{error}");
             Ok(())
         });
     }

@@ -29,13 +29,13 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
 use super::breaker::LedgerBreaker;
 use super::round::{
     BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
     RoundInFlight, TransferIntent, TransferPurpose,
 };
 use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
+use crate::clock::Clock;
 use crate::fair::FairChain;
 use crate::ledger::{
     Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
@@ -941,8 +941,8 @@ fn drain_ready(
 mod tests {
     use super::*;
     use crate::bus::{Delivery, MemoryBus, ReplyTo};
-    use crate::config::EngineConfig;
     use crate::clock::SystemClock;
+    use crate::config::EngineConfig;
     use crate::fair;
     use crate::ledger::SqliteLedger;
     use crate::protocol::{BetCashout, RoundTotals, ServerMessage};

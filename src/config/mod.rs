@@ -103,7 +103,7 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// A key has the wrong type or an unknown name; the message names the key and the
-    /// source (file or environment variable).
+    /// source (file, environment variable or command-line flags).
     #[error("configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
     /// A value is out of its allowed range.
@@ -113,7 +113,7 @@ pub enum ConfigError {
 
 impl Config {
     /// Defaults, then `file` if given (else `config/aloft.toml` when it exists), then
-    /// `ALOFT_*` environment variables, then `flags`; validated once, merged.
+    /// `ALOFT_*` environment variables, then `flags`: merged, then validated once.
     pub fn load(file: Option<&Path>, flags: &CommandLine) -> Result<Config, ConfigError> {
         let config: Config = Config::figment(file)
             .merge(flags)

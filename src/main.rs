@@ -1,8 +1,11 @@
 //! The `aloft` binary: parses the command line, sets up logging and runs a role.
 //! Everything else lives in the library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use aloft::Config;
+use aloft::config::{CommandLine, FairFlags};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
@@ -39,10 +42,21 @@ struct ServeArgs {
     config: Option<PathBuf>,
     /// Address to listen on [env: ALOFT_LISTEN].
     #[arg(long, value_name = "ADDR")]
-    listen: Option<std::net::SocketAddr>,
+    listen: Option<SocketAddr>,
     /// Directory for the ledger and secrets [env: ALOFT_DATA_DIR].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    fn load(self) -> anyhow::Result<Config> {
+        let flags = CommandLine {
+            listen: self.listen,
+            data_dir: self.data_dir,
+            ..CommandLine::default()
+        };
+        Ok(Config::load(self.config.as_deref(), &flags)?)
+    }
 }
 
 /// Where a cluster process finds its configuration, Redis and PostgreSQL.
@@ -60,15 +74,14 @@ struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    fn load(self) -> anyhow::Result<aloft::Config> {
-        let mut config = aloft::Config::load(self.config.as_deref())?;
-        if let Some(redis_url) = self.redis_url {
-            config.redis_url = redis_url;
-        }
-        if let Some(database_url) = self.database_url {
-            config.database_url = database_url;
-        }
-        Ok(config)
+    /// The configuration with these flags and the role's own (`more`) merged last.
+    fn load(self, more: CommandLine) -> anyhow::Result<Config> {
+        let flags = CommandLine {
+            redis_url: self.redis_url,
+            database_url: self.database_url,
+            ..more
+        };
+        Ok(Config::load(self.config.as_deref(), &flags)?)
     }
 }
 
@@ -87,7 +100,7 @@ struct GatewayArgs {
     cluster: ClusterArgs,
     /// Address to listen on [env: ALOFT_LISTEN].
     #[arg(long, value_name = "ADDR")]
-    listen: Option<std::net::SocketAddr>,
+    listen: Option<SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -123,13 +136,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = aloft::Config::load(args.config.as_deref())?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(data_dir) = args.data_dir {
-        config.data_dir = data_dir;
-    }
+    let config = args.load()?;
     init_logging(config.log_format);
     current_thread_runtime()?.block_on(async {
         let server = aloft::Server::start(config).await?;
@@ -150,7 +157,7 @@ fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn engine(args: EngineArgs) -> anyhow::Result<()> {
-    let config = args.cluster.load()?;
+    let config = args.cluster.load(CommandLine::default())?;
     init_logging(config.log_format);
     let engine_id = args
         .id
@@ -173,10 +180,10 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
 }
 
 fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
-    let mut config = args.cluster.load()?;
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
+    let config = args.cluster.load(CommandLine {
+        listen: args.listen,
+        ..CommandLine::default()
+    })?;
     init_logging(config.log_format);
     current_thread_runtime()?.block_on(async {
         let server = aloft::Server::start_gateway(config).await?;
@@ -192,7 +199,7 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
 }
 
 fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
-    let config = args.cluster.load()?;
+    let config = args.cluster.load(CommandLine::default())?;
     init_logging(config.log_format);
     current_thread_runtime()?.block_on(async {
         // Connecting applies the migrations (under an advisory lock).
@@ -230,23 +237,26 @@ fn init_logging(format: aloft::config::LogFormat) {
 }
 
 fn verify(args: VerifyArgs) -> anyhow::Result<()> {
-    let config = aloft::Config::load(args.config.as_deref())?;
-    let salt = match args.salt {
-        Some(salt) => salt,
-        None if !config.fair.salt.is_empty() => config.fair.salt.clone(),
-        None => std::fs::read_to_string(config.data_dir.join("fair_salt"))
-            .map(|text| text.trim().to_owned())
-            .context("no --salt given and no fair_salt in the data directory")?,
-    };
-    let edge = args.house_edge_bp.unwrap_or(config.fair.house_edge_bp);
     anyhow::ensure!(
         args.round_hash.len() == 64 && args.round_hash.bytes().all(|b| b.is_ascii_hexdigit()),
         "a round hash is 64 hex characters"
     );
-    anyhow::ensure!(
-        edge <= aloft::fair::HOUSE_EDGE_BP_MAX,
-        "house edge above 5000 bp"
-    );
+    let flags = CommandLine {
+        fair: FairFlags {
+            salt: args.salt,
+            house_edge_bp: args.house_edge_bp,
+        },
+        ..CommandLine::default()
+    };
+    let config = Config::load(args.config.as_deref(), &flags)?;
+    let salt = if config.fair.salt.is_empty() {
+        std::fs::read_to_string(config.data_dir.join("fair_salt"))
+            .map(|text| text.trim().to_owned())
+            .context("no --salt given and no fair_salt in the data directory")?
+    } else {
+        config.fair.salt.clone()
+    };
+    let edge = config.fair.house_edge_bp;
     let round_hash = args.round_hash.to_ascii_lowercase();
     let crash = aloft::fair::crash_point_hundredths(&round_hash, &salt, edge);
     println!("round hash      {round_hash}");

@@ -6,7 +6,8 @@
 //
 // All arithmetic is BigInt. WebCrypto does the hashing; on an insecure origin (plain
 // http on a LAN address, where crypto.subtle is unavailable) a small pure-JS SHA-256
-// takes over so the page still works.
+// takes over so the page still works. tests/web_fair.rs checks both paths against
+// vectors computed by the server's own crates (sha2, hmac) and crash-point function.
 
 const encoder = new TextEncoder();
 const subtle = globalThis.crypto?.subtle;
@@ -32,14 +33,18 @@ export async function hmacSha256(keyText, messageText) {
     const k = await subtle.importKey('raw', key, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
     return new Uint8Array(await subtle.sign('HMAC', k, message));
   }
-  return hmacFallback(key, message);
+  return hmacSha256Fallback(key, message);
 }
 
 const TWO_52 = 1n << 52n;
 
 /** Crash point in hundredths (a Number; always fits) of a round hash. */
 export async function crashPoint(roundHashHex, salt, houseEdgeBp) {
-  const digest = await hmacSha256(roundHashHex, salt);
+  return crashPointOfDigest(await hmacSha256(roundHashHex, salt), houseEdgeBp);
+}
+
+/** Crash point in hundredths of a round's HMAC-SHA256 digest (bytes). */
+export function crashPointOfDigest(digest, houseEdgeBp) {
   let first64 = 0n;
   for (let i = 0; i < 8; i++) first64 = (first64 << 8n) | BigInt(digest[i]);
   const r = first64 >> 12n; // first 52 bits
@@ -104,7 +109,8 @@ export function sha256(bytes) {
   return out;
 }
 
-function hmacFallback(key, message) {
+/** HMAC-SHA256 (RFC 2104) of bytes with the pure-JS SHA-256, returns Uint8Array(32). */
+export function hmacSha256Fallback(key, message) {
   let k = key.length > 64 ? sha256(key) : key;
   const block = new Uint8Array(64);
   block.set(k);

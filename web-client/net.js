@@ -10,17 +10,16 @@ const BACKOFF_MAX_MS = 15_000;
 
 export class Connection {
   /**
-   * @param {object} handlers
-   *   onFrame(msg)      every decoded frame
-   *   onStatus(state, detail)  'connecting' | 'online' | 'reconnecting' | 'offline'
+   * @param {object} options
+   *   room              the room to join ('' = the server's first)
    *   position()        {seq, epoch} of the last event applied, or null: sent on
    *                     reconnect so the server replays what was missed
    */
-  constructor({ room, onFrame, onStatus, position }) {
+  constructor({ room, position }) {
     this.room = room;
-    this.onFrame = onFrame;
-    this.onStatus = onStatus;
     this.position = position;
+    this.onFrame = null;
+    this.onStatus = null;
     this.ws = null;
     this.helloSeen = false;
     this.attempt = 0;
@@ -43,7 +42,15 @@ export class Connection {
     return this.ws?.readyState === WebSocket.OPEN && this.helloSeen;
   }
 
-  start() {
+  /**
+   * Connects, and keeps reconnecting.
+   * @param {object} handlers
+   *   onFrame(msg)      every decoded frame
+   *   onStatus(state, detail)  'connecting' | 'online' | 'reconnecting' | 'offline'
+   */
+  start({ onFrame, onStatus }) {
+    this.onFrame = onFrame;
+    this.onStatus = onStatus;
     this.connect();
     window.addEventListener('online', () => this.reconnectNow());
     document.addEventListener('visibilitychange', () => {

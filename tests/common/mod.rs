@@ -1,5 +1,5 @@
 //! Test app: a real embedded server on a free port with a fresh data directory, and a
-//! small real client (HTTP over a TcpStream, WebSocket with tokio-tungstenite).
+//! small real client (HTTP with reqwest, WebSocket with tokio-tungstenite).
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -17,6 +16,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Longest a test waits for one frame.
 pub const FRAME_WAIT_MS: u64 = 10_000;
+/// Longest a test waits for an HTTP response.
+pub const HTTP_WAIT_SECONDS: u64 = 10;
 
 pub struct TestApp {
     pub server: Option<aloft::Server>,
@@ -135,7 +136,7 @@ pub async fn open_socket(addr: SocketAddr, query: &str) -> Socket {
     socket
 }
 
-/// A minimal HTTP/1.1 request; returns (status, body).
+/// An HTTP request with no body (reqwest); returns (status, body).
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -149,75 +150,44 @@ pub async fn http(
 /// A response as [`http_response`] reads it.
 pub struct HttpResponse {
     pub status: u16,
-    /// The status line and headers, as sent.
-    pub head: String,
+    pub headers: reqwest::header::HeaderMap,
     pub body: String,
 }
 
 impl HttpResponse {
     /// The value of header `name` (case-insensitive), if sent.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim())
-        })
+        self.headers.get(name)?.to_str().ok()
     }
 }
 
-/// A minimal HTTP/1.1 request with an empty body (`Content-Length: 0` unless `headers`
-/// set one); returns the whole response.
+/// An HTTP request with no body to `path` at `addr`, with `headers` added; returns the
+/// whole response. A fresh client each time: every test has its own runtime, and a
+/// pooled connection must not outlive the runtime that opened it.
 pub async fn http_response(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if !headers
-        .iter()
-        .any(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-    {
-        request.push_str("Content-Length: 0\r\n");
-    }
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
-        .await
-        .expect("HTTP response in time")
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(HTTP_WAIT_SECONDS))
+        .build()
         .unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = client.request(method, format!("http://{addr}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("{path} on {addr}: {error}"));
     HttpResponse {
-        status,
-        head: head.to_owned(),
-        body: decode_chunked(body, &text),
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.text().await.unwrap(),
     }
-}
-
-fn decode_chunked(body: &str, whole: &str) -> String {
-    if !whole
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_owned();
-    }
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.push_str(&after[..size]);
-        rest = &after[size + 2..];
-    }
-    out
 }
 
 /// The next text frame as JSON; pings are skipped.

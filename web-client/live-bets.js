@@ -1,0 +1,86 @@
+// The live list of this round's bets. The public feed is bounded: ticks list only the
+// largest bets and cashouts and carry the round's totals. The list shows those (at most
+// BETS_KEPT_MAX of other players) and the player's own bets, which come from its private
+// replies. Changes mark the list dirty; the animation frame redraws it once.
+
+import { $ } from './dom.js';
+import { formatMoney, formatMult, shortPlayer } from './format.js';
+import { BETS_KEPT_MAX, betKey, game } from './state.js';
+
+/** Rows drawn, at most; the rest are summed up in one line. */
+const BETS_SHOWN_MAX = 100;
+
+let betsDirty = false;
+
+export function markBetsDirty() {
+  betsDirty = true;
+}
+
+/** Bounds the remembered bets: the player's own, and the largest of the others. */
+export function keepLargestBets() {
+  const others = [...game.bets.values()].filter((b) => b.player !== game.me);
+  if (others.length <= BETS_KEPT_MAX) return;
+  others.sort((a, b) => b.amount - a.amount);
+  for (const b of others.slice(BETS_KEPT_MAX)) game.bets.delete(betKey(b));
+}
+
+/** Redraws the list if anything changed since the last call. */
+export function renderBetsIfDirty() {
+  if (betsDirty) renderBets();
+}
+
+export function renderBets() {
+  betsDirty = false;
+  const all = [...game.bets.values()];
+  all.sort((a, b) => (b.player === game.me) - (a.player === game.me) || b.amount - a.amount || a.slot - b.slot);
+  // The server's totals count every bet; own bets may be acknowledged a tick before
+  // the totals that include them arrive.
+  let listedStake = 0;
+  for (const b of all) listedStake += b.amount;
+  const totals = game.totals ?? { bets: 0, staked: 0, cashouts: 0, won: 0 };
+  const count = Math.max(totals.bets, all.length);
+  $('bets-count').textContent = count.toLocaleString('en-US');
+  $('bets-count').dataset.count = String(count);
+  $('bets-noun').textContent = count === 1 ? 'bet' : 'bets';
+  $('bets-total').textContent = formatMoney(Math.max(totals.staked, listedStake));
+  $('bets-won').textContent = formatMoney(totals.won);
+  $('bets-cashouts').textContent = totals.cashouts.toLocaleString('en-US');
+  $('bets-empty').hidden = all.length > 0;
+  const rows = all.slice(0, BETS_SHOWN_MAX).map(betRow);
+  const unlisted = count - Math.min(all.length, BETS_SHOWN_MAX);
+  if (unlisted > 0) {
+    const li = document.createElement('li');
+    li.className = 'bet-more';
+    li.textContent = `+ ${unlisted.toLocaleString('en-US')} more ${unlisted === 1 ? 'bet' : 'bets'} · largest shown`;
+    rows.push(li);
+  }
+  $('bets').replaceChildren(...rows);
+}
+
+function betRow(b) {
+  const li = document.createElement('li');
+  const mine = b.player === game.me;
+  li.className = `bet-row${mine ? ' mine' : ''}${b.m != null ? ' cashed' : ''}${b.lost ? ' lost' : ''}`;
+  li.dataset.player = b.player;
+  li.dataset.slot = String(b.slot);
+  const who = document.createElement('span');
+  who.className = 'who';
+  who.textContent = mine ? `You${b.slot ? ' (2)' : ''}` : `${shortPlayer(b.player)}${b.slot ? ' (2)' : ''}`;
+  who.title = b.player;
+  const amount = document.createElement('span');
+  amount.textContent = formatMoney(b.amount);
+  const m = document.createElement('span');
+  m.className = 'm';
+  if (b.m != null) m.textContent = formatMult(b.m);
+  else if (b.auto) {
+    const tag = document.createElement('small');
+    tag.textContent = 'auto';
+    m.append(tag, formatMult(b.auto));
+    m.title = 'Auto cash out target';
+  }
+  const win = document.createElement('span');
+  win.className = 'win';
+  win.textContent = b.win != null ? formatMoney(b.win) : b.lost ? '—' : '';
+  li.append(who, amount, m, win);
+  return li;
+}

@@ -23,8 +23,8 @@ use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
-use crate::config::ConfigError;
 use crate::clock::SystemClock;
+use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
@@ -200,6 +200,7 @@ impl Server {
             limits,
             requests: crate::gateway::requests::RequestsInFlight::new(
                 config.gateway.requests_in_flight_max,
+                std::time::Duration::from_millis(config.gateway.request_timeout_ms),
             ),
             growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });

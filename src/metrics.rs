@@ -44,6 +44,9 @@ pub const LEDGER_BATCH_SECONDS: &str = "aloft_ledger_batch_seconds";
 /// Counter: answers to a request the connection no longer awaited (a new engine leader
 /// answering a command its predecessor had answered), dropped by the gateway.
 pub const DUPLICATE_REPLIES_DROPPED: &str = "aloft_duplicate_replies_dropped_total";
+/// Counter: requests the engine did not answer within `gateway.request_timeout_ms`,
+/// answered `unavailable` by the gateway.
+pub const REQUESTS_TIMED_OUT: &str = "aloft_requests_timed_out_total";
 /// Gauge per `room`: 1 while the room's ledger circuit breaker is open (bets refused
 /// `unavailable` because ledger batches failed or were slow), else 0.
 pub const LEDGER_BREAKER_OPEN: &str = "aloft_ledger_breaker_open";

@@ -200,6 +200,7 @@ impl Server {
             limits,
             requests: crate::gateway::requests::RequestsInFlight::new(
                 config.gateway.requests_in_flight_max,
+                std::time::Duration::from_millis(config.gateway.request_timeout_ms),
             ),
             growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         });

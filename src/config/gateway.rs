@@ -76,6 +76,11 @@ pub struct GatewayConfig {
     /// further ones are refused `overloaded` until answers come back. The gateway
     /// delivers one answer per request sent, so this is also the bound of its records.
     pub requests_in_flight_max: usize,
+    /// How long the gateway waits for the engine's answer to a request before answering
+    /// it `unavailable` itself (a command lost with the bus). Longer than a failover
+    /// (`cluster.lease_ttl_ms` + `bus.command_claim_idle_ms`), so a command a new leader
+    /// re-handles is answered by the engine.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -103,6 +108,7 @@ impl Default for GatewayConfig {
             recovery_window_events: 600,
             snapshot_bets_max: 100,
             requests_in_flight_max: 32,
+            request_timeout_ms: 8_000,
         }
     }
 }
@@ -118,6 +124,11 @@ impl GatewayConfig {
         require(
             self.requests_in_flight_max > 0,
             "gateway.requests_in_flight_max",
+            "must be positive",
+        )?;
+        require(
+            self.request_timeout_ms > 0,
+            "gateway.request_timeout_ms",
             "must be positive",
         )?;
         require(

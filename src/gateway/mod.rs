@@ -168,7 +168,16 @@ impl Gateway {
                 room: "replies".into(),
                 source,
             })?;
-        tokio::spawn(route_replies(start.shared.clone(), replies, shard_senders));
+        tokio::spawn(route_replies(
+            start.shared.clone(),
+            replies,
+            shard_senders.clone(),
+        ));
+        tokio::spawn(answer_expired_requests(
+            start.shared.clone(),
+            shard_senders,
+            start.shutdown.clone(),
+        ));
         Ok(Gateway {
             local_addr,
             shard_threads,
@@ -370,6 +379,34 @@ fn reply_targets(shared: &GatewayShared, reply: &ReplyEnvelope) -> Option<Vec<u6
     Some(vec![reply.to.connection])
 }
 
+/// How often requests past `gateway.request_timeout_ms` are looked for.
+const REQUEST_EXPIRY_INTERVAL_MS: u64 = 250;
+
+/// Answers `unavailable` every request that waited `gateway.request_timeout_ms` without
+/// an answer (its command lost with the bus): the client hears back and its slot in
+/// `requests_in_flight_max` is free; a late real answer is dropped (see [`requests`]).
+async fn answer_expired_requests(
+    shared: Arc<GatewayShared>,
+    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+    shutdown: CancellationToken,
+) {
+    let interval = std::time::Duration::from_millis(REQUEST_EXPIRY_INTERVAL_MS);
+    let mut sweep = tokio::time::interval(interval);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            now = sweep.tick() => now,
+        };
+        for expired in shared.requests.expire(now) {
+            metrics::counter!(crate::metrics::REQUESTS_TIMED_OUT).increment(1);
+            let answer = expired.answer(shared.requests.request_timeout());
+            let frame = frame::text(protocol::encode(&answer).as_bytes());
+            send_reply_to_shard(&shards, expired.connection, &expired.player, frame).await;
+        }
+    }
+}
+
 /// Waits for room in the shard's queue rather than dropping: a reply may carry money
 /// (`bet_ok`, `cashout_ok`); the wait pushes back on the bus's bounded reply queue.
 async fn send_reply_to_shard(
@@ -446,7 +483,7 @@ mod tests {
             limits: Arc::new(crate::admission::ConnectionLimits::new(
                 &crate::config::LimitsConfig::default(),
             )),
-            requests: requests::RequestsInFlight::new(4),
+            requests: requests::RequestsInFlight::new(4, std::time::Duration::from_secs(8)),
             growth_rate_per_ms_millionths: 60,
         };
         shared.players.insert("p".into(), vec![5, 6]);
@@ -454,7 +491,8 @@ mod tests {
             kind: RequestKind::Bet,
             req: "b1".into(),
         };
-        shared.requests.begin(5, bet).unwrap();
+        let now = tokio::time::Instant::now();
+        shared.requests.begin(5, "p", bet, now).unwrap();
         let bet_err = ServerMessage::BetErr {
             req: "b1".into(),
             code: ErrorCode::Internal,

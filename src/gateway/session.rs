@@ -324,7 +324,9 @@ async fn send_commands(
             },
             req: req.clone(),
         };
-        if let Err(full) = requests.begin(connection.id, request.clone()) {
+        let now = tokio::time::Instant::now();
+        if let Err(full) = requests.begin(connection.id, connection.player(), request.clone(), now)
+        {
             let message = format!("{full}; wait for one before sending more");
             refuse_command(connection, is_bet, req, ErrorCode::Overloaded, message);
             continue;

@@ -553,6 +553,8 @@ fn role_env(setup: &Setup) -> Vec<(String, String)> {
             setup.growth_rate_per_ms_millionths.to_string(),
         ),
         ("ALOFT_GATEWAY__SHARDS", "1".to_owned()),
+        // Every role opens a metrics listener: several on one host each take a free port.
+        ("ALOFT_METRICS_LISTEN", "127.0.0.1:0".to_owned()),
         ("RUST_LOG", "info".to_owned()),
         ("NO_COLOR", "1".to_owned()),
     ]

@@ -23,8 +23,8 @@ use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
-use crate::config::ConfigError;
 use crate::clock::SystemClock;
+use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
@@ -220,6 +220,7 @@ impl Server {
                 ledger: ledger.clone(),
                 chain: chains[room].clone(),
                 clock: Arc::new(SystemClock),
+                codec: Arc::new(crate::protocol::JsonCodec),
             };
             let settings = room_settings(&config, room, &salt);
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));

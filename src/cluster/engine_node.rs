@@ -25,8 +25,8 @@ use tokio_util::sync::CancellationToken;
 use super::lease::{self, LeaseGrant, Leases, RoomLease};
 use crate::Config;
 use crate::bus::{Bus, BusError, RedisBus};
-use crate::config::ConfigError;
 use crate::clock::{Clock, SystemClock};
+use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, Leadership};
 use crate::fair::{FairChain, FairError};
 use crate::ledger::{Fence, Ledger, LedgerError, PostgresLedger, RoundStatus};
@@ -331,6 +331,7 @@ async fn run_as_leader(
         ledger: shared.ledger.clone(),
         chain: Arc::new(chain),
         clock: shared.clock.clone(),
+        codec: Arc::new(crate::protocol::JsonCodec),
     };
     let settings = room_settings(config, room, &config.fair.salt);
     let leadership = Leadership { fence, handover };

@@ -3,12 +3,17 @@
 //! This module owns every type that crosses the WebSocket, their field names (part of the
 //! contract, see docs/protocol.md) and the error and close codes. Domain types (rounds,
 //! bets, transfers) live in `engine` and `ledger`; they are mapped to these types at the
-//! edge so that a refactor inside never changes the wire by accident.
+//! edge (`codec`: [`JsonCodec`], the engine's events and answers on the wire) so that a
+//! refactor inside never changes the wire by accident.
 //!
 //! Money is integer minor units (`i64`), multipliers integer hundredths (`u64`, `257` =
 //! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
 
+mod codec;
+
 use serde::{Deserialize, Serialize};
+
+pub use codec::{JsonCodec, server_message};
 
 /// Version announced in `hello`. Bump it for any change to a field name or meaning.
 pub const PROTOCOL_VERSION: u32 = 1;

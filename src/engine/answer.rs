@@ -2,7 +2,7 @@
 //! (accepted, paid, or refused with a [`RefusalCode`]) or a change of balance the player
 //! did not ask for. Domain terms; `protocol` maps an answer to its private frame.
 
-use crate::bus::ReplyTo;
+use crate::bus::{ReplyTo, RequestId, RequestKind};
 
 /// Why the engine refused a request. Each code but the last three is final for the
 /// request (replays get the same refusal); `Overloaded`, `Internal` and `Unavailable`
@@ -107,6 +107,23 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The request this answers; `None` for a balance the player did not ask for.
+    pub fn request(&self) -> Option<RequestId> {
+        let (kind, req) = match self {
+            Answer::BetAccepted { req, .. } | Answer::BetRefused { req, .. } => {
+                (RequestKind::Bet, req)
+            }
+            Answer::CashedOut { req, .. } | Answer::CashoutRefused { req, .. } => {
+                (RequestKind::Cashout, req)
+            }
+            Answer::BalanceChanged { .. } => return None,
+        };
+        Some(RequestId {
+            kind,
+            req: req.clone(),
+        })
+    }
+
     /// The refusal, if this answer is one.
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
@@ -126,4 +143,38 @@ impl Answer {
 pub struct Reply {
     pub to: ReplyTo,
     pub answer: Answer,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_names_the_request_it_answers() {
+        let bet_ok = Answer::BetAccepted {
+            req: "r".into(),
+            round: 1,
+            slot: 0,
+            stake_minor: 10,
+            auto_cashout_hundredths: None,
+            balance_after_minor: 0,
+        };
+        let cashout_refused = Answer::CashoutRefused {
+            req: "r".into(),
+            refusal: Refusal::new(RefusalCode::TooLate, "late"),
+        };
+        let balance = Answer::BalanceChanged {
+            balance_minor: 1,
+            cashout: None,
+        };
+        let named = |kind| {
+            Some(RequestId {
+                kind,
+                req: "r".into(),
+            })
+        };
+        assert_eq!(bet_ok.request(), named(RequestKind::Bet));
+        assert_eq!(cashout_refused.request(), named(RequestKind::Cashout));
+        assert_eq!(balance.request(), None);
+    }
 }

@@ -38,7 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::bus::ReplyTo;
+use crate::bus::{ReplyTo, RequestKind};
 use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
 use crate::feed::Largest;
@@ -295,13 +295,6 @@ struct RequestKey {
     player: String,
     kind: RequestKind,
     req: String,
-}
-
-/// The message type a request id belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum RequestKind {
-    Bet,
-    Cashout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -888,8 +888,9 @@ impl RoomRunner {
         let mut gateways: Option<Vec<String>> = None;
         for Reply { to, answer } in replies {
             let json = self.deps.codec.encode_answer(&answer);
+            let answers = answer.request();
             if !to.is_every_socket() {
-                self.send_reply(ReplyEnvelope { to, json }).await;
+                self.send_reply(ReplyEnvelope { to, answers, json }).await;
                 continue;
             }
             if gateways.is_none() {
@@ -904,8 +905,8 @@ impl RoomRunner {
                     gateway: gateway.clone(),
                     ..to.clone()
                 };
-                let json = json.clone();
-                self.send_reply(ReplyEnvelope { to, json }).await;
+                let (answers, json) = (answers.clone(), json.clone());
+                self.send_reply(ReplyEnvelope { to, answers, json }).await;
             }
         }
     }

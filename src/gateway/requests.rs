@@ -13,14 +13,7 @@
 
 use dashmap::DashMap;
 
-use crate::protocol::RequestKind;
-
-/// One request as a reply names it: its type and the client's `req`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId {
-    pub kind: RequestKind,
-    pub req: String,
-}
+use crate::bus::RequestId;
 
 /// The connection already has `requests_in_flight_max` requests awaiting answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +71,7 @@ impl RequestsInFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::RequestKind;
 
     fn bet(req: &str) -> RequestId {
         RequestId {

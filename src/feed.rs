@@ -9,22 +9,23 @@
 //! what "largest" means for each kind of item ([`Ranked`]): bets by stake, cashouts by
 //! payout, and among equals the one offered first.
 
-use crate::protocol::{LiveBet, PublicBet, PublicCashout};
+use crate::engine::event::{ListedBet, ListedCashout};
+use crate::protocol::LiveBet;
 
 /// What a public list ranks an item by: the larger, the more worth showing.
 pub trait Ranked {
     fn rank(&self) -> i64;
 }
 
-impl Ranked for PublicBet {
+impl Ranked for ListedBet {
     fn rank(&self) -> i64 {
-        self.amount
+        self.stake_minor
     }
 }
 
-impl Ranked for PublicCashout {
+impl Ranked for ListedCashout {
     fn rank(&self) -> i64 {
-        self.win
+        self.win_minor
     }
 }
 
@@ -98,16 +99,16 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn bet(player: &str, amount: i64) -> PublicBet {
-        PublicBet {
+    fn bet(player: &str, stake_minor: i64) -> ListedBet {
+        ListedBet {
             player: player.into(),
             slot: 0,
-            amount,
-            auto: None,
+            stake_minor,
+            auto_cashout_hundredths: None,
         }
     }
 
-    fn names(bets: &[PublicBet]) -> Vec<&str> {
+    fn names(bets: &[ListedBet]) -> Vec<&str> {
         bets.iter().map(|bet| bet.player.as_str()).collect()
     }
 
@@ -134,11 +135,11 @@ mod tests {
 
     #[test]
     fn cashouts_rank_by_win() {
-        let cashout = |player: &str, m, win| PublicCashout {
+        let cashout = |player: &str, multiplier_hundredths, win_minor| ListedCashout {
             player: player.into(),
             slot: 0,
-            m,
-            win,
+            multiplier_hundredths,
+            win_minor,
         };
         let mut largest = Largest::new(1);
         largest.offer(cashout("high-m", 1_000, 100));
@@ -154,7 +155,7 @@ mod tests {
             capacity in 0usize..12,
         ) {
             let mut largest = Largest::new(capacity);
-            let offered: Vec<PublicBet> = amounts
+            let offered: Vec<ListedBet> = amounts
                 .iter()
                 .enumerate()
                 .map(|(index, amount)| bet(&index.to_string(), *amount))
@@ -163,7 +164,7 @@ mod tests {
                 largest.offer(item.clone());
             }
             let mut expected = offered;
-            expected.sort_by_key(|item| std::cmp::Reverse(item.amount));
+            expected.sort_by_key(|item| std::cmp::Reverse(item.stake_minor));
             expected.truncate(capacity);
             prop_assert_eq!(largest.take(), expected);
         }

@@ -221,6 +221,7 @@ impl Server {
                 ledger: ledger.clone(),
                 chain: chains[room].clone(),
                 clock: Arc::new(SystemClock),
+                codec: Arc::new(crate::protocol::JsonCodec),
             };
             let settings = room_settings(&config, room, &salt);
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 
 use super::{
     Bus, BusError, Command, CommandEnvelope, Delivery, EventEnvelope, ReplyEnvelope, ReplyTo,
+    RequestId, RequestKind,
 };
 
 /// Longest a case waits for a delivery.
@@ -249,10 +250,15 @@ pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
     let mut gateway_b = bus.replies("gw-b").await.unwrap();
     let to_b = ReplyEnvelope {
         to: reply_to("gw-b", 7),
+        answers: None,
         json: Bytes::from_static(b"{\"t\":\"balance\",\"balance\":1}"),
     };
     let to_a = ReplyEnvelope {
         to: reply_to("gw-a", 3),
+        answers: Some(RequestId {
+            kind: RequestKind::Bet,
+            req: "b-1".to_owned(),
+        }),
         json: Bytes::from_static(b"{\"t\":\"pong\",\"server_time\":1}"),
     };
     bus.send_reply(to_b.clone()).await.unwrap();

@@ -111,11 +111,28 @@ pub struct CommandEnvelope {
     pub command: Command,
 }
 
+/// The type of a player's request, as its answer names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RequestKind {
+    Bet,
+    Cashout,
+}
+
+/// One request as its answer names it: its type and the client's `req`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RequestId {
+    pub kind: RequestKind,
+    pub req: String,
+}
+
 /// A private frame for one connection (the JSON text of a
 /// [`crate::protocol::ServerMessage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyEnvelope {
     pub to: ReplyTo,
+    /// The request this frame answers, if it answers one (`None` for a balance notice):
+    /// the gateway delivers one answer per request without reading the frame.
+    pub answers: Option<RequestId>,
     pub json: Bytes,
 }
 

@@ -14,8 +14,8 @@
 //! - `{p}:commands:{room}` — stream of the room's commands, consumer group `engines`,
 //!   field `command` (a [`CommandEnvelope`] as JSON).
 //! - `{p}:replies:{gateway}` — pub/sub channel of one gateway's private frames.
-//!   Payload: the [`super::ReplyTo`] JSON's length (4 bytes big-endian), that JSON, then
-//!   the frame's JSON.
+//!   Payload: the length (4 bytes big-endian) of a JSON pair, the [`super::ReplyTo`] and
+//!   the [`super::RequestId`] answered (or `null`), that JSON, then the frame's JSON.
 //!
 //! Delivery and ordering:
 //! - Events and replies are pub/sub: at-most-once. A room's events arrive in the
@@ -61,6 +61,7 @@ use tokio::sync::{Mutex as AsyncMutex, broadcast, mpsc};
 
 use super::{
     Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, NewestRun, ReplyEnvelope, ReplyTo,
+    RequestId,
 };
 
 /// The consumer group of every room's command stream.
@@ -1025,7 +1026,7 @@ fn decode_event_payload(room: &str, payload: &[u8]) -> Option<EventEnvelope> {
 }
 
 fn encode_reply_payload(reply: &ReplyEnvelope) -> Vec<u8> {
-    let to = serde_json::to_vec(&reply.to).expect("an address serializes to JSON");
+    let to = serde_json::to_vec(&(&reply.to, &reply.answers)).expect("an address serializes");
     let to_bytes = u32::try_from(to.len()).expect("an address is far below 4 GiB");
     let mut payload = Vec::with_capacity(REPLY_HEADER_BYTES + to.len() + reply.json.len());
     payload.extend_from_slice(&to_bytes.to_be_bytes());
@@ -1038,8 +1039,10 @@ fn decode_reply_payload(payload: &[u8]) -> Option<ReplyEnvelope> {
     let (header, rest) = payload.split_at_checked(REPLY_HEADER_BYTES)?;
     let to_bytes = u32::from_be_bytes(header.try_into().ok()?) as usize;
     let (to, json) = rest.split_at_checked(to_bytes)?;
+    let (to, answers) = serde_json::from_slice::<(ReplyTo, Option<RequestId>)>(to).ok()?;
     Some(ReplyEnvelope {
-        to: serde_json::from_slice::<ReplyTo>(to).ok()?,
+        to,
+        answers,
         json: Bytes::copy_from_slice(json),
     })
 }
@@ -1509,6 +1512,10 @@ mod tests {
                 connection: 9,
                 player: "p".to_owned(),
             },
+            answers: Some(RequestId {
+                kind: super::super::RequestKind::Cashout,
+                req: "c1".to_owned(),
+            }),
             json: Bytes::from_static(b"{\"t\":\"pong\"}"),
         };
         assert_eq!(

@@ -331,6 +331,7 @@ async fn run_as_leader(
         ledger: shared.ledger.clone(),
         chain: Arc::new(chain),
         clock: shared.clock.clone(),
+        codec: Arc::new(crate::protocol::JsonCodec),
     };
     let settings = room_settings(config, room, &config.fair.salt);
     let leadership = Leadership { fence, handover };

@@ -30,15 +30,16 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::answer::{Answer, RefusalCode, Reply};
+use super::event::RoundEvent;
 use super::round::{
-    BetKey, CreditReason, Effects, REQUEST_WAITERS_MAX, Reply, RoomCore, RoomSettings, RoundPhase,
+    BetKey, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings, RoundPhase,
     TransferIntent, TransferPurpose, multiplier_at,
 };
 use crate::bus::ReplyTo;
 use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
 use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
-use crate::protocol::{RoomEvent, ServerMessage};
 
 const ROOM: &str = "fuzz";
 const CHAIN_SEED: &str = "00000000000000000000000000000000000000000000000000000000000000f2";
@@ -551,9 +552,9 @@ impl Simulation {
                     None => {
                         self.bets.remove(&key);
                         let code = if failed {
-                            crate::protocol::ErrorCode::Internal
+                            RefusalCode::Internal
                         } else {
-                            crate::protocol::ErrorCode::InsufficientFunds
+                            RefusalCode::InsufficientFunds
                         };
                         self.core.reject_bet(&key, code);
                     }
@@ -575,7 +576,7 @@ impl Simulation {
         }
     }
 
-    fn check_event(&mut self, event: &RoomEvent) {
+    fn check_event(&mut self, event: &RoundEvent) {
         assert_eq!(
             event.seq(),
             self.last_seq + 1,
@@ -584,7 +585,7 @@ impl Simulation {
         self.last_seq = event.seq();
         let round = event.round();
         let stage = match event {
-            RoomEvent::Betting { .. } => {
+            RoundEvent::BettingOpened { .. } => {
                 let after = self.event_stage.map_or(0, |(previous, stage)| {
                     assert_eq!(stage, Stage::Ended, "round {previous} did not end");
                     previous
@@ -592,12 +593,15 @@ impl Simulation {
                 assert_eq!(round, after + 1, "rounds open in order");
                 Stage::Betting
             }
-            RoomEvent::Flying { .. } => {
+            RoundEvent::FlightStarted { .. } => {
                 assert_eq!(self.event_stage, Some((round, Stage::Betting)));
                 Stage::Flying
             }
-            RoomEvent::Tick {
-                m, ms, cashouts, ..
+            RoundEvent::Tick {
+                multiplier_hundredths: m,
+                elapsed_ms: ms,
+                cashouts,
+                ..
             } => {
                 let (current, stage) = self.event_stage.expect("a round is announced first");
                 assert_eq!(current, round);
@@ -606,10 +610,18 @@ impl Simulation {
                     Stage::Flying => assert!(*m < self.crash_point(round)),
                     Stage::Ended => panic!("a tick after round {round} crashed"),
                 }
-                assert!(cashouts.iter().all(|c| c.m < self.crash_point(round)));
+                assert!(
+                    cashouts
+                        .iter()
+                        .all(|c| c.multiplier_hundredths < self.crash_point(round))
+                );
                 stage
             }
-            RoomEvent::Crash { m, hash, .. } => {
+            RoundEvent::Crashed {
+                crash_hundredths: m,
+                hash,
+                ..
+            } => {
                 assert_eq!(self.event_stage, Some((round, Stage::Flying)));
                 assert_eq!(*m, self.crash_point(round), "the chain's crash point");
                 assert_eq!(Some(hash), self.chain.round_hash(round).as_ref());
@@ -668,7 +680,7 @@ impl Simulation {
     }
 
     fn check_reply(&mut self, reply: &Reply) {
-        if let ServerMessage::Balance { balance, .. } = &reply.message {
+        if let Answer::BalanceChanged { balance_minor, .. } = &reply.answer {
             assert!(
                 reply.to.is_every_socket(),
                 "a balance goes to every socket of the player, wherever it moved"
@@ -679,19 +691,17 @@ impl Simulation {
                     .any(|request| request.is_bet && request.player == reply.to.player),
                 "a balance goes to a player that bet"
             );
-            assert!(*balance >= 0);
+            assert!(*balance_minor >= 0);
             return;
         }
         let request = self
             .requests
             .get_mut(&reply.to.connection)
             .expect("replies go to connections that sent a request");
-        let (is_bet, req) = match &reply.message {
-            ServerMessage::BetOk { req, .. } | ServerMessage::BetErr { req, .. } => (true, req),
-            ServerMessage::CashoutOk { req, .. } | ServerMessage::CashoutErr { req, .. } => {
-                (false, req)
-            }
-            other => panic!("the engine does not send {other:?}"),
+        let (is_bet, req) = match &reply.answer {
+            Answer::BetAccepted { req, .. } | Answer::BetRefused { req, .. } => (true, req),
+            Answer::CashedOut { req, .. } | Answer::CashoutRefused { req, .. } => (false, req),
+            other => panic!("a request is not answered {other:?}"),
         };
         assert_eq!(
             (is_bet, req),

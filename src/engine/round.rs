@@ -38,16 +38,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::bus::ReplyTo;
+use crate::bus::{ReplyTo, RequestKind};
 use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
 use crate::feed::Largest;
 use crate::ledger::{
     Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId, TransferKind,
 };
-use crate::protocol::{
-    BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
-};
+
+use super::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
+use super::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
 
 /// Bets one round accepts, at most; further bets are answered `overloaded`.
 pub const ROUND_BETS_MAX: usize = 100_000;
@@ -280,35 +280,13 @@ pub enum CreditReason {
     Refund,
 }
 
-/// A private message for one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub to: ReplyTo,
-    pub message: ServerMessage,
-}
-
 /// What the core decided since the last [`RoomCore::take_effects`], in order.
 #[derive(Debug, Default)]
 pub struct Effects {
-    pub events: Vec<RoomEvent>,
+    pub events: Vec<RoundEvent>,
     pub transfers: Vec<TransferIntent>,
     pub replies: Vec<Reply>,
     pub records: Vec<RoundRecord>,
-}
-
-/// Why a request was refused.
-struct Refusal {
-    code: ErrorCode,
-    message: String,
-}
-
-impl Refusal {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
-        Refusal {
-            code,
-            message: message.into(),
-        }
-    }
 }
 
 /// A request id as scoped by the replay map: per round, per player and per message type,
@@ -319,13 +297,6 @@ struct RequestKey {
     player: String,
     kind: RequestKind,
     req: String,
-}
-
-/// The message type a request id belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum RequestKind {
-    Bet,
-    Cashout,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,7 +376,7 @@ pub struct RoomCore {
     /// Σ (payout − stake) of the round's cashed-out bets; never above the max profit.
     realized_profit_minor: i64,
     /// The answer to every finished request of the round, for replays.
-    replies_by_request: HashMap<RequestKey, ServerMessage>,
+    replies_by_request: HashMap<RequestKey, Answer>,
     remembered_refusals: usize,
     /// Requests waiting for the ledger, with the connections to answer.
     waiters_by_request: HashMap<RequestKey, Vec<ReplyTo>>,
@@ -414,9 +385,9 @@ pub struct RoomCore {
     /// the ledger holds for it (see [`RoomCore::bet`], [`RoomCore::cashout`]).
     resumed_bets: HashMap<(String, u8), BetInFlight>,
     /// The largest bets confirmed since the last tick; the rest are only counted.
-    unannounced_bets: Largest<PublicBet>,
+    unannounced_bets: Largest<ListedBet>,
     /// The largest cashouts since the last tick; the rest are only counted.
-    unannounced_cashouts: Largest<PublicCashout>,
+    unannounced_cashouts: Largest<ListedCashout>,
     /// A bet was confirmed since the last tick: the totals changed, so a betting tick is
     /// due even when no bet is listed.
     bets_unannounced: bool,
@@ -539,11 +510,13 @@ impl RoomCore {
             RoundPhase::Betting { .. } if announced_betting_end_ms.is_some() => {}
             RoundPhase::Flying { .. } if announced_flying => {}
             RoundPhase::Betting { .. } => core.announce_betting(),
-            RoundPhase::Flying { started_at_ms, .. } => core.emit(|seq| RoomEvent::Flying {
-                seq,
-                round,
-                started_at: started_at_ms,
-            }),
+            RoundPhase::Flying { started_at_ms, .. } => {
+                core.emit(|seq| RoundEvent::FlightStarted {
+                    seq,
+                    round,
+                    started_at_ms,
+                })
+            }
             RoundPhase::Crashed { .. } | RoundPhase::Aborted => {
                 unreachable!("resumed rounds are betting or flying")
             }
@@ -565,7 +538,7 @@ impl RoomCore {
         } = bet;
         assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
         self.round.totals.bets += 1;
-        self.round.totals.staked += stake_minor;
+        self.round.totals.staked_minor += stake_minor;
         let state = match settled {
             BetSettled::Open => {
                 self.active_stakes_minor += i128::from(stake_minor);
@@ -577,7 +550,7 @@ impl RoomCore {
             BetSettled::PaidOut { win_minor, .. } => {
                 self.realized_profit_minor += win_minor - stake_minor;
                 self.round.totals.cashouts += 1;
-                self.round.totals.won += win_minor;
+                self.round.totals.won_minor += win_minor;
                 BetState::CashedOut
             }
             BetSettled::Refunded => BetState::Refunded,
@@ -693,15 +666,15 @@ impl RoomCore {
             (stake.stake_minor, stake.auto_cashout_hundredths)
                 == (amount_minor, auto_cashout_hundredths)
         }) {
-            let message = ServerMessage::BetOk {
+            let answer = Answer::BetAccepted {
                 req: req.to_owned(),
                 round: self.round.number,
                 slot,
-                amount: amount_minor,
-                auto: auto_cashout_hundredths,
-                balance: stake.stake_balance_after_minor,
+                stake_minor: amount_minor,
+                auto_cashout_hundredths,
+                balance_after_minor: stake.stake_balance_after_minor,
             };
-            self.answer(request, vec![from.clone()], message);
+            self.answer(request, vec![from.clone()], answer);
             return;
         }
         let checked = self.check_bet(
@@ -712,12 +685,11 @@ impl RoomCore {
             slot,
         );
         if let Err(refusal) = checked {
-            let message = ServerMessage::BetErr {
+            let answer = Answer::BetRefused {
                 req: req.to_owned(),
-                code: refusal.code,
-                message: refusal.message,
+                refusal,
             };
-            self.answer(request, vec![from.clone()], message);
+            self.answer(request, vec![from.clone()], answer);
             return;
         }
         let bet = Bet {
@@ -761,17 +733,20 @@ impl RoomCore {
             matches!(self.round.phase, RoundPhase::Betting { ends_at_ms } if now_ms < ends_at_ms);
         if !betting {
             return Err(Refusal::new(
-                ErrorCode::WrongPhase,
+                RefusalCode::WrongPhase,
                 "bets are taken only while betting is open",
             ));
         }
         if slot >= SLOTS_PER_PLAYER {
-            return Err(Refusal::new(ErrorCode::InvalidField, "slot must be 0 or 1"));
+            return Err(Refusal::new(
+                RefusalCode::InvalidField,
+                "slot must be 0 or 1",
+            ));
         }
         let (amount_min, amount_max) = (engine.bet_amount_min_minor, engine.bet_amount_max_minor);
         if !(amount_min..=amount_max).contains(&amount_minor) {
             let message = format!("amount must be {amount_min}..={amount_max} minor units");
-            return Err(Refusal::new(ErrorCode::InvalidField, message));
+            return Err(Refusal::new(RefusalCode::InvalidField, message));
         }
         let auto_range = AUTO_CASHOUT_MIN_HUNDREDTHS..=engine.auto_cashout_max_hundredths;
         if auto_cashout_hundredths.is_some_and(|auto| !auto_range.contains(&auto)) {
@@ -780,23 +755,23 @@ impl RoomCore {
                 auto_range.start(),
                 auto_range.end()
             );
-            return Err(Refusal::new(ErrorCode::InvalidField, message));
+            return Err(Refusal::new(RefusalCode::InvalidField, message));
         }
         if self.bets.contains_key(&(player.to_owned(), slot)) {
             return Err(Refusal::new(
-                ErrorCode::SlotTaken,
+                RefusalCode::SlotTaken,
                 "this slot already holds a bet this round",
             ));
         }
         if self.bets.len() >= ROUND_BETS_MAX {
             return Err(Refusal::new(
-                ErrorCode::Overloaded,
+                RefusalCode::Overloaded,
                 "this round is full; retry with the same req",
             ));
         }
         if !self.ledger_available {
             return Err(Refusal::new(
-                ErrorCode::Unavailable,
+                RefusalCode::Unavailable,
                 "the ledger is failing; bets are refused for a few seconds; retry with the same req",
             ));
         }
@@ -820,32 +795,32 @@ impl RoomCore {
         let (stake_minor, auto) = (bet.stake_minor, bet.auto_cashout_hundredths);
         self.active_stakes_minor += i128::from(stake_minor);
         self.round.totals.bets += 1;
-        self.round.totals.staked += stake_minor;
+        self.round.totals.staked_minor += stake_minor;
         if let Some(auto) = auto {
             self.auto_cashouts
                 .insert((auto, key.player.clone(), key.slot));
         }
-        self.unannounced_bets.offer(PublicBet {
+        self.unannounced_bets.offer(ListedBet {
             player: key.player.clone(),
             slot: key.slot,
-            amount: stake_minor,
-            auto,
+            stake_minor,
+            auto_cashout_hundredths: auto,
         });
         self.bets_unannounced = true;
-        let message = ServerMessage::BetOk {
+        let answer = Answer::BetAccepted {
             req: req.clone(),
             round: key.round,
             slot: key.slot,
-            amount: stake_minor,
-            auto,
-            balance: debit_balance_after_minor,
+            stake_minor,
+            auto_cashout_hundredths: auto,
+            balance_after_minor: debit_balance_after_minor,
         };
-        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, answer);
     }
 
     /// The ledger refused the stake (`insufficient_funds`) or failed (`internal`): the
     /// slot is free again and the request is answered with `code`.
-    pub fn reject_bet(&mut self, key: &BetKey, code: ErrorCode) {
+    pub fn reject_bet(&mut self, key: &BetKey, code: RefusalCode) {
         assert_eq!(
             key.round, self.round.number,
             "stakes are settled within their round"
@@ -859,16 +834,15 @@ impl RoomCore {
             panic!("bet {key:?} rejected after it was confirmed");
         };
         let message = match code {
-            ErrorCode::InsufficientFunds => "the balance is lower than the stake",
-            ErrorCode::Internal => "storage fault; nothing was changed; retry with the same req",
+            RefusalCode::InsufficientFunds => "the balance is lower than the stake",
+            RefusalCode::Internal => "storage fault; nothing was changed; retry with the same req",
             _ => "the bet was refused",
         };
-        let message = ServerMessage::BetErr {
+        let answer = Answer::BetRefused {
             req: req.clone(),
-            code,
-            message: message.to_owned(),
+            refusal: Refusal::new(code, message),
         };
-        self.finish_request(key.round, &key.player, RequestKind::Bet, req, message);
+        self.finish_request(key.round, &key.player, RequestKind::Bet, req, answer);
     }
 
     /// Cashes out `from.player`'s bet in `slot` at the multiplier of `now_ms`. A bet a
@@ -887,25 +861,24 @@ impl RoomCore {
             balance_after_minor,
         }) = resumed.map(|stake| stake.settled)
         {
-            let message = ServerMessage::CashoutOk {
+            let answer = Answer::CashedOut {
                 req: req.to_owned(),
                 round: self.round.number,
                 slot,
-                m: multiplier_hundredths,
-                win: win_minor,
-                balance: balance_after_minor,
+                multiplier_hundredths,
+                win_minor,
+                balance_after_minor,
             };
-            self.answer(request, vec![from.clone()], message);
+            self.answer(request, vec![from.clone()], answer);
             return;
         }
         match self.check_cashout(now_ms, &from.player, slot) {
             Err(refusal) => {
-                let message = ServerMessage::CashoutErr {
+                let answer = Answer::CashoutRefused {
                     req: req.to_owned(),
-                    code: refusal.code,
-                    message: refusal.message,
+                    refusal,
                 };
-                self.answer(request, vec![from.clone()], message);
+                self.answer(request, vec![from.clone()], answer);
             }
             Ok(multiplier_hundredths) => {
                 self.waiters_by_request.insert(request, vec![from.clone()]);
@@ -918,10 +891,13 @@ impl RoomCore {
     /// The multiplier to cash out at, or why not.
     fn check_cashout(&mut self, now_ms: u64, player: &str, slot: u8) -> Result<u64, Refusal> {
         if slot >= SLOTS_PER_PLAYER {
-            return Err(Refusal::new(ErrorCode::InvalidField, "slot must be 0 or 1"));
+            return Err(Refusal::new(
+                RefusalCode::InvalidField,
+                "slot must be 0 or 1",
+            ));
         }
         let index = (player.to_owned(), slot);
-        let too_late = || Refusal::new(ErrorCode::TooLate, "the round crashed first");
+        let too_late = || Refusal::new(RefusalCode::TooLate, "the round crashed first");
         match self.round.phase {
             RoundPhase::Flying { started_at_ms, .. } => {
                 let rate = self.settings.engine.growth_rate_per_ms_millionths;
@@ -935,17 +911,17 @@ impl RoomCore {
                 match self.bets.get(&index) {
                     Some(bet) if bet.state == BetState::Active => Ok(multiplier),
                     _ => Err(Refusal::new(
-                        ErrorCode::NoActiveBet,
+                        RefusalCode::NoActiveBet,
                         "no active bet in this slot",
                     )),
                 }
             }
             RoundPhase::Crashed { .. } => match self.bets.get(&index) {
                 Some(bet) if bet.state == BetState::Lost => Err(too_late()),
-                _ => Err(Refusal::new(ErrorCode::WrongPhase, "the round is over")),
+                _ => Err(Refusal::new(RefusalCode::WrongPhase, "the round is over")),
             },
             RoundPhase::Betting { .. } | RoundPhase::Aborted => Err(Refusal::new(
-                ErrorCode::WrongPhase,
+                RefusalCode::WrongPhase,
                 "cashouts are taken only while flying",
             )),
         }
@@ -960,20 +936,20 @@ impl RoomCore {
                 multiplier_hundredths,
                 win_minor,
             } => {
-                let message = ServerMessage::CashoutOk {
+                let answer = Answer::CashedOut {
                     req: req.clone(),
                     round,
                     slot,
-                    m: *multiplier_hundredths,
-                    win: *win_minor,
-                    balance: credit_balance_after_minor,
+                    multiplier_hundredths: *multiplier_hundredths,
+                    win_minor: *win_minor,
+                    balance_after_minor: credit_balance_after_minor,
                 };
                 self.finish_request(
                     round,
                     &notice.bet.player,
                     RequestKind::Cashout,
                     req.clone(),
-                    message,
+                    answer,
                 );
                 return;
             }
@@ -981,11 +957,11 @@ impl RoomCore {
                 req: None,
                 multiplier_hundredths,
                 win_minor,
-            } => Some(BetCashout {
+            } => Some(EngineCashout {
                 round,
                 slot,
-                m: *multiplier_hundredths,
-                win: *win_minor,
+                multiplier_hundredths: *multiplier_hundredths,
+                win_minor: *win_minor,
             }),
             CreditReason::Refund => None,
         };
@@ -993,8 +969,8 @@ impl RoomCore {
         // or gateway since the bet, so the notice goes to each socket it holds now.
         self.effects.replies.push(Reply {
             to: ReplyTo::every_socket_of(&notice.bet.player),
-            message: ServerMessage::Balance {
-                balance: credit_balance_after_minor,
+            answer: Answer::BalanceChanged {
+                balance_minor: credit_balance_after_minor,
                 cashout,
             },
         });
@@ -1096,10 +1072,10 @@ impl RoomCore {
         self.round.started_at_ms = now_ms;
         self.round.next_tick_at_ms = now_ms + self.settings.engine.tick_interval_ms;
         let round = self.round.number;
-        self.emit(|seq| RoomEvent::Flying {
+        self.emit(|seq| RoundEvent::FlightStarted {
             seq,
             round,
-            started_at: now_ms,
+            started_at_ms: now_ms,
         });
         self.journal(RoundStatus::Flying, None);
     }
@@ -1143,12 +1119,12 @@ impl RoomCore {
         let hash = self.round.hash.clone();
         let cashouts = self.unannounced_cashouts.take();
         let totals = self.public_totals();
-        self.emit(|seq| RoomEvent::Crash {
+        self.emit(|seq| RoundEvent::Crashed {
             seq,
             round,
-            m: crash_hundredths,
+            crash_hundredths,
             hash,
-            at: now_ms,
+            at_ms: now_ms,
             cashouts,
             totals,
         });
@@ -1179,10 +1155,10 @@ impl RoomCore {
             panic!("a round opens in Betting");
         };
         let round = self.round.number;
-        self.emit(|seq| RoomEvent::Betting {
+        self.emit(|seq| RoundEvent::BettingOpened {
             seq,
             round,
-            ends_at: ends_at_ms,
+            ends_at_ms,
         });
         self.journal(RoundStatus::Betting, None);
     }
@@ -1259,17 +1235,17 @@ impl RoomCore {
         let win_minor = payout_minor(stake_minor, multiplier_hundredths);
         self.realized_profit_minor += win_minor - stake_minor;
         self.round.totals.cashouts += 1;
-        self.round.totals.won += win_minor;
+        self.round.totals.won_minor += win_minor;
         let key = BetKey {
             round: self.round.number,
             player: index.0.clone(),
             slot: index.1,
         };
-        self.unannounced_cashouts.offer(PublicCashout {
+        self.unannounced_cashouts.offer(ListedCashout {
             player: key.player.clone(),
             slot: key.slot,
-            m: multiplier_hundredths,
-            win: win_minor,
+            multiplier_hundredths,
+            win_minor,
         });
         let transfer = Transfer {
             id: self.transfer_id(BetTransferKind::Payout, &key),
@@ -1297,12 +1273,12 @@ impl RoomCore {
         let cashouts = self.unannounced_cashouts.take();
         self.bets_unannounced = false;
         let totals = self.public_totals();
-        self.emit(|seq| RoomEvent::Tick {
+        self.emit(|seq| RoundEvent::Tick {
             seq,
             round,
-            m: multiplier_hundredths,
-            ms: elapsed_ms,
-            at: now_ms,
+            multiplier_hundredths,
+            elapsed_ms,
+            at_ms: now_ms,
             bets,
             cashouts,
             totals,
@@ -1315,7 +1291,7 @@ impl RoomCore {
     }
 
     /// Queues an event under the room's next sequence number.
-    fn emit(&mut self, build: impl FnOnce(u64) -> RoomEvent) {
+    fn emit(&mut self, build: impl FnOnce(u64) -> RoundEvent) {
         let seq = self.next_seq;
         let event = build(seq);
         assert_eq!(event.seq(), seq, "events carry the room's next seq");
@@ -1338,8 +1314,8 @@ impl RoomCore {
             started_at_ms: round.started_at_ms,
             ended_at_ms,
             status,
-            bets_total_minor: round.totals.staked,
-            payouts_total_minor: round.totals.won,
+            bets_total_minor: round.totals.staked_minor,
+            payouts_total_minor: round.totals.won_minor,
         });
     }
 
@@ -1379,11 +1355,11 @@ impl RoomCore {
     /// Answers a replayed request: with its first answer, or by joining the connections
     /// waiting for it. Returns false for a request seen for the first time.
     fn answer_replay(&mut self, request: &RequestKey, from: &ReplyTo) -> bool {
-        if let Some(message) = self.replies_by_request.get(request) {
-            let message = message.clone();
+        if let Some(answer) = self.replies_by_request.get(request) {
+            let answer = answer.clone();
             self.effects.replies.push(Reply {
                 to: from.clone(),
-                message,
+                answer,
             });
             return true;
         }
@@ -1403,7 +1379,7 @@ impl RoomCore {
         player: &str,
         kind: RequestKind,
         req: String,
-        message: ServerMessage,
+        answer: Answer,
     ) {
         let request = RequestKey {
             round,
@@ -1415,39 +1391,31 @@ impl RoomCore {
             .waiters_by_request
             .remove(&request)
             .expect("a request in the ledger has its sender");
-        self.answer(request, waiters, message);
+        self.answer(request, waiters, answer);
     }
 
-    /// Sends `message` to `waiters` and remembers it as the request's answer for replays.
-    fn answer(&mut self, request: RequestKey, waiters: Vec<ReplyTo>, message: ServerMessage) {
+    /// Sends `answer` to `waiters` and remembers it as the request's answer for replays.
+    fn answer(&mut self, request: RequestKey, waiters: Vec<ReplyTo>, answer: Answer) {
         for to in waiters {
             self.effects.replies.push(Reply {
                 to,
-                message: message.clone(),
+                answer: answer.clone(),
             });
         }
         // The replay map holds the current round only.
         if request.round != self.round.number {
             return;
         }
-        let refusal = match &message {
-            ServerMessage::BetErr { code, .. } | ServerMessage::CashoutErr { code, .. } => {
-                Some(*code)
-            }
-            _ => None,
-        };
-        if let Some(code) = refusal {
-            // These codes ask the client to retry with the same req: never replay them.
-            let retry = matches!(
-                code,
-                ErrorCode::Internal | ErrorCode::Overloaded | ErrorCode::Unavailable
-            );
-            if retry || self.remembered_refusals >= REPLAY_REFUSALS_PER_ROUND_MAX {
+        if let Some(refusal) = answer.refusal() {
+            // A code that asks the client to retry with the same req is never replayed.
+            if refusal.code.asks_retry()
+                || self.remembered_refusals >= REPLAY_REFUSALS_PER_ROUND_MAX
+            {
                 return;
             }
             self.remembered_refusals += 1;
         }
-        self.replies_by_request.insert(request, message);
+        self.replies_by_request.insert(request, answer);
     }
 }
 
@@ -1551,16 +1519,16 @@ mod tests {
         started_at_ms
     }
 
-    fn only_reply(core: &mut RoomCore) -> ServerMessage {
+    fn only_reply(core: &mut RoomCore) -> Answer {
         let effects = core.take_effects();
         assert_eq!(effects.replies.len(), 1, "{effects:?}");
-        effects.replies[0].message.clone()
+        effects.replies[0].answer.clone()
     }
 
-    fn refusal(message: &ServerMessage) -> ErrorCode {
-        match message {
-            ServerMessage::BetErr { code, .. } | ServerMessage::CashoutErr { code, .. } => *code,
-            other => panic!("not a refusal: {other:?}"),
+    fn refusal(answer: &Answer) -> RefusalCode {
+        match answer.refusal() {
+            Some(refusal) => refusal.code,
+            None => panic!("not a refusal: {answer:?}"),
         }
     }
 
@@ -1619,16 +1587,16 @@ mod tests {
     fn bets_only_while_betting_and_cashouts_only_while_flying() {
         let (mut core, _) = room_where(|crash| crash >= 200, engine());
         core.cashout(T0_MS + 10, &player("a"), "c1", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         // Betting ends at T0 + BETTING_MS even before `advance` has seen it.
         core.bet(T0_MS + BETTING_MS, &player("a"), "b1", 100, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         let started_at_ms = fly(&mut core);
         core.take_effects();
         core.bet(started_at_ms + 5, &player("a"), "b2", 100, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         core.cashout(started_at_ms + 5, &player("a"), "c2", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::NoActiveBet);
     }
 
     #[test]
@@ -1637,14 +1605,14 @@ mod tests {
         placed(&mut core, "a", 100, None, 0);
         placed(&mut core, "a", 200, None, 1);
         core.bet(T0_MS, &player("a"), "again", 100, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
         core.bet(T0_MS, &player("a"), "third", 100, None, 2);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::InvalidField);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
         // A pending (unconfirmed) stake holds its slot too.
         core.bet(T0_MS, &player("b"), "p1", 100, None, 0);
         core.take_effects();
         core.bet(T0_MS, &player("b"), "p2", 100, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
     }
 
     #[test]
@@ -1658,7 +1626,7 @@ mod tests {
         ];
         for (index, (amount, auto)) in refused.into_iter().enumerate() {
             core.bet(T0_MS, &player("a"), &format!("r{index}"), amount, auto, 0);
-            assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::InvalidField);
+            assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
         }
         placed(&mut core, "a", 10, Some(101), 0);
         placed(&mut core, "a", 10_000, Some(100_000), 1);
@@ -1682,13 +1650,13 @@ mod tests {
         core.confirm_bet(&key, 900);
         let replies = core.take_effects().replies;
         assert_eq!(replies.len(), 2);
-        assert_eq!(replies[0].message, replies[1].message);
+        assert_eq!(replies[0].answer, replies[1].answer);
         assert_eq!(replies[1].to, other_connection);
         // Replayed later, even with other fields: the first reply again, nothing moves.
         core.bet(T0_MS + 1, &player("a"), "r1", 555, None, 1);
         let effects = core.take_effects();
         assert!(effects.transfers.is_empty());
-        assert_eq!(effects.replies[0].message, replies[0].message);
+        assert_eq!(effects.replies[0].answer, replies[0].answer);
         // A refusal is replayed as it was, though the request would now be valid.
         core.bet(T0_MS + 2, &player("a"), "r2", 1, None, 1);
         let first = only_reply(&mut core);
@@ -1702,8 +1670,8 @@ mod tests {
             slot: 1,
         };
         core.take_effects();
-        core.reject_bet(&key, ErrorCode::Internal);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::Internal);
+        core.reject_bet(&key, RefusalCode::Internal);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::Internal);
         core.bet(T0_MS + 5, &player("a"), "r3", 100, None, 1);
         assert_eq!(core.take_effects().transfers.len(), 1);
     }
@@ -1716,7 +1684,7 @@ mod tests {
             panic!("a stake")
         };
         core.confirm_bet(&key, 900);
-        assert!(matches!(only_reply(&mut core), ServerMessage::BetOk { .. }));
+        assert!(matches!(only_reply(&mut core), Answer::BetAccepted { .. }));
         let started_at_ms = fly(&mut core);
         core.take_effects();
 
@@ -1734,7 +1702,10 @@ mod tests {
         let cashout_ok = only_reply(&mut core);
         assert!(matches!(
             cashout_ok,
-            ServerMessage::CashoutOk { m: 106, .. }
+            Answer::CashedOut {
+                multiplier_hundredths: 106,
+                ..
+            }
         ));
         // Each is replayed as itself.
         core.cashout(started_at_ms + 1_100, &player("a"), "same", 0);
@@ -1742,7 +1713,10 @@ mod tests {
         core.bet(started_at_ms + 1_100, &player("a"), "same", 100, None, 0);
         assert!(matches!(
             only_reply(&mut core),
-            ServerMessage::BetOk { balance: 900, .. }
+            Answer::BetAccepted {
+                balance_after_minor: 900,
+                ..
+            }
         ));
     }
 
@@ -1753,15 +1727,15 @@ mod tests {
         let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
             panic!("a stake")
         };
-        core.reject_bet(&key, ErrorCode::InsufficientFunds);
+        core.reject_bet(&key, RefusalCode::InsufficientFunds);
         assert_eq!(
             refusal(&only_reply(&mut core)),
-            ErrorCode::InsufficientFunds
+            RefusalCode::InsufficientFunds
         );
         core.bet(T0_MS, &player("a"), "poor", 5_000, None, 0);
         assert_eq!(
             refusal(&only_reply(&mut core)),
-            ErrorCode::InsufficientFunds
+            RefusalCode::InsufficientFunds
         );
         placed(&mut core, "a", 100, None, 0);
     }
@@ -1783,19 +1757,19 @@ mod tests {
         };
         core.credit_committed(notice, 1_352);
         let reply = only_reply(&mut core);
-        let expected = ServerMessage::CashoutOk {
+        let expected = Answer::CashedOut {
             req: "out".into(),
             round: 1,
             slot: 0,
-            m: 106,
-            win: 352,
-            balance: 1_352,
+            multiplier_hundredths: 106,
+            win_minor: 352,
+            balance_after_minor: 1_352,
         };
         assert_eq!(reply, expected);
         core.cashout(started_at_ms + 2_000, &player("a"), "out", 0);
         assert_eq!(only_reply(&mut core), expected);
         core.cashout(started_at_ms + 2_000, &player("a"), "out-again", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::NoActiveBet);
     }
 
     #[test]
@@ -1807,14 +1781,14 @@ mod tests {
         let crash_at_ms = started_at_ms + elapsed_to_reach_ms(crash, RATE);
         // The crash instant has come, though `advance` has not run yet.
         core.cashout(crash_at_ms, &player("a"), "late-1", 1);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::TooLate);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::TooLate);
         core.advance(crash_at_ms).unwrap();
         assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
         core.take_effects();
         core.cashout(crash_at_ms + 1, &player("a"), "late-0", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::TooLate);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::TooLate);
         core.cashout(crash_at_ms + 1, &player("b"), "none", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
     }
 
     #[test]
@@ -1838,20 +1812,20 @@ mod tests {
         // The player learns the price privately (the public feed may not list it), on
         // every socket it holds: it may have reconnected elsewhere since the bet.
         let effects = core.take_effects();
-        let [Reply { to, message }] = &effects.replies[..] else {
+        let [Reply { to, answer }] = &effects.replies[..] else {
             panic!("one reply: {effects:?}")
         };
         assert_eq!(to, &ReplyTo::every_socket_of("a"));
-        let cashout = BetCashout {
+        let cashout = EngineCashout {
             round: 1,
             slot: 0,
-            m: 150,
-            win: 1_500,
+            multiplier_hundredths: 150,
+            win_minor: 1_500,
         };
         assert_eq!(
-            message,
-            &ServerMessage::Balance {
-                balance: 2_500,
+            answer,
+            &Answer::BalanceChanged {
+                balance_minor: 2_500,
                 cashout: Some(cashout),
             }
         );
@@ -1872,8 +1846,11 @@ mod tests {
             credits(&effects),
             vec![("payout:test:1:below:0".to_owned(), win)]
         );
-        let Some(RoomEvent::Crash {
-            m, hash, cashouts, ..
+        let Some(RoundEvent::Crashed {
+            crash_hundredths: m,
+            hash,
+            cashouts,
+            ..
         }) = effects.events.last()
         else {
             panic!("a crash: {effects:?}")
@@ -1888,7 +1865,10 @@ mod tests {
         );
         assert_eq!(cashouts.len(), 1);
         assert_eq!(
-            (cashouts[0].player.as_str(), cashouts[0].m),
+            (
+                cashouts[0].player.as_str(),
+                cashouts[0].multiplier_hundredths
+            ),
             ("below", crash - 1)
         );
     }
@@ -1927,7 +1907,7 @@ mod tests {
             "late",
             0,
         );
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::NoActiveBet);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::NoActiveBet);
     }
 
     #[test]
@@ -1948,7 +1928,7 @@ mod tests {
         assert_eq!(core.phase(), RoundPhase::Aborted);
         assert_eq!(core.next_deadline_ms(), None);
         core.cashout(started_at_ms + 20_000, &player("open"), "c", 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
     }
 
     #[test]
@@ -1974,10 +1954,14 @@ mod tests {
         let mut position = (0, 0);
         for event in &events {
             let rank = match event {
-                RoomEvent::Betting { .. } => 0,
-                RoomEvent::Tick { ms: 0, m: 100, .. } if position.1 == 0 => 0,
-                RoomEvent::Flying { .. } | RoomEvent::Tick { .. } => 1,
-                RoomEvent::Crash { .. } => 2,
+                RoundEvent::BettingOpened { .. } => 0,
+                RoundEvent::Tick {
+                    elapsed_ms: 0,
+                    multiplier_hundredths: 100,
+                    ..
+                } if position.1 == 0 => 0,
+                RoundEvent::FlightStarted { .. } | RoundEvent::Tick { .. } => 1,
+                RoundEvent::Crashed { .. } => 2,
             };
             let next = (event.round(), rank);
             assert!(next >= position, "{next:?} after {position:?}");
@@ -1987,12 +1971,17 @@ mod tests {
             );
             position = next;
         }
-        assert!(matches!(events[1], RoomEvent::Tick { ref bets, .. } if bets.len() == 1));
-        assert!(matches!(events[2], RoomEvent::Flying { round: 1, .. }));
+        assert!(matches!(events[1], RoundEvent::Tick { ref bets, .. } if bets.len() == 1));
+        assert!(matches!(
+            events[2],
+            RoundEvent::FlightStarted { round: 1, .. }
+        ));
         let crash_event = events
             .iter()
-            .find(|event| matches!(event, RoomEvent::Crash { .. }));
-        assert!(matches!(crash_event, Some(RoomEvent::Crash { m, .. }) if *m == crash));
+            .find(|event| matches!(event, RoundEvent::Crashed { .. }));
+        assert!(
+            matches!(crash_event, Some(RoundEvent::Crashed { crash_hundredths, .. }) if *crash_hundredths == crash)
+        );
         let statuses: Vec<RoundStatus> =
             records.iter().take(4).map(|record| record.status).collect();
         let expected = [
@@ -2081,10 +2070,10 @@ mod tests {
         let announced = core.take_effects();
         assert_eq!(
             announced.events,
-            vec![RoomEvent::Flying {
+            vec![RoundEvent::FlightStarted {
                 seq: 41,
                 round: 1,
-                started_at: started_at_ms
+                started_at_ms
             }]
         );
 
@@ -2098,9 +2087,9 @@ mod tests {
         );
         assert!(matches!(
             effects.events[..],
-            [RoomEvent::Tick {
+            [RoundEvent::Tick {
                 seq: 42,
-                m: 200,
+                multiplier_hundredths: 200,
                 ..
             }]
         ));
@@ -2118,7 +2107,9 @@ mod tests {
         core.advance(crash_at_ms).unwrap();
         let effects = core.take_effects();
         assert!(credits(&effects).is_empty());
-        assert!(matches!(effects.events.last(), Some(RoomEvent::Crash { m, .. }) if *m == crash));
+        assert!(
+            matches!(effects.events.last(), Some(RoundEvent::Crashed { crash_hundredths, .. }) if *crash_hundredths == crash)
+        );
         let record = effects.records.last().unwrap();
         assert_eq!(record.status, RoundStatus::Crashed);
         assert_eq!(record.bets_total_minor, 1_700);
@@ -2138,15 +2129,15 @@ mod tests {
         core.cashout(now_ms, &player("bob"), "out", 0);
         let effects = core.take_effects();
         assert!(effects.transfers.is_empty());
-        let cashout_ok = ServerMessage::CashoutOk {
+        let cashout_ok = Answer::CashedOut {
             req: "out".into(),
             round: 1,
             slot: 0,
-            m: 120,
-            win: 600,
-            balance: 10_100,
+            multiplier_hundredths: 120,
+            win_minor: 600,
+            balance_after_minor: 10_100,
         };
-        assert_eq!(effects.replies[0].message, cashout_ok);
+        assert_eq!(effects.replies[0].answer, cashout_ok);
         core.cashout(now_ms + 1, &player("bob"), "out", 0);
         assert_eq!(only_reply(&mut core), cashout_ok);
         // alice's bet was taken: bet_ok with the balance after her stake, though betting
@@ -2154,18 +2145,18 @@ mod tests {
         core.bet(now_ms + 1, &player("alice"), "in", 1_000, Some(150), 0);
         let effects = core.take_effects();
         assert!(effects.transfers.is_empty());
-        let bet_ok = ServerMessage::BetOk {
+        let bet_ok = Answer::BetAccepted {
             req: "in".into(),
             round: 1,
             slot: 0,
-            amount: 1_000,
-            auto: Some(150),
-            balance: 9_000,
+            stake_minor: 1_000,
+            auto_cashout_hundredths: Some(150),
+            balance_after_minor: 9_000,
         };
-        assert_eq!(effects.replies[0].message, bet_ok);
+        assert_eq!(effects.replies[0].answer, bet_ok);
         // Other terms are another bet, refused as any; an open bet is cashed out as usual.
         core.bet(now_ms + 1, &player("carol"), "in", 300, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::WrongPhase);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         core.cashout(now_ms + 1, &player("carol"), "out", 0);
         assert_eq!(credits(&core.take_effects()).len(), 1);
     }
@@ -2183,7 +2174,7 @@ mod tests {
         core.advance(now_ms).unwrap();
         assert!(matches!(
             core.take_effects().events[..],
-            [RoomEvent::Tick { seq: 9, .. }]
+            [RoundEvent::Tick { seq: 9, .. }]
         ));
 
         let mut betting = left_in_flight(&original, crash);
@@ -2196,7 +2187,7 @@ mod tests {
         core.advance(T0_MS + BETTING_MS).unwrap();
         assert!(matches!(
             core.take_effects().events[..],
-            [.., RoomEvent::Flying { seq: 9, .. }]
+            [.., RoundEvent::FlightStarted { seq: 9, .. }]
         ));
     }
 
@@ -2215,7 +2206,9 @@ mod tests {
             credits(&effects),
             vec![("payout:test:1:alice:0".into(), 1_500)]
         );
-        assert!(matches!(effects.events.last(), Some(RoomEvent::Crash { m, .. }) if *m == crash));
+        assert!(
+            matches!(effects.events.last(), Some(RoundEvent::Crashed { crash_hundredths, .. }) if *crash_hundredths == crash)
+        );
         assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
     }
 
@@ -2242,27 +2235,27 @@ mod tests {
         let effects = core.take_effects();
         assert!(matches!(
             effects.events[..],
-            [RoomEvent::Betting { seq: 7, round: 1, ends_at }] if ends_at == now_ms + BETTING_MS
+            [RoundEvent::BettingOpened { seq: 7, round: 1, ends_at_ms }] if ends_at_ms == now_ms + BETTING_MS
         ));
         core.bet(now_ms, &player("alice"), "again", 100, None, 0);
-        assert_eq!(refusal(&only_reply(&mut core)), ErrorCode::SlotTaken);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
     }
 
     /// The bets and cashouts events list, and the totals of the last event carrying them.
-    fn public_lists(events: &[RoomEvent]) -> Vec<(Vec<PublicBet>, Vec<PublicCashout>)> {
+    fn public_lists(events: &[RoundEvent]) -> Vec<(Vec<ListedBet>, Vec<ListedCashout>)> {
         events
             .iter()
             .filter_map(|event| match event {
-                RoomEvent::Tick { bets, cashouts, .. } => Some((bets.clone(), cashouts.clone())),
-                RoomEvent::Crash { cashouts, .. } => Some((Vec::new(), cashouts.clone())),
+                RoundEvent::Tick { bets, cashouts, .. } => Some((bets.clone(), cashouts.clone())),
+                RoundEvent::Crashed { cashouts, .. } => Some((Vec::new(), cashouts.clone())),
                 _ => None,
             })
             .collect()
     }
 
-    fn event_totals(event: &RoomEvent) -> Option<RoundTotals> {
+    fn event_totals(event: &RoundEvent) -> Option<RoundTotals> {
         match event {
-            RoomEvent::Tick { totals, .. } | RoomEvent::Crash { totals, .. } => *totals,
+            RoundEvent::Tick { totals, .. } | RoundEvent::Crashed { totals, .. } => *totals,
             _ => None,
         }
     }
@@ -2281,20 +2274,20 @@ mod tests {
         }
         core.advance(T0_MS + 100).unwrap();
         let tick = core.take_effects().events;
-        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+        let [RoundEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
             panic!("one betting tick: {tick:?}");
         };
         let listed: Vec<(&str, i64)> = bets
             .iter()
-            .map(|bet| (bet.player.as_str(), bet.amount))
+            .map(|bet| (bet.player.as_str(), bet.stake_minor))
             .collect();
         // Largest first; of the two 50s the one confirmed first.
         assert_eq!(listed, [("b", 500), ("e", 200), ("a", 50)]);
         let expected = RoundTotals {
             bets: 5,
-            staked: 810,
+            staked_minor: 810,
             cashouts: 0,
-            won: 0,
+            won_minor: 0,
         };
         assert_eq!(*totals, Some(expected));
         // The next tick chooses among the bets since this one only: small ones show.
@@ -2302,15 +2295,15 @@ mod tests {
         placed_at(&mut core, T0_MS + 150, "g", 10, None, 0);
         core.advance(T0_MS + 200).unwrap();
         let tick = core.take_effects().events;
-        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+        let [RoundEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
             panic!("one betting tick: {tick:?}");
         };
         assert_eq!(
-            bets.iter().map(|bet| bet.amount).collect::<Vec<_>>(),
+            bets.iter().map(|bet| bet.stake_minor).collect::<Vec<_>>(),
             [20, 10]
         );
         assert_eq!(
-            totals.map(|totals| (totals.bets, totals.staked)),
+            totals.map(|totals| (totals.bets, totals.staked_minor)),
             Some((7, 840))
         );
         // No new bet, no betting tick.
@@ -2330,7 +2323,7 @@ mod tests {
         placed(&mut core, "a", 100, Some(150), 0);
         core.advance(T0_MS + 100).unwrap();
         let tick = core.take_effects().events;
-        let [RoomEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
+        let [RoundEvent::Tick { bets, totals, .. }] = tick.as_slice() else {
             panic!("one betting tick: {tick:?}");
         };
         assert!(bets.is_empty());
@@ -2341,7 +2334,7 @@ mod tests {
             .unwrap();
         let events = core.take_effects().events;
         let totals = events.iter().rev().find_map(event_totals).unwrap();
-        assert_eq!((totals.cashouts, totals.won), (1, 150));
+        assert_eq!((totals.cashouts, totals.won_minor), (1, 150));
         assert!(
             public_lists(&events)
                 .iter()
@@ -2356,7 +2349,7 @@ mod tests {
         core.advance(started_at_ms + elapsed_to_reach_ms(crash, RATE))
             .unwrap();
         let events = core.take_effects().events;
-        assert!(matches!(events.last(), Some(RoomEvent::Crash { .. })));
+        assert!(matches!(events.last(), Some(RoundEvent::Crashed { .. })));
         assert!(events.iter().all(|event| event_totals(event).is_none()));
     }
 
@@ -2415,7 +2408,7 @@ mod tests {
         events.extend(effects.events);
         payouts.extend(effects.transfers);
         let records = effects.records;
-        assert!(matches!(events.last(), Some(RoomEvent::Crash { .. })));
+        assert!(matches!(events.last(), Some(RoundEvent::Crashed { .. })));
 
         let won: i64 = payouts
             .iter()
@@ -2423,9 +2416,9 @@ mod tests {
             .sum();
         let expected = RoundTotals {
             bets,
-            staked,
+            staked_minor: staked,
             cashouts: payouts.len() as u64,
-            won,
+            won_minor: won,
         };
         assert!(expected.cashouts > 2 * LISTED_MAX as u64, "{expected:?}");
         assert_eq!(event_totals(events.last().unwrap()), Some(expected));
@@ -2436,8 +2429,8 @@ mod tests {
         );
         let mut previous = RoundTotals::default();
         for totals in events.iter().filter_map(event_totals) {
-            assert!(totals.bets >= previous.bets && totals.staked >= previous.staked);
-            assert!(totals.cashouts >= previous.cashouts && totals.won >= previous.won);
+            assert!(totals.bets >= previous.bets && totals.staked_minor >= previous.staked_minor);
+            assert!(totals.cashouts >= previous.cashouts && totals.won_minor >= previous.won_minor);
             previous = totals;
         }
         let lists = public_lists(&events);
@@ -2445,8 +2438,15 @@ mod tests {
         assert!(listed_bets < PLAYERS, "the feed is bounded");
         for (bets, cashouts) in lists {
             assert!(bets.len() <= LISTED_MAX && cashouts.len() <= LISTED_MAX);
-            assert!(bets.windows(2).all(|pair| pair[0].amount >= pair[1].amount));
-            assert!(cashouts.windows(2).all(|pair| pair[0].win >= pair[1].win));
+            assert!(
+                bets.windows(2)
+                    .all(|pair| pair[0].stake_minor >= pair[1].stake_minor)
+            );
+            assert!(
+                cashouts
+                    .windows(2)
+                    .all(|pair| pair[0].win_minor >= pair[1].win_minor)
+            );
         }
     }
 }

@@ -24,14 +24,16 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use super::answer::{RefusalCode, Reply};
 use super::breaker::LedgerBreaker;
+use super::codec::Codec;
+use super::event::RoundEvent;
 use super::round::{
-    BetInFlight, BetSettled, ChainExhausted, Effects, Reply, ResumeError, RoomCore, RoomSettings,
+    BetInFlight, BetSettled, ChainExhausted, Effects, ResumeError, RoomCore, RoomSettings,
     RoundInFlight, TransferIntent, TransferPurpose,
 };
 use crate::bus::{Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
@@ -41,7 +43,6 @@ use crate::ledger::{
     Account, BetRef, BetTransferKind, Fence, Ledger, LedgerError, RoundRecord, RoundStatus,
     StoredTransfer, Transfer, TransferId, TransferKind, TransferOutcome,
 };
-use crate::protocol::{self, ErrorCode, RoomEvent};
 
 /// Journal records waiting for a failing ledger, at most (one per round: later records
 /// of a round replace earlier ones). Past it the engine stops and leaves the rounds to
@@ -60,6 +61,8 @@ pub struct EngineDeps {
     /// The fairness chain the room's round hashes come from.
     pub chain: Arc<FairChain>,
     pub clock: Arc<dyn Clock>,
+    /// How events and answers become bytes on the bus (`protocol::JsonCodec`).
+    pub codec: Arc<dyn Codec>,
 }
 
 /// Why the engine of a room stopped.
@@ -202,7 +205,7 @@ pub async fn lead_room(
         .await
         .map_err(recovery_error)?;
     let resumed_round = in_flight.as_ref().map(|record| record.round);
-    let continuation = continued_numbering(deps.bus.as_ref(), &room, resumed_round, now_ms).await;
+    let continuation = continued_numbering(&deps, &room, resumed_round, now_ms).await;
     let (epoch, first_seq) = (continuation.epoch, continuation.first_seq);
     let core = match in_flight {
         Some(record) => {
@@ -248,18 +251,18 @@ struct Continuation {
     epoch: u64,
     first_seq: u64,
     /// The previous leader's retained events of the room's newest epoch, oldest first.
-    retained: Vec<RoomEvent>,
+    retained: Vec<RoundEvent>,
 }
 
 impl Continuation {
     /// The end of betting announced for `round`, if its `betting` event is retained.
     fn betting_end_ms(&self, round: u64) -> Option<u64> {
         self.retained.iter().find_map(|event| match event {
-            RoomEvent::Betting {
+            RoundEvent::BettingOpened {
                 round: announced,
-                ends_at,
+                ends_at_ms,
                 ..
-            } if *announced == round => Some(*ends_at),
+            } if *announced == round => Some(*ends_at_ms),
             _ => None,
         })
     }
@@ -269,15 +272,14 @@ impl Continuation {
     fn tells_start_of(&self, round: u64) -> bool {
         let crash_before = matches!(
             self.retained.last(),
-            Some(RoomEvent::Crash { round: crashed, .. }) if *crashed + 1 == round
+            Some(RoundEvent::Crashed { round: crashed, .. }) if *crashed + 1 == round
         );
         crash_before || self.betting_end_ms(round).is_some()
     }
 
     /// Whether the `flying` event of `round` is retained.
     fn flying_announced(&self, round: u64) -> bool {
-        let flying =
-            |event: &RoomEvent| matches!(event, RoomEvent::Flying { round: r, .. } if *r == round);
+        let flying = |event: &RoundEvent| matches!(event, RoundEvent::FlightStarted { round: r, .. } if *r == round);
         self.retained.iter().any(flying)
     }
 }
@@ -294,7 +296,7 @@ impl Continuation {
 /// `flying` went out, and announcing it again would repeat a phase within one numbering.
 /// A new epoch instead makes every gateway send its sockets a fresh snapshot.
 async fn continued_numbering(
-    bus: &dyn Bus,
+    deps: &EngineDeps,
     room: &str,
     resumed_round: Option<u64>,
     now_ms: u64,
@@ -304,7 +306,8 @@ async fn continued_numbering(
         first_seq: 1,
         retained: Vec::new(),
     };
-    let retained = bus
+    let retained = deps
+        .bus
         .recent_events(room, 0, usize::MAX)
         .await
         .unwrap_or_else(|error| {
@@ -318,7 +321,7 @@ async fn continued_numbering(
         epoch: last.epoch,
         first_seq: last.seq + 1,
         retained: (retained.iter())
-            .filter_map(|envelope| serde_json::from_slice(&envelope.json).ok())
+            .filter_map(|envelope| deps.codec.decode_event(&envelope.json))
             .collect(),
     };
     match resumed_round {
@@ -774,7 +777,7 @@ impl RoomRunner {
         for intent in fresh {
             match &intent.purpose {
                 TransferPurpose::Stake(bet) if !journal_current => {
-                    self.core.reject_bet(bet, ErrorCode::Internal);
+                    self.core.reject_bet(bet, RefusalCode::Internal);
                 }
                 _ => batch.push(intent),
             }
@@ -801,7 +804,7 @@ impl RoomRunner {
                 for intent in batch {
                     match &intent.purpose {
                         TransferPurpose::Stake(bet) => {
-                            self.core.reject_bet(bet, ErrorCode::Internal)
+                            self.core.reject_bet(bet, RefusalCode::Internal)
                         }
                         TransferPurpose::Credit(_) => self.credits_to_retry.push(intent),
                     }
@@ -838,11 +841,11 @@ impl RoomRunner {
             (TransferPurpose::Stake(bet), TransferOutcome::InsufficientFunds { .. }) => {
                 metrics::counter!(crate::metrics::BETS_REFUSED, "code" => "insufficient_funds")
                     .increment(1);
-                self.core.reject_bet(&bet, ErrorCode::InsufficientFunds);
+                self.core.reject_bet(&bet, RefusalCode::InsufficientFunds);
             }
             (TransferPurpose::Stake(bet), TransferOutcome::IdConflict) => {
                 tracing::error!(room = %self.room, id = %transfer.id, "stake id already used with other terms");
-                self.core.reject_bet(&bet, ErrorCode::Internal);
+                self.core.reject_bet(&bet, RefusalCode::Internal);
             }
             (
                 TransferPurpose::Credit(notice),
@@ -864,17 +867,17 @@ impl RoomRunner {
         }
     }
 
-    async fn publish(&self, events: Vec<RoomEvent>) {
+    async fn publish(&self, events: Vec<RoundEvent>) {
         for event in events {
-            if matches!(event, RoomEvent::Crash { .. }) {
+            if matches!(event, RoundEvent::Crashed { .. }) {
                 metrics::counter!(crate::metrics::ROUNDS).increment(1);
             }
             let envelope = EventEnvelope {
                 room: self.room.clone(),
                 epoch: self.epoch,
                 seq: event.seq(),
-                conflatable: event.is_tick(),
-                json: Bytes::from(protocol::encode(&event)),
+                conflatable: event.is_conflatable(),
+                json: self.deps.codec.encode_event(&event),
             };
             if let Err(error) = self.deps.bus.publish(envelope).await {
                 metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "publish")
@@ -888,10 +891,11 @@ impl RoomRunner {
         // Fetched once per wake, and only when needed: a bet resumed from a previous
         // leader has no known connection, so its replies go to every gateway.
         let mut gateways: Option<Vec<String>> = None;
-        for Reply { to, message } in replies {
-            let json = Bytes::from(protocol::encode(&message));
+        for Reply { to, answer } in replies {
+            let json = self.deps.codec.encode_answer(&answer);
+            let answers = answer.request();
             if !to.is_every_socket() {
-                self.send_reply(ReplyEnvelope { to, json }).await;
+                self.send_reply(ReplyEnvelope { to, answers, json }).await;
                 continue;
             }
             if gateways.is_none() {
@@ -906,8 +910,8 @@ impl RoomRunner {
                     gateway: gateway.clone(),
                     ..to.clone()
                 };
-                let json = json.clone();
-                self.send_reply(ReplyEnvelope { to, json }).await;
+                let (answers, json) = (answers.clone(), json.clone());
+                self.send_reply(ReplyEnvelope { to, answers, json }).await;
             }
         }
     }
@@ -948,9 +952,11 @@ mod tests {
     use crate::bus::{Delivery, MemoryBus, ReplyTo};
     use crate::clock::SystemClock;
     use crate::config::EngineConfig;
+    use crate::engine::answer::{Answer, EngineCashout};
+    use crate::engine::codec::RecordingCodec;
+    use crate::engine::event::RoundTotals;
     use crate::fair;
     use crate::ledger::SqliteLedger;
-    use crate::protocol::{BetCashout, RoundTotals, ServerMessage};
 
     const ROOM: &str = "r1";
     const GATEWAY: &str = "gw";
@@ -963,6 +969,8 @@ mod tests {
         ledger: Arc<SqliteLedger>,
         settings: RoomSettings,
         deps: EngineDeps,
+        /// The engine's codec, to read back what it sent.
+        codec: Arc<RecordingCodec>,
     }
 
     /// A room whose round `round` crashes at a point `wanted` accepts.
@@ -988,17 +996,20 @@ mod tests {
         };
         let bus = Arc::new(MemoryBus::default());
         let ledger = Arc::new(SqliteLedger::open_in_memory().unwrap());
+        let codec = Arc::new(RecordingCodec::default());
         let deps = EngineDeps {
             bus: bus.clone(),
             ledger: ledger.clone(),
             chain,
             clock: Arc::new(SystemClock),
+            codec: codec.clone(),
         };
         Fixture {
             bus,
             ledger,
             settings,
             deps,
+            codec,
         }
     }
 
@@ -1087,20 +1098,28 @@ mod tests {
     /// The room's events as a subscriber sees them, every one kept.
     struct Watcher {
         events: BoxStream<'static, Delivery>,
-        seen: Vec<RoomEvent>,
+        codec: Arc<RecordingCodec>,
+        seen: Vec<RoundEvent>,
     }
 
     impl Watcher {
-        async fn new(bus: &MemoryBus) -> Watcher {
-            let events = bus.subscribe(ROOM).await.unwrap();
+        async fn new(fixture: &Fixture) -> Watcher {
+            let events = fixture.bus.subscribe(ROOM).await.unwrap();
             Watcher {
                 events,
+                codec: fixture.codec.clone(),
                 seen: Vec::new(),
             }
         }
 
+        fn decode(&self, envelope: &EventEnvelope) -> RoundEvent {
+            self.codec
+                .decode_event(&envelope.json)
+                .expect("the engine's event")
+        }
+
         /// Waits for the first event `wanted` accepts.
-        async fn until(&mut self, wanted: impl Fn(&RoomEvent) -> bool) -> RoomEvent {
+        async fn until(&mut self, wanted: impl Fn(&RoundEvent) -> bool) -> RoundEvent {
             let deadline = tokio::time::Instant::now() + Duration::from_millis(WAIT_MS);
             loop {
                 let delivery = tokio::time::timeout_at(deadline, self.events.next())
@@ -1110,10 +1129,10 @@ mod tests {
                 let Delivery::Event(envelope) = delivery else {
                     panic!("a subscriber that keeps up sees no gap");
                 };
-                let event: RoomEvent = serde_json::from_slice(&envelope.json).unwrap();
+                let event = self.decode(&envelope);
                 assert_eq!(
                     (envelope.seq, envelope.conflatable),
-                    (event.seq(), event.is_tick())
+                    (event.seq(), event.is_conflatable())
                 );
                 self.seen.push(event.clone());
                 if wanted(&event) {
@@ -1123,10 +1142,10 @@ mod tests {
         }
 
         /// Takes the events already published and checks that every seq came, in order.
-        fn finish(mut self) -> Vec<RoomEvent> {
+        fn finish(mut self) -> Vec<RoundEvent> {
             while let Some(Some(Delivery::Event(envelope))) = self.events.next().now_or_never() {
-                self.seen
-                    .push(serde_json::from_slice(&envelope.json).unwrap());
+                let event = self.decode(&envelope);
+                self.seen.push(event);
             }
             for (index, event) in self.seen.iter().enumerate() {
                 assert_eq!(event.seq(), index as u64 + 1, "seq is contiguous from 1");
@@ -1135,28 +1154,36 @@ mod tests {
         }
     }
 
-    type Replies = BoxStream<'static, ReplyEnvelope>;
+    /// The replies to the test's gateway, read back as the engine's answers.
+    struct Replies {
+        stream: BoxStream<'static, ReplyEnvelope>,
+        codec: Arc<RecordingCodec>,
+    }
+
+    async fn replies_of(fixture: &Fixture) -> Replies {
+        Replies {
+            stream: fixture.bus.replies(GATEWAY).await.unwrap(),
+            codec: fixture.codec.clone(),
+        }
+    }
     type Engine = tokio::task::JoinHandle<Result<(), EngineError>>;
 
     /// Subscribes to the room's events and the gateway's replies, then starts the engine.
     async fn start(fixture: &Fixture) -> (Watcher, Replies, CancellationToken, Engine) {
-        let watcher = Watcher::new(&fixture.bus).await;
-        let replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let watcher = Watcher::new(fixture).await;
+        let replies = replies_of(fixture).await;
         let shutdown = CancellationToken::new();
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(run_room(settings, fixture.deps.clone(), shutdown.clone()));
         (watcher, replies, shutdown, engine)
     }
 
-    async fn next_reply(replies: &mut Replies) -> (String, ServerMessage) {
-        let reply = tokio::time::timeout(Duration::from_millis(WAIT_MS), replies.next())
+    async fn next_reply(replies: &mut Replies) -> (String, Answer) {
+        let reply = tokio::time::timeout(Duration::from_millis(WAIT_MS), replies.stream.next())
             .await
             .expect("the reply comes in time")
             .expect("the reply stream is open");
-        (
-            reply.to.player,
-            serde_json::from_slice(&reply.json).unwrap(),
-        )
+        (reply.to.player, replies.codec.answer(&reply.json))
     }
 
     /// alice bets twice with one req, bob bets, carol (no balance) is refused.
@@ -1169,13 +1196,13 @@ mod tests {
         for _ in 0..4 {
             answers.push(next_reply(replies).await);
         }
-        let alice_ok = ServerMessage::BetOk {
+        let alice_ok = Answer::BetAccepted {
             req: "a1".into(),
             round: 1,
             slot: 0,
-            amount: 1_000,
-            auto: None,
-            balance: 9_000,
+            stake_minor: 1_000,
+            auto_cashout_hundredths: None,
+            balance_after_minor: 9_000,
         };
         assert_eq!(
             answers.iter().filter(|answer| answer.1 == alice_ok).count(),
@@ -1183,22 +1210,19 @@ mod tests {
         );
         assert!(answers.contains(&(
             "bob".into(),
-            ServerMessage::BetOk {
+            Answer::BetAccepted {
                 req: "b1".into(),
                 round: 1,
                 slot: 0,
-                amount: 2_000,
-                auto: None,
-                balance: 8_000,
+                stake_minor: 2_000,
+                auto_cashout_hundredths: None,
+                balance_after_minor: 8_000,
             }
         )));
         let carol = answers.iter().find(|answer| answer.0 == "carol").unwrap();
         assert!(matches!(
             carol.1,
-            ServerMessage::BetErr {
-                code: ErrorCode::InsufficientFunds,
-                ..
-            }
+            Answer::BetRefused { ref refusal, .. } if refusal.code == RefusalCode::InsufficientFunds
         ));
     }
 
@@ -1210,17 +1234,20 @@ mod tests {
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
             .await;
         place_opening_bets(&fixture.bus, &mut replies).await;
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .until(|event| matches!(event, RoundEvent::Tick { multiplier_hundredths, .. } if *multiplier_hundredths >= 110))
             .await;
         send(&fixture.bus, "alice", cashout("out")).await;
         let (_, cashout) = next_reply(&mut replies).await;
-        let ServerMessage::CashoutOk {
-            m, win, balance, ..
+        let Answer::CashedOut {
+            multiplier_hundredths: m,
+            win_minor: win,
+            balance_after_minor: balance,
+            ..
         } = cashout
         else {
             panic!("cashout_ok: {cashout:?}");
@@ -1235,8 +1262,8 @@ mod tests {
             next_reply(&mut replies).await,
             (
                 "bob".into(),
-                ServerMessage::Balance {
-                    balance: 10_000,
+                Answer::BalanceChanged {
+                    balance_minor: 10_000,
                     cashout: None,
                 }
             )
@@ -1257,7 +1284,7 @@ mod tests {
         assert!(
             events
                 .iter()
-                .any(|event| matches!(event, RoomEvent::Tick { bets, .. } if bets.len() == 2))
+                .any(|event| matches!(event, RoundEvent::Tick { bets, .. } if bets.len() == 2))
         );
     }
 
@@ -1269,43 +1296,43 @@ mod tests {
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
             .await;
         send(&fixture.bus, "alice", bet("a", 1_000, Some(120))).await;
         send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
         for _ in 0..2 {
             assert!(matches!(
                 next_reply(&mut replies).await.1,
-                ServerMessage::BetOk { .. }
+                Answer::BetAccepted { .. }
             ));
         }
         let crash = watcher
-            .until(|event| matches!(event, RoomEvent::Crash { .. }))
+            .until(|event| matches!(event, RoundEvent::Crashed { .. }))
             .await;
         let hash = fixture.deps.chain.round_hash(1).unwrap();
         let expected_crash = fair::crash_point_hundredths(&hash, &fixture.settings.salt, 100);
         assert!(
-            matches!(crash, RoomEvent::Crash { m, hash: ref revealed, .. } if m == expected_crash && *revealed == hash)
+            matches!(crash, RoundEvent::Crashed { crash_hundredths, hash: ref revealed, .. } if crash_hundredths == expected_crash && *revealed == hash)
         );
         // Alice learns of her auto-cashout privately, price included.
-        let auto_cashout = BetCashout {
+        let auto_cashout = EngineCashout {
             round: 1,
             slot: 0,
-            m: 120,
-            win: 1_200,
+            multiplier_hundredths: 120,
+            win_minor: 1_200,
         };
         assert_eq!(
             next_reply(&mut replies).await,
             (
                 "alice".into(),
-                ServerMessage::Balance {
-                    balance: 10_200,
+                Answer::BalanceChanged {
+                    balance_minor: 10_200,
                     cashout: Some(auto_cashout),
                 }
             )
         );
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 2, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 2, .. }))
             .await;
         shutdown.cancel();
         engine.await.unwrap().unwrap();
@@ -1322,14 +1349,14 @@ mod tests {
             (rounds[0].round, rounds[0].status),
             (2, RoundStatus::Aborted)
         );
-        let RoomEvent::Crash { totals, .. } = crash else {
+        let RoundEvent::Crashed { totals, .. } = crash else {
             panic!("a crash")
         };
         let expected = RoundTotals {
             bets: 2,
-            staked: 2_000,
+            staked_minor: 2_000,
             cashouts: 1,
-            won: 1_200,
+            won_minor: 1_200,
         };
         assert_eq!(totals, Some(expected));
         watcher.finish();
@@ -1430,32 +1457,37 @@ mod tests {
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
             .await;
         flaky.fail_next(1);
         send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
         let (_, refused) = next_reply(&mut replies).await;
         assert!(matches!(
             refused,
-            ServerMessage::BetErr {
-                code: ErrorCode::Internal,
-                ..
-            }
+            Answer::BetRefused { ref refusal, .. } if refusal.code == RefusalCode::Internal
         ));
         tokio::time::sleep(Duration::from_millis(5)).await;
         send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
         assert!(matches!(
             next_reply(&mut replies).await.1,
-            ServerMessage::BetOk { balance: 9_000, .. }
+            Answer::BetAccepted {
+                balance_after_minor: 9_000,
+                ..
+            }
         ));
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .until(|event| matches!(event, RoundEvent::Tick { multiplier_hundredths, .. } if *multiplier_hundredths >= 110))
             .await;
         flaky.fail_next(2);
         send(&fixture.bus, "alice", cashout("out")).await;
         let (_, cashout) = next_reply(&mut replies).await;
-        let ServerMessage::CashoutOk { win, balance, .. } = cashout else {
+        let Answer::CashedOut {
+            win_minor: win,
+            balance_after_minor: balance,
+            ..
+        } = cashout
+        else {
             panic!("cashout_ok after the retries: {cashout:?}");
         };
         assert_eq!(balance, 9_000 + win);
@@ -1485,16 +1517,18 @@ mod tests {
         grant(&fixture.ledger, "bob", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
             .await;
 
         flaky.fail_next(1);
         send(&fixture.bus, "alice", bet("a", 1_000, None)).await;
-        let refused = |code| move |answer: (String, ServerMessage)| matches!(answer.1, ServerMessage::BetErr { code: c, .. } if c == code);
-        assert!(refused(ErrorCode::Internal)(next_reply(&mut replies).await));
+        let refused = |code| move |answer: (String, Answer)| matches!(answer.1, Answer::BetRefused { refusal, .. } if refusal.code == code);
+        assert!(refused(RefusalCode::Internal)(
+            next_reply(&mut replies).await
+        ));
         // Open: refused at once, though the ledger would take it now.
         send(&fixture.bus, "bob", bet("b", 1_000, None)).await;
-        assert!(refused(ErrorCode::Unavailable)(
+        assert!(refused(RefusalCode::Unavailable)(
             next_reply(&mut replies).await
         ));
         // After the cooldown the retries (same req) probe and go through.
@@ -1504,13 +1538,19 @@ mod tests {
         for _ in 0..2 {
             let (_, answer) = next_reply(&mut replies).await;
             assert!(
-                matches!(answer, ServerMessage::BetOk { balance: 9_000, .. }),
+                matches!(
+                    answer,
+                    Answer::BetAccepted {
+                        balance_after_minor: 9_000,
+                        ..
+                    }
+                ),
                 "{answer:?}"
             );
         }
 
         watcher
-            .until(|event| matches!(event, RoomEvent::Tick { m, .. } if *m >= 110))
+            .until(|event| matches!(event, RoundEvent::Tick { multiplier_hundredths, .. } if *multiplier_hundredths >= 110))
             .await;
         // Payouts are never refused: retried until the ledger takes them, once each.
         flaky.fail_next(2);
@@ -1518,10 +1558,7 @@ mod tests {
         send(&fixture.bus, "bob", cashout("out")).await;
         for _ in 0..2 {
             let (_, answer) = next_reply(&mut replies).await;
-            assert!(
-                matches!(answer, ServerMessage::CashoutOk { .. }),
-                "{answer:?}"
-            );
+            assert!(matches!(answer, Answer::CashedOut { .. }), "{answer:?}");
         }
         shutdown.cancel();
         engine.await.unwrap().unwrap();
@@ -1579,7 +1616,7 @@ mod tests {
 
         let (mut watcher, _replies, shutdown, engine) = start(&fixture).await;
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 6, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 6, .. }))
             .await;
         shutdown.cancel();
         engine.await.unwrap().unwrap();
@@ -1690,18 +1727,18 @@ mod tests {
         // took off): whether `flying` went out is unknown, so the numbering starts anew.
         retain(&fixture, &[tick_of_round_5(40, started_at_ms)]).await;
         let mut raw = fixture.bus.subscribe(ROOM).await.unwrap();
-        let mut watcher = Watcher::new(&fixture.bus).await;
-        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let mut watcher = Watcher::new(&fixture).await;
+        let mut replies = replies_of(&fixture).await;
         let (leadership, handover) = leadership(7);
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
         let first = watcher.until(|_| true).await;
         assert_eq!(
             first,
-            RoomEvent::Flying {
+            RoundEvent::FlightStarted {
                 seq: 1,
                 round: 5,
-                started_at: started_at_ms
+                started_at_ms
             }
         );
         let Some(Delivery::Event(first_envelope)) = raw.next().await else {
@@ -1712,11 +1749,13 @@ mod tests {
             "a new epoch: {first_envelope:?}"
         );
         let crashed = watcher
-            .until(|event| matches!(event, RoomEvent::Crash { .. }))
+            .until(|event| matches!(event, RoundEvent::Crashed { .. }))
             .await;
-        assert!(matches!(crashed, RoomEvent::Crash { round: 5, m, .. } if m == crash));
+        assert!(
+            matches!(crashed, RoundEvent::Crashed { round: 5, crash_hundredths, .. } if crash_hundredths == crash)
+        );
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 6, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 6, .. }))
             .await;
         handover.cancel();
         engine.await.unwrap().unwrap();
@@ -1727,8 +1766,8 @@ mod tests {
         assert!(
             matches!(
                 message,
-                ServerMessage::Balance {
-                    balance: 10_100,
+                Answer::BalanceChanged {
+                    balance_minor: 10_100,
                     ..
                 }
             ),
@@ -1762,13 +1801,13 @@ mod tests {
     }
 
     /// A tick of round 5 `ms` into the flight, as a previous leader published it.
-    fn tick_of_round_5(seq: u64, started_at_ms: u64) -> RoomEvent {
-        RoomEvent::Tick {
+    fn tick_of_round_5(seq: u64, started_at_ms: u64) -> RoundEvent {
+        RoundEvent::Tick {
             seq,
             round: 5,
-            m: 101,
-            ms: 10,
-            at: started_at_ms + 10,
+            multiplier_hundredths: 101,
+            elapsed_ms: 10,
+            at_ms: started_at_ms + 10,
             bets: Vec::new(),
             cashouts: Vec::new(),
             totals: None,
@@ -1776,14 +1815,14 @@ mod tests {
     }
 
     /// Publishes `events` as a previous leader of epoch 1234 did; the bus retains them.
-    async fn retain(fixture: &Fixture, events: &[RoomEvent]) {
+    async fn retain(fixture: &Fixture, events: &[RoundEvent]) {
         for event in events {
             let envelope = EventEnvelope {
                 room: ROOM.into(),
                 seq: event.seq(),
                 epoch: 1_234,
-                conflatable: event.is_tick(),
-                json: Bytes::from(protocol::encode(event)),
+                conflatable: event.is_conflatable(),
+                json: fixture.codec.encode_event(event),
             };
             fixture.bus.publish(envelope).await.unwrap();
         }
@@ -1796,15 +1835,15 @@ mod tests {
         seed_flight(&fixture, crash_of_round_5(&fixture), started_at_ms).await;
         fixture.ledger.acquire_fence(ROOM).await.unwrap();
         let announced = [
-            RoomEvent::Betting {
+            RoundEvent::BettingOpened {
                 seq: 38,
                 round: 5,
-                ends_at: started_at_ms,
+                ends_at_ms: started_at_ms,
             },
-            RoomEvent::Flying {
+            RoundEvent::FlightStarted {
                 seq: 39,
                 round: 5,
-                started_at: started_at_ms,
+                started_at_ms,
             },
             tick_of_round_5(40, started_at_ms),
         ];
@@ -1815,9 +1854,9 @@ mod tests {
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
         let mut continued = Vec::new();
         while let Some(Delivery::Event(envelope)) = raw.next().await {
-            let event: RoomEvent = serde_json::from_slice(&envelope.json).unwrap();
+            let event = fixture.codec.decode_event(&envelope.json).unwrap();
             continued.push((envelope.epoch, event.clone()));
-            if matches!(event, RoomEvent::Crash { .. }) {
+            if matches!(event, RoundEvent::Crashed { .. }) {
                 break;
             }
         }
@@ -1831,7 +1870,10 @@ mod tests {
                 (1_234, 41 + index as u64),
                 "{event:?}"
             );
-            assert!(!matches!(event, RoomEvent::Flying { .. }), "{event:?}");
+            assert!(
+                !matches!(event, RoundEvent::FlightStarted { .. }),
+                "{event:?}"
+            );
         }
     }
 
@@ -1850,34 +1892,34 @@ mod tests {
             slot: 0,
         };
         send(&fixture.bus, "alice", alice_bet).await;
-        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
+        let mut replies = replies_of(&fixture).await;
         let (leadership, handover) = leadership(7);
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
         let mut answers = Vec::new();
         while answers.len() < 2 {
             match next_reply(&mut replies).await {
-                (_, ServerMessage::Balance { .. }) => {}
+                (_, Answer::BalanceChanged { .. }) => {}
                 answer => answers.push(answer),
             }
         }
         handover.cancel();
         engine.await.unwrap().unwrap();
-        let bob_ok = ServerMessage::CashoutOk {
+        let bob_ok = Answer::CashedOut {
             req: "bob-out".into(),
             round: 5,
             slot: 0,
-            m: 105,
-            win: 525,
-            balance: 10_025,
+            multiplier_hundredths: 105,
+            win_minor: 525,
+            balance_after_minor: 10_025,
         };
-        let alice_ok = ServerMessage::BetOk {
+        let alice_ok = Answer::BetAccepted {
             req: "alice-in".into(),
             round: 5,
             slot: 0,
-            amount: 1_000,
-            auto: Some(110),
-            balance: 9_000,
+            stake_minor: 1_000,
+            auto_cashout_hundredths: Some(110),
+            balance_after_minor: 9_000,
         };
         assert_eq!(
             answers,
@@ -1894,13 +1936,13 @@ mod tests {
         let fixture = fixture(1, |crash| crash >= 200);
         let ledger = fixture.ledger.as_ref();
         grant(ledger, "alice", 10_000).await;
-        let mut replies = fixture.bus.replies(GATEWAY).await.unwrap();
-        let mut watcher = Watcher::new(&fixture.bus).await;
+        let mut replies = replies_of(&fixture).await;
+        let mut watcher = Watcher::new(&fixture).await;
         let (leadership, _handover) = leadership(3);
         let settings = fixture.settings.clone();
         let engine = tokio::spawn(lead_room(settings, fixture.deps.clone(), leadership));
         watcher
-            .until(|event| matches!(event, RoomEvent::Betting { round: 1, .. }))
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
             .await;
 
         // A newer leader raises the fence; the old one's next write is refused.
@@ -1926,6 +1968,6 @@ mod tests {
                 .is_empty()
         );
         // The newer leader answers: the deposed one says nothing.
-        assert!(replies.next().now_or_never().is_none());
+        assert!(replies.stream.next().now_or_never().is_none());
     }
 }

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
-use crate::protocol::{self, PastRound, RoomEvent};
+use crate::protocol::{PastRound, RoomEvent};
 use recovery::StreamPosition;
 pub use shard::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardMessage};
 
@@ -278,7 +278,7 @@ async fn forward_events(
                 epoch: envelope.epoch,
                 seq: envelope.seq,
             });
-            forward_event(&room_name, envelope.epoch, &envelope.json, &shards);
+            forward_event(&room_name, &envelope, &shards);
         }
     }
 }
@@ -316,8 +316,8 @@ async fn missed_events(
     bus.recent_events(room, 0, GAP_FILL_EVENTS_MAX).await
 }
 
-fn forward_event(room: &Arc<str>, epoch: u64, json: &[u8], shards: &[mpsc::Sender<ShardMessage>]) {
-    let event: RoomEvent = match serde_json::from_slice(json) {
+fn forward_event(room: &Arc<str>, envelope: &EventEnvelope, shards: &[mpsc::Sender<ShardMessage>]) {
+    let event: RoomEvent = match serde_json::from_slice(&envelope.json) {
         Ok(event) => event,
         Err(error) => {
             tracing::error!(%room, %error, "undecodable event on the bus");
@@ -325,13 +325,14 @@ fn forward_event(room: &Arc<str>, epoch: u64, json: &[u8], shards: &[mpsc::Sende
         }
     };
     let event = Arc::new(event);
-    let frame = frame::text(json);
+    let frame = frame::text(&envelope.json);
     for shard in shards {
         let message = ShardMessage::Event {
             room: room.clone(),
-            epoch,
+            epoch: envelope.epoch,
             event: event.clone(),
             frame: frame.clone(),
+            conflatable: envelope.conflatable,
         };
         if shard.try_send(message).is_err() {
             // A shard this far behind is stalled; it resyncs from the seq gap.
@@ -370,11 +371,10 @@ fn reply_targets(shared: &GatewayShared, reply: &ReplyEnvelope) -> Option<Vec<u6
     if !ids.contains(&reply.to.connection) {
         return Some(ids.clone());
     }
-    if let Some((kind, req)) = protocol::answered_request(&reply.json) {
-        let request = requests::RequestId { kind, req };
-        if !shared.requests.finish(reply.to.connection, &request) {
-            return None;
-        }
+    if let Some(request) = &reply.answers
+        && !shared.requests.finish(reply.to.connection, request)
+    {
+        return None;
     }
     Some(vec![reply.to.connection])
 }
@@ -459,20 +459,26 @@ mod tests {
             .collect()
     }
 
-    fn reply(connection: u64, message: &crate::protocol::ServerMessage) -> ReplyEnvelope {
+    fn reply(
+        connection: u64,
+        answers: Option<&crate::bus::RequestId>,
+        message: &crate::protocol::ServerMessage,
+    ) -> ReplyEnvelope {
         ReplyEnvelope {
+            answers: answers.cloned(),
             to: crate::bus::ReplyTo {
                 gateway: "gw".into(),
                 connection,
                 player: "p".into(),
             },
-            json: Bytes::from(protocol::encode(message)),
+            json: Bytes::from(crate::protocol::encode(message)),
         }
     }
 
     #[test]
     fn a_second_answer_to_a_request_is_dropped_and_other_replies_pass() {
-        use crate::protocol::{ErrorCode, RequestKind, ServerMessage};
+        use crate::bus::RequestKind;
+        use crate::protocol::{ErrorCode, ServerMessage};
         let shared = GatewayShared {
             id: "gw".into(),
             config: GatewayConfig::default(),
@@ -487,31 +493,32 @@ mod tests {
             growth_rate_per_ms_millionths: 60,
         };
         shared.players.insert("p".into(), vec![5, 6]);
-        let bet = requests::RequestId {
+        let bet = crate::bus::RequestId {
             kind: RequestKind::Bet,
             req: "b1".into(),
         };
         let now = tokio::time::Instant::now();
-        shared.requests.begin(5, "p", bet, now).unwrap();
+        shared.requests.begin(5, "p", bet.clone(), now).unwrap();
         let bet_err = ServerMessage::BetErr {
             req: "b1".into(),
             code: ErrorCode::Internal,
             message: "retry".into(),
         };
-        assert_eq!(reply_targets(&shared, &reply(5, &bet_err)), Some(vec![5]));
+        let bet_err = |connection| reply(connection, Some(&bet), &bet_err);
+        assert_eq!(reply_targets(&shared, &bet_err(5)), Some(vec![5]));
         // The same answer again (a new engine leader re-handling the command): dropped.
-        assert_eq!(reply_targets(&shared, &reply(5, &bet_err)), None);
+        assert_eq!(reply_targets(&shared, &bet_err(5)), None);
         // Unrequested frames are not answers: delivered.
         let balance = ServerMessage::Balance {
             balance: 1,
             cashout: None,
         };
-        assert_eq!(reply_targets(&shared, &reply(5, &balance)), Some(vec![5]));
-        // The requesting socket is gone: the player's others learn the outcome.
         assert_eq!(
-            reply_targets(&shared, &reply(7, &bet_err)),
-            Some(vec![5, 6])
+            reply_targets(&shared, &reply(5, None, &balance)),
+            Some(vec![5])
         );
+        // The requesting socket is gone: the player's others learn the outcome.
+        assert_eq!(reply_targets(&shared, &bet_err(7)), Some(vec![5, 6]));
     }
 
     #[tokio::test]

@@ -19,14 +19,8 @@
 use dashmap::DashMap;
 use tokio::time::{Duration, Instant};
 
-use crate::protocol::{ErrorCode, RequestKind, ServerMessage};
-
-/// One request as a reply names it: its type and the client's `req`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId {
-    pub kind: RequestKind,
-    pub req: String,
-}
+use crate::bus::{RequestId, RequestKind};
+use crate::protocol::{ErrorCode, ServerMessage};
 
 /// The connection already has `requests_in_flight_max` requests awaiting answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -16,11 +16,10 @@ use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
-use super::requests::RequestId;
 use super::shard::ShardState;
 use crate::auth::TokenKeys;
-use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo};
-use crate::protocol::{self, ClientMessage, ErrorCode, RequestKind, ServerMessage, close_code};
+use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo, RequestId, RequestKind};
+use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code};
 
 /// Messages handled per readiness event before the task yields to its other duties.
 const READ_BATCH_MESSAGES_MAX: usize = 64;

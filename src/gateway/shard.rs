@@ -58,6 +58,8 @@ pub enum ShardMessage {
         epoch: u64,
         event: Arc<RoomEvent>,
         frame: Bytes,
+        /// Whether a newer tick may replace it, as the engine decided (`EventEnvelope`).
+        conflatable: bool,
     },
     /// A private frame for one connection (or, if it is gone, the player's others).
     Reply {
@@ -450,14 +452,13 @@ impl ShardState {
         room_name: &str,
         epoch: u64,
         event: &RoomEvent,
-        frame: &Bytes,
+        (frame, conflatable): (&Bytes, bool),
         superseded: bool,
     ) {
         let mut rooms = self.rooms.borrow_mut();
         let Some(room) = rooms.get_mut(room_name) else {
             return;
         };
-        let conflatable = event.is_tick();
         room.view.apply(epoch, event);
         // Superseded ticks go into the ring too: a resuming client gets every event.
         let recovery_frame = RecoveryFrame {
@@ -572,14 +573,18 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
 /// the batch: a shard that fell behind writes only the newest tick (ticks carry absolute
 /// multipliers), so its backlog turns into skipped ticks, not seconds of latency.
 fn is_superseded_tick(batch: &[ShardMessage], index: usize) -> bool {
-    let ShardMessage::Event { room, event, .. } = &batch[index] else {
+    let ShardMessage::Event {
+        room,
+        conflatable: true,
+        ..
+    } = &batch[index]
+    else {
         return false;
     };
-    event.is_tick()
-        && batch[index + 1..].iter().any(|later| {
-            matches!(later, ShardMessage::Event { room: later_room, event: later_event, .. }
-                if later_room == room && later_event.is_tick())
-        })
+    batch[index + 1..].iter().any(|later| {
+        matches!(later, ShardMessage::Event { room: later_room, conflatable: true, .. }
+            if later_room == room)
+    })
 }
 
 async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardMessage>) {
@@ -601,7 +606,8 @@ async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardM
                     epoch,
                     event,
                     frame,
-                } => shard.publish(room, *epoch, event, frame, superseded),
+                    conflatable,
+                } => shard.publish(room, *epoch, event, (frame, *conflatable), superseded),
                 ShardMessage::Reply {
                     connection,
                     player,
@@ -620,6 +626,7 @@ mod tests {
         ShardMessage::Event {
             room: Arc::from(room),
             epoch: 1,
+            conflatable: matches!(event, RoomEvent::Tick { .. }),
             event: Arc::new(event),
             frame: Bytes::new(),
         }

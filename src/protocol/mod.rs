@@ -3,12 +3,17 @@
 //! This module owns every type that crosses the WebSocket, their field names (part of the
 //! contract, see docs/protocol.md) and the error and close codes. Domain types (rounds,
 //! bets, transfers) live in `engine` and `ledger`; they are mapped to these types at the
-//! edge so that a refactor inside never changes the wire by accident.
+//! edge (`codec`: [`JsonCodec`], the engine's events and answers on the wire) so that a
+//! refactor inside never changes the wire by accident.
 //!
 //! Money is integer minor units (`i64`), multipliers integer hundredths (`u64`, `257` =
 //! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
 
+mod codec;
+
 use serde::{Deserialize, Serialize};
+
+pub use codec::{JsonCodec, server_message};
 
 /// Version announced in `hello`. Bump it for any change to a field name or meaning.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -153,12 +158,6 @@ impl RoomEvent {
             | RoomEvent::Crash { round, .. } => *round,
         }
     }
-
-    /// Whether a slow socket may skip this event in favour of a newer one of the same
-    /// kind (only ticks are conflated; phase changes are never dropped).
-    pub fn is_tick(&self) -> bool {
-        matches!(self, RoomEvent::Tick { .. })
-    }
 }
 
 /// Round phase as shown in a snapshot.
@@ -204,30 +203,6 @@ pub struct BetCashout {
     pub m: u64,
     /// Amount paid back, stake included, in minor units.
     pub win: i64,
-}
-
-/// The type of a client request, as the replies answering it name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RequestKind {
-    Bet,
-    Cashout,
-}
-
-/// The request a private frame answers (`bet_ok`/`bet_err` a bet, `cashout_ok`/
-/// `cashout_err` a cashout, by `req`); `None` for every other frame (`balance`, …).
-pub fn answered_request(json: &[u8]) -> Option<(RequestKind, String)> {
-    #[derive(Deserialize)]
-    struct Answer {
-        t: String,
-        req: Option<String>,
-    }
-    let answer: Answer = serde_json::from_slice(json).ok()?;
-    let kind = match answer.t.as_str() {
-        "bet_ok" | "bet_err" => RequestKind::Bet,
-        "cashout_ok" | "cashout_err" => RequestKind::Cashout,
-        _ => return None,
-    };
-    Some((kind, answer.req?))
 }
 
 /// A private message to one connection. Private frames carry no `seq`.
@@ -677,34 +652,6 @@ mod tests {
             cashout: None,
         };
         assert_eq!(encode(&refund), r#"{"t":"balance","balance":100000}"#);
-    }
-
-    #[test]
-    fn a_reply_names_the_request_it_answers() {
-        let bet_ok = ServerMessage::BetOk {
-            req: "r".into(),
-            round: 1,
-            slot: 0,
-            amount: 10,
-            auto: None,
-            balance: 0,
-        };
-        let cashout_err = ServerMessage::CashoutErr {
-            req: "r".into(),
-            code: ErrorCode::TooLate,
-            message: "late".into(),
-        };
-        let balance = ServerMessage::Balance {
-            balance: 1,
-            cashout: None,
-        };
-        let answered = |message: &ServerMessage| answered_request(encode(message).as_bytes());
-        assert_eq!(answered(&bet_ok), Some((RequestKind::Bet, "r".into())));
-        assert_eq!(
-            answered(&cashout_err),
-            Some((RequestKind::Cashout, "r".into()))
-        );
-        assert_eq!(answered(&balance), None);
     }
 
     #[test]

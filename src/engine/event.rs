@@ -1,0 +1,112 @@
+//! What a room tells everyone: [`RoundEvent`], the engine's public events in domain
+//! terms (units in the names, no field names of the wire). `protocol` maps them to its
+//! `RoomEvent` when it encodes them, once per event, at the bus.
+
+/// A public event of a room. Every one carries the room's contiguous sequence number
+/// `seq` and the `round` it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundEvent {
+    /// A round opened for bets until `ends_at_ms`.
+    BettingOpened {
+        seq: u64,
+        round: u64,
+        ends_at_ms: u64,
+    },
+    /// The multiplier started climbing at `started_at_ms`.
+    FlightStarted {
+        seq: u64,
+        round: u64,
+        started_at_ms: u64,
+    },
+    /// The multiplier now, the largest bets and cashouts since the previous tick (at most
+    /// `engine.public_bets_per_tick_max` / `public_cashouts_per_tick_max`, largest first)
+    /// and the round's totals. During Betting a tick is made only when bets were accepted
+    /// since the previous one, at 100 hundredths and 0 ms.
+    Tick {
+        seq: u64,
+        round: u64,
+        multiplier_hundredths: u64,
+        /// Since the flight started.
+        elapsed_ms: u64,
+        /// Engine time the tick was made at (unix ms).
+        at_ms: u64,
+        bets: Vec<ListedBet>,
+        cashouts: Vec<ListedCashout>,
+        /// `None` while the round has no bet.
+        totals: Option<RoundTotals>,
+    },
+    /// The round crashed at `crash_hundredths`, revealing its `hash`.
+    Crashed {
+        seq: u64,
+        round: u64,
+        crash_hundredths: u64,
+        hash: String,
+        at_ms: u64,
+        /// The largest cashouts since the previous tick, the auto-cashouts just below the
+        /// crash point included (bounded as in a tick).
+        cashouts: Vec<ListedCashout>,
+        /// The round's final totals; `None` when the round had no bet.
+        totals: Option<RoundTotals>,
+    },
+}
+
+impl RoundEvent {
+    /// The room sequence number of this event.
+    pub fn seq(&self) -> u64 {
+        match self {
+            RoundEvent::BettingOpened { seq, .. }
+            | RoundEvent::FlightStarted { seq, .. }
+            | RoundEvent::Tick { seq, .. }
+            | RoundEvent::Crashed { seq, .. } => *seq,
+        }
+    }
+
+    /// The round this event belongs to.
+    pub fn round(&self) -> u64 {
+        match self {
+            RoundEvent::BettingOpened { round, .. }
+            | RoundEvent::FlightStarted { round, .. }
+            | RoundEvent::Tick { round, .. }
+            | RoundEvent::Crashed { round, .. } => *round,
+        }
+    }
+
+    /// Whether a slow reader may skip this event for a newer one: a tick carries absolute
+    /// values (multiplier, totals), so the newest says all; a phase change never is.
+    /// The one place this is decided: the bus envelope carries it to every gateway.
+    pub fn is_conflatable(&self) -> bool {
+        matches!(self, RoundEvent::Tick { .. })
+    }
+}
+
+/// A bet as the public feed lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedBet {
+    pub player: String,
+    pub slot: u8,
+    pub stake_minor: i64,
+    pub auto_cashout_hundredths: Option<u64>,
+}
+
+/// A cashout as the public feed lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedCashout {
+    pub player: String,
+    pub slot: u8,
+    pub multiplier_hundredths: u64,
+    /// Paid back, stake included.
+    pub win_minor: i64,
+}
+
+/// A round's totals so far: every accepted bet and every cashout, listed or not.
+/// Absolute values, so the newest event that carries them is enough.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoundTotals {
+    /// Bets accepted (stakes taken).
+    pub bets: u64,
+    pub staked_minor: i64,
+    /// Bets cashed out, by hand, auto-cashout or the max-profit cap.
+    pub cashouts: u64,
+    /// Σ payouts, stakes included.
+    pub won_minor: i64,
+}

@@ -163,7 +163,10 @@ mod tests {
         invariants::run(&Scenario::decode(bytes));
     }
 
-    const TARGETS: [(&str, fn(&[u8])); 3] = [
+    /// A fuzz target's check, on one input.
+    type Check = fn(&[u8]);
+
+    const TARGETS: [(&str, Check); 3] = [
         ("client_message", client_message_bytes),
         ("websocket_read", websocket_read),
         ("engine_steps", engine_steps),

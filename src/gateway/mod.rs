@@ -401,7 +401,7 @@ async fn answer_expired_requests(
         for expired in shared.requests.expire(now) {
             metrics::counter!(crate::metrics::REQUESTS_TIMED_OUT).increment(1);
             let answer = expired.answer(shared.requests.request_timeout());
-            let frame = frame::text(protocol::encode(&answer).as_bytes());
+            let frame = frame::text(crate::protocol::encode(&answer).as_bytes());
             send_reply_to_shard(&shards, expired.connection, &expired.player, frame).await;
         }
     }

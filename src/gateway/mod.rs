@@ -27,11 +27,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope};
+use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope, StreamPosition};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::protocol::{self, PastRound, RoomEvent};
-use recovery::StreamPosition;
 pub use shard::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardMessage};
 
 /// Backlog of each shard's listener, in connections.
@@ -260,15 +259,11 @@ async fn forward_events(
         };
         for envelope in envelopes {
             // Events recovered from history may arrive again live: forward each once.
-            let forwarded =
-                last.is_some_and(|last| last.epoch == envelope.epoch && envelope.seq <= last.seq);
-            if forwarded {
+            let position = envelope.position();
+            if last.is_some_and(|last| last.covers(position)) {
                 continue;
             }
-            last = Some(StreamPosition {
-                epoch: envelope.epoch,
-                seq: envelope.seq,
-            });
+            last = Some(position);
             forward_event(&room_name, envelope.epoch, &envelope.json, &shards);
         }
     }

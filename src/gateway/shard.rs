@@ -28,10 +28,11 @@ use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{CloseDeadlines, Connection, Offer};
-use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
+use super::recovery::{Continuity, RecoveryFrame, RecoveryRing};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
 use crate::auth::TokenKeys;
+use crate::bus::StreamPosition;
 use crate::config::GatewayConfig;
 use crate::ledger::Account;
 use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};

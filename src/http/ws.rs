@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{ShardHttp, api_error, origin_allowed};
 use crate::admission::Refusal;
-use crate::gateway::recovery::StreamPosition;
+use crate::bus::StreamPosition;
 use crate::gateway::{AdmissionSlots, Credentials, PendingUpgrade};
 use crate::protocol::parse_decimal;
 

@@ -14,7 +14,7 @@ use tokio::sync::{Mutex as AsyncMutex, broadcast, mpsc};
 use super::RedisBus;
 use super::connection::{Connection, PushSink, keep_alive};
 use super::encoding::{decode_event_payload, decode_reply_payload};
-use crate::bus::{BusError, Delivery, EventEnvelope, ReplyEnvelope};
+use crate::bus::{BusError, Delivery, EventEnvelope, ReplyEnvelope, StreamPosition};
 
 /// One subscribed room of this process.
 pub(super) struct RoomSubscription {
@@ -143,8 +143,8 @@ pub(super) fn event_deliveries(
 /// Reads a room's ring and notices what is missing.
 struct EventCursor {
     receiver: broadcast::Receiver<EventEnvelope>,
-    /// The `(epoch, seq)` of the last event read, to see jumps.
-    last: Option<(u64, u64)>,
+    /// The position of the last event read, to see jumps.
+    last: Option<StreamPosition>,
     /// Events the ring overwrote before this reader got them, since the last event read.
     overwritten: u64,
     /// The event after a reported gap, delivered next.
@@ -161,9 +161,10 @@ impl EventCursor {
                 Ok(event) => {
                     // The seq jump also counts what Redis never delivered; the ring's
                     // count covers a first event and a new epoch, where seq says nothing.
-                    let missed =
-                        missed_between(self.last, event.epoch, event.seq).max(self.overwritten);
-                    self.last = Some((event.epoch, event.seq));
+                    let position = event.position();
+                    let jumped = self.last.map_or(0, |last| last.missed_before(position));
+                    let missed = jumped.max(self.overwritten);
+                    self.last = Some(position);
                     self.overwritten = 0;
                     if missed == 0 {
                         return Some(Delivery::Event(event));
@@ -177,15 +178,5 @@ impl EventCursor {
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
-    }
-}
-
-/// Events missing between the last seen `(epoch, seq)` and the next event. Across
-/// epochs, or when the seq does not grow (a replayed or older event), nothing is known
-/// to be missing.
-fn missed_between(last: Option<(u64, u64)>, epoch: u64, seq: u64) -> u64 {
-    match last {
-        Some((last_epoch, last_seq)) if last_epoch == epoch && seq > last_seq => seq - last_seq - 1,
-        _ => 0,
     }
 }

@@ -23,8 +23,8 @@ use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
-use crate::config::ConfigError;
 use crate::clock::SystemClock;
+use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
@@ -263,10 +263,7 @@ impl Server {
                 first_error.get_or_insert(error);
             }
         }
-        let gateway = self.gateway;
-        tokio::task::spawn_blocking(move || gateway.join())
-            .await
-            .map_err(|error| ServerError::Task(error.to_string()))?;
+        (self.gateway.join().await).map_err(|error| ServerError::Task(error.to_string()))?;
         self.metrics.join().await;
         if let Err(error) = self.guest_expiry.await {
             tracing::error!(%error, "guest expiry sweep panicked");

@@ -13,7 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,10 +27,10 @@ use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{CloseDeadlines, Connection, Offer};
+use super::handoff::{AdmissionSlots, Credentials, PendingUpgrade};
 use super::recovery::{Continuity, RecoveryFrame, RecoveryRing};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
-use crate::auth::TokenKeys;
 use crate::bus::StreamPosition;
 use crate::config::GatewayConfig;
 use crate::ledger::Account;
@@ -68,45 +67,6 @@ pub enum ShardMessage {
     },
 }
 
-/// Who a socket belongs to, as far as its `/ws` request tells.
-pub enum Credentials {
-    /// The player of the URL's token, verified at the handshake.
-    Player(String),
-    /// No token in the URL: the first message must be `auth` with a token these keys
-    /// accept (`session::first_message_player`).
-    FirstMessage(Arc<TokenKeys>),
-}
-
-/// A `/ws` request that passed every check and was answered 101.
-pub struct PendingUpgrade {
-    pub upgrade: hyper::upgrade::OnUpgrade,
-    pub credentials: Credentials,
-    pub room: String,
-    /// The position the client asks to resume from (`?since=&epoch=`).
-    pub since: Option<StreamPosition>,
-    /// The socket's places in the per-address and per-player counts, held until it
-    /// closes.
-    pub slots: AdmissionSlots,
-}
-
-/// What an admitted socket holds in the process's connection counts; dropping it gives
-/// the places back.
-#[derive(Debug)]
-pub struct AdmissionSlots {
-    pub address: crate::admission::Slot,
-    /// Taken at the handshake for a URL token, after the `auth` message otherwise.
-    pub player: Option<crate::admission::Slot>,
-}
-
-/// What the HTTP layer of a shard needs to hand it upgraded sockets.
-#[derive(Clone)]
-pub struct ShardEntry {
-    pub index: usize,
-    pub upgrades: mpsc::Sender<PendingUpgrade>,
-    /// Live connections of the shard, for the capacity check before an upgrade.
-    pub connections: Arc<AtomicUsize>,
-}
-
 /// The sockets of one room on this shard.
 struct RoomShard {
     view: RoomView,
@@ -128,7 +88,6 @@ pub struct ShardState {
     /// time they were adopted: the sweep closes them after `gateway.auth_timeout_ms`.
     awaiting_auth: RefCell<HashMap<u64, (tokio::time::Instant, Rc<Connection>)>>,
     next_connection: Cell<u64>,
-    connections: Arc<AtomicUsize>,
 }
 
 /// Everything a shard thread starts with.
@@ -139,7 +98,6 @@ pub struct ShardSetup {
     pub shared: Arc<GatewayShared>,
     pub messages: mpsc::Receiver<ShardMessage>,
     pub upgrades: mpsc::Receiver<PendingUpgrade>,
-    pub connections: Arc<AtomicUsize>,
     pub history: HashMap<String, Vec<protocol::PastRound>>,
     pub shutdown: CancellationToken,
 }
@@ -199,7 +157,6 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
         registry: RefCell::new(HashMap::new()),
         awaiting_auth: RefCell::new(HashMap::new()),
         next_connection: Cell::new(1),
-        connections: setup.connections,
     });
     let tracker = TaskTracker::new();
     tracker.spawn_local(fan_out_loop(shard.clone(), setup.messages));
@@ -284,11 +241,12 @@ async fn adopt_loop(
 }
 
 /// Takes over an upgraded socket: hello, snapshot or missed events, membership, then
-/// its task.
+/// its task. The socket's places (`pending.slots`, `pending.seat`) are given back when
+/// this returns, however it ends.
 async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
+    let _seat = pending.seat;
     let mut slots = pending.slots;
     let Ok(upgraded) = pending.upgrade.await else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     };
     let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -312,7 +270,6 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
     let credentials = pending.credentials;
     let Some(player) = player_of(&shard, &connection, credentials, &mut slots, &mut inbound).await
     else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     };
     connection.authenticate(player);
@@ -336,7 +293,6 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             connection.flush();
         }
     }
-    shard.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The player a socket belongs to: the URL token's, or the one its first message

@@ -6,7 +6,6 @@
 //! shard that accepted its socket.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -88,17 +87,14 @@ pub async fn upgrade(
         }
     };
     let shard = &http.shard;
-    let capacity = app.config.gateway.connections_per_shard_max;
-    if shard.connections.fetch_add(1, Ordering::Relaxed) >= capacity {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
+    let Some(seat) = shard.seats.take() else {
         return api_error(StatusCode::SERVICE_UNAVAILABLE, "full", "server full");
-    }
+    };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let Some(upgrade) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
     else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return api_error(
             StatusCode::BAD_REQUEST,
             "not_websocket",
@@ -111,9 +107,9 @@ pub async fn upgrade(
         room,
         since,
         slots,
+        seat,
     };
     if shard.upgrades.try_send(pending).is_err() {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return api_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",

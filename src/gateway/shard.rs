@@ -266,7 +266,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         stream,
         shard.shared.config.outbound_queue_frames_max,
     ));
-    let mut inbound = session::Inbound::new(&shard, early_bytes);
+    let mut inbound = session::Inbound::new(shard.ws_config, &shard.shared.config, early_bytes);
     let credentials = pending.credentials;
     let Some(player) = player_of(&shard, &connection, credentials, &mut slots, &mut inbound).await
     else {
@@ -283,7 +283,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             // Counted before the hello goes out, so a client that has its hello is counted.
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
             shard.join(&connection, balance, pending.since);
-            session::run(shard.clone(), connection.clone(), inbound).await;
+            session::run(&shard.shared, &shard.shutdown, connection.clone(), inbound).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         }
@@ -330,7 +330,7 @@ async fn player_of(
             }
         });
     if player.is_none() {
-        session::finish_close(shard, connection).await;
+        session::finish_close(&shard.shared, &shard.shutdown, connection).await;
     }
     shard.awaiting_auth.borrow_mut().remove(&connection.id);
     player

@@ -76,6 +76,35 @@ struct RoomShard {
     members: Slab<Rc<Connection>>,
 }
 
+impl RoomShard {
+    /// Events were lost upstream, or the engine restarted (a new epoch), or the gateway
+    /// started after its engine: every socket of the room starts over from a fresh
+    /// snapshot rather than a gap it cannot fill.
+    fn resend_snapshots(&self) {
+        let snapshot = frame::text(protocol::encode(&self.view.snapshot()).as_bytes());
+        for (_, connection) in self.members.iter() {
+            connection.send_private(snapshot.clone());
+        }
+    }
+
+    /// Offers a public frame to every socket of the room.
+    fn offer(&self, frame: &Bytes, conflatable: bool) {
+        let mut queued = 0u64;
+        let mut dropped = 0u64;
+        for (_, connection) in self.members.iter() {
+            match connection.offer(frame, conflatable) {
+                Offer::Written => {}
+                Offer::Queued | Offer::Conflated => queued += 1,
+                Offer::Dropped => dropped += 1,
+            }
+        }
+        let delivered = self.members.len() as u64 - dropped;
+        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
+        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
+        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+    }
+}
+
 /// State owned by the shard thread.
 pub struct ShardState {
     pub index: usize,
@@ -423,9 +452,6 @@ impl ShardState {
         };
         let joined_mid_stream = !room.recovery.has_run();
         if room.recovery.push(epoch, event.seq(), recovery_frame) == Continuity::Restarted {
-            // Events were lost upstream, or the engine restarted (a new epoch), or the
-            // gateway started after its engine: every socket of the room starts over from
-            // a fresh snapshot rather than a gap it cannot fill.
             if joined_mid_stream {
                 tracing::info!(
                     room = room_name,
@@ -442,29 +468,14 @@ impl ShardState {
                 );
                 metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
             }
-            let snapshot = frame::text(protocol::encode(&room.view.snapshot()).as_bytes());
-            for (_, connection) in room.members.iter() {
-                connection.send_private(snapshot.clone());
-            }
+            room.resend_snapshots();
             return;
         }
         if superseded {
             metrics::counter!(crate::metrics::TICKS_SKIPPED).increment(1);
             return;
         }
-        let mut queued = 0u64;
-        let mut dropped = 0u64;
-        for (_, connection) in room.members.iter() {
-            match connection.offer(frame, conflatable) {
-                Offer::Written => {}
-                Offer::Queued | Offer::Conflated => queued += 1,
-                Offer::Dropped => dropped += 1,
-            }
-        }
-        let delivered = room.members.len() as u64 - dropped;
-        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
-        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
-        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+        room.offer(frame, conflatable);
     }
 
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {

@@ -152,60 +152,14 @@ impl Server {
         backends: Backends,
         with_engines: bool,
     ) -> Result<Server, ServerError> {
-        let Backends {
-            ledger,
-            bus,
-            chains,
-            salt,
-            tokens,
-        } = backends;
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
-        let history = load_history(&config, ledger.as_ref()).await?;
-        let server_ledger = ledger.clone();
+        let history = load_history(&config, backends.ledger.as_ref()).await?;
         let metrics = MetricsListener::start(config.metrics_listen, shutdown.clone()).await?;
         let limits = Arc::new(ConnectionLimits::new(&config.limits));
-
-        let app = Arc::new(AppState {
-            config: config.clone(),
-            ledger: ledger.clone(),
-            grants: TransferBatcher::spawn(ledger.clone()),
-            tokens,
-            fair: FairInfo {
-                salt: salt.clone(),
-                house_edge_bp: config.fair.house_edge_bp,
-                chain_length: config.fair.chain_length,
-                chains: chains
-                    .iter()
-                    .map(|(room, chain)| {
-                        let published = PublishedChain {
-                            commitment: chain.commitment(),
-                            first_round: chain.first_round(),
-                        };
-                        (room.clone(), published)
-                    })
-                    .collect(),
-            },
-            limits: limits.clone(),
-            guest_rate: GuestRate::new(&config.limits),
-            ready: ready.clone(),
-        });
-        let shared = Arc::new(GatewayShared {
-            id: format!("gw-{}", hex::encode(rand::random::<[u8; 4]>())),
-            config: config.gateway.clone(),
-            rooms: config.rooms.clone(),
-            bus: bus.clone(),
-            ledger: ledger.clone(),
-            players: dashmap::DashMap::new(),
-            limits,
-            requests: crate::gateway::requests::RequestsInFlight::new(
-                config.gateway.requests_in_flight_max,
-                std::time::Duration::from_millis(config.gateway.request_timeout_ms),
-            ),
-            growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
-        });
+        let app = app_state(&config, &backends, limits.clone(), ready.clone());
         let gateway = Gateway::start(GatewayStart {
-            shared,
+            shared: gateway_shared(&config, &backends, limits),
             listen: config.listen,
             shard_count: config.shard_count(),
             history,
@@ -217,18 +171,17 @@ impl Server {
         let mut engines = JoinSet::new();
         for room in config.rooms.iter().filter(|_| with_engines) {
             let deps = EngineDeps {
-                bus: bus.clone(),
-                ledger: ledger.clone(),
-                chain: chains[room].clone(),
+                bus: backends.bus.clone(),
+                ledger: backends.ledger.clone(),
+                chain: backends.chains[room].clone(),
                 clock: Arc::new(SystemClock),
                 codec: Arc::new(crate::protocol::JsonCodec),
             };
-            let settings = room_settings(&config, room, &salt);
+            let settings = room_settings(&config, room, &backends.salt);
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
         }
-
         let guest_expiry = tokio::spawn(expire_unused_guests(
-            ledger.clone(),
+            backends.ledger.clone(),
             config.limits.guest_unused_expiry_seconds,
             shutdown.clone(),
         ));
@@ -242,7 +195,7 @@ impl Server {
             engines,
             guest_expiry,
             gateway,
-            ledger: server_ledger,
+            ledger: backends.ledger,
         })
     }
 
@@ -265,16 +218,67 @@ impl Server {
                 first_error.get_or_insert(error);
             }
         }
-        let gateway = self.gateway;
-        tokio::task::spawn_blocking(move || gateway.join())
-            .await
-            .map_err(|error| ServerError::Task(error.to_string()))?;
+        (self.gateway.join().await).map_err(|error| ServerError::Task(error.to_string()))?;
         self.metrics.join().await;
         if let Err(error) = self.guest_expiry.await {
             tracing::error!(%error, "guest expiry sweep panicked");
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// The HTTP layer's state: the API's backends, the published fairness chains, the
+/// admission limits and the readiness flag.
+fn app_state(
+    config: &Arc<Config>,
+    backends: &Backends,
+    limits: Arc<ConnectionLimits>,
+    ready: Arc<AtomicBool>,
+) -> Arc<AppState> {
+    let chains = backends.chains.iter().map(|(room, chain)| {
+        let published = PublishedChain {
+            commitment: chain.commitment(),
+            first_round: chain.first_round(),
+        };
+        (room.clone(), published)
+    });
+    Arc::new(AppState {
+        config: config.clone(),
+        ledger: backends.ledger.clone(),
+        grants: TransferBatcher::spawn(backends.ledger.clone()),
+        tokens: backends.tokens.clone(),
+        fair: FairInfo {
+            salt: backends.salt.clone(),
+            house_edge_bp: config.fair.house_edge_bp,
+            chain_length: config.fair.chain_length,
+            chains: chains.collect(),
+        },
+        limits,
+        guest_rate: GuestRate::new(&config.limits),
+        ready,
+    })
+}
+
+/// The state every shard of this process's gateway shares, under a fresh gateway id.
+fn gateway_shared(
+    config: &Config,
+    backends: &Backends,
+    limits: Arc<ConnectionLimits>,
+) -> Arc<GatewayShared> {
+    Arc::new(GatewayShared {
+        id: format!("gw-{}", hex::encode(rand::random::<[u8; 4]>())),
+        config: config.gateway.clone(),
+        rooms: config.rooms.clone(),
+        bus: backends.bus.clone(),
+        ledger: backends.ledger.clone(),
+        players: dashmap::DashMap::new(),
+        limits,
+        requests: crate::gateway::requests::RequestsInFlight::new(
+            config.gateway.requests_in_flight_max,
+            std::time::Duration::from_millis(config.gateway.request_timeout_ms),
+        ),
+        growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
+    })
 }
 
 /// Interval of the sweep of unused guests.

@@ -48,6 +48,42 @@ pub struct EventEnvelope {
     pub json: Bytes,
 }
 
+impl EventEnvelope {
+    /// Where a reader that applied this event is in the room's stream.
+    pub fn position(&self) -> StreamPosition {
+        StreamPosition {
+            epoch: self.epoch,
+            seq: self.seq,
+        }
+    }
+}
+
+/// Where a reader is in a room's event stream: it has every event of `epoch` up to
+/// `seq`. Clients resume from one (`?since=&epoch=`), gateways fill bus gaps after one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamPosition {
+    pub epoch: u64,
+    pub seq: u64,
+}
+
+impl StreamPosition {
+    /// Whether the event at `event` was read already: same epoch, not after this one.
+    pub fn covers(self, event: StreamPosition) -> bool {
+        self.epoch == event.epoch && event.seq <= self.seq
+    }
+
+    /// Events known to be missing between this position and the next event read, at
+    /// `next`. Across epochs, or when the seq does not grow (a replayed or older event),
+    /// nothing is known to be missing: a new epoch restarts the numbering.
+    pub fn missed_before(self, next: StreamPosition) -> u64 {
+        if self.epoch == next.epoch && next.seq > self.seq {
+            next.seq - self.seq - 1
+        } else {
+            0
+        }
+    }
+}
+
 /// What an event subscription yields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -241,4 +277,26 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The replies addressed to `gateway`.
     async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamPosition;
+
+    fn at(epoch: u64, seq: u64) -> StreamPosition {
+        StreamPosition { epoch, seq }
+    }
+
+    #[test]
+    fn a_position_covers_its_epoch_up_to_its_seq_and_counts_the_jump_to_the_next() {
+        assert!(at(7, 5).covers(at(7, 5)));
+        assert!(at(7, 5).covers(at(7, 1)));
+        assert!(!at(7, 5).covers(at(7, 6)));
+        assert!(!at(7, 5).covers(at(8, 1)));
+        assert_eq!(at(7, 5).missed_before(at(7, 6)), 0);
+        assert_eq!(at(7, 5).missed_before(at(7, 9)), 3);
+        // A replayed event, or a new epoch restarting the numbering: nothing known missing.
+        assert_eq!(at(7, 5).missed_before(at(7, 3)), 0);
+        assert_eq!(at(7, 5).missed_before(at(8, 9)), 0);
+    }
 }

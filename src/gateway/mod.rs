@@ -10,6 +10,7 @@
 
 pub mod connection;
 pub mod frame;
+pub mod handoff;
 pub mod recovery;
 pub mod requests;
 pub mod room_view;
@@ -19,20 +20,20 @@ pub mod shard;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope};
+use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope, StreamPosition};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::protocol::{PastRound, RoomEvent};
-use recovery::StreamPosition;
-pub use shard::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardMessage};
+pub use handoff::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardSeats};
+pub use shard::ShardMessage;
 
 /// Backlog of each shard's listener, in connections.
 const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;
@@ -82,6 +83,9 @@ pub enum GatewayError {
 pub struct Gateway {
     pub local_addr: SocketAddr,
     shard_threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// The bus tasks (one forwarding each room's events, one routing replies); they end
+    /// at shutdown, giving their subscriptions back to the bus.
+    bus_tasks: JoinSet<()>,
 }
 
 /// What [`Gateway::start`] needs besides the shared state.
@@ -96,104 +100,133 @@ pub struct GatewayStart {
     pub shutdown: CancellationToken,
 }
 
+/// The running shards: their threads and the queues the bus tasks feed them through.
+struct Shards {
+    local_addr: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+    senders: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+}
+
 impl Gateway {
     /// Binds the listeners, starts the shard threads, and spawns the bus tasks on the
     /// current tokio runtime.
     pub async fn start(start: GatewayStart) -> Result<Gateway, GatewayError> {
         assert!(start.shard_count > 0);
-        let listeners = bind_listeners(start.listen, start.shard_count)?;
-        let local_addr = listeners[0]
-            .local_addr()
-            .map_err(|source| GatewayError::Listen {
-                addr: start.listen,
-                source,
-            })?;
-        let mut shard_senders = Vec::with_capacity(start.shard_count);
-        let mut shard_threads = Vec::with_capacity(start.shard_count);
-        for (index, listener) in listeners.into_iter().enumerate() {
-            let config = &start.shared.config;
-            let (message_sender, messages) = mpsc::channel(config.shard_queue_frames_max);
-            let (upgrade_sender, upgrades) = mpsc::channel(config.shard_queue_frames_max);
-            let connections = Arc::new(AtomicUsize::new(0));
-            let router = (start.make_router)(ShardEntry {
-                index,
-                upgrades: upgrade_sender,
-                connections: connections.clone(),
-            });
-            let setup = shard::ShardSetup {
-                index,
-                listener,
-                router,
-                shared: start.shared.clone(),
-                messages,
-                upgrades,
-                connections,
-                history: start.history.clone(),
-                shutdown: start.shutdown.clone(),
-            };
-            let thread = std::thread::Builder::new()
-                .name(format!("aloft-shard-{index}"))
-                .spawn(move || shard::run(setup))
-                .map_err(GatewayError::Thread)?;
-            shard_senders.push(message_sender);
-            shard_threads.push(thread);
-        }
-        let shard_senders = Arc::new(shard_senders);
-        // Half a shard queue, so the replay leaves room for the live events behind it.
-        let gateway_config = &start.shared.config;
-        let replay_events_max = gateway_config
-            .recovery_window_events
-            .min(gateway_config.shard_queue_frames_max / 2);
-        for room in &start.shared.rooms {
-            let events = start.shared.bus.subscribe(room).await.map_err(|source| {
-                GatewayError::Subscribe {
-                    room: room.clone(),
-                    source,
-                }
-            })?;
-            tokio::spawn(forward_events(
-                room.clone(),
-                start.shared.bus.clone(),
-                events,
-                replay_events_max,
-                shard_senders.clone(),
-            ));
-        }
-        let replies = start
-            .shared
-            .bus
-            .replies(&start.shared.id)
-            .await
-            .map_err(|source| GatewayError::Subscribe {
-                room: "replies".into(),
-                source,
-            })?;
-        tokio::spawn(route_replies(
-            start.shared.clone(),
-            replies,
-            shard_senders.clone(),
-        ));
-        tokio::spawn(answer_expired_requests(
-            start.shared.clone(),
-            shard_senders,
-            start.shutdown.clone(),
-        ));
+        let shards = start_shards(&start)?;
+        let bus_tasks = start_bus_tasks(&start.shared, shards.senders, &start.shutdown).await?;
         Ok(Gateway {
-            local_addr,
-            shard_threads,
+            local_addr: shards.local_addr,
+            shard_threads: shards.threads,
+            bus_tasks,
         })
     }
 
-    /// Waits for every shard thread to finish (after the shutdown token fired).
-    pub fn join(self) {
-        for thread in self.shard_threads {
-            match thread.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "shard failed"),
-                Err(_) => tracing::error!("shard panicked"),
+    /// Waits, after the shutdown token fired, for the bus tasks to end and then for
+    /// every shard thread to finish; fails only when the runtime could not wait.
+    pub async fn join(mut self) -> Result<(), tokio::task::JoinError> {
+        while let Some(joined) = self.bus_tasks.join_next().await {
+            if let Err(error) = joined {
+                tracing::error!(%error, "gateway bus task failed");
             }
         }
+        let threads = self.shard_threads;
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                match thread.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::error!(%error, "shard failed"),
+                    Err(_) => tracing::error!("shard panicked"),
+                }
+            }
+        });
+        joined.await
     }
+}
+
+/// Binds a listener per shard and starts each shard's thread.
+fn start_shards(start: &GatewayStart) -> Result<Shards, GatewayError> {
+    let config = &start.shared.config;
+    let listeners = bind_listeners(start.listen, start.shard_count)?;
+    let local_addr = listeners[0]
+        .local_addr()
+        .map_err(|source| GatewayError::Listen {
+            addr: start.listen,
+            source,
+        })?;
+    let mut senders = Vec::with_capacity(start.shard_count);
+    let mut threads = Vec::with_capacity(start.shard_count);
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let (message_sender, messages) = mpsc::channel(config.shard_queue_frames_max);
+        let (upgrade_sender, upgrades) = mpsc::channel(config.shard_queue_frames_max);
+        let router = (start.make_router)(ShardEntry {
+            index,
+            upgrades: upgrade_sender,
+            seats: ShardSeats::new(config.connections_per_shard_max),
+        });
+        let setup = shard::ShardSetup {
+            index,
+            listener,
+            router,
+            shared: start.shared.clone(),
+            messages,
+            upgrades,
+            history: start.history.clone(),
+            shutdown: start.shutdown.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("aloft-shard-{index}"))
+            .spawn(move || shard::run(setup))
+            .map_err(GatewayError::Thread)?;
+        senders.push(message_sender);
+        threads.push(thread);
+    }
+    Ok(Shards {
+        local_addr,
+        threads,
+        senders: Arc::new(senders),
+    })
+}
+
+/// Subscribes to every room and to this gateway's replies, and spawns the tasks that
+/// hand them to the shards until `shutdown`.
+async fn start_bus_tasks(
+    shared: &Arc<GatewayShared>,
+    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+    shutdown: &CancellationToken,
+) -> Result<JoinSet<()>, GatewayError> {
+    let mut tasks = JoinSet::new();
+    let subscribe_error = |room: &str| {
+        let room = room.to_owned();
+        move |source| GatewayError::Subscribe { room, source }
+    };
+    // Half a shard queue, so the replay leaves room for the live events behind it.
+    let replay_events_max =
+        (shared.config.recovery_window_events).min(shared.config.shard_queue_frames_max / 2);
+    for room in &shared.rooms {
+        let events = (shared.bus.subscribe(room).await).map_err(subscribe_error(room))?;
+        let forward = forward_events(
+            room.clone(),
+            shared.bus.clone(),
+            events,
+            replay_events_max,
+            shards.clone(),
+        );
+        tasks.spawn(
+            shutdown
+                .clone()
+                .run_until_cancelled_owned(forward)
+                .map(drop),
+        );
+    }
+    let replies = (shared.bus.replies(&shared.id).await).map_err(subscribe_error("replies"))?;
+    let route = route_replies(shared.clone(), replies, shards.clone());
+    tasks.spawn(shutdown.clone().run_until_cancelled_owned(route).map(drop));
+    tasks.spawn(answer_expired_requests(
+        shared.clone(),
+        shards,
+        shutdown.clone(),
+    ));
+    Ok(tasks)
 }
 
 /// One SO_REUSEPORT listener per shard, all on the same address (the port of the first
@@ -269,15 +302,11 @@ async fn forward_events(
         };
         for envelope in envelopes {
             // Events recovered from history may arrive again live: forward each once.
-            let forwarded =
-                last.is_some_and(|last| last.epoch == envelope.epoch && envelope.seq <= last.seq);
-            if forwarded {
+            let position = envelope.position();
+            if last.is_some_and(|last| last.covers(position)) {
                 continue;
             }
-            last = Some(StreamPosition {
-                epoch: envelope.epoch,
-                seq: envelope.seq,
-            });
+            last = Some(position);
             forward_event(&room_name, &envelope, &shards);
         }
     }
@@ -475,15 +504,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_second_answer_to_a_request_is_dropped_and_other_replies_pass() {
-        use crate::bus::RequestKind;
-        use crate::protocol::{ErrorCode, ServerMessage};
-        let shared = GatewayShared {
+    /// The shared state of gateway `gw` serving room `r1` on `bus`.
+    fn shared(bus: Arc<dyn Bus>) -> GatewayShared {
+        GatewayShared {
             id: "gw".into(),
             config: GatewayConfig::default(),
             rooms: vec!["r1".into()],
-            bus: Arc::new(MemoryBus::default()),
+            bus,
             ledger: Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap()),
             players: DashMap::new(),
             limits: Arc::new(crate::admission::ConnectionLimits::new(
@@ -491,7 +518,47 @@ mod tests {
             )),
             requests: requests::RequestsInFlight::new(4, std::time::Duration::from_secs(8)),
             growth_rate_per_ms_millionths: 60,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stopped_gateway_gives_its_bus_subscriptions_back() {
+        let bus = Arc::new(MemoryBus::default());
+        let shutdown = CancellationToken::new();
+        let gateway = Gateway::start(GatewayStart {
+            shared: Arc::new(shared(bus.clone())),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shard_count: 1,
+            history: HashMap::new(),
+            make_router: Box::new(|_| axum::Router::new()),
+            shutdown: shutdown.clone(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(bus.gateways().await.unwrap(), ["gw"]);
+        shutdown.cancel();
+        gateway.join().await.unwrap();
+        // The reply stream was the bus tasks': a gateway that stopped hears nothing more.
+        assert!(bus.gateways().await.unwrap().is_empty());
+        let reply = reply(
+            5,
+            None,
+            &crate::protocol::ServerMessage::Balance {
+                balance: 1,
+                cashout: None,
+            },
+        );
+        assert!(matches!(
+            bus.send_reply(reply).await,
+            Err(crate::bus::BusError::NoReceiver { .. })
+        ));
+    }
+
+    #[test]
+    fn a_second_answer_to_a_request_is_dropped_and_other_replies_pass() {
+        use crate::bus::RequestKind;
+        use crate::protocol::{ErrorCode, ServerMessage};
+        let shared = shared(Arc::new(MemoryBus::default()));
         shared.players.insert("p".into(), vec![5, 6]);
         let bet = crate::bus::RequestId {
             kind: RequestKind::Bet,

@@ -11,13 +11,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-/// Where a client is in a room's event stream: it has applied every event of `epoch`
-/// up to `seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamPosition {
-    pub epoch: u64,
-    pub seq: u64,
-}
+use crate::bus::StreamPosition;
 
 /// The frame of one public event, as every socket of the gateway is sent it.
 #[derive(Debug, Clone)]

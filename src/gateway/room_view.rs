@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 
 use crate::feed::Largest;
 use crate::protocol::{
-    LiveBet, PastRound, Phase, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
+    LiveBet, PastRound, Phase, PublicBet, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
 };
 
 #[derive(Debug, Clone)]
@@ -91,16 +91,7 @@ impl RoomView {
                 ..
             } => {
                 self.multiplier_hundredths = *m;
-                for bet in bets {
-                    self.bets.offer(LiveBet {
-                        player: bet.player.clone(),
-                        slot: bet.slot,
-                        amount: bet.amount,
-                        auto: bet.auto,
-                        cashed_out: None,
-                        win: None,
-                    });
-                }
+                self.apply_bets(bets);
                 self.apply_cashouts(cashouts);
                 self.totals = *totals;
             }
@@ -123,6 +114,20 @@ impl RoomView {
                 });
                 self.history.truncate(self.history_rounds_max);
             }
+        }
+    }
+
+    /// Keeps the largest of the listed bets.
+    fn apply_bets(&mut self, bets: &[PublicBet]) {
+        for bet in bets {
+            self.bets.offer(LiveBet {
+                player: bet.player.clone(),
+                slot: bet.slot,
+                amount: bet.amount,
+                auto: bet.auto,
+                cashed_out: None,
+                win: None,
+            });
         }
     }
 

@@ -11,14 +11,16 @@
 use std::net::Shutdown;
 use std::rc::Rc;
 
+use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message, Utf8Bytes};
 
+use super::GatewayShared;
 use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
-use super::shard::ShardState;
 use crate::auth::TokenKeys;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo, RequestId, RequestKind};
+use crate::config::GatewayConfig;
 use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code};
 
 /// Messages handled per readiness event before the task yields to its other duties.
@@ -51,18 +53,22 @@ enum Next {
 impl Inbound {
     /// `early_bytes` are what the client sent right after its handshake, already read
     /// by hyper (usually none).
-    pub fn new(shard: &ShardState, early_bytes: Vec<u8>) -> Inbound {
+    pub fn new(
+        ws_config: WebSocketConfig,
+        config: &GatewayConfig,
+        early_bytes: Vec<u8>,
+    ) -> Inbound {
         let socket = (!early_bytes.is_empty()).then(|| {
             Box::new(WebSocketContext::from_partially_read(
                 early_bytes,
                 Role::Server,
-                Some(shard.ws_config),
+                Some(ws_config),
             ))
         });
         Inbound {
             socket,
-            ws_config: shard.ws_config,
-            rate: RateLimit::new(&shard.shared.config, tokio::time::Instant::now()),
+            ws_config,
+            rate: RateLimit::new(config, tokio::time::Instant::now()),
         }
     }
 
@@ -122,12 +128,18 @@ impl Inbound {
 }
 
 /// Runs an authenticated socket until it is closed, by either side, and drained.
-pub async fn run(shard: Rc<ShardState>, connection: Rc<Connection>, mut inbound: Inbound) {
+/// `shutdown` is the shard's: it cuts the drain after a close short.
+pub async fn run(
+    shared: &GatewayShared,
+    shutdown: &CancellationToken,
+    connection: Rc<Connection>,
+    mut inbound: Inbound,
+) {
     while until_readable(&connection).await {
         let commands = read_messages(&connection, &mut inbound);
-        send_commands(&shard, &connection, commands).await;
+        send_commands(shared, &connection, commands).await;
     }
-    finish_close(&shard, &connection).await;
+    finish_close(shared, shutdown, &connection).await;
 }
 
 /// The first-message handshake of a socket opened without `token` in its URL: this is
@@ -164,10 +176,14 @@ pub async fn first_message_player(
 
 /// Finishes a socket whose close was decided: writes our close frame (within the
 /// sweep's `close_write_timeout_ms`), then drains.
-pub async fn finish_close(shard: &ShardState, connection: &Connection) {
+pub async fn finish_close(
+    shared: &GatewayShared,
+    shutdown: &CancellationToken,
+    connection: &Connection,
+) {
     while until_readable(connection).await {}
     if !connection.is_failed() {
-        drain_after_close(shard, connection).await;
+        drain_after_close(shared, shutdown, connection).await;
     }
 }
 
@@ -203,7 +219,11 @@ async fn until_readable(connection: &Connection) -> bool {
 /// socket. A socket dropped with unread input sends RST, and a peer that gets RST may
 /// lose the close frame still unread in its buffer. At shutdown only what already
 /// arrived is discarded.
-async fn drain_after_close(shard: &ShardState, connection: &Connection) {
+async fn drain_after_close(
+    shared: &GatewayShared,
+    shutdown: &CancellationToken,
+    connection: &Connection,
+) {
     connection.start_draining();
     if socket2::SockRef::from(connection.stream())
         .shutdown(Shutdown::Write)
@@ -211,7 +231,7 @@ async fn drain_after_close(shard: &ShardState, connection: &Connection) {
     {
         return;
     }
-    let drain_bytes_max = shard.shared.config.close_drain_bytes_max;
+    let drain_bytes_max = shared.config.close_drain_bytes_max;
     let mut discarded = 0usize;
     let mut chunk = [0u8; DRAIN_CHUNK_BYTES];
     while discarded < drain_bytes_max {
@@ -224,13 +244,13 @@ async fn drain_after_close(shard: &ShardState, connection: &Connection) {
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return,
         }
-        if connection.is_failed() || shard.shutdown.is_cancelled() {
+        if connection.is_failed() || shutdown.is_cancelled() {
             return;
         }
         tokio::select! {
             ready = connection.stream().readable() => if ready.is_err() { return },
             _ = connection.wait_for_wake() => {}
-            _ = shard.shutdown.cancelled() => {}
+            _ = shutdown.cancelled() => {}
         }
     }
 }
@@ -308,11 +328,11 @@ fn reply_error(connection: &Connection, code: ErrorCode, message: &str) {
 /// Forwards commands to the room's engine, each recorded as in flight for its answer; a
 /// connection at `requests_in_flight_max` or a bus failure is answered at once.
 async fn send_commands(
-    shard: &ShardState,
+    shared: &GatewayShared,
     connection: &Connection,
     commands: Vec<(String, Command)>,
 ) {
-    let requests = &shard.shared.requests;
+    let requests = &shared.requests;
     for (req, command) in commands {
         let is_bet = matches!(command, Command::Bet { .. });
         let request = RequestId {
@@ -333,13 +353,13 @@ async fn send_commands(
         let envelope = CommandEnvelope {
             room: connection.room.clone(),
             from: ReplyTo {
-                gateway: shard.shared.id.clone(),
+                gateway: shared.id.clone(),
                 connection: connection.id,
                 player: connection.player().to_owned(),
             },
             command,
         };
-        let Err(error) = shard.shared.bus.send_command(envelope).await else {
+        let Err(error) = shared.bus.send_command(envelope).await else {
             continue;
         };
         // Answered here: the engine never saw it.

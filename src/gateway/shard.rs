@@ -13,7 +13,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,10 +27,11 @@ use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{CloseDeadlines, Connection, Offer};
-use super::recovery::{Continuity, RecoveryFrame, RecoveryRing, StreamPosition};
+use super::handoff::{AdmissionSlots, Credentials, PendingUpgrade};
+use super::recovery::{Continuity, RecoveryFrame, RecoveryRing};
 use super::room_view::RoomView;
 use super::{GatewayShared, frame, session};
-use crate::auth::TokenKeys;
+use crate::bus::StreamPosition;
 use crate::config::GatewayConfig;
 use crate::ledger::Account;
 use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};
@@ -69,45 +69,6 @@ pub enum ShardMessage {
     },
 }
 
-/// Who a socket belongs to, as far as its `/ws` request tells.
-pub enum Credentials {
-    /// The player of the URL's token, verified at the handshake.
-    Player(String),
-    /// No token in the URL: the first message must be `auth` with a token these keys
-    /// accept (`session::first_message_player`).
-    FirstMessage(Arc<TokenKeys>),
-}
-
-/// A `/ws` request that passed every check and was answered 101.
-pub struct PendingUpgrade {
-    pub upgrade: hyper::upgrade::OnUpgrade,
-    pub credentials: Credentials,
-    pub room: String,
-    /// The position the client asks to resume from (`?since=&epoch=`).
-    pub since: Option<StreamPosition>,
-    /// The socket's places in the per-address and per-player counts, held until it
-    /// closes.
-    pub slots: AdmissionSlots,
-}
-
-/// What an admitted socket holds in the process's connection counts; dropping it gives
-/// the places back.
-#[derive(Debug)]
-pub struct AdmissionSlots {
-    pub address: crate::admission::Slot,
-    /// Taken at the handshake for a URL token, after the `auth` message otherwise.
-    pub player: Option<crate::admission::Slot>,
-}
-
-/// What the HTTP layer of a shard needs to hand it upgraded sockets.
-#[derive(Clone)]
-pub struct ShardEntry {
-    pub index: usize,
-    pub upgrades: mpsc::Sender<PendingUpgrade>,
-    /// Live connections of the shard, for the capacity check before an upgrade.
-    pub connections: Arc<AtomicUsize>,
-}
-
 /// The sockets of one room on this shard.
 struct RoomShard {
     view: RoomView,
@@ -115,6 +76,35 @@ struct RoomShard {
     /// whether an event continues what the sockets were sent.
     recovery: RecoveryRing,
     members: Slab<Rc<Connection>>,
+}
+
+impl RoomShard {
+    /// Events were lost upstream, or the engine restarted (a new epoch), or the gateway
+    /// started after its engine: every socket of the room starts over from a fresh
+    /// snapshot rather than a gap it cannot fill.
+    fn resend_snapshots(&self) {
+        let snapshot = frame::text(protocol::encode(&self.view.snapshot()).as_bytes());
+        for (_, connection) in self.members.iter() {
+            connection.send_private(snapshot.clone());
+        }
+    }
+
+    /// Offers a public frame to every socket of the room.
+    fn offer(&self, frame: &Bytes, conflatable: bool) {
+        let mut queued = 0u64;
+        let mut dropped = 0u64;
+        for (_, connection) in self.members.iter() {
+            match connection.offer(frame, conflatable) {
+                Offer::Written => {}
+                Offer::Queued | Offer::Conflated => queued += 1,
+                Offer::Dropped => dropped += 1,
+            }
+        }
+        let delivered = self.members.len() as u64 - dropped;
+        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
+        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
+        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+    }
 }
 
 /// State owned by the shard thread.
@@ -129,7 +119,6 @@ pub struct ShardState {
     /// time they were adopted: the sweep closes them after `gateway.auth_timeout_ms`.
     awaiting_auth: RefCell<HashMap<u64, (tokio::time::Instant, Rc<Connection>)>>,
     next_connection: Cell<u64>,
-    connections: Arc<AtomicUsize>,
 }
 
 /// Everything a shard thread starts with.
@@ -140,7 +129,6 @@ pub struct ShardSetup {
     pub shared: Arc<GatewayShared>,
     pub messages: mpsc::Receiver<ShardMessage>,
     pub upgrades: mpsc::Receiver<PendingUpgrade>,
-    pub connections: Arc<AtomicUsize>,
     pub history: HashMap<String, Vec<protocol::PastRound>>,
     pub shutdown: CancellationToken,
 }
@@ -200,7 +188,6 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
         registry: RefCell::new(HashMap::new()),
         awaiting_auth: RefCell::new(HashMap::new()),
         next_connection: Cell::new(1),
-        connections: setup.connections,
     });
     let tracker = TaskTracker::new();
     tracker.spawn_local(fan_out_loop(shard.clone(), setup.messages));
@@ -285,11 +272,12 @@ async fn adopt_loop(
 }
 
 /// Takes over an upgraded socket: hello, snapshot or missed events, membership, then
-/// its task.
+/// its task. The socket's places (`pending.slots`, `pending.seat`) are given back when
+/// this returns, however it ends.
 async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
+    let _seat = pending.seat;
     let mut slots = pending.slots;
     let Ok(upgraded) = pending.upgrade.await else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     };
     let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
@@ -309,11 +297,10 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         stream,
         shard.shared.config.outbound_queue_frames_max,
     ));
-    let mut inbound = session::Inbound::new(&shard, early_bytes);
+    let mut inbound = session::Inbound::new(shard.ws_config, &shard.shared.config, early_bytes);
     let credentials = pending.credentials;
     let Some(player) = player_of(&shard, &connection, credentials, &mut slots, &mut inbound).await
     else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
         return;
     };
     connection.authenticate(player);
@@ -327,7 +314,7 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             // Counted before the hello goes out, so a client that has its hello is counted.
             metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
             shard.join(&connection, balance, pending.since);
-            session::run(shard.clone(), connection.clone(), inbound).await;
+            session::run(&shard.shared, &shard.shutdown, connection.clone(), inbound).await;
             shard.leave(&connection);
             metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
         }
@@ -337,7 +324,6 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
             connection.flush();
         }
     }
-    shard.connections.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// The player a socket belongs to: the URL token's, or the one its first message
@@ -375,7 +361,7 @@ async fn player_of(
             }
         });
     if player.is_none() {
-        session::finish_close(shard, connection).await;
+        session::finish_close(&shard.shared, &shard.shutdown, connection).await;
     }
     shard.awaiting_auth.borrow_mut().remove(&connection.id);
     player
@@ -467,9 +453,6 @@ impl ShardState {
         };
         let joined_mid_stream = !room.recovery.has_run();
         if room.recovery.push(epoch, event.seq(), recovery_frame) == Continuity::Restarted {
-            // Events were lost upstream, or the engine restarted (a new epoch), or the
-            // gateway started after its engine: every socket of the room starts over from
-            // a fresh snapshot rather than a gap it cannot fill.
             if joined_mid_stream {
                 tracing::info!(
                     room = room_name,
@@ -486,29 +469,14 @@ impl ShardState {
                 );
                 metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
             }
-            let snapshot = frame::text(protocol::encode(&room.view.snapshot()).as_bytes());
-            for (_, connection) in room.members.iter() {
-                connection.send_private(snapshot.clone());
-            }
+            room.resend_snapshots();
             return;
         }
         if superseded {
             metrics::counter!(crate::metrics::TICKS_SKIPPED).increment(1);
             return;
         }
-        let mut queued = 0u64;
-        let mut dropped = 0u64;
-        for (_, connection) in room.members.iter() {
-            match connection.offer(frame, conflatable) {
-                Offer::Written => {}
-                Offer::Queued | Offer::Conflated => queued += 1,
-                Offer::Dropped => dropped += 1,
-            }
-        }
-        let delivered = room.members.len() as u64 - dropped;
-        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
-        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
-        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+        room.offer(frame, conflatable);
     }
 
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {

@@ -6,16 +6,15 @@
 //! shard that accepted its socket.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{ShardHttp, api_error, origin_allowed};
+use super::{AppState, ShardHttp, api_error, origin_allowed};
 use crate::admission::Refusal;
-use crate::gateway::recovery::StreamPosition;
+use crate::bus::StreamPosition;
 use crate::gateway::{AdmissionSlots, Credentials, PendingUpgrade};
 use crate::protocol::parse_decimal;
 
@@ -34,76 +33,97 @@ pub async fn upgrade(
     Query(query): Query<WsQuery>,
     mut request: Request,
 ) -> Response {
-    let app = &http.app;
-    let headers = request.headers();
-    let Some(key) = websocket_key(headers) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "not_websocket",
-            "expected a WebSocket upgrade request",
-        );
-    };
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        return (
-            StatusCode::UPGRADE_REQUIRED,
-            [(header::SEC_WEBSOCKET_VERSION, "13")],
-            "WebSocket version 13 required",
+    match hand_to_shard(&http, peer, query, &mut request) {
+        Ok(accept) => (
+            StatusCode::SWITCHING_PROTOCOLS,
+            [
+                (header::UPGRADE, "websocket".to_owned()),
+                (header::CONNECTION, "Upgrade".to_owned()),
+                (header::SEC_WEBSOCKET_ACCEPT, accept),
+            ],
         )
-            .into_response();
+            .into_response(),
+        Err(refused) => refused.into_response(),
     }
-    if !origin_allowed(headers, &app.config.gateway.allowed_origins) {
-        return api_error(StatusCode::FORBIDDEN, "origin", "origin not allowed");
-    }
-    // Without a URL token (URLs end up in proxy logs) the token comes as the first
-    // message, checked by the shard.
-    let credentials = match query.token.as_deref().map(|token| app.tokens.verify(token)) {
-        Some(Ok(player)) => Credentials::Player(player),
-        Some(Err(error)) => {
-            return api_error(StatusCode::UNAUTHORIZED, "bad_token", &error.to_string());
+}
+
+/// Why a handshake is refused, turned into its HTTP response only at the end (a
+/// `Response` is too large to pass around in a `Result`).
+enum Refused {
+    /// A JSON error (`api_error`): status, code, message.
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// Not WebSocket version 13: 426 naming the version spoken.
+    VersionRequired,
+}
+
+impl Refused {
+    fn api(status: StatusCode, code: &'static str, message: &str) -> Self {
+        Refused::Api {
+            status,
+            code,
+            message: message.to_owned(),
         }
-        None => Credentials::FirstMessage(app.tokens.clone()),
-    };
-    let room = query.room.unwrap_or_else(|| app.config.rooms[0].clone());
-    if !app.config.rooms.contains(&room) {
-        return api_error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
     }
-    let Ok(since) = resume_position(query.since.as_deref(), query.epoch.as_deref()) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_since",
-            "since and epoch go together, each as decimal digits",
-        );
-    };
-    let slots = match admit(&http, peer, &credentials) {
-        Ok(slots) => slots,
-        Err(refusal) => {
-            metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
-                .increment(1);
-            let message = refusal.to_string();
-            return api_error(StatusCode::SERVICE_UNAVAILABLE, refusal.code(), &message);
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Api {
+                status,
+                code,
+                message,
+            } => api_error(status, code, &message),
+            Refused::VersionRequired => (
+                StatusCode::UPGRADE_REQUIRED,
+                [(header::SEC_WEBSOCKET_VERSION, "13")],
+                "WebSocket version 13 required",
+            )
+                .into_response(),
         }
-    };
-    let shard = &http.shard;
-    let capacity = app.config.gateway.connections_per_shard_max;
-    if shard.connections.fetch_add(1, Ordering::Relaxed) >= capacity {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
-        return api_error(StatusCode::SERVICE_UNAVAILABLE, "full", "server full");
     }
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let Some(upgrade) = request
-        .extensions_mut()
-        .remove::<hyper::upgrade::OnUpgrade>()
-    else {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
-        return api_error(
+}
+
+/// Runs every check, in order, and hands the socket-to-be to the shard; returns the
+/// `Sec-WebSocket-Accept` value, or the response refusing the request.
+fn hand_to_shard(
+    http: &ShardHttp,
+    peer: SocketAddr,
+    query: WsQuery,
+    request: &mut Request,
+) -> Result<String, Refused> {
+    let key = websocket_key_checked(request.headers(), &http.app.config.gateway.allowed_origins)?;
+    let SocketRequest {
+        credentials,
+        room,
+        since,
+    } = socket_request(&http.app, query)?;
+    let slots = admit(http, peer, &credentials).map_err(|refusal| {
+        metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
+            .increment(1);
+        Refused::api(
+            StatusCode::SERVICE_UNAVAILABLE,
+            refusal.code(),
+            &refusal.to_string(),
+        )
+    })?;
+    let Some(seat) = http.shard.seats.take() else {
+        return Err(Refused::api(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "full",
+            "server full",
+        ));
+    };
+    let Some(upgrade) = (request.extensions_mut()).remove::<hyper::upgrade::OnUpgrade>() else {
+        return Err(Refused::api(
             StatusCode::BAD_REQUEST,
             "not_websocket",
             "connection cannot be upgraded",
-        );
+        ));
     };
     let pending = PendingUpgrade {
         upgrade,
@@ -111,24 +131,86 @@ pub async fn upgrade(
         room,
         since,
         slots,
+        seat,
     };
-    if shard.upgrades.try_send(pending).is_err() {
-        shard.connections.fetch_sub(1, Ordering::Relaxed);
-        return api_error(
+    if http.shard.upgrades.try_send(pending).is_err() {
+        return Err(Refused::api(
             StatusCode::SERVICE_UNAVAILABLE,
             "busy",
             "too many handshakes",
-        );
+        ));
     }
-    (
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::UPGRADE, "websocket".to_owned()),
-            (header::CONNECTION, "Upgrade".to_owned()),
-            (header::SEC_WEBSOCKET_ACCEPT, accept),
-        ],
-    )
-        .into_response()
+    Ok(tungstenite::handshake::derive_accept_key(key.as_bytes()))
+}
+
+/// The request's `Sec-WebSocket-Key` once it is a version-13 WebSocket upgrade from an
+/// allowed origin.
+fn websocket_key_checked(
+    headers: &HeaderMap,
+    allowed_origins: &[String],
+) -> Result<String, Refused> {
+    let Some(key) = websocket_key(headers) else {
+        return Err(Refused::api(
+            StatusCode::BAD_REQUEST,
+            "not_websocket",
+            "expected a WebSocket upgrade request",
+        ));
+    };
+    let version = headers.get(header::SEC_WEBSOCKET_VERSION);
+    if version.map(HeaderValue::as_bytes) != Some(b"13") {
+        return Err(Refused::VersionRequired);
+    }
+    if !origin_allowed(headers, allowed_origins) {
+        return Err(Refused::api(
+            StatusCode::FORBIDDEN,
+            "origin",
+            "origin not allowed",
+        ));
+    }
+    Ok(key)
+}
+
+/// What the query asks for: whose socket, which room, resumed from where.
+struct SocketRequest {
+    credentials: Credentials,
+    room: String,
+    since: Option<StreamPosition>,
+}
+
+fn socket_request(app: &AppState, query: WsQuery) -> Result<SocketRequest, Refused> {
+    // Without a URL token (URLs end up in proxy logs) the token comes as the first
+    // message, checked by the shard.
+    let credentials = match query.token.as_deref().map(|token| app.tokens.verify(token)) {
+        Some(Ok(player)) => Credentials::Player(player),
+        Some(Err(error)) => {
+            return Err(Refused::api(
+                StatusCode::UNAUTHORIZED,
+                "bad_token",
+                &error.to_string(),
+            ));
+        }
+        None => Credentials::FirstMessage(app.tokens.clone()),
+    };
+    let room = query.room.unwrap_or_else(|| app.config.rooms[0].clone());
+    if !app.config.rooms.contains(&room) {
+        return Err(Refused::api(
+            StatusCode::NOT_FOUND,
+            "unknown_room",
+            "no such room",
+        ));
+    }
+    let Ok(since) = resume_position(query.since.as_deref(), query.epoch.as_deref()) else {
+        return Err(Refused::api(
+            StatusCode::BAD_REQUEST,
+            "bad_since",
+            "since and epoch go together, each as decimal digits",
+        ));
+    };
+    Ok(SocketRequest {
+        credentials,
+        room,
+        since,
+    })
 }
 
 /// Places for the socket in the process's per-address and per-player counts. A socket

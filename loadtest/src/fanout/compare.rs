@@ -53,22 +53,7 @@ pub fn run_order(listed: &[String]) -> Vec<String> {
 
 /// Runs the comparison and writes its reports; `Ok(true)` when every server ran.
 pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
-    anyhow::ensure!(
-        args.conns.len() <= CONNS_LIST_MAX,
-        "at most {CONNS_LIST_MAX} --conns"
-    );
-    anyhow::ensure!(
-        args.servers.len() <= SERVERS_LIST_MAX,
-        "at most {SERVERS_LIST_MAX} --servers"
-    );
-    anyhow::ensure!(
-        args.stalled.len() <= STALLED_LIST_MAX,
-        "at most {STALLED_LIST_MAX} --stalled"
-    );
-    let shapes = shapes(&args.conns, &args.stalled);
-    for shape in &shapes {
-        shape.check()?;
-    }
+    let shapes = checked_shapes(&args)?;
     let order = run_order(&args.servers);
     let specs = order
         .iter()
@@ -118,6 +103,28 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         .entries
         .iter()
         .all(|entry| entry.status == Status::Ok))
+}
+
+/// The loads to run, once the lists are within their limits and each load fits one
+/// client process.
+fn checked_shapes(args: &CompareArgs) -> anyhow::Result<Vec<Shape>> {
+    anyhow::ensure!(
+        args.conns.len() <= CONNS_LIST_MAX,
+        "at most {CONNS_LIST_MAX} --conns"
+    );
+    anyhow::ensure!(
+        args.servers.len() <= SERVERS_LIST_MAX,
+        "at most {SERVERS_LIST_MAX} --servers"
+    );
+    anyhow::ensure!(
+        args.stalled.len() <= STALLED_LIST_MAX,
+        "at most {STALLED_LIST_MAX} --stalled"
+    );
+    let shapes = shapes(&args.conns, &args.stalled);
+    for shape in &shapes {
+        shape.check()?;
+    }
+    Ok(shapes)
 }
 
 /// Every connection count with every stalled count, in that order.

@@ -383,14 +383,6 @@ fn build_report(
     let connections_ok = tally.connected.load(Ordering::Relaxed);
     let expected = tally.probe_expected.load(Ordering::Relaxed);
     let received = tally.probe_received.load(Ordering::Relaxed);
-    let per_frame = |start: &Usage, end: &Usage| {
-        fanout_report::cpu_us_per_frame(
-            start.cpu_ticks,
-            end.cpu_ticks,
-            CLOCK_TICKS_PER_SECOND,
-            frames,
-        )
-    };
     FanoutReport {
         server: name.to_owned(),
         conns,
@@ -408,7 +400,7 @@ fn build_report(
         frame_wire_bytes_mean: (end.bytes - start.bytes) as f64 / frames.max(1) as f64,
         server_pid,
         server_cpu_seconds: end.server.cpu_seconds - start.server.cpu_seconds,
-        server_cpu_us_per_frame: per_frame(&start.server, &end.server),
+        server_cpu_us_per_frame: cpu_us_per_frame(&start.server, &end.server, frames),
         server_rss_idle_bytes: idle.rss_bytes,
         server_rss_loaded_bytes: end.server.rss_bytes,
         server_rss_per_connection_bytes: fanout_report::rss_per_connection_bytes(
@@ -424,11 +416,21 @@ fn build_report(
         probe_frames_lost: expected.saturating_sub(received),
         probe_frames_unparsed: tally.probe_unparsed.load(Ordering::Relaxed),
         generator_cpu_seconds: end.generator.cpu_seconds - start.generator.cpu_seconds,
-        generator_cpu_us_per_frame: per_frame(&start.generator, &end.generator),
+        generator_cpu_us_per_frame: cpu_us_per_frame(&start.generator, &end.generator, frames),
         generator_rss_mib: end.generator.rss_bytes as f64 / (1024.0 * 1024.0),
         first_error: tally.first_error.lock().expect("error lock").clone(),
         stalled,
     }
+}
+
+/// A process's CPU time over the window per frame delivered, in microseconds.
+fn cpu_us_per_frame(start: &Usage, end: &Usage, frames: u64) -> Option<f64> {
+    fanout_report::cpu_us_per_frame(
+        start.cpu_ticks,
+        end.cpu_ticks,
+        CLOCK_TICKS_PER_SECOND,
+        frames,
+    )
 }
 
 #[cfg(test)]

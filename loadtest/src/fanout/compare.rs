@@ -2,20 +2,23 @@
 //! floor first, added when not listed) and for each connection count, with the same
 //! client; every result also as a ratio to the floor's. A server that cannot be started
 //! here is reported as unavailable, and one whose run fails as failed, with the reason:
-//! never silently dropped. Writes `report.json` and `report.html` (`report::html`).
+//! never silently dropped. With `--stalled 0,500` each load also runs with that many
+//! connections that never read, so one comparison shows what they cost the others. Writes `report.json` and `report.html` (`report::html`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
 use crate::fanout::servers;
-use crate::fanout::{self, CONNS_MAX, LoadArgs};
+use crate::fanout::{self, CONNS_MAX, LoadArgs, Shape};
 use crate::report::comparison::{self, CompareReport, Entry, FLOOR, Machine, Ratios, Status};
 
 /// Most connection counts in one comparison.
 const CONNS_LIST_MAX: usize = 8;
 /// Most servers in one comparison.
 const SERVERS_LIST_MAX: usize = 16;
+/// Most stalled connection counts in one comparison.
+const STALLED_LIST_MAX: usize = 4;
 
 /// Options of `aloft-loadtest compare`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +29,10 @@ pub struct CompareArgs {
     /// Servers to compare, e.g. aloft,floor (the floor is always run, first).
     #[arg(long, value_delimiter = ',', default_value = "floor,aloft")]
     pub servers: Vec<String>,
+    /// Stalled connection counts to run each load with, e.g. 0,500: extra connections
+    /// that never read, kept out of the measured figures.
+    #[arg(long, value_delimiter = ',', default_value = "0", value_parser = clap::value_parser!(u64).range(0..CONNS_MAX))]
+    pub stalled: Vec<u64>,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Directory for report.json and report.html.
@@ -46,20 +53,13 @@ pub fn run_order(listed: &[String]) -> Vec<String> {
 
 /// Runs the comparison and writes its reports; `Ok(true)` when every server ran.
 pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
-    anyhow::ensure!(
-        args.conns.len() <= CONNS_LIST_MAX,
-        "at most {CONNS_LIST_MAX} --conns"
-    );
-    anyhow::ensure!(
-        args.servers.len() <= SERVERS_LIST_MAX,
-        "at most {SERVERS_LIST_MAX} --servers"
-    );
+    let shapes = checked_shapes(&args)?;
     let order = run_order(&args.servers);
     let specs = order
         .iter()
         .map(|name| servers::find(name))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    crate::process::ensure_open_files(args.conns.iter().copied().max().unwrap_or(1))?;
+    crate::process::ensure_open_files(shapes.iter().map(|shape| shape.total()).max().unwrap_or(1))?;
     let mut report = CompareReport {
         machine: machine(),
         started_unix_seconds: crate::fanout::receiver::unix_now_us() / 1_000_000,
@@ -70,10 +70,13 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         measure_seconds: args.load.measure.as_secs_f64(),
         entries: Vec::new(),
     };
-    for &conns in &args.conns {
+    for &shape in &shapes {
         for spec in &specs {
-            eprintln!("== {} × {conns} connections", spec.name);
-            let entry = run_one(spec, conns, &args.load).await;
+            eprintln!(
+                "== {} × {} connections + {} stalled",
+                spec.name, shape.conns, shape.stalled
+            );
+            let entry = run_one(spec, shape, &args.load).await;
             match (&entry.result, &entry.reason) {
                 (Some(result), _) => eprint!("{}", result.summary_table()),
                 (None, Some(reason)) => eprintln!("{:?}: {reason}", entry.status),
@@ -102,23 +105,54 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         .all(|entry| entry.status == Status::Ok))
 }
 
-async fn run_one(spec: &servers::ServerSpec, conns: u64, load: &LoadArgs) -> Entry {
+/// The loads to run, once the lists are within their limits and each load fits one
+/// client process.
+fn checked_shapes(args: &CompareArgs) -> anyhow::Result<Vec<Shape>> {
+    anyhow::ensure!(
+        args.conns.len() <= CONNS_LIST_MAX,
+        "at most {CONNS_LIST_MAX} --conns"
+    );
+    anyhow::ensure!(
+        args.servers.len() <= SERVERS_LIST_MAX,
+        "at most {SERVERS_LIST_MAX} --servers"
+    );
+    anyhow::ensure!(
+        args.stalled.len() <= STALLED_LIST_MAX,
+        "at most {STALLED_LIST_MAX} --stalled"
+    );
+    let shapes = shapes(&args.conns, &args.stalled);
+    for shape in &shapes {
+        shape.check()?;
+    }
+    Ok(shapes)
+}
+
+/// Every connection count with every stalled count, in that order.
+pub fn shapes(conns: &[u64], stalled: &[u64]) -> Vec<Shape> {
+    conns
+        .iter()
+        .flat_map(|&conns| stalled.iter().map(move |&stalled| Shape { conns, stalled }))
+        .collect()
+}
+
+async fn run_one(spec: &servers::ServerSpec, shape: Shape, load: &LoadArgs) -> Entry {
     let mut entry = Entry {
         server: spec.name.to_owned(),
-        conns,
+        conns: shape.conns,
+        stalled: shape.stalled,
         status: Status::Unavailable,
         reason: None,
         result: None,
         ratio_to_floor: Ratios::default(),
     };
-    let prepared = match fanout::prepare(spec, conns, load) {
+    let prepared = match fanout::prepare(spec, shape, load) {
         Ok(prepared) => prepared,
         Err(error) => {
             entry.reason = Some(format!("{error:#}"));
             return entry;
         }
     };
-    match fanout::execute(prepared, conns, load).await {
+    match fanout::execute(prepared, shape, load).await {
         Ok(result) => {
             let problems = result.problems();
             if problems.is_empty() {
@@ -165,5 +199,35 @@ mod tests {
         let listed = ["aloft".to_owned(), "floor".to_owned(), "aloft".to_owned()];
         assert_eq!(run_order(&listed), vec!["floor", "aloft"]);
         assert_eq!(run_order(&[]), vec!["floor"]);
+    }
+
+    #[test]
+    fn each_connection_count_runs_with_each_stalled_count() {
+        let shape = |conns, stalled| Shape { conns, stalled };
+        assert_eq!(
+            shapes(&[200, 10_000], &[0, 500]),
+            vec![
+                shape(200, 0),
+                shape(200, 500),
+                shape(10_000, 0),
+                shape(10_000, 500)
+            ]
+        );
+    }
+
+    #[test]
+    fn stalled_counts_parse_as_a_list_and_default_to_none() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Command {
+            #[command(flatten)]
+            args: CompareArgs,
+        }
+        let parsed = Command::try_parse_from(["compare", "--stalled", "0,500"]).unwrap();
+        assert_eq!(parsed.args.stalled, vec![0, 500]);
+        let parsed = Command::try_parse_from(["compare"]).unwrap();
+        assert_eq!(parsed.args.stalled, vec![0]);
+        assert!(Command::try_parse_from(["compare", "--stalled", "19000"]).is_err());
+        assert!(Command::try_parse_from(["compare", "--stalled", "x"]).is_err());
     }
 }

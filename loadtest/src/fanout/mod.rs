@@ -8,6 +8,7 @@ pub mod compare;
 pub mod floor;
 pub mod receiver;
 pub mod servers;
+pub mod stalled;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -21,11 +22,13 @@ use tokio::time::Instant;
 
 use crate::fanout::receiver::{Tally, Target};
 use crate::fanout::servers::{Load, ServerProcess, ServerSpec};
+use crate::fanout::stalled::Stalled;
 use crate::flags::parse_duration;
 use crate::process::{self, CLOCK_TICKS_PER_SECOND, Usage};
-use crate::report::fanout::{self as fanout_report, FanoutReport};
+use crate::report::fanout::{self as fanout_report, FanoutReport, StalledReport};
 
-/// Most connections of one client process (open files are capped at 20,000).
+/// Most connections of one client process, measured plus stalled (open files are capped
+/// at 20,000).
 pub const CONNS_MAX: u64 = 19_000;
 /// Fastest tick rate, in ticks per second.
 const HZ_MAX: u32 = 1_000;
@@ -54,6 +57,10 @@ pub struct FanoutArgs {
     /// Connections, 1 to 19,000.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=CONNS_MAX))]
     pub conns: u64,
+    /// Extra connections that open and subscribe like the others, then never read; kept
+    /// out of the measured figures and reported apart.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..CONNS_MAX))]
+    pub stalled: u64,
     #[command(flatten)]
     pub load: LoadArgs,
     /// Write the JSON report to this file.
@@ -98,11 +105,15 @@ fn parse_payload_bytes(text: &str) -> Result<usize, String> {
 
 /// Runs `fanout` and prints the table; `Ok(true)` when the run was sound.
 pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
-    let conns = args.conns;
+    let shape = Shape {
+        conns: args.conns,
+        stalled: args.stalled,
+    };
+    shape.check()?;
     let spec = servers::find(&args.server)?;
-    process::ensure_open_files(conns)?;
-    let prepared = prepare(spec, conns, &args.load).context("preparing the server")?;
-    let report = execute(prepared, conns, &args.load).await?;
+    process::ensure_open_files(shape.total())?;
+    let prepared = prepare(spec, shape, &args.load).context("preparing the server")?;
+    let report = execute(prepared, shape, &args.load).await?;
     print!("{}", report.summary_table());
     if let Some(path) = &args.report {
         crate::report::write_json(path, &report)?;
@@ -113,6 +124,31 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
         eprintln!("! {problem}");
     }
     Ok(problems.is_empty())
+}
+
+/// The connections of one run: `conns` measured ones plus `stalled` ones that never read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub conns: u64,
+    pub stalled: u64,
+}
+
+impl Shape {
+    /// Every connection the run opens.
+    pub fn total(self) -> u64 {
+        self.conns + self.stalled
+    }
+
+    /// Fails when the run needs more connections than one client process may open.
+    pub fn check(self) -> anyhow::Result<()> {
+        ensure!(
+            self.total() <= CONNS_MAX,
+            "{} connections plus {} stalled is more than {CONNS_MAX}",
+            self.conns,
+            self.stalled
+        );
+        Ok(())
+    }
 }
 
 /// A scratch directory removed when dropped.
@@ -135,7 +171,8 @@ pub struct Prepared {
 
 /// Builds the launch of `spec` for this load; an error means the server cannot run
 /// here (not built, not installed).
-pub fn prepare(spec: &ServerSpec, conns: u64, load_args: &LoadArgs) -> anyhow::Result<Prepared> {
+pub fn prepare(spec: &ServerSpec, shape: Shape, load_args: &LoadArgs) -> anyhow::Result<Prepared> {
+    let conns = shape.total();
     let work_dir = std::env::temp_dir().join(format!(
         "aloft-fanout-{}-{}-{}",
         spec.name,
@@ -188,10 +225,10 @@ impl Reading {
     }
 }
 
-/// Starts the server, loads it, measures, stops it.
+/// Starts the server, loads it, measures, drains the stalled connections, stops it.
 pub async fn execute(
     prepared: Prepared,
-    conns: u64,
+    shape: Shape,
     load_args: &LoadArgs,
 ) -> anyhow::Result<FanoutReport> {
     let Prepared {
@@ -213,19 +250,23 @@ pub async fn execute(
         framing,
     });
     let mut connections = JoinSet::new();
-    connect_all(&tally, &target, &mut connections, conns, load_args).await?;
+    let mut stalled = Stalled::new();
+    connect_all(&tally, &target, &mut connections, shape, load_args).await?;
+    connect_stalled(&mut stalled, &target, shape, load_args).await?;
     tokio::time::sleep(load_args.warmup).await;
     let start = Reading::take(&tally, server.pid())?;
     tally.measuring.store(true, Ordering::Relaxed);
     tokio::time::sleep(load_args.measure).await;
     tally.measuring.store(false, Ordering::Relaxed);
     let end = Reading::take(&tally, server.pid())?;
+    let stalled = stalled.drain(shape.stalled).await;
     connections.shutdown().await;
     let report = build_report(
         name,
-        conns,
+        shape.conns,
         load_args,
         &tally,
+        stalled,
         (&idle, &start, &end),
         server.pid(),
     );
@@ -234,38 +275,28 @@ pub async fn execute(
     Ok(report)
 }
 
-/// Opens `conns` connections at the ramp rate (the first `probes` are probes) and
-/// waits until each has opened or failed.
+/// Opens the `conns` measured connections at the ramp rate (the first `probes` are
+/// probes) and waits until each has opened or failed.
 async fn connect_all(
     tally: &Arc<Tally>,
     target: &Arc<Target>,
     connections: &mut JoinSet<()>,
-    conns: u64,
+    shape: Shape,
     load_args: &LoadArgs,
 ) -> anyhow::Result<()> {
-    let sources = crate::target::source_addrs(&[], conns)?;
-    let ramp_started = Instant::now();
-    for index in 0..conns {
-        let due =
-            ramp_started + Duration::from_secs_f64(index as f64 / load_args.ramp_per_second as f64);
-        tokio::time::sleep_until(due).await;
-        let source = sources[usize::try_from(index).expect("conns fit usize") % sources.len()];
+    let conns = shape.conns;
+    let sources = crate::target::source_addrs(&[], shape.total())?;
+    ramp(0..conns, load_args, |index| {
+        let source = source_for(&sources, index);
         let probe = is_probe(index, conns, load_args.probes);
         let (tally, target) = (tally.clone(), target.clone());
         connections.spawn(async move { receiver::run(&tally, &target, source, probe).await });
-    }
-    let deadline = Instant::now() + Duration::from_millis(CONNECT_GRACE_MS);
-    loop {
-        let done = tally.connected.load(Ordering::Relaxed) + tally.failed.load(Ordering::Relaxed);
-        if done >= conns {
-            break;
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "{done} of {conns} connections opened or failed {CONNECT_GRACE_MS} ms after the ramp"
-        );
-        tokio::time::sleep(Duration::from_millis(CONNECT_POLL_MS)).await;
-    }
+    })
+    .await;
+    wait_settled(conns, || {
+        tally.connected.load(Ordering::Relaxed) + tally.failed.load(Ordering::Relaxed)
+    })
+    .await?;
     let connected = tally.connected.load(Ordering::Relaxed);
     ensure!(
         connected > 0,
@@ -278,6 +309,54 @@ async fn connect_all(
             .unwrap_or_default()
     );
     Ok(())
+}
+
+/// Opens the stalled connections after the measured ones, at the same ramp rate and
+/// from the following source addresses, and waits until each has opened or failed.
+async fn connect_stalled(
+    stalled: &mut Stalled,
+    target: &Arc<Target>,
+    shape: Shape,
+    load_args: &LoadArgs,
+) -> anyhow::Result<()> {
+    let sources = crate::target::source_addrs(&[], shape.total())?;
+    ramp(shape.conns..shape.total(), load_args, |index| {
+        stalled.spawn(target, source_for(&sources, index));
+    })
+    .await;
+    wait_settled(shape.stalled, || stalled.settled()).await
+}
+
+/// Calls `open` for each index, spaced at the ramp rate.
+async fn ramp(indexes: std::ops::Range<u64>, load_args: &LoadArgs, mut open: impl FnMut(u64)) {
+    let ramp_started = Instant::now();
+    for (nth, index) in indexes.enumerate() {
+        let due =
+            ramp_started + Duration::from_secs_f64(nth as f64 / load_args.ramp_per_second as f64);
+        tokio::time::sleep_until(due).await;
+        open(index);
+    }
+}
+
+/// The source address of connection `index`: the addresses in turn.
+fn source_for(sources: &[std::net::Ipv4Addr], index: u64) -> std::net::Ipv4Addr {
+    sources[usize::try_from(index).expect("conns fit usize") % sources.len()]
+}
+
+/// Waits until `settled()` (opened plus failed) reaches `count`, for at most the grace time.
+async fn wait_settled(count: u64, settled: impl Fn() -> u64) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_millis(CONNECT_GRACE_MS);
+    loop {
+        let done = settled();
+        if done >= count {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{done} of {count} connections opened or failed {CONNECT_GRACE_MS} ms after the ramp"
+        );
+        tokio::time::sleep(Duration::from_millis(CONNECT_POLL_MS)).await;
+    }
 }
 
 /// Whether connection `index` of `conns` is a probe: `probes` of them spread evenly
@@ -295,6 +374,7 @@ fn build_report(
     conns: u64,
     load_args: &LoadArgs,
     tally: &Tally,
+    stalled: StalledReport,
     (idle, start, end): (&Usage, &Reading, &Reading),
     server_pid: u32,
 ) -> FanoutReport {
@@ -303,14 +383,6 @@ fn build_report(
     let connections_ok = tally.connected.load(Ordering::Relaxed);
     let expected = tally.probe_expected.load(Ordering::Relaxed);
     let received = tally.probe_received.load(Ordering::Relaxed);
-    let per_frame = |start: &Usage, end: &Usage| {
-        fanout_report::cpu_us_per_frame(
-            start.cpu_ticks,
-            end.cpu_ticks,
-            CLOCK_TICKS_PER_SECOND,
-            frames,
-        )
-    };
     FanoutReport {
         server: name.to_owned(),
         conns,
@@ -328,13 +400,13 @@ fn build_report(
         frame_wire_bytes_mean: (end.bytes - start.bytes) as f64 / frames.max(1) as f64,
         server_pid,
         server_cpu_seconds: end.server.cpu_seconds - start.server.cpu_seconds,
-        server_cpu_us_per_frame: per_frame(&start.server, &end.server),
+        server_cpu_us_per_frame: cpu_us_per_frame(&start.server, &end.server, frames),
         server_rss_idle_bytes: idle.rss_bytes,
         server_rss_loaded_bytes: end.server.rss_bytes,
         server_rss_per_connection_bytes: fanout_report::rss_per_connection_bytes(
             idle.rss_bytes,
             end.server.rss_bytes,
-            connections_ok,
+            connections_ok + stalled.opened,
         ),
         tick_latency: fanout_report::tick_latency(
             &tally.latency_us.lock().expect("histogram lock"),
@@ -344,10 +416,21 @@ fn build_report(
         probe_frames_lost: expected.saturating_sub(received),
         probe_frames_unparsed: tally.probe_unparsed.load(Ordering::Relaxed),
         generator_cpu_seconds: end.generator.cpu_seconds - start.generator.cpu_seconds,
-        generator_cpu_us_per_frame: per_frame(&start.generator, &end.generator),
+        generator_cpu_us_per_frame: cpu_us_per_frame(&start.generator, &end.generator, frames),
         generator_rss_mib: end.generator.rss_bytes as f64 / (1024.0 * 1024.0),
         first_error: tally.first_error.lock().expect("error lock").clone(),
+        stalled,
     }
+}
+
+/// A process's CPU time over the window per frame delivered, in microseconds.
+fn cpu_us_per_frame(start: &Usage, end: &Usage, frames: u64) -> Option<f64> {
+    fanout_report::cpu_us_per_frame(
+        start.cpu_ticks,
+        end.cpu_ticks,
+        CLOCK_TICKS_PER_SECOND,
+        frames,
+    )
 }
 
 #[cfg(test)]

@@ -146,10 +146,7 @@ struct ProbeState {
 /// One connection for its whole life: open, then read until the server ends it (the
 /// benchmark aborts the task at the end of the run).
 pub async fn run(tally: &Tally, target: &Target, source: Ipv4Addr, probe: bool) {
-    let opened = tokio::time::timeout(Duration::from_millis(OPEN_TIMEOUT_MS), open(target, source))
-        .await
-        .unwrap_or_else(|_| Err(anyhow::anyhow!("open timed out after {OPEN_TIMEOUT_MS} ms")));
-    let (stream, leftover) = match opened {
+    let (stream, leftover) = match open_in_time(target, source, None).await {
         Ok(opened) => opened,
         Err(error) => {
             tally.failed.fetch_add(1, Ordering::Relaxed);
@@ -164,10 +161,31 @@ pub async fn run(tally: &Tally, target: &Target, source: Ipv4Addr, probe: bool) 
     tally.ended.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Connects from `source` and upgrades; returns the stream and any bytes read past
-/// the response head.
-async fn open(target: &Target, source: Ipv4Addr) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+/// Connects from `source` and upgrades within the open time limit; returns the stream and
+/// any bytes read past the response head. `receive_buffer_bytes` shrinks the socket's
+/// receive buffer (for a client that will not read).
+pub async fn open_in_time(
+    target: &Target,
+    source: Ipv4Addr,
+    receive_buffer_bytes: Option<u32>,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
+    let opening = open(target, source, receive_buffer_bytes);
+    tokio::time::timeout(Duration::from_millis(OPEN_TIMEOUT_MS), opening)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("open timed out after {OPEN_TIMEOUT_MS} ms")))
+}
+
+async fn open(
+    target: &Target,
+    source: Ipv4Addr,
+    receive_buffer_bytes: Option<u32>,
+) -> anyhow::Result<(TcpStream, Vec<u8>)> {
     let socket = TcpSocket::new_v4().context("creating a socket")?;
+    if let Some(bytes) = receive_buffer_bytes {
+        socket
+            .set_recv_buffer_size(bytes)
+            .context("setting SO_RCVBUF")?;
+    }
     socket
         .bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))
         .with_context(|| format!("binding to {source}"))?;

@@ -32,6 +32,8 @@ pub struct Ratios {
 pub struct Entry {
     pub server: String,
     pub conns: u64,
+    /// Connections that never read, beside the `conns` measured ones.
+    pub stalled: u64,
     pub status: Status,
     pub reason: Option<String>,
     pub result: Option<FanoutReport>,
@@ -50,7 +52,15 @@ impl Entry {
 
     /// `server × conns`, how a chart names the entry's bar.
     pub fn bar_label(&self) -> String {
-        format!("{} × {}", self.server_label(), self.conns)
+        format!("{} × {}", self.server_label(), self.load_label())
+    }
+
+    /// The connection count, with the stalled ones when there are: `10000+500 stalled`.
+    pub fn load_label(&self) -> String {
+        match self.stalled {
+            0 => self.conns.to_string(),
+            stalled => format!("{}+{stalled} stalled", self.conns),
+        }
     }
 
     /// Whether this is the floor's entry (the bars drawn in grey).
@@ -129,14 +139,14 @@ fn row(entry: &Entry) -> [String; 9] {
     let Some(result) = &entry.result else {
         let mut row: [String; 9] = Default::default();
         row[0] = entry.server_label();
-        row[1] = entry.conns.to_string();
+        row[1] = entry.load_label();
         row[2] = entry.reason.clone().unwrap_or_default();
         return row;
     };
     let latency = &result.tick_latency;
     [
         entry.server_label(),
-        entry.conns.to_string(),
+        entry.load_label(),
         format!("{:.0}", result.frames_per_second),
         optional(result.server_cpu_us_per_frame, 1.0),
         optional(entry.ratio_to_floor.cpu_us_per_frame, 1.0),
@@ -153,17 +163,19 @@ fn row(entry: &Entry) -> [String; 9] {
     ]
 }
 
-/// Fills each entry's ratios to the floor's entry at the same connection count.
+/// Fills each entry's ratios to the floor's entry at the same load (connection and
+/// stalled counts).
 pub fn add_ratios(entries: &mut [Entry]) {
-    let floors: Vec<(u64, FanoutReport)> = entries
+    let floors: Vec<((u64, u64), FanoutReport)> = entries
         .iter()
         .filter(|entry| entry.is_floor())
-        .filter_map(|entry| Some((entry.conns, entry.result.clone()?)))
+        .filter_map(|entry| Some(((entry.conns, entry.stalled), entry.result.clone()?)))
         .collect();
     for entry in entries.iter_mut() {
+        let load = (entry.conns, entry.stalled);
         let (Some(result), Some((_, floor))) = (
             &entry.result,
-            floors.iter().find(|(conns, _)| *conns == entry.conns),
+            floors.iter().find(|(floor_load, _)| *floor_load == load),
         ) else {
             continue;
         };

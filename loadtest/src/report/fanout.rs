@@ -77,6 +77,31 @@ pub fn ratio_to_floor(value: Option<f64>, floor: Option<f64>) -> Option<f64> {
     }
 }
 
+/// The stalled connections of a run (`--stalled`): opened, never read, kept out of every
+/// measured figure, and how the server had ended them when the run drained them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StalledReport {
+    pub requested: u64,
+    pub opened: u64,
+    pub failed: u64,
+    /// Ended by a close frame with 4001 (slow consumer).
+    pub closed_slow_consumer: u64,
+    /// Ended by a close frame with another code, or none.
+    pub closed_other_code: u64,
+    /// Ended (end of stream or reset) with no close frame: the server dropped the socket
+    /// with its close frame still unwritten behind the full buffer.
+    pub ended_without_close_frame: u64,
+    /// Still open when the drain's time ran out.
+    pub still_open: u64,
+}
+
+impl StalledReport {
+    /// Stalled connections the server had ended, in any way.
+    pub fn closed_by_server(&self) -> u64 {
+        self.closed_slow_consumer + self.closed_other_code + self.ended_without_close_frame
+    }
+}
+
 /// The report of one fan-out run against one server.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutReport {
@@ -104,6 +129,7 @@ pub struct FanoutReport {
     pub server_cpu_us_per_frame: Option<f64>,
     pub server_rss_idle_bytes: u64,
     pub server_rss_loaded_bytes: u64,
+    /// Over every open connection, stalled ones included.
     pub server_rss_per_connection_bytes: Option<f64>,
     pub tick_latency: TickLatency,
     pub probe_frames_expected: u64,
@@ -114,6 +140,7 @@ pub struct FanoutReport {
     pub generator_cpu_us_per_frame: Option<f64>,
     pub generator_rss_mib: f64,
     pub first_error: Option<String>,
+    pub stalled: StalledReport,
 }
 
 impl FanoutReport {
@@ -131,6 +158,12 @@ impl FanoutReport {
             problems.push(format!(
                 "{} connections ended early",
                 self.connections_ended
+            ));
+        }
+        if self.stalled.failed > 0 {
+            problems.push(format!(
+                "{} of {} stalled connections failed to open",
+                self.stalled.failed, self.stalled.requested
             ));
         }
         if self.tick_latency.count == 0 {
@@ -154,6 +187,9 @@ impl FanoutReport {
     pub fn summary_table(&self) -> String {
         let mut rows = self.load_rows();
         rows.extend(self.result_rows());
+        if self.stalled.requested > 0 {
+            rows.extend(self.stalled_rows());
+        }
         let mut table = table::key_values(rows);
         if let Some(error) = &self.first_error {
             table.push_str(&format!("first connection error: {error}\n"));
@@ -199,6 +235,28 @@ impl FanoutReport {
             (
                 "frame bytes on the wire",
                 format!("{:.1}", self.frame_wire_bytes_mean),
+            ),
+        ]
+    }
+
+    /// The table rows of the stalled connections, apart from the measured ones.
+    fn stalled_rows(&self) -> Vec<(&'static str, String)> {
+        let stalled = &self.stalled;
+        vec![
+            (
+                "stalled opened / failed",
+                format!("{} / {}", stalled.opened, stalled.failed),
+            ),
+            (
+                "stalled ended (4001 / other close / no close frame), still open",
+                format!(
+                    "{} ({} / {} / {}), {}",
+                    stalled.closed_by_server(),
+                    stalled.closed_slow_consumer,
+                    stalled.closed_other_code,
+                    stalled.ended_without_close_frame,
+                    stalled.still_open
+                ),
             ),
         ]
     }

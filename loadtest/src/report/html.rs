@@ -126,6 +126,7 @@ mod tests {
             entries: vec![Entry {
                 server: "uws".to_owned(),
                 conns: 50,
+                stalled: 0,
                 status: Status::Unavailable,
                 reason: Some("node & npm missing".to_owned()),
                 result: None,

@@ -45,9 +45,10 @@ impl Drop for ServerProcess {
     }
 }
 
-/// `aloft serve` on a free port with `data_dir`; fast betting and ticks, but a slow
-/// climb (1.00x to 1.01x in about a second), so a cashout made as the round takes off
-/// comes long before its crash.
+/// `aloft serve` on a free port with `data_dir`; fast ticks, a betting phase long enough
+/// to join the first round from the snapshot, and a slow climb (1.00x to 1.01x in about
+/// a second), so a cashout made as the round takes off comes long before its crash.
+/// Waiting for a round to crash instead would take minutes at this growth.
 fn start_server(data_dir: &Path, log_name: &str) -> (ServerProcess, SocketAddr) {
     let addr = free_addr();
     let log = std::fs::File::create(data_dir.join(log_name)).unwrap();
@@ -59,7 +60,7 @@ fn start_server(data_dir: &Path, log_name: &str) -> (ServerProcess, SocketAddr) 
         .env("ALOFT_METRICS_LISTEN", "127.0.0.1:0")
         .env("ALOFT_LIMITS__EXEMPT_NETWORKS", "127.0.0.0/8")
         .env("ALOFT_GATEWAY__SHARDS", "1")
-        .env("ALOFT_ENGINE__BETTING_DURATION_MS", "800")
+        .env("ALOFT_ENGINE__BETTING_DURATION_MS", "3000")
         .env("ALOFT_ENGINE__TICK_INTERVAL_MS", "20")
         .env("ALOFT_ENGINE__CRASHED_DURATION_MS", "200")
         .env("ALOFT_ENGINE__GROWTH_RATE_PER_MS_MILLIONTHS", "10")
@@ -94,12 +95,19 @@ struct Interrupted {
 }
 
 /// Stakes on both slots of a round, cashes slot 0 out as soon as it flies and leaves
-/// slot 1 open; rounds that crash before the cashout are played again. Returns once a
+/// slot 1 open; rounds that crash before the cashout are played again. Starts with the
+/// round of `snapshot` if it is betting (the first round of a fresh server, with a long
+/// betting phase), so no round's slow climb to its crash is waited for. Returns once a
 /// cashout is paid, the round still in flight.
-async fn cash_out_in_flight(socket: &mut Socket) -> Interrupted {
+async fn cash_out_in_flight(socket: &mut Socket, snapshot: &Value) -> Interrupted {
+    let mut betting_now = (snapshot["phase"] == "betting").then(|| snapshot["round"].as_u64());
     for _ in 0..ROUNDS_TRIED_MAX {
-        let betting = next_matching(socket, |v| v["t"] == "betting").await;
-        let round = betting["round"].as_u64().unwrap();
+        let round = match betting_now.take().flatten() {
+            Some(round) => round,
+            None => next_matching(socket, |v| v["t"] == "betting").await["round"]
+                .as_u64()
+                .unwrap(),
+        };
         for (slot, amount) in [(0, CASHED_STAKE_MINOR), (1, OPEN_STAKE_MINOR)] {
             let req = format!("b{round}-{slot}");
             send(
@@ -152,7 +160,9 @@ async fn kill_9_after_a_cashout_aborts_the_round_with_its_payouts_counted_and_re
     let (token, _, granted_minor) = guest_at(addr).await;
     let mut socket = open_socket(addr, &format!("token={token}")).await;
     assert_eq!(next_json(&mut socket).await["t"], "hello");
-    let interrupted = cash_out_in_flight(&mut socket).await;
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(snapshot["t"], "snapshot", "{snapshot}");
+    let interrupted = cash_out_in_flight(&mut socket, &snapshot).await;
     server.kill_9();
     assert!(interrupted.win_minor >= CASHED_STAKE_MINOR);
     assert!(interrupted.balance_minor < granted_minor);

@@ -239,21 +239,11 @@ impl RoomCore {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    use std::sync::Arc;
 
-    use crate::bus::{ReplyTo, RequestKind};
-    use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
-    use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
-    use crate::fair::{self, FairChain};
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId,
-        TransferKind,
-    };
+    use crate::engine::answer::RefusalCode;
 
     use super::super::test_support::*;
-    use super::super::*;
+
     use super::*;
 
     #[test]

@@ -49,22 +49,13 @@ pub(super) fn capped_multiplier(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    use std::sync::Arc;
 
-    use crate::bus::{ReplyTo, RequestKind};
     use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
-    use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
-    use crate::fair::{self, FairChain};
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId,
-        TransferKind,
-    };
+    use crate::engine::answer::RefusalCode;
 
     use super::super::test_support::*;
     use super::super::*;
-    use super::*;
+
     use super::{capped_multiplier, exceeded_at};
 
     #[test]

@@ -65,18 +65,6 @@ pub(super) fn next_tick_after(origin_ms: u64, now_ms: u64, interval_ms: u64) -> 
 }
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    use std::sync::Arc;
-
-    use crate::bus::{ReplyTo, RequestKind};
-    use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
-    use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
-    use crate::fair::{self, FairChain};
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId,
-        TransferKind,
-    };
 
     use super::super::test_support::*;
     use super::*;

@@ -493,18 +493,14 @@ impl RoomCore {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
     use std::sync::Arc;
 
-    use crate::bus::{ReplyTo, RequestKind};
     use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
+    use crate::engine::answer::RefusalCode;
     use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
-    use crate::fair::{self, FairChain};
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId,
-        TransferKind,
-    };
+    use crate::fair::FairChain;
+    use crate::ledger::RoundStatus;
 
     use super::test_support::*;
     use super::*;

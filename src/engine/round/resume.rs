@@ -140,18 +140,11 @@ impl RoomCore {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet, HashMap};
-    use std::sync::Arc;
 
-    use crate::bus::{ReplyTo, RequestKind};
-    use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
-    use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
-    use crate::fair::{self, FairChain};
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId,
-        TransferKind,
-    };
+    use crate::engine::answer::{Answer, RefusalCode};
+    use crate::engine::event::RoundEvent;
+    use crate::fair::{self};
+    use crate::ledger::{RoundRecord, RoundStatus};
 
     use super::super::test_support::*;
     use super::super::*;

@@ -1,17 +1,12 @@
 //! What the tests of the round's parts share: an engine config, a room with a wanted
 //! crash point, placed bets, a started flight and readers of [`Effects`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::bus::{ReplyTo, RequestKind};
+use crate::bus::ReplyTo;
 use crate::config::EngineConfig;
-use crate::engine::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
-use crate::engine::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
+use crate::engine::answer::{Answer, RefusalCode};
 use crate::fair::{self, FairChain};
-use crate::ledger::{
-    Account, BetRef, BetTransferKind, RoundRecord, RoundStatus, Transfer, TransferId, TransferKind,
-};
 
 use super::RoomCore;
 use super::types::{

@@ -221,43 +221,21 @@ impl RoomRunner {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashSet, VecDeque};
+
     use std::sync::Arc;
     use std::time::Duration;
 
-    use futures_util::stream::BoxStream;
-    use futures_util::{FutureExt, StreamExt};
-    use tokio_util::sync::CancellationToken;
+    use crate::engine::answer::Answer;
+    use crate::engine::answer::RefusalCode;
 
-    use crate::bus::{
-        Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo,
-    };
-    use crate::bus::{Delivery, MemoryBus};
-    use crate::clock::Clock;
-    use crate::clock::SystemClock;
-    use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout};
-    use crate::engine::answer::{RefusalCode, Reply};
-    use crate::engine::breaker::LedgerBreaker;
-    use crate::engine::codec::Codec;
-    use crate::engine::codec::RecordingCodec;
     use crate::engine::event::RoundEvent;
-    use crate::engine::event::RoundTotals;
-    use crate::engine::round::{
-        BetInFlight, BetSettled, ChainExhausted, Effects, ResumeError, RoomCore, RoomSettings,
-        RoundInFlight, TransferIntent, TransferPurpose,
-    };
-    use crate::fair;
-    use crate::fair::FairChain;
+
     use crate::ledger::SqliteLedger;
     use crate::ledger::{
-        Account, BetRef, BetTransferKind, Fence, Ledger, LedgerError, RoundRecord, RoundStatus,
-        StoredTransfer, Transfer, TransferId, TransferKind, TransferOutcome,
+        Account, Fence, Ledger, LedgerError, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
     };
 
     use super::super::test_support::*;
-    use super::super::*;
-    use super::*;
 
     /// A ledger whose next `failures` batches fail as a storage fault would.
     struct FlakyLedger {

@@ -391,42 +391,19 @@ fn drain_ready(
 }
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashSet, VecDeque};
-    use std::sync::Arc;
-    use std::time::Duration;
+    use crate::bus::MemoryBus;
 
-    use futures_util::stream::BoxStream;
-    use futures_util::{FutureExt, StreamExt};
-    use tokio_util::sync::CancellationToken;
-
-    use crate::bus::{
-        Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo,
-    };
-    use crate::bus::{Delivery, MemoryBus};
-    use crate::clock::Clock;
-    use crate::clock::SystemClock;
-    use crate::config::EngineConfig;
+    use crate::engine::answer::RefusalCode;
     use crate::engine::answer::{Answer, EngineCashout};
-    use crate::engine::answer::{RefusalCode, Reply};
-    use crate::engine::breaker::LedgerBreaker;
-    use crate::engine::codec::Codec;
-    use crate::engine::codec::RecordingCodec;
+
     use crate::engine::event::RoundEvent;
     use crate::engine::event::RoundTotals;
-    use crate::engine::round::{
-        BetInFlight, BetSettled, ChainExhausted, Effects, ResumeError, RoomCore, RoomSettings,
-        RoundInFlight, TransferIntent, TransferPurpose,
-    };
+
     use crate::fair;
-    use crate::fair::FairChain;
-    use crate::ledger::SqliteLedger;
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, Fence, Ledger, LedgerError, RoundRecord, RoundStatus,
-        StoredTransfer, Transfer, TransferId, TransferKind, TransferOutcome,
-    };
+
+    use crate::ledger::{Ledger, RoundStatus};
 
     use super::test_support::*;
-    use super::*;
 
     /// alice bets twice with one req, bob bets, carol (no balance) is refused.
     async fn place_opening_bets(bus: &MemoryBus, replies: &mut Replies) {

@@ -166,39 +166,25 @@ pub(super) async fn leading_core(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashSet, VecDeque};
-    use std::sync::Arc;
-    use std::time::Duration;
 
-    use futures_util::stream::BoxStream;
     use futures_util::{FutureExt, StreamExt};
     use tokio_util::sync::CancellationToken;
 
-    use crate::bus::{
-        Bus, BusError, Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo,
-    };
-    use crate::bus::{Delivery, MemoryBus};
+    use crate::bus::Delivery;
+    use crate::bus::{Bus, Command, EventEnvelope};
     use crate::clock::Clock;
     use crate::clock::SystemClock;
-    use crate::config::EngineConfig;
-    use crate::engine::answer::{Answer, EngineCashout};
-    use crate::engine::answer::{RefusalCode, Reply};
-    use crate::engine::breaker::LedgerBreaker;
+
+    use crate::engine::answer::Answer;
+
     use crate::engine::codec::Codec;
-    use crate::engine::codec::RecordingCodec;
+
     use crate::engine::event::RoundEvent;
-    use crate::engine::event::RoundTotals;
-    use crate::engine::round::{
-        BetInFlight, BetSettled, ChainExhausted, Effects, ResumeError, RoomCore, RoomSettings,
-        RoundInFlight, TransferIntent, TransferPurpose,
-    };
+
     use crate::fair;
-    use crate::fair::FairChain;
+
     use crate::ledger::SqliteLedger;
-    use crate::ledger::{
-        Account, BetRef, BetTransferKind, Fence, Ledger, LedgerError, RoundRecord, RoundStatus,
-        StoredTransfer, Transfer, TransferId, TransferKind, TransferOutcome,
-    };
+    use crate::ledger::{Account, Fence, Ledger, RoundRecord, RoundStatus, Transfer, TransferKind};
 
     use super::super::test_support::*;
     use super::super::*;

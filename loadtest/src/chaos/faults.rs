@@ -54,8 +54,8 @@ impl Fault {
     /// `engine-kill`: one failover, a round under the new leader included).
     pub fn typical_ms(self) -> u64 {
         match self {
-            Fault::EngineKill => 8_000,
-            Fault::GatewayKill => 5_000,
+            // A takeover (~2.5 s, the lease's TTL) and up to a round's betting phase.
+            Fault::EngineKill | Fault::GatewayKill => 5_000,
             Fault::RedisRestart => 8_000,
             Fault::PostgresStop => POSTGRES_DOWN_MS + 5_000,
             Fault::RollingRestart => 30_000,

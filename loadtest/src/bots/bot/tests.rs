@@ -71,8 +71,12 @@ fn snapshot_betting() -> ServerMessage {
 
 /// Places a bet of 100 in slot 0 with an auto-cashout at 2.00; returns its request.
 fn place_bet(bot: &mut Bot) -> ClientMessage {
+    place_bet_in(bot, 0)
+}
+
+fn place_bet_in(bot: &mut Bot, slot: u8) -> ClientMessage {
     let stake = Stake {
-        slot: 0,
+        slot,
         amount_minor: 100,
         exit: Exit::Auto(200),
     };
@@ -126,6 +130,38 @@ fn an_unavailable_bet_is_sent_again_with_its_req_and_its_answer_books_the_stake(
     assert_eq!(Stats::get(&stats.unavailable_answers), 1);
     assert_eq!(Stats::get(&stats.unavailable_retries), 1);
     assert_eq!(Stats::get(&stats.outcomes_unknown), 0);
+}
+
+fn bet_ok(req: &str, slot: u8, balance: i64) -> ServerMessage {
+    ServerMessage::BetOk {
+        req: req.to_owned(),
+        round: ROUND,
+        slot,
+        amount: 100,
+        auto: Some(200),
+        balance,
+    }
+}
+
+#[test]
+fn a_retried_bets_replayed_balance_is_not_taken_for_the_servers_last() {
+    let mut bot = bot(true);
+    let first = req_of(&place_bet_in(&mut bot, 0));
+    let second = req_of(&place_bet_in(&mut bot, 1));
+
+    // The engine took the first bet (balance 900) but its answer was lost: unavailable.
+    bot.on_private(unavailable(&first), Instant::now());
+    bot.on_private(bet_ok(&second, 1, GRANTED_MINOR - 200), Instant::now());
+    // The retry is answered with the first answer, balance and all.
+    bot.on_private(bet_ok(&first, 0, GRANTED_MINOR - 100), Instant::now());
+
+    assert_eq!(failures(&bot), Vec::<String>::new());
+    assert_eq!(bot.expected_minor, Some(GRANTED_MINOR - 200));
+    assert_eq!(
+        bot.last_balance_minor,
+        GRANTED_MINOR - 200,
+        "not the replay's"
+    );
 }
 
 #[test]

@@ -18,7 +18,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
+use tokio_postgres::Transaction;
 
+use super::probes::connect;
 use crate::report::stats::AckedBet;
 
 /// Messages kept per check; further findings are only counted.
@@ -281,72 +283,78 @@ fn check_rounds(rounds: &[RoundRow], findings: &mut Findings) {
 
 /// Reads what the checks need from the ledger at `database_url`, in one snapshot.
 pub async fn read_ledger(database_url: &str) -> anyhow::Result<LedgerRows> {
-    let mut client = super::cluster::connect(database_url).await?;
-    let transaction = client
+    let mut client = connect(database_url).await?;
+    let snapshot = client
         .build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await?;
-    let transfers = transaction
-        .query(
-            "SELECT id, kind, amount, multiplier_hundredths FROM transfers WHERE kind <> 'grant'",
-            &[],
-        )
+    let mut rows = read_balances(&snapshot).await?;
+    rows.transfers = read_transfers(&snapshot).await?;
+    rows.rounds = read_rounds(&snapshot).await?;
+    snapshot.commit().await?;
+    Ok(rows)
+}
+
+/// Every transfer but grants.
+async fn read_transfers(snapshot: &Transaction<'_>) -> anyhow::Result<Vec<TransferRow>> {
+    let sql = "SELECT id, kind, amount, multiplier_hundredths FROM transfers WHERE kind <> 'grant'";
+    let rows = snapshot
+        .query(sql, &[])
         .await
         .context("reading the transfers")?;
-    let rounds = transaction
-        .query(
-            "SELECT room, round, status, crash_hundredths FROM rounds",
-            &[],
-        )
+    Ok((rows.iter())
+        .map(|row| TransferRow {
+            id: row.get(0),
+            kind: row.get(1),
+            amount_minor: row.get(2),
+            multiplier_hundredths: row.get(3),
+        })
+        .collect())
+}
+
+/// The round journal.
+async fn read_rounds(snapshot: &Transaction<'_>) -> anyhow::Result<Vec<RoundRow>> {
+    let sql = "SELECT room, round, status, crash_hundredths FROM rounds";
+    let rows = snapshot
+        .query(sql, &[])
         .await
         .context("reading the rounds")?;
-    let sum = transaction
-        .query_one(
-            "SELECT coalesce(sum(balance), 0)::bigint FROM accounts",
-            &[],
-        )
-        .await?;
-    let negative = transaction
-        .query(
-            "SELECT key, balance FROM accounts WHERE key LIKE 'player:%' AND balance < 0",
-            &[],
-        )
-        .await?;
-    let mismatches = transaction.query(BALANCE_MISMATCHES_SQL, &[]).await?;
-    transaction.commit().await?;
+    Ok((rows.iter())
+        .map(|row| RoundRow {
+            room: row.get(0),
+            round: row.get(1),
+            status: row.get(2),
+            crash_hundredths: row.get(3),
+        })
+        .collect())
+}
+
+/// The balances' sum, the players below zero and the accounts whose balance is not
+/// their transfers' (the rest of the rows left empty).
+async fn read_balances(snapshot: &Transaction<'_>) -> anyhow::Result<LedgerRows> {
+    let sum_sql = "SELECT coalesce(sum(balance), 0)::bigint FROM accounts";
+    let negative_sql =
+        "SELECT key, balance FROM accounts WHERE key LIKE 'player:%' AND balance < 0";
+    let sum = snapshot.query_one(sum_sql, &[]).await?;
+    let negative = snapshot.query(negative_sql, &[]).await?;
+    let mismatches = snapshot.query(BALANCE_MISMATCHES_SQL, &[]).await?;
     Ok(LedgerRows {
-        transfers: (transfers.iter())
-            .map(|row| TransferRow {
-                id: row.get(0),
-                kind: row.get(1),
-                amount_minor: row.get(2),
-                multiplier_hundredths: row.get(3),
-            })
-            .collect(),
-        rounds: (rounds.iter())
-            .map(|row| RoundRow {
-                room: row.get(0),
-                round: row.get(1),
-                status: row.get(2),
-                crash_hundredths: row.get(3),
-            })
-            .collect(),
         balances_sum_minor: sum.get(0),
-        negative_players: negative
-            .iter()
+        negative_players: (negative.iter())
             .map(|row| (row.get(0), row.get(1)))
             .collect(),
         balance_mismatches: (mismatches.iter())
             .map(|row| (row.get(0), row.get(1), row.get(2)))
             .collect(),
+        ..LedgerRows::default()
     })
 }
 
 /// The newest round of the ledger that crashed or was aborted (0 before the first).
 pub async fn newest_finished_round(database_url: &str) -> anyhow::Result<i64> {
-    let client = super::cluster::connect(database_url).await?;
+    let client = connect(database_url).await?;
     let row = client
         .query_one(
             "SELECT coalesce(max(round), 0) FROM rounds WHERE status IN ('crashed', 'aborted')",

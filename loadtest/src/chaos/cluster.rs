@@ -6,11 +6,11 @@
 //! drop) and each is also listed in `<work dir>/pids` for `scripts/chaos`'s trap.
 //!
 //! Every wait has a named bound; a process that outlives one is killed and the wait
-//! fails with its name.
+//! fails with its name. The probes the waits poll live in `probes`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -19,10 +19,12 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
+
+use super::probes::{
+    POLL_MS, connect, free_port, gateway_ready, postgres_answers, redis_cli, redis_ping, wait_for,
+};
 
 /// Engine processes: a leader and a standby.
 pub const ENGINES: usize = 2;
@@ -44,13 +46,8 @@ const SETUP_TIMEOUT_MS: u64 = 120_000;
 /// Longest wait for a process to exit after a signal before it is killed, in
 /// milliseconds.
 pub const STOP_TIMEOUT_MS: u64 = 20_000;
-/// Time allowed for one readiness probe (HTTP, Redis PING, a PostgreSQL connect), in
-/// milliseconds.
-const PROBE_TIMEOUT_MS: u64 = 2_000;
 /// What an engine prints once it is connected and stands by for leases.
 const ENGINE_STANDING_BY: &str = "is standing by";
-/// Pause between polls, in milliseconds.
-pub const POLL_MS: u64 = 100;
 
 /// Round timing and the rest of what every role process shares.
 #[derive(Debug, Clone)]
@@ -510,24 +507,6 @@ async fn stop(process: &mut Process, signal: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `probe` every [`POLL_MS`] until it is true; fails naming `what` after
-/// `timeout_ms`.
-pub async fn wait_for<F, Fut>(what: &str, timeout_ms: u64, mut probe: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    while !probe().await {
-        ensure!(
-            Instant::now() < deadline,
-            "waited {timeout_ms} ms for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
-    }
-    Ok(())
-}
-
 /// What every role shares: fresh secrets, the round timing, one shard per gateway (five
 /// processes share the machine).
 fn role_env(setup: &Setup) -> Vec<(String, String)> {
@@ -565,13 +544,6 @@ fn role_env(setup: &Setup) -> Vec<(String, String)> {
     .collect()
 }
 
-/// A loopback port free now (the kernel's choice).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
-
 /// [`POSTGRES_USER`]'s uid and gid when this process is root (read from /etc/passwd).
 fn postgres_owner() -> anyhow::Result<Option<(u32, u32)>> {
     let status = std::fs::read_to_string("/proc/self/status")?;
@@ -596,63 +568,4 @@ fn postgres_owner() -> anyhow::Result<Option<(u32, u32)>> {
             .parse()?)
     };
     Ok(Some((id(2)?, id(3)?)))
-}
-
-/// Runs `redis-cli -p <port> <args>`; its output without the trailing newline.
-async fn redis_cli(port: u16, args: &[&str]) -> anyhow::Result<String> {
-    let output = tokio::time::timeout(
-        Duration::from_millis(PROBE_TIMEOUT_MS),
-        Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(args)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .context("redis-cli timed out")??;
-    ensure!(output.status.success(), "redis-cli {args:?} failed");
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .trim_end()
-        .to_owned())
-}
-
-async fn redis_ping(port: u16) -> bool {
-    matches!(redis_cli(port, &["PING"]).await.as_deref(), Ok("PONG"))
-}
-
-/// A connection to PostgreSQL (`key=value` or URL form), its driver spawned.
-pub async fn connect(url: &str) -> anyhow::Result<tokio_postgres::Client> {
-    let connecting = tokio_postgres::connect(url, tokio_postgres::NoTls);
-    let (client, connection) =
-        tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), connecting)
-            .await
-            .context("connecting to PostgreSQL timed out")?
-            .context("connecting to PostgreSQL")?;
-    tokio::spawn(async move {
-        // The connection ends when the client is dropped or the server goes away.
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-async fn postgres_answers(url: &str) -> bool {
-    match connect(url).await {
-        Ok(client) => client.simple_query("SELECT 1").await.is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// Whether the gateway at `addr` answers `GET /readyz` with 200.
-pub async fn gateway_ready(addr: SocketAddr) -> bool {
-    let probe = async {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head).await?;
-        anyhow::Ok(&head[..] == b"HTTP/1.1 200")
-    };
-    let probed = tokio::time::timeout(Duration::from_millis(PROBE_TIMEOUT_MS), probe).await;
-    matches!(probed, Ok(Ok(true)))
 }

@@ -83,6 +83,14 @@ pub struct Stats {
     /// Final reconnections the server refused with 503 (`full`/`busy`) and the bot
     /// tried again.
     pub final_reconnect_retries: AtomicU64,
+    /// `unavailable` answers in a run with faults (also in `rejects`): allowed, not
+    /// failed.
+    pub unavailable_answers: AtomicU64,
+    /// Requests sent again with the same `req` after an `unavailable`.
+    pub unavailable_retries: AtomicU64,
+    /// Requests whose outcome the bot could not learn (`unavailable` too late to retry):
+    /// the bot re-based its own ledger on the next fresh balance.
+    pub outcomes_unknown: AtomicU64,
     /// Rejections by `request:code`, e.g. `cashout:too_late`.
     pub rejects: Mutex<BTreeMap<String, u64>>,
     pub failures: Mutex<FailureLog>,
@@ -120,6 +128,9 @@ impl Stats {
             ack_latency_us: Mutex::new(histogram()),
             tick_lag_us: Mutex::new(histogram()),
             final_reconnect_retries: AtomicU64::new(0),
+            unavailable_answers: AtomicU64::new(0),
+            unavailable_retries: AtomicU64::new(0),
+            outcomes_unknown: AtomicU64::new(0),
             rejects: Mutex::new(BTreeMap::new()),
             failures: Mutex::new(FailureLog::default()),
         }
@@ -155,6 +166,11 @@ impl Stats {
     pub fn note_flying(&self, round: u64) {
         self.highest_flying_round
             .fetch_max(round, Ordering::Relaxed);
+    }
+
+    /// The highest round a bot saw crash (0 before the first).
+    pub fn highest_crashed_round(&self) -> u64 {
+        self.highest_crashed_round.load(Ordering::Relaxed)
     }
 
     /// The highest round a bot saw fly (0 before the first).

@@ -28,6 +28,34 @@ pub struct Requests {
     pub acked: u64,
 }
 
+/// What the bots did with `unavailable` answers.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Unavailable {
+    pub answers: u64,
+    pub retried: u64,
+    pub outcomes_unknown: u64,
+}
+
+impl Unavailable {
+    pub fn of(stats: &Stats) -> Unavailable {
+        Unavailable {
+            answers: Stats::get(&stats.unavailable_answers),
+            retried: Stats::get(&stats.unavailable_retries),
+            outcomes_unknown: Stats::get(&stats.outcomes_unknown),
+        }
+    }
+}
+
+impl std::fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({} retried, {} outcomes left unknown)",
+            self.answers, self.retried, self.outcomes_unknown
+        )
+    }
+}
+
 /// The load generator's own resource use.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct GeneratorUsage {
@@ -62,6 +90,9 @@ pub struct Report {
     pub ticks_conflated: u64,
     /// Final reconnections refused with 503 and tried again.
     pub final_reconnect_retries: u64,
+    /// `unavailable` answers (runs with faults), the requests sent again after one, and
+    /// the outcomes left unknown.
+    pub unavailable: Unavailable,
     /// Rejections by `request:code`; expected ones (too late, wrong phase) included.
     pub rejects: BTreeMap<String, u64>,
     pub errors_total: u64,
@@ -112,6 +143,7 @@ impl Report {
             frames_received: Stats::get(&stats.frames_received),
             ticks_conflated: Stats::get(&stats.ticks_conflated),
             final_reconnect_retries: Stats::get(&stats.final_reconnect_retries),
+            unavailable: Unavailable::of(stats),
             rejects: stats.rejects.lock().expect("rejects lock").clone(),
             errors_total: failures.total(),
             errors_by_kind: failures.by_check,
@@ -231,6 +263,7 @@ impl Report {
                 "final reconnects retried (503)".into(),
                 self.final_reconnect_retries.to_string(),
             ),
+            ("unavailable answers".into(), self.unavailable.to_string()),
         ]
     }
 }

@@ -1,14 +1,14 @@
 //! A bot's own bets: planning the click of a betting phase, placing the bets, cashing
 //! out by hand when a target is reached (or everything at the end of the run), freeing
-//! the slots of finished rounds, and booking each cashout against its bet — the own
-//! ledger's credits.
+//! the slots of finished rounds, and booking each cashout against its bet (in a slot, a
+//! late one or an unsure one) — the own ledger's credits.
 
 use std::time::Duration;
 
 use aloft::protocol::{BetCashout, ClientMessage, Phase, PublicCashout};
 use tokio::time::Instant;
 
-use crate::bots::behaviour::{self, Exit};
+use crate::bots::behaviour::{self, Exit, Stake};
 use crate::bots::bot::open_bets::{OpenBet, Pending, PlannedBets, Source};
 use crate::bots::bot::{Bot, unix_now_ms};
 use crate::bots::verify::{self, Check, Failure};
@@ -61,40 +61,37 @@ impl Bot {
             return;
         }
         for stake in plan.stakes.into_iter().flatten() {
-            let slot = usize::from(stake.slot);
-            if self.slots[slot].is_some() {
-                continue;
+            if self.slots[usize::from(stake.slot)].is_none() {
+                self.place_bet(stake, now);
             }
-            let req = self.next_req();
-            self.slots[slot] = Some(OpenBet {
-                round: self.round,
-                slot: stake.slot,
-                amount_minor: stake.amount_minor,
-                exit: stake.exit,
-                acked: false,
-                cashout_sent: false,
-                win: None,
-                listed: None,
-                crashed_at: None,
-                blind: false,
-            });
-            let message = ClientMessage::Bet {
-                req: req.clone(),
-                amount: stake.amount_minor,
-                auto: stake.exit.auto(),
-                slot: stake.slot,
-            };
-            self.outbox.push(message.clone());
-            self.pending.push(Pending {
-                req,
-                slot: stake.slot,
-                is_bet: true,
-                sent_at: now,
-                message,
-                resent: false,
-            });
-            self.local.bets_sent += 1;
         }
+    }
+
+    /// Sends `bet` for `stake` in the current round; the slot holds it from now.
+    pub(super) fn place_bet(&mut self, stake: Stake, now: Instant) {
+        let req = self.next_req();
+        self.slots[usize::from(stake.slot)] = Some(OpenBet {
+            round: self.round,
+            slot: stake.slot,
+            amount_minor: stake.amount_minor,
+            exit: stake.exit,
+            acked: false,
+            cashout_sent: false,
+            win: None,
+            listed: None,
+            crashed_at: None,
+            report_may_be_lost: false,
+        });
+        let message = ClientMessage::Bet {
+            req: req.clone(),
+            amount: stake.amount_minor,
+            auto: stake.exit.auto(),
+            slot: stake.slot,
+        };
+        self.outbox.push(message.clone());
+        self.pending
+            .push(Pending::new(req, stake.slot, message, now));
+        self.local.bets_sent += 1;
     }
 
     /// Sends `cashout` for every acknowledged bet of the flying round whose target `m`
@@ -125,14 +122,7 @@ impl Bot {
                 slot,
             };
             self.outbox.push(message.clone());
-            self.pending.push(Pending {
-                req,
-                slot,
-                is_bet: false,
-                sent_at: now,
-                message,
-                resent: false,
-            });
+            self.pending.push(Pending::new(req, slot, message, now));
             self.local.cashouts_sent += 1;
         }
     }
@@ -164,8 +154,13 @@ impl Bot {
         let in_slot = (self.slots.get_mut(usize::from(slot)))
             .and_then(Option::as_mut)
             .filter(|bet| bet.round == round);
-        let late = |bet: &&mut OpenBet| bet.round == round && bet.slot == slot;
-        let Some(bet) = in_slot.or_else(|| self.late.iter_mut().find(late)) else {
+        let same = |bet: &&mut OpenBet| bet.round == round && bet.slot == slot;
+        let elsewhere = self
+            .late
+            .iter_mut()
+            .chain(self.unsure.iter_mut())
+            .find(same);
+        let Some(bet) = in_slot.or(elsewhere) else {
             let message = format!(
                 "cashout of slot {slot} in round {round} at {m} ({source:?}) without a bet"
             );

@@ -34,7 +34,7 @@ impl Bot {
         }
     }
 
-    fn on_event(&mut self, event: RoomEvent, now: Instant) {
+    pub(super) fn on_event(&mut self, event: RoomEvent, now: Instant) {
         let kind = EventKind::of(&event);
         match self.stream.on_event(event.seq(), event.round(), kind) {
             Ok(ticks_skipped) => self.local.ticks_conflated += ticks_skipped,
@@ -105,6 +105,7 @@ impl Bot {
         if self.pending.is_empty()
             && self.late.is_empty()
             && !self.rebase_pending
+            && !self.balance_stale
             && self
                 .expected_minor
                 .is_some_and(|expected| expected != self.last_balance_minor)
@@ -384,6 +385,9 @@ impl Bot {
         };
         let kind = if is_bet { "bet" } else { "cashout" };
         self.context.stats.record_reject(kind, code.as_str());
+        if code == ErrorCode::Unavailable && self.context.faults_expected {
+            return self.on_unavailable(request, now);
+        }
         if is_bet {
             self.slots[usize::from(request.slot)] = None;
         }
@@ -428,14 +432,21 @@ impl Bot {
             .any(|request| request.req == req && request.is_bet == is_bet && !request.resent)
     }
 
-    /// Notes a balance the server sent; a `fresh` one (not from a verbatim replay)
-    /// re-bases the own ledger after a reconnection once no re-sent request waits.
+    /// Notes a balance the server sent. A `fresh` one (not from a verbatim replay) is the
+    /// server's balance now, and re-bases the own ledger after a reconnection or an
+    /// unknown outcome once no re-sent request waits; a replayed one may predate what the
+    /// bot booked since, so it only marks the last balance stale.
     fn observe_balance(&mut self, balance_minor: i64, fresh: bool) {
         if balance_minor < 0 {
             self.fail(Check::NegativeBalance, format!("balance {balance_minor}"));
         }
+        if !fresh {
+            self.balance_stale = true;
+            return;
+        }
         self.last_balance_minor = balance_minor;
-        if fresh && self.rebase_pending && !self.pending.iter().any(|request| request.resent) {
+        self.balance_stale = false;
+        if self.rebase_pending && !self.pending.iter().any(|request| request.resent) {
             self.expected_minor = Some(balance_minor);
             self.rebase_pending = false;
         }

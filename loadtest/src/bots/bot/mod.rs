@@ -33,13 +33,17 @@
 //!
 //! This module owns the bot's life and its state; the state's parts live beside it:
 //! `open_bets` (requests in flight, bets in slots, the planned click), `frames` (what
-//! the server sends), `betting` (the bot's own bets and cashouts) and `reconnect` (lost
-//! connections and the final balance check).
+//! the server sends), `betting` (the bot's own bets and cashouts), `unavailable` (the
+//! retry or the unknown outcome) and `reconnect` (lost connections and the final balance
+//! check).
 
 mod betting;
 mod frames;
 mod open_bets;
 mod reconnect;
+#[cfg(test)]
+mod tests;
+mod unavailable;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -175,13 +179,20 @@ struct Bot {
     slots: [Option<OpenBet>; 2],
     /// Bets of finished rounds whose auto-cashout report is late (`faults_expected`).
     late: Vec<OpenBet>,
+    /// Bets whose request got `unavailable` too late to retry: the engine may hold their
+    /// stake, so a settlement of one is accepted; the newest [`unavailable::UNSURE_BETS_MAX`].
+    unsure: Vec<OpenBet>,
     pending: Vec<Pending>,
     outbox: Vec<ClientMessage>,
     requests_sent: u64,
     /// The bot's own ledger, in minor units; `None` before `hello`.
     expected_minor: Option<i64>,
-    /// The last balance the server sent, in minor units.
+    /// The last fresh balance the server sent, in minor units.
     last_balance_minor: i64,
+    /// A reply repeating a first answer (re-sent request) came since
+    /// `last_balance_minor`: its balance may predate what the bot has booked since, so
+    /// the own ledger is not compared with the server's until the next fresh balance.
+    balance_stale: bool,
     ping_at: Instant,
     flush_at: Instant,
     stopping: bool,
@@ -195,8 +206,9 @@ struct Bot {
     lost: Option<String>,
     /// A reconnection sent `since`: the next `hello` must say whether it recovered.
     resuming: bool,
-    /// The bot was away: its own ledger is set to the next fresh balance the server
-    /// sends once no re-sent request waits (see the module doc).
+    /// The bot was away, or a request's outcome is unknown: its own ledger is set to the
+    /// next fresh balance the server sends once no re-sent request waits (see the module
+    /// doc).
     rebase_pending: bool,
 }
 
@@ -227,11 +239,13 @@ impl Bot {
             plan: None,
             slots: [None, None],
             late: Vec::new(),
+            unsure: Vec::new(),
             pending: Vec::new(),
             outbox: Vec::new(),
             requests_sent: 0,
             expected_minor: None,
             last_balance_minor: 0,
+            balance_stale: false,
             ping_at,
             flush_at,
             stopping: false,
@@ -354,7 +368,9 @@ impl Bot {
                 .iter()
                 .flatten()
                 .all(|bet| bet.is_settled() || bet.win.is_some())
-            && (self.rebase_pending || self.expected_minor == Some(self.last_balance_minor))
+            && (self.rebase_pending
+                || self.balance_stale
+                || self.expected_minor == Some(self.last_balance_minor))
     }
 
     fn next_req(&mut self) -> String {

@@ -1,6 +1,7 @@
 //! What a bot holds between its requests and their outcomes: the requests in flight,
-//! the bets in its two slots (and late ones whose auto-cashout report is owed), the
-//! click it planned for the betting phase, and where a cashout report came from.
+//! the bets in its two slots (late ones whose auto-cashout report is owed, unsure ones
+//! whose request went unanswered), the click it planned for the betting phase, and where
+//! a cashout report came from.
 
 use aloft::protocol::ClientMessage;
 use tokio::time::Instant;
@@ -17,8 +18,27 @@ pub(super) struct Pending {
     pub(super) sent_at: Instant,
     /// The request itself, sent again after a reconnection.
     pub(super) message: ClientMessage,
-    /// Sent again after a reconnection: its reply may be the first one, verbatim.
+    /// Sent again (after a reconnection or an `unavailable`): its reply may be the
+    /// first one, verbatim, with the balance of that time.
     pub(super) resent: bool,
+    /// Sent again after an `unavailable` already: another one leaves its outcome
+    /// unknown.
+    pub(super) retried_after_unavailable: bool,
+}
+
+impl Pending {
+    /// A request sent now for the first time.
+    pub(super) fn new(req: String, slot: u8, message: ClientMessage, now: Instant) -> Pending {
+        Pending {
+            req,
+            slot,
+            is_bet: matches!(message, ClientMessage::Bet { .. }),
+            sent_at: now,
+            message,
+            resent: false,
+            retried_after_unavailable: false,
+        }
+    }
 }
 
 /// A bet the bot holds in a slot, from the request until its round crashed and its
@@ -37,9 +57,10 @@ pub(super) struct OpenBet {
     pub(super) listed: Option<(u64, i64)>,
     /// The crash point of its round, once crashed.
     pub(super) crashed_at: Option<u64>,
-    /// The bot was away during this bet's round: a private report of its auto-cashout
-    /// may have been sent to the lost connection.
-    pub(super) blind: bool,
+    /// No private report of its outcome is owed to the bot: it was away during this
+    /// bet's round (a report of its auto-cashout may have gone to the lost connection),
+    /// or its cashout request went unanswered (`unavailable` after the flight).
+    pub(super) report_may_be_lost: bool,
 }
 
 impl OpenBet {
@@ -47,7 +68,7 @@ impl OpenBet {
     pub(super) fn awaits_auto_cashout(&self) -> bool {
         let target = self.exit.auto();
         self.acked
-            && !self.blind
+            && !self.report_may_be_lost
             && self.win.is_none()
             && matches!((target, self.crashed_at), (Some(auto), Some(crash)) if auto < crash)
     }

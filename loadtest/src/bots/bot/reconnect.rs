@@ -81,7 +81,7 @@ impl Bot {
         self.resuming = sent_position;
         self.rebase_pending = true;
         for bet in self.slots.iter_mut().flatten() {
-            bet.blind = true;
+            bet.report_may_be_lost = true;
         }
         for request in &mut self.pending {
             request.resent = true;

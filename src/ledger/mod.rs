@@ -31,6 +31,8 @@ mod transfer_id;
 #[cfg(test)]
 mod conformance;
 #[cfg(test)]
+pub(crate) mod flaky;
+#[cfg(test)]
 mod postgres_test_database;
 
 use async_trait::async_trait;

@@ -19,12 +19,14 @@
 //! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
 //! (`ledger::conformance`). The rules they share live here, so the two cannot drift
 //! apart: what a batch does (`plan`, a pure planner both execute), what makes a transfer
-//! malformed, how a prefix becomes a key range. [`TransferId`] is the format of the ids
-//! aloft gives its own transfers.
+//! malformed, how a prefix becomes a key range, how a stored row is read back
+//! (`row_decoding`). [`TransferId`] is the format of the ids aloft gives its own
+//! transfers.
 
 pub mod batcher;
 mod plan;
 pub mod postgres;
+mod row_decoding;
 pub mod sqlite;
 mod transfer_id;
 
@@ -39,12 +41,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use postgres::PostgresLedger;
+pub(crate) use row_decoding::{SELECT_ROUND_COLUMNS, SELECT_TRANSFER_COLUMNS};
 pub use sqlite::SqliteLedger;
 pub use transfer_id::{BetRef, BetTransferKind, TransferId, TransferIdError};
-
-/// The columns both backends read a stored transfer from, in `StoredTransfer` order.
-pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
-     kind, debit_balance_after, credit_balance_after, multiplier_hundredths FROM transfers";
 
 /// Schema step of both backends for `Ledger::expire_unused_guests`: grants by age, and
 /// whether a player ever bet (a bet is the only transfer that debits a player).
@@ -52,10 +51,6 @@ pub(crate) const GUEST_EXPIRY_INDEXES: &str = "
 CREATE INDEX transfers_grants ON transfers (created_at_ms) WHERE kind = 'grant';
 CREATE INDEX transfers_debit ON transfers (debit);
 ";
-
-/// The columns both backends read a journaled round from, in `RoundRecord` order.
-pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
-     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
 
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -9,6 +9,8 @@
 //! - [`engine`]: the round loop of a room (Betting → Flying → Crashed), pure logic in
 //!   `engine::round` driven by a [`clock::Clock`].
 //! - [`clock`]: time, the leaf every layer reads it from (a fake one in tests).
+//! - [`cashier`]: the money that moves outside rounds: guest grants and the return of
+//!   unused guests' grants to the mint.
 //! - [`ledger`]: double-entry money behind the [`ledger::Ledger`] trait (SQLite, PostgreSQL).
 //! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory, Redis).
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
@@ -26,6 +28,7 @@
 pub mod admission;
 pub mod auth;
 pub mod bus;
+pub mod cashier;
 pub mod clock;
 pub mod cluster;
 pub mod config;

@@ -23,13 +23,13 @@ use crate::admission::guest_rate::GuestRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
+use crate::cashier::{Cashier, GuestTerms};
 use crate::clock::SystemClock;
 use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
-use crate::ledger::batcher::TransferBatcher;
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::metrics::MetricsListener;
 use crate::protocol::PastRound;
@@ -157,7 +157,8 @@ impl Server {
         let history = load_history(&config, backends.ledger.as_ref()).await?;
         let metrics = MetricsListener::start(config.metrics_listen, shutdown.clone()).await?;
         let limits = Arc::new(ConnectionLimits::new(&config.limits));
-        let app = app_state(&config, &backends, limits.clone(), ready.clone());
+        let cashier = Cashier::spawn(backends.ledger.clone(), GuestTerms::from_config(&config));
+        let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());
         let gateway = Gateway::start(GatewayStart {
             shared: gateway_shared(&config, &backends, limits),
             listen: config.listen,
@@ -180,11 +181,7 @@ impl Server {
             let settings = room_settings(&config, room, &backends.salt);
             engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
         }
-        let guest_expiry = tokio::spawn(expire_unused_guests(
-            backends.ledger.clone(),
-            config.limits.guest_unused_expiry_seconds,
-            shutdown.clone(),
-        ));
+        let guest_expiry = tokio::spawn(cashier.run_guest_expiry(shutdown.clone()));
         ready.store(true, Ordering::Release);
         Ok(Server {
             local_addr: gateway.local_addr,
@@ -227,11 +224,12 @@ impl Server {
     }
 }
 
-/// The HTTP layer's state: the API's backends, the published fairness chains, the
+/// The HTTP layer's state: the API's backends and cashier, the published fairness chains, the
 /// admission limits and the readiness flag.
 fn app_state(
     config: &Arc<Config>,
     backends: &Backends,
+    cashier: &Cashier,
     limits: Arc<ConnectionLimits>,
     ready: Arc<AtomicBool>,
 ) -> Arc<AppState> {
@@ -245,7 +243,7 @@ fn app_state(
     Arc::new(AppState {
         config: config.clone(),
         ledger: backends.ledger.clone(),
-        grants: TransferBatcher::spawn(backends.ledger.clone()),
+        cashier: cashier.clone(),
         tokens: backends.tokens.clone(),
         fair: FairInfo {
             salt: backends.salt.clone(),
@@ -279,57 +277,6 @@ fn gateway_shared(
         ),
         growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
     })
-}
-
-/// Interval of the sweep of unused guests.
-const GUEST_EXPIRY_SWEEP_INTERVAL_MS: u64 = 60_000;
-/// Guests removed per ledger transaction, at most; a sweep repeats while batches are full.
-const GUEST_EXPIRY_BATCH_GUESTS_MAX: usize = 1_000;
-
-/// Every minute until `shutdown`: removes the guests that never played within
-/// `expiry_seconds` of their grant (see `Ledger::expire_unused_guests`). Every gateway
-/// of a cluster runs it; the ledger makes concurrent sweeps safe.
-async fn expire_unused_guests(
-    ledger: Arc<dyn Ledger>,
-    expiry_seconds: u64,
-    shutdown: CancellationToken,
-) {
-    let mut sweep = tokio::time::interval(std::time::Duration::from_millis(
-        GUEST_EXPIRY_SWEEP_INTERVAL_MS,
-    ));
-    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = sweep.tick() => {}
-        }
-        let now_ms = crate::clock::unix_now_ms();
-        match sweep_unused_guests(ledger.as_ref(), expiry_seconds, now_ms).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "unused guests removed"),
-            Err(error) => tracing::warn!(%error, "unused guests not removed: next sweep retries"),
-        }
-    }
-}
-
-/// One sweep at `now_ms`: batches of removals until one is not full. Returns the count.
-async fn sweep_unused_guests(
-    ledger: &dyn Ledger,
-    expiry_seconds: u64,
-    now_ms: u64,
-) -> Result<u64, LedgerError> {
-    let granted_before_ms = now_ms.saturating_sub(expiry_seconds.saturating_mul(1_000));
-    let mut removed = 0;
-    loop {
-        let batch = ledger
-            .expire_unused_guests(granted_before_ms, GUEST_EXPIRY_BATCH_GUESTS_MAX)
-            .await?;
-        metrics::counter!(crate::metrics::GUESTS_EXPIRED).increment(batch);
-        removed += batch;
-        if batch < GUEST_EXPIRY_BATCH_GUESTS_MAX as u64 {
-            return Ok(removed);
-        }
-    }
 }
 
 /// The rules of `room`'s rounds.
@@ -426,41 +373,4 @@ async fn load_history(
         history.insert(room.clone(), past);
     }
     Ok(history)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ledger::{Account, Transfer, TransferId, TransferKind};
-
-    #[tokio::test]
-    async fn a_sweep_removes_guests_unused_for_the_expiry_and_only_those() {
-        let ledger = SqliteLedger::open_in_memory().unwrap();
-        let grants = (0..GUEST_EXPIRY_BATCH_GUESTS_MAX + 5)
-            .map(|n| Transfer {
-                id: TransferId::grant(&format!("g-{n}")).to_string(),
-                debit: Account::Mint,
-                credit: Account::Player(format!("g-{n}")),
-                amount_minor: 100,
-                kind: TransferKind::Grant,
-                multiplier_hundredths: None,
-            })
-            .collect();
-        ledger.apply_batch(grants).await.unwrap();
-        let now_ms = crate::clock::unix_now_ms();
-        let expiry_seconds = 3_600;
-        assert_eq!(
-            sweep_unused_guests(&ledger, expiry_seconds, now_ms)
-                .await
-                .unwrap(),
-            0
-        );
-        let later_ms = now_ms + expiry_seconds * 1_000 + 1_000;
-        let removed = sweep_unused_guests(&ledger, expiry_seconds, later_ms)
-            .await
-            .unwrap();
-        assert_eq!(removed, GUEST_EXPIRY_BATCH_GUESTS_MAX as u64 + 5);
-        assert_eq!(ledger.balance(&Account::Mint).await.unwrap(), 0);
-        assert_eq!(ledger.total_balance().await.unwrap(), 0);
-    }
 }

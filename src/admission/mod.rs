@@ -42,23 +42,23 @@ pub fn client_key(address: IpAddr) -> IpAddr {
 /// Why a socket was not admitted. Refused at the `/ws` handshake with HTTP 503 and
 /// `{"code": ..., "message": ...}`; after an upgrade (first-message authentication)
 /// with close code 1008 and the message as reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 pub enum Refusal {
     /// The client address already holds `limits.connections_per_ip_max` sockets.
     #[error("too many connections from this address (at most {max})")]
+    #[strum(serialize = "ip_connections_max")]
     Address { max: usize },
     /// The player already holds `limits.connections_per_player_max` sockets.
     #[error("too many connections for this player (at most {max})")]
+    #[strum(serialize = "player_connections_max")]
     Player { max: usize },
 }
 
 impl Refusal {
-    /// The machine-readable code of the refusal.
+    /// The machine-readable code of the refusal: the response's `code` and the `reason`
+    /// label of `aloft_admission_refused_total`.
     pub fn code(&self) -> &'static str {
-        match self {
-            Refusal::Address { .. } => "ip_connections_max",
-            Refusal::Player { .. } => "player_connections_max",
-        }
+        self.into()
     }
 }
 
@@ -234,6 +234,12 @@ mod tests {
         drop(slot);
         assert_eq!(limits.player_count("g-1"), 0);
         let _again = limits.admit_player("g-1").unwrap();
+    }
+
+    #[test]
+    fn refusal_codes_are_the_documented_ones() {
+        assert_eq!(Refusal::Address { max: 1 }.code(), "ip_connections_max");
+        assert_eq!(Refusal::Player { max: 1 }.code(), "player_connections_max");
     }
 
     #[test]

@@ -29,11 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::admission::ConnectionLimits;
 use crate::admission::guest_rate::GuestRate;
 use crate::auth::TokenKeys;
+use crate::cashier::{Cashier, GrantError};
 use crate::gateway::ShardEntry;
-use crate::ledger::batcher::TransferBatcher;
-use crate::ledger::{
-    Account, Ledger, RoundStatus, Transfer, TransferId, TransferKind, TransferOutcome,
-};
+use crate::ledger::{Account, Ledger, RoundStatus};
 
 /// Rounds `/api/rounds` returns at most.
 pub const ROUNDS_LIMIT_MAX: usize = 1_000;
@@ -73,8 +71,8 @@ pub struct PublishedChain {
 pub struct AppState {
     pub config: Arc<crate::Config>,
     pub ledger: Arc<dyn Ledger>,
-    /// Group-commits guest grants: a burst of sign-ups costs a few transactions.
-    pub grants: TransferBatcher,
+    /// Grants new guests their starting balance.
+    pub cashier: Cashier,
     pub tokens: Arc<TokenKeys>,
     pub fair: FairInfo,
     /// Live sockets per client address and per player (shared with the gateway).
@@ -178,39 +176,9 @@ async fn create_guest(
         return refused;
     }
     let player = crate::auth::new_guest_id();
-    let grant = Transfer {
-        id: TransferId::grant(&player).to_string(),
-        debit: Account::Mint,
-        credit: Account::Player(player.clone()),
-        amount_minor: app.config.ledger.guest_balance_minor,
-        kind: TransferKind::Grant,
-        multiplier_hundredths: None,
-    };
-    let balance = if grant.amount_minor == 0 {
-        0
-    } else {
-        match app.grants.submit(grant).await {
-            Ok(TransferOutcome::Committed {
-                credit_balance_after_minor,
-                ..
-            }) => credit_balance_after_minor,
-            Ok(other) => {
-                tracing::error!(?other, "guest grant refused");
-                return api_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "grant refused",
-                );
-            }
-            Err(error) => {
-                tracing::error!(%error, "guest grant failed");
-                return api_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "internal",
-                    "ledger unavailable",
-                );
-            }
-        }
+    let balance = match app.cashier.grant_guest(&player).await {
+        Ok(balance) => balance,
+        Err(error) => return grant_failed(&error),
     };
     metrics::counter!(crate::metrics::GUESTS).increment(1);
     let now_seconds = crate::clock::unix_now_ms() / 1000;
@@ -225,6 +193,24 @@ async fn create_guest(
         balance,
     })
     .into_response()
+}
+
+/// The answer to a guest whose grant failed: 503 while the ledger cannot be written (the
+/// client may retry), 500 for a refused grant (a bug).
+fn grant_failed(error: &GrantError) -> Response {
+    tracing::error!(%error, "guest grant failed");
+    match error {
+        GrantError::Ledger(_) => api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal",
+            "ledger unavailable",
+        ),
+        GrantError::Refused(_) => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "grant refused",
+        ),
+    }
 }
 
 /// Why a guest request is refused, checked in this order: a foreign Origin (403), a body

@@ -1,7 +1,7 @@
-//! Group commit for transfers that arrive one at a time from many places (guest grants
-//! from every shard's HTTP handlers): callers submit a single transfer and await its
-//! outcome; one task applies whatever has queued up in one `apply_batch`, so a burst of
-//! N requests costs a few transactions, not N fsyncs.
+//! Group commit for transfers that arrive one at a time from many places (the cashier's
+//! guest grants, asked for by every shard's HTTP handlers): callers submit a single
+//! transfer and await its outcome; one task applies whatever has queued up in one
+//! `apply_batch`, so a burst of N requests costs a few transactions, not N fsyncs.
 
 use std::sync::Arc;
 

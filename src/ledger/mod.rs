@@ -19,17 +19,21 @@
 //! [`postgres::PostgresLedger`] (cluster mode), both held to the same conformance suite
 //! (`ledger::conformance`). The rules they share live here, so the two cannot drift
 //! apart: what a batch does (`plan`, a pure planner both execute), what makes a transfer
-//! malformed, how a prefix becomes a key range. [`TransferId`] is the format of the ids
-//! aloft gives its own transfers.
+//! malformed, how a prefix becomes a key range, how a stored row is read back
+//! (`row_decoding`), which migrations a database has yet to apply. [`TransferId`] is the
+//! format of the ids aloft gives its own transfers.
 
 pub mod batcher;
 mod plan;
 pub mod postgres;
+mod row_decoding;
 pub mod sqlite;
 mod transfer_id;
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+pub(crate) mod flaky;
 #[cfg(test)]
 mod postgres_test_database;
 
@@ -37,12 +41,9 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use postgres::PostgresLedger;
+pub(crate) use row_decoding::{SELECT_ROUND_COLUMNS, SELECT_TRANSFER_COLUMNS};
 pub use sqlite::SqliteLedger;
 pub use transfer_id::{BetRef, BetTransferKind, TransferId, TransferIdError};
-
-/// The columns both backends read a stored transfer from, in `StoredTransfer` order.
-pub(crate) const SELECT_TRANSFER_COLUMNS: &str = "SELECT id, sequence, debit, credit, amount, \
-     kind, debit_balance_after, credit_balance_after, multiplier_hundredths FROM transfers";
 
 /// Schema step of both backends for `Ledger::expire_unused_guests`: grants by age, and
 /// whether a player ever bet (a bet is the only transfer that debits a player).
@@ -50,10 +51,6 @@ pub(crate) const GUEST_EXPIRY_INDEXES: &str = "
 CREATE INDEX transfers_grants ON transfers (created_at_ms) WHERE kind = 'grant';
 CREATE INDEX transfers_debit ON transfers (debit);
 ";
-
-/// The columns both backends read a journaled round from, in `RoundRecord` order.
-pub(crate) const SELECT_ROUND_COLUMNS: &str = "SELECT room, round, hash, crash_hundredths, \
-     started_at_ms, ended_at_ms, status, bets_total_minor, payouts_total_minor FROM rounds";
 
 /// An account of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -381,6 +378,28 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
     None
 }
 
+/// The steps of `migrations` a database at schema version `applied` has yet to apply,
+/// each with the version it leaves the database at; both stores apply them in order.
+/// `path` names the database in errors: one newer than `migrations` (`SchemaTooNew`) or a
+/// negative version (`Corrupt`).
+pub(crate) fn pending_migrations<'m>(
+    applied: i64,
+    migrations: &'m [&'m str],
+    path: &str,
+) -> Result<impl Iterator<Item = (i64, &'m str)> + use<'m>, LedgerError> {
+    let known = i64::try_from(migrations.len()).expect("a handful of migrations");
+    if applied > known {
+        return Err(LedgerError::SchemaTooNew {
+            path: path.to_owned(),
+            found: applied,
+            supported: known,
+        });
+    }
+    let skipped = usize::try_from(applied)
+        .map_err(|_| LedgerError::Corrupt(format!("schema version {applied} of {path}")))?;
+    Ok((1_i64..).zip(migrations.iter().copied()).skip(skipped))
+}
+
 /// Double-entry storage of money and of the round journal.
 #[async_trait]
 pub trait Ledger: Send + Sync + 'static {
@@ -481,6 +500,26 @@ pub trait Ledger: Send + Sync + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_applies_the_migrations_after_its_version_and_no_others() {
+        let steps = ["one", "two", "three"];
+        let pending = |applied| {
+            pending_migrations(applied, &steps, "db").map(|steps| steps.collect::<Vec<_>>())
+        };
+        assert_eq!(pending(0).unwrap(), [(1, "one"), (2, "two"), (3, "three")]);
+        assert_eq!(pending(2).unwrap(), [(3, "three")]);
+        assert_eq!(pending(3).unwrap(), []);
+        assert!(matches!(
+            pending(4),
+            Err(LedgerError::SchemaTooNew {
+                found: 4,
+                supported: 3,
+                ..
+            })
+        ));
+        assert!(matches!(pending(-1), Err(LedgerError::Corrupt(_))));
+    }
 
     #[test]
     fn prefix_upper_bound_bumps_the_last_bumpable_character() {

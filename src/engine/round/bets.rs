@@ -171,11 +171,7 @@ impl RoomCore {
 
     /// The ledger took the stake: the bet is active and public.
     pub fn confirm_bet(&mut self, key: &BetKey, debit_balance_after_minor: i64) {
-        assert_eq!(
-            key.round, self.round.number,
-            "stakes are settled within their round"
-        );
-        let index = (key.player.clone(), key.slot);
+        let index = self.settled_bet_index(key);
         let bet = self
             .bets
             .get_mut(&index)
@@ -212,11 +208,7 @@ impl RoomCore {
     /// The ledger refused the stake (`insufficient_funds`) or failed (`internal`): the
     /// slot is free again and the request is answered with `code`.
     pub fn reject_bet(&mut self, key: &BetKey, code: RefusalCode) {
-        assert_eq!(
-            key.round, self.round.number,
-            "stakes are settled within their round"
-        );
-        let index = (key.player.clone(), key.slot);
+        let index = self.settled_bet_index(key);
         let bet = self
             .bets
             .remove(&index)
@@ -234,6 +226,16 @@ impl RoomCore {
             refusal: Refusal::new(code, message),
         };
         self.finish_request(key.round, &key.player, RequestKind::Bet, req, answer);
+    }
+
+    /// Where the bet whose stake the ledger settled is kept; a stake is settled within its
+    /// round, never after the round moved on.
+    fn settled_bet_index(&self, key: &BetKey) -> (String, u8) {
+        assert_eq!(
+            key.round, self.round.number,
+            "stakes are settled within their round"
+        );
+        (key.player.clone(), key.slot)
     }
 }
 

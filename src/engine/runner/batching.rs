@@ -230,96 +230,17 @@ mod tests {
 
     use crate::engine::event::RoundEvent;
 
-    use crate::ledger::SqliteLedger;
-    use crate::ledger::{
-        Account, Fence, Ledger, LedgerError, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
-    };
+    use crate::ledger::Ledger;
+    use crate::ledger::flaky::FlakyLedger;
 
     use super::super::test_support::*;
 
-    /// A ledger whose next `failures` batches fail as a storage fault would.
-    struct FlakyLedger {
-        inner: Arc<SqliteLedger>,
-        failures: std::sync::atomic::AtomicU32,
-    }
-
-    impl FlakyLedger {
-        /// Puts a flaky ledger over the fixture's for the engine (the test still reads
-        /// the fixture's directly).
-        fn wrap(fixture: &mut Fixture) -> Arc<FlakyLedger> {
-            let flaky = Arc::new(FlakyLedger {
-                inner: fixture.ledger.clone(),
-                failures: std::sync::atomic::AtomicU32::new(0),
-            });
-            fixture.deps.ledger = flaky.clone();
-            flaky
-        }
-
-        fn fail_next(&self, batches: u32) {
-            self.failures
-                .store(batches, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl Ledger for FlakyLedger {
-        async fn write_batch(
-            &self,
-            batch: Vec<Transfer>,
-            fence: Option<&Fence>,
-        ) -> Result<Vec<TransferOutcome>, LedgerError> {
-            let failures = &self.failures;
-            let decrement = |left: u32| left.checked_sub(1);
-            let ordering = std::sync::atomic::Ordering::SeqCst;
-            if failures.fetch_update(ordering, ordering, decrement).is_ok() {
-                return Err(LedgerError::Worker("injected fault".into()));
-            }
-            self.inner.write_batch(batch, fence).await
-        }
-        async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
-            self.inner.balance(account).await
-        }
-        async fn total_balance(&self) -> Result<i64, LedgerError> {
-            self.inner.total_balance().await
-        }
-        async fn transfer(&self, id: &str) -> Result<Option<StoredTransfer>, LedgerError> {
-            self.inner.transfer(id).await
-        }
-        async fn transfers_with_prefix(
-            &self,
-            prefix: &str,
-        ) -> Result<Vec<StoredTransfer>, LedgerError> {
-            self.inner.transfers_with_prefix(prefix).await
-        }
-        async fn write_round(
-            &self,
-            record: RoundRecord,
-            fence: Option<&Fence>,
-        ) -> Result<(), LedgerError> {
-            self.inner.write_round(record, fence).await
-        }
-        async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
-            self.inner.acquire_fence(room).await
-        }
-        async fn recent_rounds(
-            &self,
-            room: &str,
-            limit: usize,
-        ) -> Result<Vec<RoundRecord>, LedgerError> {
-            self.inner.recent_rounds(room, limit).await
-        }
-        async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
-            self.inner.unfinished_rounds(room).await
-        }
-        async fn expire_unused_guests(
-            &self,
-            granted_before_ms: u64,
-            guests_max: usize,
-        ) -> Result<u64, LedgerError> {
-            self.inner
-                .expire_unused_guests(granted_before_ms, guests_max)
-                .await
-        }
+    /// Puts a flaky ledger over the fixture's for the engine (the test still reads the
+    /// fixture's directly).
+    fn wrap_flaky(fixture: &mut Fixture) -> Arc<FlakyLedger> {
+        let flaky = Arc::new(FlakyLedger::new(fixture.ledger.clone()));
+        fixture.deps.ledger = flaky.clone();
+        flaky
     }
 
     #[tokio::test]
@@ -327,7 +248,7 @@ mod tests {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
         // The breaker's cooldown is its own test's: here the retry comes after it.
         fixture.settings.engine.ledger_breaker_cooldown_ms = 1;
-        let flaky = FlakyLedger::wrap(&mut fixture);
+        let flaky = wrap_flaky(&mut fixture);
         grant(&fixture.ledger, "alice", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
 
@@ -387,7 +308,7 @@ mod tests {
         let mut fixture = fixture(1, |crash| crash >= 1_000);
         fixture.settings.engine.betting_duration_ms = 1_500;
         fixture.settings.engine.ledger_breaker_cooldown_ms = 300;
-        let flaky = FlakyLedger::wrap(&mut fixture);
+        let flaky = wrap_flaky(&mut fixture);
         grant(&fixture.ledger, "alice", 10_000).await;
         grant(&fixture.ledger, "bob", 10_000).await;
         let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;

@@ -27,10 +27,11 @@ use std::collections::{BTreeMap, HashMap};
 use deadpool_postgres::{Pool, Transaction};
 use tokio_postgres::error::SqlState;
 
-use super::columns::{now_ms, to_sql_integer, transfer_from_row};
+use super::columns::{now_ms, to_sql_integer};
 use super::connection::read_committed;
 use super::fence::check_fence;
 use crate::ledger::plan::{BatchReads, NewTransfer, plan_batch, prepare};
+use crate::ledger::row_decoding::transfer_from_row;
 use crate::ledger::{
     Fence, LedgerError, SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer, TransferOutcome,
 };

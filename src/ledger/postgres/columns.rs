@@ -1,69 +1,28 @@
-//! Rows to values and back: how transfers and rounds are read from their columns, and
-//! how unsigned values are stored in PostgreSQL's signed BIGINT.
+//! Rows to values and back: a PostgreSQL row read column by column (for
+//! `ledger::row_decoding`, which decodes transfers and rounds for both stores), and how
+//! unsigned values are stored in PostgreSQL's signed BIGINT.
 
 use tokio_postgres::Row;
 
-use crate::ledger::{
-    Account, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
-};
+use crate::ledger::LedgerError;
+use crate::ledger::row_decoding::StoredRow;
 
-pub(super) fn transfer_from_row(row: &Row) -> Result<StoredTransfer, LedgerError> {
-    let account = |index: usize| -> Result<Account, LedgerError> {
-        let key: String = row.try_get(index)?;
-        Account::from_key(&key).ok_or_else(|| LedgerError::Corrupt(format!("account {key}")))
-    };
-    let kind_text: String = row.try_get(5)?;
-    let kind = kind_text
-        .parse::<TransferKind>()
-        .ok()
-        .ok_or_else(|| LedgerError::Corrupt(format!("transfer kind {kind_text}")))?;
-    let multiplier: Option<i64> = row.try_get(8)?;
-    let multiplier_hundredths = multiplier
-        .map(|value| {
-            u64::try_from(value)
-                .map_err(|_| LedgerError::Corrupt(format!("negative multiplier {value}")))
-        })
-        .transpose()?;
-    Ok(StoredTransfer {
-        transfer: Transfer {
-            id: row.try_get(0)?,
-            debit: account(2)?,
-            credit: account(3)?,
-            amount_minor: row.try_get(4)?,
-            kind,
-            multiplier_hundredths,
-        },
-        debit_balance_after_minor: row.try_get(6)?,
-        credit_balance_after_minor: row.try_get(7)?,
-        sequence: row.try_get(1)?,
-    })
-}
+impl StoredRow for Row {
+    type Error = LedgerError;
 
-pub(super) fn round_from_row(row: &Row) -> Result<RoundRecord, LedgerError> {
-    let unsigned = |index: usize| -> Result<u64, LedgerError> {
-        let value: i64 = row.try_get(index)?;
-        u64::try_from(value)
-            .map_err(|_| LedgerError::Corrupt(format!("negative round field {value}")))
-    };
-    let ended_at_ms: Option<i64> = row.try_get(5)?;
-    let status_text: String = row.try_get(6)?;
-    Ok(RoundRecord {
-        room: row.try_get(0)?,
-        round: unsigned(1)?,
-        hash: row.try_get(2)?,
-        crash_hundredths: unsigned(3)?,
-        started_at_ms: unsigned(4)?,
-        ended_at_ms: match ended_at_ms {
-            Some(_) => Some(unsigned(5)?),
-            None => None,
-        },
-        status: status_text
-            .parse::<RoundStatus>()
-            .ok()
-            .ok_or_else(|| LedgerError::Corrupt(format!("round status {status_text}")))?,
-        bets_total_minor: row.try_get(7)?,
-        payouts_total_minor: row.try_get(8)?,
-    })
+    fn text(&self, column: usize) -> Result<String, LedgerError> {
+        Ok(self.try_get(column)?)
+    }
+    fn integer(&self, column: usize) -> Result<i64, LedgerError> {
+        Ok(self.try_get(column)?)
+    }
+    fn optional_integer(&self, column: usize) -> Result<Option<i64>, LedgerError> {
+        Ok(self.try_get(column)?)
+    }
+    fn corrupt(&self, column: usize, message: String) -> LedgerError {
+        let name = self.columns().get(column).map_or("?", |found| found.name());
+        LedgerError::Corrupt(format!("{name}: {message}"))
+    }
 }
 
 /// PostgreSQL's BIGINT is signed; a journal value or multiplier above `i64::MAX` is

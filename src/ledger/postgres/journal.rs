@@ -3,9 +3,10 @@
 
 use deadpool_postgres::Pool;
 
-use super::columns::{round_from_row, to_sql_integer};
+use super::columns::to_sql_integer;
 use super::connection::read_committed;
 use super::fence::check_fence;
+use crate::ledger::row_decoding::round_from_row;
 use crate::ledger::{Fence, LedgerError, RoundRecord, SELECT_ROUND_COLUMNS};
 
 /// `Ledger::write_round`: inserts or updates the round, behind `fence` when one is given.

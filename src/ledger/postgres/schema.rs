@@ -2,7 +2,7 @@
 //! starting at once apply one after the other.
 
 use super::columns::now_ms;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, pending_migrations};
 
 /// The `pg_advisory_xact_lock` key serializing migrations across processes: "aloft" in
 /// ASCII, so an operator can recognize it in `pg_locks`.
@@ -93,17 +93,7 @@ pub(super) async fn migrate(
         )
         .await?
         .try_get(0)?;
-    let known = i64::try_from(steps.len()).expect("a handful of migrations");
-    if applied > known {
-        return Err(LedgerError::SchemaTooNew {
-            path: url.to_owned(),
-            found: applied,
-            supported: known,
-        });
-    }
-    let applied = usize::try_from(applied)
-        .map_err(|_| LedgerError::Corrupt(format!("schema version {applied}")))?;
-    for (version, step) in (1_i64..).zip(steps).skip(applied) {
+    for (version, step) in pending_migrations(applied, steps, url)? {
         transaction.batch_execute(step).await?;
         transaction
             .execute(

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::Pool;
 
-use super::columns::transfer_from_row;
+use crate::ledger::row_decoding::transfer_from_row;
 use crate::ledger::{
     Account, LedgerError, SELECT_TRANSFER_COLUMNS, StoredTransfer, prefix_upper_bound,
 };

@@ -1,14 +1,12 @@
 //! The rows the ledger reads and writes one at a time: balances, stored transfers, journaled
-//! rounds, and how their columns become values (a value this code did not write is an
-//! error, never a guess).
+//! rounds; a SQLite row read column by column for `ledger::row_decoding`, which turns
+//! the columns into values for both stores.
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::ledger::{
-    Account, RoundRecord, RoundStatus, SELECT_TRANSFER_COLUMNS, StoredTransfer, Transfer,
-    TransferKind, prefix_upper_bound,
-};
+use crate::ledger::row_decoding::{self, StoredRow};
+use crate::ledger::{RoundRecord, SELECT_TRANSFER_COLUMNS, StoredTransfer, prefix_upper_bound};
 
 pub(super) fn read_balance(connection: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
     let mut statement = connection.prepare_cached("SELECT balance FROM accounts WHERE key = ?1")?;
@@ -48,37 +46,14 @@ pub(super) fn select_transfers_with_prefix(
     Ok(rows)
 }
 
+// rusqlite's row callbacks take a row of any statement's lifetime, which the generic
+// decoders cannot name: these two fix the row type for them.
 fn transfer_from_row(row: &Row<'_>) -> rusqlite::Result<StoredTransfer> {
-    let account = |index: usize| -> rusqlite::Result<Account> {
-        let key: String = row.get(index)?;
-        Account::from_key(&key)
-            .ok_or_else(|| corrupt(index, Type::Text, format!("unknown account {key}")))
-    };
-    let kind_text: String = row.get(5)?;
-    let kind = kind_text
-        .parse::<TransferKind>()
-        .ok()
-        .ok_or_else(|| corrupt(5, Type::Text, format!("unknown transfer kind {kind_text}")))?;
-    let multiplier: Option<i64> = row.get(8)?;
-    let multiplier_hundredths = multiplier
-        .map(|value| {
-            u64::try_from(value)
-                .map_err(|_| corrupt(8, Type::Integer, format!("negative multiplier {value}")))
-        })
-        .transpose()?;
-    Ok(StoredTransfer {
-        transfer: Transfer {
-            id: row.get(0)?,
-            debit: account(2)?,
-            credit: account(3)?,
-            amount_minor: row.get(4)?,
-            kind,
-            multiplier_hundredths,
-        },
-        debit_balance_after_minor: row.get(6)?,
-        credit_balance_after_minor: row.get(7)?,
-        sequence: row.get(1)?,
-    })
+    row_decoding::transfer_from_row(row)
+}
+
+pub(super) fn round_from_row(row: &Row<'_>) -> rusqlite::Result<RoundRecord> {
+    row_decoding::round_from_row(row)
 }
 
 pub(super) fn upsert_round(connection: &Connection, record: &RoundRecord) -> rusqlite::Result<()> {
@@ -106,40 +81,29 @@ pub(super) fn upsert_round(connection: &Connection, record: &RoundRecord) -> rus
     Ok(())
 }
 
-pub(super) fn round_from_row(row: &Row<'_>) -> rusqlite::Result<RoundRecord> {
-    let unsigned = |index: usize| -> rusqlite::Result<u64> {
-        let value: i64 = row.get(index)?;
-        u64::try_from(value)
-            .map_err(|_| corrupt(index, Type::Integer, format!("negative value {value}")))
-    };
-    let ended_at_ms: Option<i64> = row.get(5)?;
-    let status_text: String = row.get(6)?;
-    Ok(RoundRecord {
-        room: row.get(0)?,
-        round: unsigned(1)?,
-        hash: row.get(2)?,
-        crash_hundredths: unsigned(3)?,
-        started_at_ms: unsigned(4)?,
-        ended_at_ms: match ended_at_ms {
-            Some(_) => Some(unsigned(5)?),
-            None => None,
-        },
-        status: status_text
-            .parse::<RoundStatus>()
-            .ok()
-            .ok_or_else(|| corrupt(6, Type::Text, format!("unknown round status {status_text}")))?,
-        bets_total_minor: row.get(7)?,
-        payouts_total_minor: row.get(8)?,
-    })
-}
-
 /// SQLite integers are i64; the journal's u64 fields and multipliers stay far below
 /// `i64::MAX`, and one that does not is refused rather than wrapped.
 pub(super) fn to_sql_integer(value: u64) -> rusqlite::Result<i64> {
     i64::try_from(value).map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
 }
 
-/// A stored value this code did not write: surfaced as a storage error, never guessed at.
-fn corrupt(column: usize, column_type: Type, message: String) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(column, column_type, message.into())
+impl StoredRow for Row<'_> {
+    type Error = rusqlite::Error;
+
+    fn text(&self, column: usize) -> rusqlite::Result<String> {
+        self.get(column)
+    }
+    fn integer(&self, column: usize) -> rusqlite::Result<i64> {
+        self.get(column)
+    }
+    fn optional_integer(&self, column: usize) -> rusqlite::Result<Option<i64>> {
+        self.get(column)
+    }
+    /// Surfaced as a conversion failure of the column, with the type found there.
+    fn corrupt(&self, column: usize, message: String) -> rusqlite::Error {
+        let found = self
+            .get_ref(column)
+            .map_or(Type::Null, |value| value.data_type());
+        rusqlite::Error::FromSqlConversionFailure(column, found, message.into())
+    }
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, pending_migrations};
 
 /// Schema steps, applied in order at open; `PRAGMA user_version` counts the steps applied.
 /// Append only: a released step is never edited, a change is a new step.
@@ -75,20 +75,7 @@ pub(super) fn migrate(
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(open_error)?;
-    let known = i64::try_from(steps.len()).expect("a handful of migrations");
-    if version > known {
-        return Err(LedgerError::SchemaTooNew {
-            path: path.to_owned(),
-            found: version,
-            supported: known,
-        });
-    }
-    let applied = usize::try_from(version).map_err(|_| LedgerError::SchemaTooNew {
-        path: path.to_owned(),
-        found: version,
-        supported: known,
-    })?;
-    for (version_after, step) in (1_i64..).zip(steps).skip(applied) {
+    for (version_after, step) in pending_migrations(version, steps, path)? {
         let transaction = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(open_error)?;

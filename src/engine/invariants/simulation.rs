@@ -1,43 +1,19 @@
-//! The money invariants of a room, checked after every step of a random scenario.
-//!
-//! A [`Scenario`] is a room's settings (salt, max profit) and a list of [`Step`]s: time
-//! passing, the runner waking (`advance`), bets and cashouts from four players with few
-//! request ids (so replays happen), a failing ledger batch, a shutdown. [`run`] drives a
-//! [`RoomCore`] with them the way `engine::runner` does (one wake's transfers go to the
-//! ledger at once and their outcomes are fed back; a failed batch refuses its stakes and
-//! retries its credits) against a model ledger, and panics at the first broken rule:
-//!
-//! - the sum of all balances stays 0 (the mint holds minus what it granted) and no player
-//!   balance goes below zero; a transfer id is committed at most once;
-//! - a bet moves Pending → Active (stake taken) → CashedOut | Lost | Refunded exactly
-//!   once; a refund gives back the stake, and only after a shutdown;
-//! - a payout is `floor(stake · m / 100)` with 100 ≤ m < the round's crash point, at most
-//!   the bet's auto-cashout target when the engine made it, at the engine's current
-//!   multiplier when a request did; a round's total profit never exceeds
-//!   `round_profit_max_minor`;
-//! - events are numbered 1, 2, 3… with no gap; per round Betting → Flying → Crash, the
-//!   crash at the chain's crash point with the chain's hash; the core's phase only moves
-//!   forward; journal statuses only move forward and a finished round's totals are the
-//!   stakes and payouts it made;
-//! - every request gets at most one answer, of its own type and with its own `req`, and
-//!   one answer by the end unless more than `REQUEST_WAITERS_MAX` connections sent it.
-//!
-//! Compiled for `cargo test` (the proptest below) and with the `fuzzing` feature for the
-//! `engine_steps` fuzz target (`fuzz/`), which feeds it arbitrary bytes through
-//! [`Scenario::decode`]: one decoder, so an input either finds is a test case for both.
-//! Release builds do not contain it.
+//! A [`RoomCore`] driven by a scenario's steps the way `engine::runner` drives it, against
+//! the model ledger, with the checks of every money invariant after each step.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use super::answer::{Answer, RefusalCode, Reply};
-use super::event::RoundEvent;
-use super::round::{
+use super::model::{BetOutcome, ModelBet, ModelLedger};
+use super::scenario::{GRANTS_MINOR, Scenario, Step};
+use crate::bus::ReplyTo;
+use crate::config::EngineConfig;
+use crate::engine::answer::{Answer, RefusalCode, Reply};
+use crate::engine::event::RoundEvent;
+use crate::engine::round::{
     BetKey, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings, RoundPhase,
     TransferIntent, TransferPurpose, multiplier_at,
 };
-use crate::bus::ReplyTo;
-use crate::config::EngineConfig;
 use crate::fair::{self, FairChain};
 use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
 
@@ -48,134 +24,6 @@ const CHAIN_ROUNDS: u64 = 64;
 const HOUSE_EDGE_BP: u32 = 100;
 /// Engine time of the first step.
 const START_MS: u64 = 1_000_000;
-/// What the mint granted each player: one who cannot bet, one who soon cannot, two who can.
-const GRANTS_MINOR: [i64; 4] = [0, 500, 20_000, 1_000_000];
-/// Request ids per player and message type that steps draw from: few, so that replays
-/// happen. Bets and cashouts use separate ids (`b3`, `c3`): see issue 10 row 6, a cashout
-/// reusing a bet's `req` is answered with the bet's reply until the replay key holds the
-/// message type.
-const REQUEST_IDS: u8 = 8;
-/// Steps one scenario holds, at most.
-pub const STEPS_MAX: usize = 2_000;
-
-/// One thing that happens to a room.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    /// Time passes; nothing runs until the next step.
-    Clock {
-        elapsed_ms: u64,
-    },
-    /// The runner wakes: `advance` at the current time.
-    Advance,
-    Bet {
-        player: usize,
-        req: u8,
-        amount_minor: i64,
-        auto_cashout_hundredths: Option<u64>,
-        slot: u8,
-    },
-    Cashout {
-        player: usize,
-        req: u8,
-        slot: u8,
-    },
-    /// The next ledger batch fails: its stakes are refused, its credits retried later.
-    LedgerFault,
-    /// The room shuts down: open stakes are refunded.
-    Abort,
-}
-
-/// A room's settings and what happens to it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scenario {
-    /// Picks the room's salt, hence its crash points.
-    pub salt: u8,
-    pub round_profit_max_minor: i64,
-    pub steps: Vec<Step>,
-}
-
-/// Reads a scenario's numbers from fuzzer bytes; `None` once they run out.
-struct Input<'a> {
-    rest: &'a [u8],
-}
-
-impl Input<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let (&first, rest) = self.rest.split_first()?;
-        self.rest = rest;
-        Some(first)
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
-    }
-}
-
-impl Scenario {
-    /// Any bytes make a scenario: the salt, the max profit, then steps, each an opcode
-    /// byte and its operands, until the bytes (or `STEPS_MAX`) run out.
-    pub fn decode(bytes: &[u8]) -> Scenario {
-        let mut input = Input { rest: bytes };
-        let salt = input.byte().unwrap_or(0);
-        let round_profit_max_minor = 100 * (1 + i64::from(input.byte().unwrap_or(0)));
-        let mut steps = Vec::new();
-        while steps.len() < STEPS_MAX {
-            match Step::decode(&mut input) {
-                Some(step) => steps.push(step),
-                None => break,
-            }
-        }
-        Scenario {
-            salt,
-            round_profit_max_minor,
-            steps,
-        }
-    }
-}
-
-impl Step {
-    fn decode(input: &mut Input) -> Option<Step> {
-        let step = match input.byte()? {
-            // Mostly short: b² ms, up to 65 s.
-            0..=63 => Step::Clock {
-                elapsed_ms: u64::from(input.byte()?).pow(2),
-            },
-            64..=111 => Step::Advance,
-            112..=175 => Step::Bet {
-                player: usize::from(input.byte()?) % GRANTS_MINOR.len(),
-                req: input.byte()? % REQUEST_IDS,
-                // -100..12_000: below the minimum, in range, above the maximum.
-                amount_minor: i64::from(input.u16()? % 12_100) - 100,
-                // None, or 0.99x..=11.15x: below the lowest target, and in range.
-                auto_cashout_hundredths: match input.byte()? {
-                    0 => None,
-                    unit => Some(95 + 4 * u64::from(unit)),
-                },
-                // 2 is not a slot.
-                slot: input.byte()? % 3,
-            },
-            176..=223 => Step::Cashout {
-                player: usize::from(input.byte()?) % GRANTS_MINOR.len(),
-                req: input.byte()? % REQUEST_IDS,
-                slot: input.byte()? % 3,
-            },
-            224..=254 => Step::LedgerFault,
-            // Rare: nothing happens after it.
-            255 => Step::Abort,
-        };
-        Some(step)
-    }
-}
-
-/// Runs `scenario`, panicking at the first broken invariant; tells what it reached.
-pub fn run(scenario: &Scenario) -> Outcomes {
-    let mut room = Simulation::new(scenario);
-    for step in &scenario.steps {
-        room.step(step);
-    }
-    room.finish()
-}
-
 /// What a scenario reached, so a test can tell that random steps do reach every case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Outcomes {
@@ -186,58 +34,6 @@ pub struct Outcomes {
     pub refunded: u64,
     /// Payouts the max-profit cap made (below the bet's target, or without one).
     pub capped: u64,
-}
-
-/// Where a bet is, as the model follows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BetOutcome {
-    /// Accepted; the stake is on its way to the ledger.
-    Pending,
-    Active,
-    CashedOut,
-    Lost,
-    Refunded,
-}
-
-#[derive(Debug)]
-struct ModelBet {
-    stake_minor: i64,
-    auto_cashout_hundredths: Option<u64>,
-    outcome: BetOutcome,
-}
-
-/// Balances and committed transfer ids: the ledger as the engine must find it.
-#[derive(Debug, Default)]
-struct ModelLedger {
-    balances: BTreeMap<Account, i64>,
-    committed_ids: std::collections::HashSet<String>,
-}
-
-impl ModelLedger {
-    fn balance(&self, account: &Account) -> i64 {
-        self.balances.get(account).copied().unwrap_or(0)
-    }
-
-    /// Commits `transfer`, or refuses it (nothing moves) when the debited player's
-    /// balance is short; returns the balances after (debit, credit).
-    fn commit(&mut self, transfer: &Transfer) -> Option<(i64, i64)> {
-        transfer
-            .validate()
-            .expect("the engine sends only valid transfers");
-        let debit_after = self.balance(&transfer.debit) - transfer.amount_minor;
-        if matches!(transfer.debit, Account::Player(_)) && debit_after < 0 {
-            return None;
-        }
-        assert!(
-            self.committed_ids.insert(transfer.id.clone()),
-            "transfer {} committed twice",
-            transfer.id
-        );
-        self.balances.insert(transfer.debit.clone(), debit_after);
-        let credit_after = self.balance(&transfer.credit) + transfer.amount_minor;
-        self.balances.insert(transfer.credit.clone(), credit_after);
-        Some((debit_after, credit_after))
-    }
 }
 
 /// A request as sent, to check the answers it gets.
@@ -258,7 +54,7 @@ enum Stage {
 }
 
 /// A `RoomCore`, the model ledger and what the checks remember between steps.
-struct Simulation {
+pub(super) struct Simulation {
     core: RoomCore,
     chain: Arc<FairChain>,
     settings: RoomSettings,
@@ -287,7 +83,7 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn new(scenario: &Scenario) -> Simulation {
+    pub(super) fn new(scenario: &Scenario) -> Simulation {
         let chain = Arc::new(FairChain::generate(CHAIN_SEED, CHAIN_ROUNDS).expect("a valid seed"));
         let settings = RoomSettings {
             room: ROOM.to_owned(),
@@ -342,7 +138,7 @@ impl Simulation {
         simulation
     }
 
-    fn step(&mut self, step: &Step) {
+    pub(super) fn step(&mut self, step: &Step) {
         let now_ms = self.now_ms;
         match step {
             Step::Clock { elapsed_ms } => self.now_ms += elapsed_ms,
@@ -740,7 +536,7 @@ impl Simulation {
 
     /// The ledger heals and pays what it owes; then every request has its answer and a
     /// room that shut down has no open bet left.
-    fn finish(mut self) -> Outcomes {
+    pub(super) fn finish(mut self) -> Outcomes {
         if !self.credits_to_retry.is_empty() {
             self.perform();
         }
@@ -796,68 +592,4 @@ fn round_keys(round: u64) -> std::ops::Range<BetKey> {
         slot: 0,
     };
     first(round)..first(round + 1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-    use proptest::strategy::ValueTree;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
-
-        /// Random scenarios keep every money invariant (see the module doc).
-        #[test]
-        fn random_steps_keep_the_money_invariants(
-            bytes in proptest::collection::vec(any::<u8>(), 0..4_000)
-        ) {
-            run(&Scenario::decode(&bytes));
-        }
-    }
-
-    /// The property above is not vacuous: random steps play rounds and reach every end
-    /// of a bet, the max-profit cap included.
-    #[test]
-    fn random_steps_reach_every_outcome() {
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let strategy = proptest::collection::vec(any::<u8>(), 0..4_000);
-        let mut reached = Outcomes::default();
-        for _ in 0..200 {
-            let bytes = strategy.new_tree(&mut runner).unwrap().current();
-            let outcomes = run(&Scenario::decode(&bytes));
-            reached.rounds = reached.rounds.max(outcomes.rounds);
-            reached.cashed_out += outcomes.cashed_out;
-            reached.lost += outcomes.lost;
-            reached.refunded += outcomes.refunded;
-            reached.capped += outcomes.capped;
-        }
-        assert!(reached.rounds > 3, "{reached:?}");
-        assert!(reached.cashed_out > 0 && reached.lost > 0, "{reached:?}");
-        assert!(reached.refunded > 0 && reached.capped > 0, "{reached:?}");
-    }
-
-    #[test]
-    fn any_bytes_decode_and_the_operands_cover_refusals() {
-        assert_eq!(Scenario::decode(&[]).steps, vec![]);
-        // A bet: player 1, req 9 (→ 1), amount 0x0005 - 100, no auto, slot 5 (→ 2); then a
-        // ledger fault and 3² ms.
-        let scenario = Scenario::decode(&[3, 4, 112, 1, 9, 5, 0, 0, 5, 224, 0, 3]);
-        assert_eq!(scenario.salt, 3);
-        assert_eq!(scenario.round_profit_max_minor, 500);
-        assert_eq!(
-            scenario.steps,
-            vec![
-                Step::Bet {
-                    player: 1,
-                    req: 1,
-                    amount_minor: -95,
-                    auto_cashout_hundredths: None,
-                    slot: 2
-                },
-                Step::LedgerFault,
-                Step::Clock { elapsed_ms: 9 },
-            ]
-        );
-    }
 }

@@ -5,16 +5,22 @@
 //! implementation. SQLite runs it from `ledger::sqlite`'s tests; PostgreSQL will run the
 //! same cases, so the two cannot drift apart.
 
-use std::collections::HashMap;
+//!
+//! `fixtures` holds the helpers the cases share; `random` the randomized case against a
+//! model of `apply_batch` (and the throughput measurement).
 
-use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
-use rand::{Rng, SeedableRng};
+mod fixtures;
+mod random;
 
 use super::{
-    Account, Fence, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer,
-    TransferKind, TransferOutcome,
+    Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
+    TransferOutcome,
 };
+use fixtures::{
+    apply, assert_strictly_increasing, balance, bet, committed, grant, payout, with_multiplier,
+};
+pub(crate) use fixtures::{assert_fenced, fence, player, transfer};
+pub use random::{bets_per_second, random_operations_match_a_model};
 
 /// Stamps out one `#[tokio::test]` per conformance case. `$make` is a closure returning a
 /// future of `(Box<dyn Ledger>, guard)`: a fresh, empty ledger, and whatever must live as
@@ -48,66 +54,6 @@ macro_rules! ledger_conformance_tests {
     };
 }
 pub(crate) use ledger_conformance_tests;
-
-/// Operations of the randomized case.
-const RANDOM_OPERATIONS: usize = 10_000;
-/// Largest batch of the randomized case, in transfers.
-const RANDOM_BATCH_TRANSFERS_MAX: usize = 100;
-/// Distinct players of the randomized case: few enough that each sees many movements.
-const RANDOM_PLAYERS: usize = 40;
-
-pub(crate) fn player(id: &str) -> Account {
-    Account::Player(id.to_owned())
-}
-
-pub(crate) fn transfer(id: &str, debit: Account, credit: Account, amount_minor: i64) -> Transfer {
-    let kind = match (&debit, &credit) {
-        (Account::Mint, _) => TransferKind::Grant,
-        (Account::Player(_), _) => TransferKind::Bet,
-        _ => TransferKind::Payout,
-    };
-    Transfer {
-        id: id.to_owned(),
-        debit,
-        credit,
-        amount_minor,
-        kind,
-        multiplier_hundredths: None,
-    }
-}
-
-fn grant(id: &str, to: &str, amount_minor: i64) -> Transfer {
-    transfer(id, Account::Mint, player(to), amount_minor)
-}
-
-fn bet(id: &str, from: &str, amount_minor: i64) -> Transfer {
-    transfer(id, player(from), Account::House, amount_minor)
-}
-
-fn payout(id: &str, to: &str, amount_minor: i64) -> Transfer {
-    transfer(id, Account::House, player(to), amount_minor)
-}
-
-fn with_multiplier(mut transfer: Transfer, multiplier_hundredths: Option<u64>) -> Transfer {
-    transfer.multiplier_hundredths = multiplier_hundredths;
-    transfer
-}
-
-fn committed(debit_after: i64, credit_after: i64, replayed: bool) -> TransferOutcome {
-    TransferOutcome::Committed {
-        debit_balance_after_minor: debit_after,
-        credit_balance_after_minor: credit_after,
-        replayed,
-    }
-}
-
-async fn apply(ledger: &dyn Ledger, batch: Vec<Transfer>) -> Vec<TransferOutcome> {
-    ledger.apply_batch(batch).await.expect("batch applies")
-}
-
-async fn balance(ledger: &dyn Ledger, account: Account) -> i64 {
-    ledger.balance(&account).await.expect("balance reads")
-}
 
 /// Re-sending a committed id returns the balances of its first commit and moves nothing,
 /// whether the retry comes in a later batch or later in the same batch.
@@ -353,12 +299,6 @@ pub async fn transfers_with_prefix_are_exact_and_in_commit_order(ledger: &dyn Le
     );
 }
 
-fn assert_strictly_increasing(transfers: &[StoredTransfer]) {
-    for pair in transfers.windows(2) {
-        assert!(pair[0].sequence < pair[1].sequence, "commit order");
-    }
-}
-
 fn round(room: &str, round: u64, status: RoundStatus) -> RoundRecord {
     RoundRecord {
         room: room.to_owned(),
@@ -470,13 +410,6 @@ pub async fn multiplier_is_stored_and_part_of_the_id(ledger: &dyn Ledger) {
     assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }
 
-pub(crate) fn fence(room: &str, token: u64) -> Fence {
-    Fence {
-        room: room.to_owned(),
-        token,
-    }
-}
-
 /// Everything a stale writer could have changed.
 async fn snapshot(ledger: &dyn Ledger) -> (Vec<StoredTransfer>, Vec<RoundRecord>, [i64; 3]) {
     (
@@ -488,23 +421,6 @@ async fn snapshot(ledger: &dyn Ledger) -> (Vec<StoredTransfer>, Vec<RoundRecord>
             balance(ledger, Account::Mint).await,
         ],
     )
-}
-
-/// Asserts that `result` is the refusal of `token` in room `main`, whose fence is at
-/// `current`.
-pub(crate) fn assert_fenced(
-    result: Result<impl std::fmt::Debug, LedgerError>,
-    token: u64,
-    current: u64,
-) {
-    match result {
-        Err(LedgerError::Fenced {
-            room,
-            token: refused,
-            current: holder,
-        }) => assert_eq!((room.as_str(), refused, holder), ("main", token, current)),
-        other => panic!("expected Fenced {{ {token}, current {current} }}, got {other:?}"),
-    }
 }
 
 /// The first token of a room is accepted, so are an equal and a higher one; after a
@@ -637,178 +553,4 @@ pub async fn concurrent_acquirers_get_distinct_fence_tokens(ledger: &dyn Ledger)
     assert_eq!(tokens, (first..first + ACQUIRERS).collect::<Vec<_>>());
     let next = ledger.acquire_fence("main").await.unwrap();
     assert_eq!(next, first + ACQUIRERS);
-}
-
-/// The reference semantics of `apply_batch`, kept in memory.
-#[derive(Default)]
-struct Model {
-    balances: HashMap<Account, i64>,
-    /// Committed transfers by id, with the balances of their first commit.
-    committed: HashMap<String, (Transfer, i64, i64)>,
-}
-
-impl Model {
-    fn balance(&self, account: &Account) -> i64 {
-        self.balances.get(account).copied().unwrap_or(0)
-    }
-
-    fn apply(&mut self, transfer: &Transfer) -> TransferOutcome {
-        if let Some((first, debit_after, credit_after)) = self.committed.get(&transfer.id) {
-            if first != transfer {
-                return TransferOutcome::IdConflict;
-            }
-            return committed(*debit_after, *credit_after, true);
-        }
-        let available = self.balance(&transfer.debit);
-        if !transfer.debit.may_go_negative() && available < transfer.amount_minor {
-            return TransferOutcome::InsufficientFunds {
-                available_minor: available,
-            };
-        }
-        let debit_after = available - transfer.amount_minor;
-        let credit_after = self.balance(&transfer.credit) + transfer.amount_minor;
-        self.balances.insert(transfer.debit.clone(), debit_after);
-        self.balances.insert(transfer.credit.clone(), credit_after);
-        self.committed.insert(
-            transfer.id.clone(),
-            (transfer.clone(), debit_after, credit_after),
-        );
-        committed(debit_after, credit_after, false)
-    }
-}
-
-/// One random operation: grants, bets (some overdrawing), payouts, refunds, exact retries
-/// of earlier ids and reuses of earlier ids with other contents.
-fn random_transfer(
-    rng: &mut StdRng,
-    model: &Model,
-    issued: &[Transfer],
-    serial: usize,
-) -> Transfer {
-    let who = format!("p{}", rng.random_range(0..RANDOM_PLAYERS));
-    let roll = rng.random_range(0..100);
-    if roll < 15 && !issued.is_empty() {
-        return issued.choose(rng).expect("not empty").clone();
-    }
-    if roll < 20 && !issued.is_empty() {
-        let mut reused = issued.choose(rng).expect("not empty").clone();
-        reused.amount_minor += 1;
-        return reused;
-    }
-    match roll {
-        0..35 => grant(&format!("g:{serial}"), &who, rng.random_range(1..=10_000)),
-        35..75 => {
-            // Up to a quarter above the balance, so some bets overdraw.
-            let held = model.balance(&player(&who));
-            let amount = rng.random_range(1..=held + held / 4 + 10);
-            // Half the bets carry an auto-cashout target.
-            let auto = rng.random_bool(0.5).then(|| rng.random_range(101..=10_000));
-            with_multiplier(bet(&format!("b:{serial}"), &who, amount), auto)
-        }
-        75..90 => {
-            let paid_at = rng.random_range(100..=10_000);
-            let win = payout(&format!("w:{serial}"), &who, rng.random_range(1..=20_000));
-            with_multiplier(win, Some(paid_at))
-        }
-        _ => {
-            let mut refund = payout(&format!("r:{serial}"), &who, rng.random_range(1..=1_000));
-            refund.kind = TransferKind::Refund;
-            refund
-        }
-    }
-}
-
-/// 10,000 random operations in random batch sizes give exactly the model's outcomes and
-/// balances; money is conserved and no player is ever negative.
-pub async fn random_operations_match_a_model(ledger: &dyn Ledger) {
-    let mut rng = StdRng::seed_from_u64(0x0a10f7);
-    let mut model = Model::default();
-    let mut issued: Vec<Transfer> = Vec::new();
-    // Replays, id conflicts and overdrafts seen, so a change to the generator cannot
-    // silently stop exercising the rarer paths.
-    let mut paths_exercised = [0usize; 3];
-    let mut operations = 0;
-    while operations < RANDOM_OPERATIONS {
-        let size = rng
-            .random_range(1..=RANDOM_BATCH_TRANSFERS_MAX)
-            .min(RANDOM_OPERATIONS - operations);
-        let mut batch = Vec::with_capacity(size);
-        let mut expected = Vec::with_capacity(size);
-        for serial in operations..operations + size {
-            let next = random_transfer(&mut rng, &model, &issued, serial);
-            let outcome = model.apply(&next);
-            match outcome {
-                TransferOutcome::Committed { replayed: true, .. } => paths_exercised[0] += 1,
-                TransferOutcome::IdConflict => paths_exercised[1] += 1,
-                TransferOutcome::InsufficientFunds { .. } => paths_exercised[2] += 1,
-                TransferOutcome::Committed { .. } => {}
-            }
-            expected.push(outcome);
-            issued.push(next.clone());
-            batch.push(next);
-        }
-        assert_eq!(
-            apply(ledger, batch).await,
-            expected,
-            "batch at operation {operations}"
-        );
-        operations += size;
-    }
-    assert_eq!(ledger.total_balance().await.unwrap(), 0);
-    for (account, expected) in &model.balances {
-        let actual = balance(ledger, account.clone()).await;
-        assert_eq!(actual, *expected, "balance of {account:?}");
-        assert!(
-            actual >= 0 || account.may_go_negative(),
-            "{account:?} is negative"
-        );
-    }
-    let stored = ledger.transfers_with_prefix("").await.unwrap();
-    assert_eq!(stored.len(), model.committed.len());
-    assert_strictly_increasing(&stored);
-    for entry in &stored {
-        assert_eq!(
-            entry.transfer, model.committed[&entry.transfer.id].0,
-            "stored as sent"
-        );
-    }
-    for (path, times) in ["replayed", "conflict", "overdraft"]
-        .iter()
-        .zip(paths_exercised)
-    {
-        assert!(times > 50, "the {path} path ran only {times} times");
-    }
-}
-
-/// Group-commit throughput of `ledger` for batches of 1, 100 and 1000 stakes. Prints;
-/// asserts nothing about speed (run from `#[ignore]`d tests, `-- --ignored --nocapture`).
-pub async fn bets_per_second(ledger: &dyn Ledger) {
-    const PLAYERS: usize = 1_000;
-    let grants = (0..PLAYERS)
-        .map(|n| {
-            transfer(
-                &format!("g:{n}"),
-                Account::Mint,
-                player(&n.to_string()),
-                1 << 40,
-            )
-        })
-        .collect();
-    ledger.apply_batch(grants).await.unwrap();
-    for (batch_size, bets) in [(1, 2_000), (100, 50_000), (1_000, 200_000)] {
-        let started = std::time::Instant::now();
-        for batch_start in (0..bets).step_by(batch_size) {
-            let batch = (batch_start..batch_start + batch_size)
-                .map(|n| {
-                    let id = format!("bet:{batch_size}:{n}");
-                    transfer(&id, player(&(n % PLAYERS).to_string()), Account::House, 10)
-                })
-                .collect();
-            ledger.apply_batch(batch).await.unwrap();
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let rate = bets as f64 / seconds;
-        println!("batch {batch_size:>5}: {bets} bets in {seconds:.2} s = {rate:.0} bets/s");
-    }
-    assert_eq!(ledger.total_balance().await.unwrap(), 0);
 }

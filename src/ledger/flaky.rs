@@ -1,0 +1,94 @@
+//! Tests only: a ledger whose next batches fail as a storage fault would, over a real
+//! one, for the callers that must survive a failing ledger (the engine, the cashier).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+
+use super::{
+    Account, Fence, Ledger, LedgerError, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+};
+
+/// `inner`, except that its next `failures` batches fail before reaching it.
+pub(crate) struct FlakyLedger {
+    inner: Arc<dyn Ledger>,
+    failures: AtomicU32,
+}
+
+impl FlakyLedger {
+    pub(crate) fn new(inner: Arc<dyn Ledger>) -> FlakyLedger {
+        FlakyLedger {
+            inner,
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    /// The next `batches` calls of `write_batch` fail and write nothing.
+    pub(crate) fn fail_next(&self, batches: u32) {
+        self.failures.store(batches, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Ledger for FlakyLedger {
+    async fn write_batch(
+        &self,
+        batch: Vec<Transfer>,
+        fence: Option<&Fence>,
+    ) -> Result<Vec<TransferOutcome>, LedgerError> {
+        let decrement = |left: u32| left.checked_sub(1);
+        let ordering = Ordering::SeqCst;
+        if (self.failures)
+            .fetch_update(ordering, ordering, decrement)
+            .is_ok()
+        {
+            return Err(LedgerError::Worker("injected fault".into()));
+        }
+        self.inner.write_batch(batch, fence).await
+    }
+    async fn balance(&self, account: &Account) -> Result<i64, LedgerError> {
+        self.inner.balance(account).await
+    }
+    async fn total_balance(&self) -> Result<i64, LedgerError> {
+        self.inner.total_balance().await
+    }
+    async fn transfer(&self, id: &str) -> Result<Option<StoredTransfer>, LedgerError> {
+        self.inner.transfer(id).await
+    }
+    async fn transfers_with_prefix(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<StoredTransfer>, LedgerError> {
+        self.inner.transfers_with_prefix(prefix).await
+    }
+    async fn write_round(
+        &self,
+        record: RoundRecord,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        self.inner.write_round(record, fence).await
+    }
+    async fn acquire_fence(&self, room: &str) -> Result<u64, LedgerError> {
+        self.inner.acquire_fence(room).await
+    }
+    async fn recent_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        self.inner.recent_rounds(room, limit).await
+    }
+    async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
+        self.inner.unfinished_rounds(room).await
+    }
+    async fn expire_unused_guests(
+        &self,
+        granted_before_ms: u64,
+        guests_max: usize,
+    ) -> Result<u64, LedgerError> {
+        self.inner
+            .expire_unused_guests(granted_before_ms, guests_max)
+            .await
+    }
+}

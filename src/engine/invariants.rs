@@ -33,8 +33,8 @@ use std::sync::Arc;
 use super::answer::{Answer, RefusalCode, Reply};
 use super::event::RoundEvent;
 use super::round::{
-    BetKey, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings, RoundPhase,
-    TransferIntent, TransferPurpose, multiplier_at,
+    BetKey, CashoutBy, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings,
+    RoundPhase, TransferIntent, TransferPurpose, multiplier_at,
 };
 use crate::bus::ReplyTo;
 use crate::config::EngineConfig;
@@ -460,13 +460,14 @@ impl Simulation {
                 match &notice.reason {
                     CreditReason::Refund => self.decide_refund(&notice.bet, transfer),
                     CreditReason::Cashout {
-                        req,
+                        by,
                         multiplier_hundredths,
                         win_minor,
                     } => {
                         assert_eq!(transfer.amount_minor, *win_minor);
                         assert_eq!(transfer.multiplier_hundredths, Some(*multiplier_hundredths));
-                        self.decide_payout(&notice.bet, transfer, req.is_some());
+                        let requested = matches!(by, CashoutBy::Request(_));
+                        self.decide_payout(&notice.bet, transfer, requested);
                     }
                 }
             }

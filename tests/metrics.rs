@@ -12,8 +12,9 @@ use serde_json::json;
 
 const OPERATIONS: &str = include_str!("../docs/operations.md");
 
-/// (name, type) of each row of the table under "## Metrics" in docs/operations.md.
-fn documented_families() -> BTreeMap<String, String> {
+/// (name, (type, side)) of each row of the table under "## Metrics" in
+/// docs/operations.md.
+fn documented_families() -> BTreeMap<String, (String, String)> {
     let section = OPERATIONS
         .split("\n## Metrics\n")
         .nth(1)
@@ -23,7 +24,7 @@ fn documented_families() -> BTreeMap<String, String> {
     for row in section.lines().filter(|line| line.starts_with("| `aloft_")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let name = cells[1].trim_matches('`').to_owned();
-        let previous = families.insert(name.clone(), cells[2].to_owned());
+        let previous = families.insert(name.clone(), (cells[2].to_owned(), cells[3].to_owned()));
         assert!(previous.is_none(), "{name} documented twice");
     }
     families
@@ -39,9 +40,16 @@ fn values_of<'a>(body: &'a str, series: &'a str) -> impl Iterator<Item = f64> + 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_family_is_exported_with_help_from_the_start() {
     let documented = documented_families();
-    let coded: BTreeMap<String, String> = aloft::metrics::FAMILIES
+    let side = |side| match side {
+        aloft::metrics::Side::Engine => "engine",
+        aloft::metrics::Side::Gateway => "gateway",
+    };
+    let coded: BTreeMap<String, (String, String)> = aloft::metrics::FAMILIES
         .iter()
-        .map(|family| (family.name.to_owned(), family.kind.type_name().to_owned()))
+        .map(|family| {
+            let kind = family.kind.type_name().to_owned();
+            (family.name.to_owned(), (kind, side(family.side).to_owned()))
+        })
         .collect();
     assert_eq!(
         documented, coded,
@@ -51,7 +59,7 @@ async fn every_documented_family_is_exported_with_help_from_the_start() {
     let mut app = TestApp::start().await;
     let (status, body) = http(app.metrics_addr, "GET", "/metrics", &[]).await;
     assert_eq!(status, 200);
-    for (name, kind) in &documented {
+    for (name, (kind, _)) in &documented {
         let help = format!("# HELP {name} ");
         let type_line = format!("# TYPE {name} {kind}\n");
         assert!(body.contains(&help), "no HELP for {name} in\n{body}");

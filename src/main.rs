@@ -165,9 +165,14 @@ fn engine(args: EngineArgs) -> anyhow::Result<()> {
     current_thread_runtime()?.block_on(async {
         // The engine has no player port: its metrics listener is its only HTTP.
         let metrics_shutdown = tokio_util::sync::CancellationToken::new();
-        let metrics =
-            aloft::metrics::MetricsListener::start(config.metrics_listen, metrics_shutdown.clone())
-                .await?;
+        let role = aloft::metrics::Role::Engine;
+        let exported = aloft::metrics::Exported::new(role, &config.rooms, 0);
+        let metrics = aloft::metrics::MetricsListener::start(
+            config.metrics_listen,
+            exported,
+            metrics_shutdown.clone(),
+        )
+        .await?;
         let node = aloft::cluster::EngineNode::start(config, engine_id).await?;
         println!("aloft engine {} is standing by", node.engine_id);
         wait_for_signal().await;

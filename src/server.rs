@@ -31,7 +31,7 @@ use crate::fair::{FairChain, FairError};
 use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
-use crate::metrics::MetricsListener;
+use crate::metrics::{Exported, MetricsListener, Role};
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -155,7 +155,14 @@ impl Server {
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, backends.ledger.as_ref()).await?;
-        let metrics = MetricsListener::start(config.metrics_listen, shutdown.clone()).await?;
+        let role = if with_engines {
+            Role::Serve
+        } else {
+            Role::Gateway
+        };
+        let exported = Exported::new(role, &config.rooms, config.shard_count());
+        let metrics =
+            MetricsListener::start(config.metrics_listen, exported, shutdown.clone()).await?;
         let limits = Arc::new(ConnectionLimits::new(&config.limits));
         let cashier = Cashier::spawn(backends.ledger.clone(), GuestTerms::from_config(&config));
         let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());

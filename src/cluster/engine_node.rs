@@ -182,6 +182,7 @@ async fn room_loop(shared: Arc<NodeShared>, room: String, shutdown: Cancellation
         };
         if let Some(lease) = acquired {
             free_since = None;
+            metrics::counter!(crate::metrics::LEASE_TAKEOVERS, "room" => room.clone()).increment(1);
             shared.leading.fetch_add(1, Ordering::Relaxed);
             let given_away = lead(&shared, &room, &lease, &shutdown).await;
             shared.leading.fetch_sub(1, Ordering::Relaxed);

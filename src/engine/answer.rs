@@ -7,7 +7,9 @@ use crate::bus::{ReplyTo, RequestId, RequestKind};
 /// Why the engine refused a request. Each code but the last three is final for the
 /// request (replays get the same refusal); `Overloaded`, `Internal` and `Unavailable`
 /// ask the client to retry with the same request id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Its name (`insufficient_funds`, …) is the `code` label of the refusal metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
 pub enum RefusalCode {
     /// A field is out of range (stake, auto-cashout, slot).
     InvalidField,

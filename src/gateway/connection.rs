@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use super::frame;
 use crate::config::GatewayConfig;
+use crate::metrics::gateway::{CloseReason, socket_closed};
 
 /// Frames written per `writev` call when draining a queue.
 const WRITE_BATCH_FRAMES_MAX: usize = 16;
@@ -184,7 +185,7 @@ impl Connection {
         }
         if outbound.frames.len() >= self.outbound_queue_frames_max {
             drop(outbound);
-            self.close(crate::protocol::close_code::SLOW_CONSUMER, "slow consumer");
+            self.close_slow_consumer();
             return Offer::Dropped;
         }
         outbound.frames.push_back(frame.clone());
@@ -209,7 +210,7 @@ impl Connection {
         }
         if outbound.frames.len() >= self.outbound_queue_frames_max {
             drop(outbound);
-            self.close(crate::protocol::close_code::SLOW_CONSUMER, "slow consumer");
+            self.close_slow_consumer();
             return Offer::Dropped;
         }
         // Behind the frame being written (its bytes are partly on the wire) and behind
@@ -242,12 +243,20 @@ impl Connection {
         self.writer_wake.notify_one();
     }
 
+    /// Closes a socket whose queue is full (4001), counted once.
+    fn close_slow_consumer(&self) {
+        if self.close(crate::protocol::close_code::SLOW_CONSUMER, "slow consumer") {
+            socket_closed(CloseReason::SlowConsumer);
+        }
+    }
+
     /// Decides to close with `code`: unstarted queued frames are dropped and a close
-    /// frame is queued. Later offers are dropped. Idempotent.
-    pub fn close(&self, code: u16, reason: &str) {
+    /// frame is queued. Later offers are dropped. Idempotent: true only for the call
+    /// that decided the close.
+    pub fn close(&self, code: u16, reason: &str) -> bool {
         let mut outbound = self.outbound.borrow_mut();
         if outbound.closing.is_some() {
-            return;
+            return false;
         }
         outbound.closing = Some(code);
         outbound.closing_at = Some(Instant::now());
@@ -259,6 +268,7 @@ impl Connection {
         outbound.back_is_unstarted_tick = false;
         drop(outbound);
         self.writer_wake.notify_one();
+        true
     }
 
     /// Marks the socket closing without a frame of ours (the client closed first and

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::{FutureExt, StreamExt};
+use metrics::Histogram;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope, StreamPosition};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
+use crate::metrics::gateway::{BusErrorPath, bus_error};
 use crate::protocol::{PastRound, RoomEvent};
 pub use handoff::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardSeats};
 pub use shard::ShardMessage;
@@ -281,23 +283,29 @@ async fn forward_events(
     let retained = newest_retained(bus.as_ref(), &room, replay_events_max)
         .await
         .unwrap_or_else(|error| {
+            bus_error(BusErrorPath::Retained);
             tracing::warn!(room, %error, "retained events unreadable: starting from live ones");
             Vec::new()
         });
-    let mut deliveries =
-        futures_util::stream::iter(retained.into_iter().map(Delivery::Event)).chain(events);
-    while let Some(delivery) = deliveries.next().await {
-        let envelopes = match delivery {
-            Delivery::Event(envelope) => vec![envelope],
+    // Only live ticks measure the bus: retained and gap-filled ones are old by nature.
+    let bus_lag = crate::metrics::gateway::bus_receive_lag(&room);
+    let retained = retained
+        .into_iter()
+        .map(|event| (Delivery::Event(event), None));
+    let live = events.map(|delivery| (delivery, Some(&bus_lag)));
+    let mut deliveries = futures_util::stream::iter(retained).chain(live);
+    while let Some((delivery, lag)) = deliveries.next().await {
+        let (envelopes, lag) = match delivery {
+            Delivery::Event(envelope) => (vec![envelope], lag),
             Delivery::Gap { missed } => {
                 tracing::warn!(room, missed, ?last, "bus gap: filling from history");
-                match missed_events(bus.as_ref(), &room, last).await {
-                    Ok(recovered) => recovered,
-                    Err(error) => {
-                        tracing::warn!(room, %error, "gap not filled: shards resend snapshots");
-                        Vec::new()
-                    }
-                }
+                let filled = missed_events(bus.as_ref(), &room, last).await;
+                let recovered = filled.unwrap_or_else(|error| {
+                    bus_error(BusErrorPath::GapFill);
+                    tracing::warn!(room, %error, "gap not filled: shards resend snapshots");
+                    Vec::new()
+                });
+                (recovered, None)
             }
         };
         for envelope in envelopes {
@@ -307,7 +315,7 @@ async fn forward_events(
                 continue;
             }
             last = Some(position);
-            forward_event(&room_name, &envelope, &shards);
+            forward_event(&room_name, &envelope, &shards, lag);
         }
     }
 }
@@ -345,14 +353,24 @@ async fn missed_events(
     bus.recent_events(room, 0, GAP_FILL_EVENTS_MAX).await
 }
 
-fn forward_event(room: &Arc<str>, envelope: &EventEnvelope, shards: &[mpsc::Sender<ShardMessage>]) {
+/// `bus_lag`: where to record a live tick's time from the engine to here.
+fn forward_event(
+    room: &Arc<str>,
+    envelope: &EventEnvelope,
+    shards: &[mpsc::Sender<ShardMessage>],
+    bus_lag: Option<&Histogram>,
+) {
     let event: RoomEvent = match serde_json::from_slice(&envelope.json) {
         Ok(event) => event,
         Err(error) => {
+            bus_error(BusErrorPath::Undecodable);
             tracing::error!(%room, %error, "undecodable event on the bus");
             return;
         }
     };
+    if let (Some(bus_lag), RoomEvent::Tick { at, .. }) = (bus_lag, &event) {
+        bus_lag.record(crate::metrics::gateway::seconds_since(*at));
+    }
     let event = Arc::new(event);
     let frame = frame::text(&envelope.json);
     for shard in shards {

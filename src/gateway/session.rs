@@ -21,6 +21,7 @@ use super::frame;
 use crate::auth::TokenKeys;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo, RequestId, RequestKind};
 use crate::config::GatewayConfig;
+use crate::metrics::gateway::{CloseReason, socket_closed};
 use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code};
 
 /// Messages handled per readiness event before the task yields to its other duties.
@@ -84,7 +85,9 @@ impl Inbound {
             Ok(message @ (Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {
                 match (self.rate.check(tokio::time::Instant::now()), message) {
                     (Verdict::Abusive, _) => {
-                        connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded");
+                        if connection.close(close_code::POLICY_VIOLATION, "rate limit exceeded") {
+                            socket_closed(CloseReason::RateLimit);
+                        }
                         Next::Stop
                     }
                     (Verdict::Allowed, Message::Text(text)) => Next::Text(text),

@@ -34,6 +34,7 @@ use super::{GatewayShared, frame, session};
 use crate::bus::StreamPosition;
 use crate::config::GatewayConfig;
 use crate::ledger::Account;
+use crate::metrics::gateway::{CloseReason, RoomShardMetrics, ShardMetrics, socket_closed};
 use crate::protocol::{self, PROTOCOL_VERSION, RoomEvent, ServerMessage, close_code};
 
 /// Messages a shard takes per wake-up of its fan-out loop.
@@ -76,6 +77,7 @@ struct RoomShard {
     /// whether an event continues what the sockets were sent.
     recovery: RecoveryRing,
     members: Slab<Rc<Connection>>,
+    metrics: RoomShardMetrics,
 }
 
 impl RoomShard {
@@ -89,21 +91,19 @@ impl RoomShard {
         }
     }
 
-    /// Offers a public frame to every socket of the room.
+    /// Offers a public frame to every socket of the room; counts once per fan-out.
     fn offer(&self, frame: &Bytes, conflatable: bool) {
-        let mut queued = 0u64;
-        let mut dropped = 0u64;
+        let (mut queued, mut conflated, mut dropped) = (0u64, 0u64, 0u64);
         for (_, connection) in self.members.iter() {
             match connection.offer(frame, conflatable) {
                 Offer::Written => {}
-                Offer::Queued | Offer::Conflated => queued += 1,
+                Offer::Queued => queued += 1,
+                Offer::Conflated => conflated += 1,
                 Offer::Dropped => dropped += 1,
             }
         }
         let delivered = self.members.len() as u64 - dropped;
-        metrics::counter!(crate::metrics::FRAMES_SENT).increment(delivered);
-        metrics::counter!(crate::metrics::FRAMES_QUEUED).increment(queued);
-        metrics::counter!(crate::metrics::FRAMES_DROPPED).increment(dropped);
+        (self.metrics).fanned_out(delivered, queued + conflated, conflated, dropped);
     }
 }
 
@@ -119,6 +119,7 @@ pub struct ShardState {
     /// time they were adopted: the sweep closes them after `gateway.auth_timeout_ms`.
     awaiting_auth: RefCell<HashMap<u64, (tokio::time::Instant, Rc<Connection>)>>,
     next_connection: Cell<u64>,
+    metrics: ShardMetrics,
 }
 
 /// Everything a shard thread starts with.
@@ -175,6 +176,7 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
                     view,
                     recovery: RecoveryRing::new(config.recovery_window_events),
                     members: Slab::new(),
+                    metrics: RoomShardMetrics::new(room, setup.index),
                 },
             )
         })
@@ -188,6 +190,7 @@ async fn serve(setup: ShardSetup) -> std::io::Result<()> {
         registry: RefCell::new(HashMap::new()),
         awaiting_auth: RefCell::new(HashMap::new()),
         next_connection: Cell::new(1),
+        metrics: ShardMetrics::new(setup.index),
     });
     let tracker = TaskTracker::new();
     tracker.spawn_local(fan_out_loop(shard.clone(), setup.messages));
@@ -312,11 +315,11 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
     {
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
-            metrics::gauge!(crate::metrics::CONNECTIONS).increment(1.0);
+            shard.metrics.connections.increment(1.0);
             shard.join(&connection, balance, pending.since);
             session::run(&shard.shared, &shard.shutdown, connection.clone(), inbound).await;
             shard.leave(&connection);
-            metrics::gauge!(crate::metrics::CONNECTIONS).decrement(1.0);
+            shard.metrics.connections.decrement(1.0);
         }
         Err(error) => {
             tracing::error!(%error, "cannot read a balance for hello");
@@ -467,14 +470,17 @@ impl ShardState {
                     seq = event.seq(),
                     "event gap or new epoch: resending snapshots"
                 );
-                metrics::counter!(crate::metrics::EVENT_GAPS).increment(1);
+                room.metrics.event_gaps.increment(1);
             }
             room.resend_snapshots();
             return;
         }
         if superseded {
-            metrics::counter!(crate::metrics::TICKS_SKIPPED).increment(1);
+            room.metrics.ticks_skipped.increment(1);
             return;
+        }
+        if !room.members.is_empty() {
+            room.metrics.delivering(event);
         }
         room.offer(frame, conflatable);
     }
@@ -516,15 +522,19 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
                 for (adopted_at, connection) in shard.awaiting_auth.borrow().values() {
                     if connection.close_overdue(now, close_deadlines) {
                         connection.abort();
-                    } else if now.duration_since(*adopted_at) > auth_timeout {
-                        connection.close(close_code::AUTH_FAILED, "no auth message in time");
+                    } else if now.duration_since(*adopted_at) > auth_timeout
+                        && connection.close(close_code::AUTH_FAILED, "no auth message in time")
+                    {
+                        socket_closed(CloseReason::AuthTimeout);
                     }
                 }
                 for connection in shard.registry.borrow().values() {
                     if connection.close_overdue(now, close_deadlines) {
                         connection.abort();
                     } else if now.duration_since(connection.last_inbound()) > idle_timeout {
-                        connection.close(close_code::IDLE_TIMEOUT, "idle timeout");
+                        if connection.close(close_code::IDLE_TIMEOUT, "idle timeout") {
+                            socket_closed(CloseReason::IdleTimeout);
+                        }
                     } else if ping_now {
                         connection.send_private(ping.clone());
                     }

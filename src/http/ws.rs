@@ -43,7 +43,10 @@ pub async fn upgrade(
             ],
         )
             .into_response(),
-        Err(refused) => refused.into_response(),
+        Err(refused) => {
+            crate::metrics::gateway::upgrade_refused(refused.code());
+            refused.into_response()
+        }
     }
 }
 
@@ -61,6 +64,14 @@ enum Refused {
 }
 
 impl Refused {
+    /// The `reason` label of the refusal (`metrics::gateway::UPGRADE_REFUSAL_REASONS`).
+    fn code(&self) -> &'static str {
+        match self {
+            Refused::Api { code, .. } => code,
+            Refused::VersionRequired => "version",
+        }
+    }
+
     fn api(status: StatusCode, code: &'static str, message: &str) -> Self {
         Refused::Api {
             status,

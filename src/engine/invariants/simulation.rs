@@ -11,8 +11,8 @@ use crate::config::EngineConfig;
 use crate::engine::answer::{Answer, RefusalCode, Reply};
 use crate::engine::event::RoundEvent;
 use crate::engine::round::{
-    BetKey, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings, RoundPhase,
-    TransferIntent, TransferPurpose, multiplier_at,
+    BetKey, CashoutBy, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings,
+    RoundPhase, TransferIntent, TransferPurpose, multiplier_at,
 };
 use crate::fair::{self, FairChain};
 use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
@@ -256,13 +256,14 @@ impl Simulation {
                 match &notice.reason {
                     CreditReason::Refund => self.decide_refund(&notice.bet, transfer),
                     CreditReason::Cashout {
-                        req,
+                        by,
                         multiplier_hundredths,
                         win_minor,
                     } => {
                         assert_eq!(transfer.amount_minor, *win_minor);
                         assert_eq!(transfer.multiplier_hundredths, Some(*multiplier_hundredths));
-                        self.decide_payout(&notice.bet, transfer, req.is_some());
+                        let requested = matches!(by, CashoutBy::Request(_));
+                        self.decide_payout(&notice.bet, transfer, requested);
                     }
                 }
             }

@@ -11,8 +11,8 @@ use super::RoomCore;
 use super::cap;
 use super::curve::{multiplier_at, payout_minor};
 use super::types::{
-    BetKey, BetSettled, BetState, CreditNotice, CreditReason, RoundPhase, SLOTS_PER_PLAYER,
-    TransferIntent, TransferPurpose,
+    BetKey, BetSettled, BetState, CashoutBy, CreditNotice, CreditReason, RoundPhase,
+    SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
 };
 
 impl RoomCore {
@@ -54,7 +54,11 @@ impl RoomCore {
             Ok(multiplier_hundredths) => {
                 self.replay.wait_for_ledger(request, from);
                 let index = (from.player.clone(), slot);
-                self.cash_out(&index, multiplier_hundredths, Some(req.to_owned()));
+                self.cash_out(
+                    &index,
+                    multiplier_hundredths,
+                    CashoutBy::Request(req.to_owned()),
+                );
             }
         }
     }
@@ -103,7 +107,7 @@ impl RoomCore {
         let (round, slot) = (notice.bet.round, notice.bet.slot);
         let cashout = match &notice.reason {
             CreditReason::Cashout {
-                req: Some(req),
+                by: CashoutBy::Request(req),
                 multiplier_hundredths,
                 win_minor,
             } => {
@@ -125,7 +129,7 @@ impl RoomCore {
                 return;
             }
             CreditReason::Cashout {
-                req: None,
+                by: CashoutBy::AutoTarget | CashoutBy::ProfitCap,
                 multiplier_hundredths,
                 win_minor,
             } => Some(EngineCashout {
@@ -159,7 +163,7 @@ impl RoomCore {
                 self.cash_out_everyone_at_cap(target);
                 return;
             }
-            self.cash_out(&(player, slot), target, None);
+            self.cash_out(&(player, slot), target, CashoutBy::AutoTarget);
         }
         if self.profit_cap_exceeded_at(level_max) {
             self.cash_out_everyone_at_cap(level_max);
@@ -191,7 +195,7 @@ impl RoomCore {
             .map(|(index, _)| index.clone())
             .collect();
         for index in active {
-            self.cash_out(&index, capped, None);
+            self.cash_out(&index, capped, CashoutBy::ProfitCap);
         }
         assert!(
             self.realized_profit_minor <= cap_minor,
@@ -199,9 +203,9 @@ impl RoomCore {
         );
     }
 
-    /// Pays the active bet at `index` at `multiplier_hundredths`; `req` is the cashout
-    /// request, or `None` for auto and max-profit cashouts.
-    fn cash_out(&mut self, index: &(String, u8), multiplier_hundredths: u64, req: Option<String>) {
+    /// Pays the active bet at `index` at `multiplier_hundredths`, cashed out `by` the
+    /// player's request or the engine.
+    fn cash_out(&mut self, index: &(String, u8), multiplier_hundredths: u64, by: CashoutBy) {
         let bet = self
             .bets
             .get_mut(index)
@@ -237,7 +241,7 @@ impl RoomCore {
             multiplier_hundredths: Some(multiplier_hundredths),
         };
         let reason = CreditReason::Cashout {
-            req,
+            by,
             multiplier_hundredths,
             win_minor,
         };

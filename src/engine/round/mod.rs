@@ -55,9 +55,9 @@ use curve::next_tick_after;
 pub use curve::{elapsed_to_reach_ms, multiplier_at};
 pub use replay::{REPLAY_REFUSALS_PER_ROUND_MAX, REQUEST_WAITERS_MAX};
 pub use types::{
-    AUTO_CASHOUT_MIN_HUNDREDTHS, BetInFlight, BetKey, BetSettled, ChainExhausted, CreditNotice,
-    CreditReason, Effects, ROUND_BETS_MAX, ResumeError, RoomSettings, RoundInFlight, RoundPhase,
-    SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
+    AUTO_CASHOUT_MIN_HUNDREDTHS, BetInFlight, BetKey, BetSettled, CashoutBy, ChainExhausted,
+    CreditNotice, CreditReason, Effects, ROUND_BETS_MAX, ResumeError, RoomSettings, RoundInFlight,
+    RoundPhase, SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
 };
 use types::{Bet, BetState, MULTIPLIER_START_HUNDREDTHS, RoundState};
 
@@ -163,6 +163,16 @@ impl RoomCore {
 
     pub fn phase(&self) -> RoundPhase {
         self.round.phase
+    }
+
+    /// Σ stakes of the round's active bets: what the players still have at stake.
+    pub fn active_stakes_minor(&self) -> i128 {
+        self.active_stakes_minor
+    }
+
+    /// Σ (payout − stake) of the round's cashouts so far; the max-profit cap bounds it.
+    pub fn realized_profit_minor(&self) -> i64 {
+        self.realized_profit_minor
     }
 
     /// Everything decided since the last call.

@@ -165,17 +165,28 @@ pub struct CreditNotice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreditReason {
-    /// A cashout. Of a request (`req`): its senders get `cashout_ok`. Made by the engine
-    /// (auto-cashout, max profit): every socket of the bet's player gets `balance`
-    /// naming the cashout, the only way it learns of it when the public feed does not
-    /// list it.
+    /// A cashout. Of a request ([`CashoutBy::Request`]): its senders get `cashout_ok`.
+    /// Made by the engine (auto-cashout, max profit): every socket of the bet's player
+    /// gets `balance` naming the cashout, the only way it learns of it when the public
+    /// feed does not list it.
     Cashout {
-        req: Option<String>,
+        by: CashoutBy,
         multiplier_hundredths: u64,
         win_minor: i64,
     },
     /// A refund: every socket of the bet's player gets `balance`.
     Refund,
+}
+
+/// Who cashed a bet out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CashoutBy {
+    /// The player, by the cashout request `req`.
+    Request(String),
+    /// The engine, at the bet's auto-cashout target.
+    AutoTarget,
+    /// The engine, everyone at once at the round's max-profit cap.
+    ProfitCap,
 }
 
 /// What the core decided since the last [`RoomCore::take_effects`](super::RoomCore::take_effects), in order.

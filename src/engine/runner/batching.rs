@@ -49,6 +49,7 @@ impl RoomRunner {
         }
         self.send_replies(replies.into_iter().chain(settled.replies))
             .await;
+        self.metrics.observe(&self.core);
         Ok(())
     }
 
@@ -98,6 +99,7 @@ impl RoomRunner {
                 }
                 Err(error) => {
                     self.note_fenced(&error);
+                    self.metrics.ledger_journal_errors.increment(1);
                     tracing::error!(room = %self.room, round, %error, "journal write failed; will retry");
                     return;
                 }
@@ -140,7 +142,8 @@ impl RoomRunner {
         let started = std::time::Instant::now();
         let result = self.writer.apply_batch(transfers).await;
         let elapsed = started.elapsed();
-        metrics::histogram!(crate::metrics::LEDGER_BATCH_SECONDS).record(elapsed);
+        self.metrics.ledger_batch_seconds.record(elapsed);
+        (self.metrics.ledger_batch_transfers).record(batch.len() as f64);
         self.judge_batch(result.is_ok(), elapsed);
         match result {
             Ok(outcomes) => {
@@ -151,6 +154,7 @@ impl RoomRunner {
             }
             Err(error) => {
                 self.note_fenced(&error);
+                self.metrics.ledger_batch_errors.increment(1);
                 tracing::error!(room = %self.room, transfers = batch.len(), %error, "ledger batch failed");
                 for intent in batch {
                     match &intent.purpose {
@@ -172,7 +176,7 @@ impl RoomRunner {
             tracing::warn!(room = %self.room, committed, elapsed_ms, "ledger failing or slow: bets refused for a while");
         }
         let open = if self.breaker.is_open() { 1.0 } else { 0.0 };
-        metrics::gauge!(crate::metrics::LEDGER_BREAKER_OPEN, "room" => self.room.clone()).set(open);
+        self.metrics.ledger_breaker_open.set(open);
     }
 
     fn settle(&mut self, intent: TransferIntent, outcome: TransferOutcome) {
@@ -186,12 +190,10 @@ impl RoomRunner {
                     ..
                 },
             ) => {
-                metrics::counter!(crate::metrics::BETS_ACCEPTED).increment(1);
+                self.metrics.stake_taken(transfer.amount_minor);
                 self.core.confirm_bet(&bet, debit_balance_after_minor);
             }
             (TransferPurpose::Stake(bet), TransferOutcome::InsufficientFunds { .. }) => {
-                metrics::counter!(crate::metrics::BETS_REFUSED, "code" => "insufficient_funds")
-                    .increment(1);
                 self.core.reject_bet(&bet, RefusalCode::InsufficientFunds);
             }
             (TransferPurpose::Stake(bet), TransferOutcome::IdConflict) => {
@@ -205,8 +207,7 @@ impl RoomRunner {
                     ..
                 },
             ) => {
-                metrics::counter!(crate::metrics::CREDITS, "kind" => transfer.kind.as_str())
-                    .increment(1);
+                self.metrics.credited(&notice.reason, transfer.amount_minor);
                 self.core
                     .credit_committed(&notice, credit_balance_after_minor);
             }

@@ -45,6 +45,7 @@ use super::event::RoundEvent;
 use super::round::{RoomCore, RoomSettings, TransferIntent};
 use crate::bus::{Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
 use crate::ledger::RoundRecord;
+use crate::metrics::engine::RoomMetrics;
 
 use deps::LedgerWriter;
 pub use deps::{EngineDeps, EngineError, Leadership};
@@ -179,6 +180,7 @@ struct RoomRunner {
     epoch: u64,
     /// Refuses bets while the ledger fails or is slow (see `engine::breaker`).
     breaker: LedgerBreaker,
+    metrics: RoomMetrics,
 }
 
 impl RoomRunner {
@@ -194,8 +196,13 @@ impl RoomRunner {
             settings.engine.ledger_batch_timeout_ms,
             settings.engine.ledger_breaker_cooldown_ms,
         );
+        let metrics = RoomMetrics::new(&settings.room);
+        metrics.leading.set(1.0);
+        let cap_minor = settings.engine.round_profit_max_minor;
+        metrics.round_profit_max_minor.set(cap_minor as f64);
         RoomRunner {
             breaker,
+            metrics,
             room: settings.room,
             command_batch_max: settings.engine.command_batch_max,
             core,
@@ -255,6 +262,12 @@ impl RoomRunner {
 
     /// One turn of the loop at one instant: advance, handle the commands, perform.
     async fn wake(&mut self, batch: Vec<CommandEnvelope>) -> Result<(), EngineError> {
+        // The commands were received just now: their replies go out at the end of the wake.
+        let received = std::time::Instant::now();
+        let bets = batch
+            .iter()
+            .filter(|envelope| matches!(envelope.command, Command::Bet { .. }))
+            .count();
         let now_ms = self.now_ms();
         if let Err(exhausted) = self.core.advance(now_ms) {
             // Between rounds: no bet is open. Flush what the last round still owes.
@@ -283,7 +296,9 @@ impl RoomRunner {
                 }
             }
         }
-        self.perform().await
+        self.perform().await?;
+        (self.metrics.bet_ack_seconds).record_many(received.elapsed().as_secs_f64(), bets);
+        Ok(())
     }
 
     /// Aborts the round in flight (refunding its open stakes) and flushes every payout,
@@ -314,7 +329,7 @@ impl RoomRunner {
     async fn publish(&self, events: Vec<RoundEvent>) {
         for event in events {
             if matches!(event, RoundEvent::Crashed { .. }) {
-                metrics::counter!(crate::metrics::ROUNDS).increment(1);
+                self.metrics.rounds.increment(1);
             }
             let envelope = EventEnvelope {
                 room: self.room.clone(),
@@ -336,6 +351,7 @@ impl RoomRunner {
         // leader has no known connection, so its replies go to every gateway.
         let mut gateways: Option<Vec<String>> = None;
         for Reply { to, answer } in replies {
+            self.metrics.answered(&answer);
             let json = self.deps.codec.encode_answer(&answer);
             let answers = answer.request();
             if !to.is_every_socket() {
@@ -370,6 +386,12 @@ impl RoomRunner {
     fn now_ms(&mut self) -> u64 {
         self.last_now_ms = self.deps.clock.now_ms().max(self.last_now_ms);
         self.last_now_ms
+    }
+}
+
+impl Drop for RoomRunner {
+    fn drop(&mut self) {
+        self.metrics.leading.set(0.0);
     }
 }
 

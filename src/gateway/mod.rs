@@ -539,6 +539,30 @@ mod tests {
         }
     }
 
+    /// Bytes of a socket's session task, held for the socket's whole life.
+    const SESSION_TASK_BYTES_MAX: usize = 1_024;
+
+    #[tokio::test]
+    async fn a_sockets_session_task_stays_small() {
+        let shared = shared(Arc::new(MemoryBus::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let connection = connection::Connection::new(1, "r1".into(), stream, 4);
+        let inbound = session::Inbound::new(Default::default(), &shared.config, Vec::new());
+        let shutdown = CancellationToken::new();
+        let task = session::run(&shared, &shutdown, std::rc::Rc::new(connection), inbound);
+        // Every byte here is paid once per open socket: a buffer held across an await
+        // (the drain's 4 KiB once was) belongs on the heap, allocated when needed.
+        let task_bytes = std::mem::size_of_val(&task);
+        assert!(
+            task_bytes <= SESSION_TASK_BYTES_MAX,
+            "session task {task_bytes} bytes"
+        );
+    }
+
     #[tokio::test]
     async fn a_stopped_gateway_gives_its_bus_subscriptions_back() {
         let bus = Arc::new(MemoryBus::default());

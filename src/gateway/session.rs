@@ -27,7 +27,9 @@ use crate::protocol::{self, ClientMessage, ErrorCode, ServerMessage, close_code}
 /// Messages handled per readiness event before the task yields to its other duties.
 const READ_BATCH_MESSAGES_MAX: usize = 64;
 
-/// Bytes discarded per read while draining a closed socket (a stack buffer).
+/// Bytes discarded per read while draining a closed socket. The buffer is allocated when
+/// the drain starts: an array held across an await would sit in every socket's task, for
+/// its whole life (4 KiB per socket, measured as RSS per connection going 3.6 → 8 KiB).
 const DRAIN_CHUNK_BYTES: usize = 4096;
 
 /// A socket's reading state: the tungstenite context and the rate limit.
@@ -236,7 +238,7 @@ async fn drain_after_close(
     }
     let drain_bytes_max = shared.config.close_drain_bytes_max;
     let mut discarded = 0usize;
-    let mut chunk = [0u8; DRAIN_CHUNK_BYTES];
+    let mut chunk = vec![0u8; DRAIN_CHUNK_BYTES];
     while discarded < drain_bytes_max {
         match connection.stream().try_read(&mut chunk) {
             Ok(0) => return,

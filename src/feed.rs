@@ -140,6 +140,7 @@ mod tests {
             slot: 0,
             multiplier_hundredths,
             win_minor,
+            kind: crate::engine::CashoutKind::Manual,
         };
         let mut largest = Largest::new(1);
         largest.offer(cashout("high-m", 1_000, 100));

@@ -189,28 +189,37 @@ fn check_crash_totals(all: &[Seen]) {
         let first = *totals_by_round.entry(*round).or_insert(totals);
         assert_eq!(first, totals, "round {round}: players saw different totals");
     }
-    let mut told: BTreeMap<u64, (u64, i64, u64, i64)> = BTreeMap::new();
+    // Per round: bets, staked, cashouts, won, and the stakes of the bets cashed out.
+    let mut told: BTreeMap<u64, (u64, i64, u64, i64, i64)> = BTreeMap::new();
     for seen in all {
         for (round, _, amount) in &seen.bets {
             let entry = told.entry(*round).or_default();
             entry.0 += 1;
             entry.1 += amount;
         }
-        for (round, _, win) in &seen.wins {
+        for (round, slot, win) in &seen.wins {
+            let stake = seen
+                .bets
+                .iter()
+                .find(|(bet_round, bet_slot, _)| bet_round == round && bet_slot == slot)
+                .map_or(0, |(_, _, amount)| *amount);
             let entry = told.entry(*round).or_default();
             entry.2 += 1;
             entry.3 += win;
+            entry.4 += stake;
         }
     }
     let mut rounds_with_bets = 0;
     for (round, totals) in totals_by_round {
-        let (bets, staked, cashouts, won) = told.get(&round).copied().unwrap_or_default();
+        let (bets, staked, cashouts, won, cashout_stakes) =
+            told.get(&round).copied().unwrap_or_default();
         if bets == 0 {
             assert!(totals.is_null(), "round {round} had no bet: {totals}");
             continue;
         }
         rounds_with_bets += 1;
-        let expected = json!({"bets": bets, "staked": staked, "cashouts": cashouts, "won": won});
+        let expected = json!({"bets": bets, "staked": staked, "cashouts": cashouts, "won": won,
+            "cashout_stakes": cashout_stakes});
         assert_eq!(*totals, expected, "round {round}");
     }
     assert!(rounds_with_bets >= ROUNDS - 1, "{rounds_with_bets} rounds");

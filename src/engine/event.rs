@@ -96,6 +96,19 @@ pub struct ListedCashout {
     pub multiplier_hundredths: u64,
     /// Paid back, stake included.
     pub win_minor: i64,
+    /// Who decided it: the player, the auto-cashout target or the max-profit cap.
+    pub kind: CashoutKind,
+}
+
+/// Who cashed a bet out, as the public feed tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CashoutKind {
+    /// The player asked.
+    Manual,
+    /// The engine, at the bet's auto-cashout target.
+    Auto,
+    /// The engine, everyone at once at the round's max-profit cap.
+    Cap,
 }
 
 /// A round's totals so far: every accepted bet and every cashout, listed or not.
@@ -109,4 +122,7 @@ pub struct RoundTotals {
     pub cashouts: u64,
     /// Σ payouts, stakes included.
     pub won_minor: i64,
+    /// Σ stakes of the bets cashed out: with `staked_minor` and `won_minor`, the stakes
+    /// still at risk and the players' realized profit, which the max-profit cap bounds.
+    pub cashed_out_stakes_minor: i64,
 }

@@ -26,6 +26,6 @@ pub mod runner;
 
 pub use answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
 pub use codec::Codec;
-pub use event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
+pub use event::{CashoutKind, ListedBet, ListedCashout, RoundEvent, RoundTotals};
 pub use round::{RoomCore, RoomSettings, multiplier_at};
 pub use runner::{EngineDeps, EngineError, Leadership, lead_room, run_room};

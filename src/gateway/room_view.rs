@@ -190,6 +190,7 @@ mod tests {
                     slot: 1,
                     m: 200,
                     win: *win,
+                    by: None,
                 })
                 .collect(),
             totals: Some(RoundTotals {
@@ -197,6 +198,7 @@ mod tests {
                 staked: 1_000,
                 cashouts: 0,
                 won: 0,
+                cashout_stakes: 0,
             }),
         }
     }
@@ -240,6 +242,7 @@ mod tests {
             staked: 50,
             cashouts: 1,
             won: 100,
+            cashout_stakes: 50,
         };
         view.apply(
             7,
@@ -254,6 +257,7 @@ mod tests {
                     slot: 1,
                     m: 200,
                     win: 100,
+                    by: None,
                 }],
                 totals: Some(final_totals),
             },

@@ -7,7 +7,7 @@ use strum::IntoEnumIterator;
 
 use super::families::*;
 use crate::engine::answer::{Answer, RefusalCode};
-use crate::engine::round::{CashoutBy, CreditReason, RoomCore, RoundPhase};
+use crate::engine::round::{CreditReason, RoomCore, RoundPhase};
 
 /// The `phase` label of each [`RoundPhase`], in the order of [`phase_index`].
 const PHASES: [&str; 4] = ["betting", "flying", "crashed", "stopped"];
@@ -58,7 +58,7 @@ pub struct RoomMetrics {
     bets_accepted: Counter,
     bets_refused: ByCode,
     cashouts_refused: ByCode,
-    /// By [`CashoutBy`]: manual, auto, cap.
+    /// By [`crate::engine::CashoutKind`]: manual, auto, cap.
     cashouts: [Counter; 3],
     refunds: Counter,
     wagered_minor: Counter,
@@ -134,12 +134,7 @@ impl RoomMetrics {
     pub fn credited(&self, reason: &CreditReason, amount_minor: i64) {
         match reason {
             CreditReason::Cashout { by, .. } => {
-                let kind = match by {
-                    CashoutBy::Request(_) => 0,
-                    CashoutBy::AutoTarget => 1,
-                    CashoutBy::ProfitCap => 2,
-                };
-                self.cashouts[kind].increment(1);
+                self.cashouts[by.kind() as usize].increment(1);
                 self.paid_out_minor.increment(minor(amount_minor));
             }
             CreditReason::Refund => {

@@ -8,7 +8,8 @@ use serde::{Serialize, Serializer};
 
 use super::{BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode};
 use crate::engine::{
-    Answer, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent, RoundTotals,
+    Answer, CashoutKind, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent,
+    RoundTotals,
 };
 
 /// Protocol v1's codec: JSON text, as `docs/protocol.md` describes it.
@@ -158,6 +159,7 @@ struct CashoutView<'a> {
     slot: u8,
     m: u64,
     win: i64,
+    by: super::CashoutKind,
 }
 
 impl Serialize for Listed<'_, ListedBet> {
@@ -178,7 +180,25 @@ impl Serialize for Listed<'_, ListedCashout> {
             slot: cashout.slot,
             m: cashout.multiplier_hundredths,
             win: cashout.win_minor,
+            by: wire_kind(cashout.kind),
         }))
+    }
+}
+
+fn wire_kind(kind: CashoutKind) -> super::CashoutKind {
+    match kind {
+        CashoutKind::Manual => super::CashoutKind::Manual,
+        CashoutKind::Auto => super::CashoutKind::Auto,
+        CashoutKind::Cap => super::CashoutKind::Cap,
+    }
+}
+
+/// An event without `by` (none is written without it) reads as a manual cashout.
+fn domain_kind(kind: Option<super::CashoutKind>) -> CashoutKind {
+    match kind {
+        Some(super::CashoutKind::Manual) | None => CashoutKind::Manual,
+        Some(super::CashoutKind::Auto) => CashoutKind::Auto,
+        Some(super::CashoutKind::Cap) => CashoutKind::Cap,
     }
 }
 
@@ -188,6 +208,7 @@ fn wire_totals(totals: RoundTotals) -> super::RoundTotals {
         staked: totals.staked_minor,
         cashouts: totals.cashouts,
         won: totals.won_minor,
+        cashout_stakes: totals.cashed_out_stakes_minor,
     }
 }
 
@@ -197,6 +218,7 @@ fn domain_totals(totals: super::RoundTotals) -> RoundTotals {
         staked_minor: totals.staked,
         cashouts: totals.cashouts,
         won_minor: totals.won,
+        cashed_out_stakes_minor: totals.cashout_stakes,
     }
 }
 
@@ -206,6 +228,7 @@ fn listed_cashout(cashout: PublicCashout) -> ListedCashout {
         slot: cashout.slot,
         multiplier_hundredths: cashout.m,
         win_minor: cashout.win,
+        kind: domain_kind(cashout.by),
     }
 }
 
@@ -218,8 +241,9 @@ fn listed_bet(bet: PublicBet) -> ListedBet {
     }
 }
 
-/// A decoded event in domain terms (what a new leader reads of its predecessor's).
-fn round_event(event: RoomEvent) -> RoundEvent {
+/// A decoded event in domain terms (what a new leader reads of its predecessor's, what
+/// the operator console follows).
+pub fn round_event(event: RoomEvent) -> RoundEvent {
     match event {
         RoomEvent::Betting {
             seq,
@@ -379,12 +403,14 @@ mod tests {
                 slot: 0,
                 multiplier_hundredths: 200,
                 win_minor: 200,
+                kind: CashoutKind::Auto,
             }],
             totals: Some(RoundTotals {
                 bets: 12,
                 staked_minor: 3_400,
                 cashouts: 1,
                 won_minor: 200,
+                cashed_out_stakes_minor: 100,
             }),
         }
     }
@@ -393,7 +419,7 @@ mod tests {
     fn a_tick_is_written_with_the_wire_names() {
         assert_eq!(
             JsonCodec.encode_event(&tick()),
-            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"bets":[{"player":"b","slot":1,"amount":500,"auto":300}],"cashouts":[{"player":"p","slot":0,"m":200,"win":200}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200}}"#
+            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"bets":[{"player":"b","slot":1,"amount":500,"auto":300}],"cashouts":[{"player":"p","slot":0,"m":200,"win":200,"by":"auto"}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200,"cashout_stakes":100}}"#
         );
     }
 

@@ -13,7 +13,7 @@ mod codec;
 
 use serde::{Deserialize, Serialize};
 
-pub use codec::{JsonCodec, server_message};
+pub use codec::{JsonCodec, round_event, server_message};
 
 /// Version announced in `hello`. Bump it for any change to a field name or meaning.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -71,6 +71,18 @@ pub struct PublicCashout {
     pub m: u64,
     /// Amount paid back, stake included, in minor units.
     pub win: i64,
+    /// Who cashed it out: `manual`, `auto` (its target) or `cap` (the round's max profit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<CashoutKind>,
+}
+
+/// Who cashed a bet out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CashoutKind {
+    Manual,
+    Auto,
+    Cap,
 }
 
 /// A round's totals so far: every accepted bet and every cashout, listed publicly or
@@ -85,6 +97,10 @@ pub struct RoundTotals {
     pub cashouts: u64,
     /// Sum of their payouts, stakes included, in minor units.
     pub won: i64,
+    /// Sum of the stakes of the bets cashed out, in minor units: `staked` minus this is
+    /// what is still at risk.
+    #[serde(default)]
+    pub cashout_stakes: i64,
 }
 
 /// A public event of a room. Every one carries the room's contiguous sequence number
@@ -560,17 +576,19 @@ mod tests {
                 slot: 0,
                 m: 200,
                 win: 200,
+                by: Some(CashoutKind::Auto),
             }],
             totals: Some(RoundTotals {
                 bets: 12,
                 staked: 3_400,
                 cashouts: 1,
                 won: 200,
+                cashout_stakes: 100,
             }),
         };
         assert_eq!(
             encode(&tick),
-            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200}}"#
+            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"cashouts":[{"player":"p","slot":0,"m":200,"win":200,"by":"auto"}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200,"cashout_stakes":100}}"#
         );
     }
 

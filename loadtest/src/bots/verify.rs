@@ -248,7 +248,8 @@ pub fn check_totals_grow(
     let grew = next.bets >= previous.bets
         && next.staked >= previous.staked
         && next.cashouts >= previous.cashouts
-        && next.won >= previous.won;
+        && next.won >= previous.won
+        && next.cashout_stakes >= previous.cashout_stakes;
     if grew {
         Ok(())
     } else {
@@ -487,6 +488,7 @@ mod tests {
             staked,
             cashouts,
             won,
+            cashout_stakes: 0,
         };
         let before = totals(10, 1_000, 2, 300);
         assert!(check_totals_grow(1, &before, &totals(10, 1_000, 3, 450)).is_ok());
@@ -513,6 +515,7 @@ mod tests {
             slot: 0,
             m: 200,
             win,
+            by: None,
         };
         assert!(check_feed_order(&[bet(50), bet(50), bet(10)], &[cashout(9), cashout(3)]).is_ok());
         let unsorted = check_feed_order(&[bet(10), bet(50)], &[]).unwrap_err();

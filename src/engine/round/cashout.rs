@@ -221,6 +221,7 @@ impl RoomCore {
         self.realized_profit_minor += win_minor - stake_minor;
         self.round.totals.cashouts += 1;
         self.round.totals.won_minor += win_minor;
+        self.round.totals.cashed_out_stakes_minor += stake_minor;
         let key = BetKey {
             round: self.round.number,
             player: index.0.clone(),
@@ -231,6 +232,7 @@ impl RoomCore {
             slot: key.slot,
             multiplier_hundredths,
             win_minor,
+            kind: by.kind(),
         });
         let transfer = Transfer {
             id: self.transfer_id(BetTransferKind::Payout, &key),

@@ -668,6 +668,7 @@ mod tests {
             staked_minor: 810,
             cashouts: 0,
             won_minor: 0,
+            cashed_out_stakes_minor: 0,
         };
         assert_eq!(*totals, Some(expected));
         // The next tick chooses among the bets since this one only: small ones show.
@@ -748,6 +749,7 @@ mod tests {
         let mut events = core.take_effects().events;
         let mut payouts = Vec::new();
         let (mut staked, mut bets) = (0, 0);
+        let mut stakes = std::collections::HashMap::new();
         for index in 0..PLAYERS {
             let name = format!("p{index}");
             // A spread of stakes with many ties; a third cash out automatically.
@@ -765,6 +767,7 @@ mod tests {
             core.confirm_bet(key, 1_000);
             core.take_effects();
             staked += amount;
+            stakes.insert(Account::Player(name), amount);
             bets += 1;
         }
         let started_at_ms = fly(&mut core);
@@ -794,11 +797,16 @@ mod tests {
             .iter()
             .map(|intent| intent.transfer.amount_minor)
             .sum();
+        let cashed_out_stakes_minor = payouts
+            .iter()
+            .map(|intent| stakes[&intent.transfer.credit])
+            .sum();
         let expected = RoundTotals {
             bets,
             staked_minor: staked,
             cashouts: payouts.len() as u64,
             won_minor: won,
+            cashed_out_stakes_minor,
         };
         assert!(expected.cashouts > 2 * LISTED_MAX as u64, "{expected:?}");
         assert_eq!(event_totals(events.last().unwrap()), Some(expected));

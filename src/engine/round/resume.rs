@@ -122,6 +122,7 @@ impl RoomCore {
                 self.realized_profit_minor += win_minor - stake_minor;
                 self.round.totals.cashouts += 1;
                 self.round.totals.won_minor += win_minor;
+                self.round.totals.cashed_out_stakes_minor += stake_minor;
                 BetState::CashedOut
             }
             BetSettled::Refunded => BetState::Refunded,

@@ -8,7 +8,7 @@ use crate::fair::{self, FairChain};
 use crate::ledger::{RoundRecord, Transfer};
 
 use super::super::answer::Reply;
-use super::super::event::{RoundEvent, RoundTotals};
+use super::super::event::{CashoutKind, RoundEvent, RoundTotals};
 
 /// Bets one round accepts, at most; further bets are answered `overloaded`.
 pub const ROUND_BETS_MAX: usize = 100_000;
@@ -187,6 +187,17 @@ pub enum CashoutBy {
     AutoTarget,
     /// The engine, everyone at once at the round's max-profit cap.
     ProfitCap,
+}
+
+impl CashoutBy {
+    /// The kind the public feed and the metrics tell.
+    pub fn kind(&self) -> CashoutKind {
+        match self {
+            CashoutBy::Request(_) => CashoutKind::Manual,
+            CashoutBy::AutoTarget => CashoutKind::Auto,
+            CashoutBy::ProfitCap => CashoutKind::Cap,
+        }
+    }
 }
 
 /// What the core decided since the last [`RoomCore::take_effects`](super::RoomCore::take_effects), in order.

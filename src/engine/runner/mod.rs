@@ -598,6 +598,7 @@ mod tests {
             staked_minor: 2_000,
             cashouts: 1,
             won_minor: 1_200,
+            cashed_out_stakes_minor: 1_000,
         };
         assert_eq!(totals, Some(expected));
         watcher.finish();

@@ -79,6 +79,13 @@ impl Ledger for FlakyLedger {
     ) -> Result<Vec<RoundRecord>, LedgerError> {
         self.inner.recent_rounds(room, limit).await
     }
+    async fn settled_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        self.inner.settled_rounds(room, limit).await
+    }
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
         self.inner.unfinished_rounds(room).await
     }

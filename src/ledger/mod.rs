@@ -478,6 +478,15 @@ pub trait Ledger: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<RoundRecord>, LedgerError>;
 
+    /// The latest `limit` crashed rounds of a room, newest first: the settled rounds whose
+    /// stakes and payouts make the house's figures (an aborted round refunded its stakes).
+    /// One bounded query.
+    async fn settled_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError>;
+
     /// Rounds of a room still marked Betting or Flying (left by a process that died),
     /// oldest first.
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError>;

@@ -35,6 +35,7 @@ macro_rules! ledger_conformance_tests {
             unknown_accounts_have_zero_balance,
             transfers_with_prefix_are_exact_and_in_commit_order,
             round_journal_records_updates_and_lists,
+            settled_rounds_are_the_newest_crashed_ones,
             multiplier_is_stored_and_part_of_the_id,
             a_stale_fence_is_refused_and_changes_nothing,
             fences_are_per_room_and_spare_unfenced_calls,
@@ -296,6 +297,41 @@ pub async fn transfers_with_prefix_are_exact_and_in_commit_order(ledger: &dyn Le
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// The settled rounds of a room are its crashed ones, newest first, as many as asked:
+/// aborted and unfinished rounds and other rooms' are left out.
+pub async fn settled_rounds_are_the_newest_crashed_ones(ledger: &dyn Ledger) {
+    assert!(ledger.settled_rounds("main", 10).await.unwrap().is_empty());
+    let statuses = [
+        RoundStatus::Crashed,
+        RoundStatus::Aborted,
+        RoundStatus::Crashed,
+        RoundStatus::Crashed,
+        RoundStatus::Flying,
+    ];
+    for (number, status) in (1..).zip(statuses) {
+        ledger
+            .record_round(round("main", number, status))
+            .await
+            .unwrap();
+    }
+    ledger
+        .record_round(round("other", 9, RoundStatus::Crashed))
+        .await
+        .unwrap();
+    let numbers = |records: Vec<RoundRecord>| records.iter().map(|r| r.round).collect::<Vec<_>>();
+    let settled = ledger.settled_rounds("main", 10).await.unwrap();
+    assert_eq!(settled[0], round("main", 4, RoundStatus::Crashed));
+    assert_eq!(numbers(settled), [4, 3, 1]);
+    assert_eq!(
+        numbers(ledger.settled_rounds("main", 2).await.unwrap()),
+        [4, 3]
+    );
+    assert_eq!(
+        numbers(ledger.settled_rounds("other", 10).await.unwrap()),
+        [9]
     );
 }
 

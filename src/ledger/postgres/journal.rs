@@ -61,9 +61,28 @@ pub(super) async fn recent_rounds(
     room: &str,
     limit: usize,
 ) -> Result<Vec<RoundRecord>, LedgerError> {
+    newest_rounds(pool, room, limit, "").await
+}
+
+pub(super) async fn settled_rounds(
+    pool: &Pool,
+    room: &str,
+    limit: usize,
+) -> Result<Vec<RoundRecord>, LedgerError> {
+    newest_rounds(pool, room, limit, "AND status = 'crashed'").await
+}
+
+/// The newest `limit` rounds of `room` that meet `condition` (SQL after the room's).
+async fn newest_rounds(
+    pool: &Pool,
+    room: &str,
+    limit: usize,
+    condition: &str,
+) -> Result<Vec<RoundRecord>, LedgerError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let client = pool.get().await?;
-    let sql = format!("{SELECT_ROUND_COLUMNS} WHERE room = $1 ORDER BY round DESC LIMIT $2");
+    let sql =
+        format!("{SELECT_ROUND_COLUMNS} WHERE room = $1 {condition} ORDER BY round DESC LIMIT $2");
     let statement = client.prepare_cached(&sql).await?;
     let rows = client.query(&statement, &[&room, &limit]).await?;
     rows.iter().map(round_from_row).collect()

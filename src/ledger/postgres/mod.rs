@@ -136,6 +136,14 @@ impl Ledger for PostgresLedger {
         journal::recent_rounds(&self.pool, room, limit).await
     }
 
+    async fn settled_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        journal::settled_rounds(&self.pool, room, limit).await
+    }
+
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {
         journal::unfinished_rounds(&self.pool, room).await
     }

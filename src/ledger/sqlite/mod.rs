@@ -118,6 +118,26 @@ impl SqliteLedger {
         .map_err(|error| LedgerError::Worker(error.to_string()))?
     }
 
+    /// The newest `limit` rounds of `room` that meet `condition` (SQL after the room's).
+    async fn newest_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+        condition: &'static str,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        let room = room.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |connection| {
+            let sql = format!(
+                "{SELECT_ROUND_COLUMNS} WHERE room = ?1 {condition} ORDER BY round DESC LIMIT ?2"
+            );
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement.query_map(params![room, limit], round_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
     /// `apply_batch`, behind `fence` when one is given.
     async fn apply(
         &self,
@@ -223,16 +243,16 @@ impl Ledger for SqliteLedger {
         room: &str,
         limit: usize,
     ) -> Result<Vec<RoundRecord>, LedgerError> {
-        let room = room.to_owned();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |connection| {
-            let sql =
-                format!("{SELECT_ROUND_COLUMNS} WHERE room = ?1 ORDER BY round DESC LIMIT ?2");
-            let mut statement = connection.prepare_cached(&sql)?;
-            let rows = statement.query_map(params![room, limit], round_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await
+        self.newest_rounds(room, limit, "").await
+    }
+
+    async fn settled_rounds(
+        &self,
+        room: &str,
+        limit: usize,
+    ) -> Result<Vec<RoundRecord>, LedgerError> {
+        self.newest_rounds(room, limit, "AND status = 'crashed'")
+            .await
     }
 
     async fn expire_unused_guests(

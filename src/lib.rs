@@ -15,6 +15,8 @@
 //! - [`bus`]: engine ↔ gateway transport behind the [`bus::Bus`] trait (in-memory, Redis).
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
 //! - [`http`]: the HTTP surface on the same port: web client, API, health, metrics.
+//! - [`operator`]: the operator console (`/dashboard`), its session, its live socket
+//!   fed from the rooms' events, and the admin API.
 //! - [`auth`]: player tokens (JWT HS256).
 //! - [`admission`]: who may connect or create a guest: per-address and per-player
 //!   limits, exempt networks.
@@ -41,6 +43,7 @@ pub mod gateway;
 pub mod http;
 pub mod ledger;
 pub mod metrics;
+pub mod operator;
 pub mod protocol;
 pub mod server;
 

@@ -141,11 +141,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     current_thread_runtime()?.block_on(async {
         let server = aloft::Server::start(config).await?;
         println!("aloft is running: open http://{}/", server.local_addr);
+        print_operator_console(&server);
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.stop().await?;
         anyhow::Ok(())
     })
+}
+
+/// Where the operator console is, and the token `aloft serve` made for this run when
+/// `operator.token` was empty.
+fn print_operator_console(server: &aloft::Server) {
+    if !server.operator_console_enabled() {
+        println!("operator console: disabled until operator.token is set");
+        return;
+    }
+    println!("operator console: http://{}/dashboard", server.local_addr);
+    match &server.operator_token_generated {
+        Some(token) => {
+            println!("operator token (this run only; set operator.token to keep one): {token}")
+        }
+        None => println!("operator token: the one configured (operator.token)"),
+    }
 }
 
 /// The shards run on their own threads; this runtime hosts the engines and the bus.
@@ -196,6 +213,7 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
             "aloft gateway is running: open http://{}/",
             server.local_addr
         );
+        print_operator_console(&server);
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.stop().await?;

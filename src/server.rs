@@ -14,12 +14,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
 use crate::admission::ConnectionLimits;
-use crate::admission::guest_rate::GuestRate;
+use crate::admission::address_rate::AddressRate;
 use crate::auth::{AuthError, TokenKeys};
 use crate::bus::memory::MemoryBusLimits;
 use crate::bus::{Bus, BusError, MemoryBus, RedisBus, RedisBusOptions};
@@ -28,10 +29,13 @@ use crate::clock::SystemClock;
 use crate::config::ConfigError;
 use crate::engine::{EngineDeps, EngineError, RoomSettings};
 use crate::fair::{FairChain, FairError};
-use crate::gateway::{Gateway, GatewayError, GatewayShared, GatewayStart};
+use crate::gateway::traffic::Traffic;
+use crate::gateway::{FollowedEvent, Gateway, GatewayError, GatewayShared, GatewayStart};
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::metrics::{Exported, MetricsListener, Role};
+use crate::operator::OperatorConsole;
+use crate::operator::feed::{Feed, FeedSources, RoomRules};
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -78,6 +82,12 @@ pub struct Server {
     guest_expiry: tokio::task::JoinHandle<()>,
     gateway: Gateway,
     ledger: Arc<dyn Ledger>,
+    /// The operator token `aloft serve` made because `operator.token` was empty (printed
+    /// at start); `None` when one was configured.
+    pub operator_token_generated: Option<String>,
+    /// The operator console's feed task and sockets, waited for at shutdown.
+    operator_feed: tokio::task::JoinHandle<()>,
+    operator: Arc<OperatorConsole>,
 }
 
 /// Runs the embedded server until `shutdown` resolves, then stops it gracefully.
@@ -99,7 +109,12 @@ struct Backends {
 
 impl Server {
     /// The embedded mode: every role in this process, on SQLite and the in-memory bus.
-    pub async fn start(config: Config) -> Result<Server, ServerError> {
+    /// Without `operator.token`, a random one is made for this run.
+    pub async fn start(mut config: Config) -> Result<Server, ServerError> {
+        let operator_token_generated = config.operator.token.is_empty().then(|| {
+            config.operator.token = crate::operator::random_token();
+            config.operator.token.clone()
+        });
         std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
@@ -119,7 +134,9 @@ impl Server {
             ledger,
             bus,
         };
-        Server::start_roles(Arc::new(config), backends, true).await
+        let mut server = Server::start_roles(Arc::new(config), backends, true).await?;
+        server.operator_token_generated = operator_token_generated;
+        Ok(server)
     }
 
     /// The cluster gateway: sockets and HTTP only, on PostgreSQL and Redis; the rooms'
@@ -166,27 +183,27 @@ impl Server {
         let limits = Arc::new(ConnectionLimits::new(&config.limits));
         let cashier = Cashier::spawn(backends.ledger.clone(), GuestTerms::from_config(&config));
         let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());
+        let traffic = Arc::new(Traffic::new(config.shard_count()));
+        let (operator_events, followed) = mpsc::channel(crate::operator::FEED_EVENTS_QUEUE_MAX);
+        let (operator, operator_feed) =
+            start_operator(&config, &backends, traffic.clone(), followed, &shutdown);
+        let console = operator.clone();
         let gateway = Gateway::start(GatewayStart {
-            shared: gateway_shared(&config, &backends, limits),
+            shared: gateway_shared(&config, &backends, limits, traffic, operator_events),
             listen: config.listen,
             shard_count: config.shard_count(),
             history,
-            make_router: Box::new(move |shard| crate::http::router(app.clone(), shard)),
+            make_router: Box::new(move |shard| {
+                let operator_routes = crate::operator::routes::router(console.clone());
+                crate::http::router(app.clone(), shard).merge(operator_routes)
+            }),
             shutdown: shutdown.clone(),
         })
         .await?;
         // Engines start once the gateway is subscribed, so it sees every event from seq 1.
         let mut engines = JoinSet::new();
-        for room in config.rooms.iter().filter(|_| with_engines) {
-            let deps = EngineDeps {
-                bus: backends.bus.clone(),
-                ledger: backends.ledger.clone(),
-                chain: backends.chains[room].clone(),
-                clock: Arc::new(SystemClock),
-                codec: Arc::new(crate::protocol::JsonCodec),
-            };
-            let settings = room_settings(&config, room, &backends.salt);
-            engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
+        if with_engines {
+            engines = spawn_engines(&config, &backends, &shutdown);
         }
         let guest_expiry = tokio::spawn(cashier.run_guest_expiry(shutdown.clone()));
         ready.store(true, Ordering::Release);
@@ -200,7 +217,15 @@ impl Server {
             guest_expiry,
             gateway,
             ledger: backends.ledger,
+            operator_token_generated: None,
+            operator_feed,
+            operator,
         })
+    }
+
+    /// Whether the operator console is on (`operator.token` set or made at start).
+    pub fn operator_console_enabled(&self) -> bool {
+        self.operator.keys.is_some()
     }
 
     /// The ledger, for operators' checks and tests.
@@ -223,12 +248,38 @@ impl Server {
             }
         }
         (self.gateway.join().await).map_err(|error| ServerError::Task(error.to_string()))?;
+        if let Err(error) = self.operator_feed.await {
+            tracing::error!(%error, "operator feed panicked");
+        }
+        self.operator.sockets.close();
+        self.operator.sockets.wait().await;
         self.metrics.join().await;
         if let Err(error) = self.guest_expiry.await {
             tracing::error!(%error, "guest expiry sweep panicked");
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// One engine per room of `config`, on this process's backends.
+fn spawn_engines(
+    config: &Config,
+    backends: &Backends,
+    shutdown: &CancellationToken,
+) -> JoinSet<Result<(), EngineError>> {
+    let mut engines = JoinSet::new();
+    for room in &config.rooms {
+        let deps = EngineDeps {
+            bus: backends.bus.clone(),
+            ledger: backends.ledger.clone(),
+            chain: backends.chains[room].clone(),
+            clock: Arc::new(SystemClock),
+            codec: Arc::new(crate::protocol::JsonCodec),
+        };
+        let settings = room_settings(config, room, &backends.salt);
+        engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
+    }
+    engines
 }
 
 /// The HTTP layer's state: the API's backends and cashier, the published fairness chains, the
@@ -259,9 +310,42 @@ fn app_state(
             chains: chains.collect(),
         },
         limits,
-        guest_rate: GuestRate::new(&config.limits),
+        guest_rate: AddressRate::guests(&config.limits),
         ready,
     })
+}
+
+/// The operator console of this process and its feed's task, which follows the events
+/// the gateway copies to `followed` until `shutdown`.
+fn start_operator(
+    config: &Config,
+    backends: &Backends,
+    traffic: Arc<Traffic>,
+    followed: mpsc::Receiver<FollowedEvent>,
+    shutdown: &CancellationToken,
+) -> (Arc<OperatorConsole>, tokio::task::JoinHandle<()>) {
+    let rules = RoomRules {
+        cap_minor: config.engine.round_profit_max_minor,
+        growth_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
+    };
+    let feed = Arc::new(Feed::new(
+        &config.rooms,
+        rules,
+        config.operator.queue_frames_max,
+    ));
+    let sources = FeedSources {
+        ledger: backends.ledger.clone(),
+        traffic,
+        house_edge_bp: config.fair.house_edge_bp,
+    };
+    let task = tokio::spawn(crate::operator::feed::run(
+        feed.clone(),
+        followed,
+        sources,
+        shutdown.clone(),
+    ));
+    let console = OperatorConsole::new(config, feed, backends.ledger.clone(), shutdown.clone());
+    (Arc::new(console), task)
 }
 
 /// The state every shard of this process's gateway shares, under a fresh gateway id.
@@ -269,6 +353,8 @@ fn gateway_shared(
     config: &Config,
     backends: &Backends,
     limits: Arc<ConnectionLimits>,
+    traffic: Arc<Traffic>,
+    operator_events: mpsc::Sender<FollowedEvent>,
 ) -> Arc<GatewayShared> {
     Arc::new(GatewayShared {
         id: format!("gw-{}", hex::encode(rand::random::<[u8; 4]>())),
@@ -283,6 +369,8 @@ fn gateway_shared(
             std::time::Duration::from_millis(config.gateway.request_timeout_ms),
         ),
         growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
+        traffic,
+        operator_events: Some(operator_events),
     })
 }
 

@@ -6,9 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestApp, http, next_matching};
-use futures_util::StreamExt;
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_metrics_fair_and_static_files_answer() {
@@ -98,17 +96,7 @@ async fn stop_closes_sockets_with_1001_and_a_restart_continues_the_rounds() {
     let (_, fair_before) = http(app.addr, "GET", "/api/fair", &[]).await;
     let mut app = app;
     app.stop().await;
-    let close = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match socket.next().await {
-                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
-                Some(Ok(_)) => continue,
-                _ => return None,
-            }
-        }
-    })
-    .await
-    .expect("a close frame at stop");
+    let close = common::close_code(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(close, Some(1001));
 
     let app = TestApp::start_with(|config| config.data_dir = path.clone()).await;

@@ -4,7 +4,8 @@
 //! - [`ConnectionLimits`]: live sockets per address (`limits.connections_per_ip_max`) and
 //!   per player (`limits.connections_per_player_max`). Each admitted socket holds a
 //!   [`Slot`] whose `Drop` gives its place back, so no exit path can leak a count.
-//! - [`guest_rate::GuestRate`]: a token bucket per address for `POST /api/guest`.
+//! - [`address_rate::AddressRate`]: a token bucket per address, for `POST /api/guest`
+//!   and for the operator console's failed logins.
 //! - [`networks`]: CIDR blocks, and `limits.exempt_networks`, whose addresses skip both
 //!   per-address limits (load tests from loopback). Per-player limits have no exemption.
 //!
@@ -12,7 +13,7 @@
 //! its /64 (one subscriber's whole allocation), so a client cannot dodge the limit by
 //! walking through the addresses of its own network.
 
-pub mod guest_rate;
+pub mod address_rate;
 pub mod networks;
 
 use std::hash::Hash;

@@ -9,7 +9,7 @@
 //! with its default; keep the two in step.
 //!
 //! One file per section, each with its struct, its defaults and its own checks:
-//! `gateway`, `engine`, `ledger`, `fair`, `auth`, `bus`, `cluster`, `limits`; `flags`
+//! `gateway`, `engine`, `ledger`, `fair`, `auth`, `bus`, `cluster`, `limits`, `operator`; `flags`
 //! is the command line as a source.
 
 use std::net::SocketAddr;
@@ -28,6 +28,7 @@ mod flags;
 mod gateway;
 mod ledger;
 mod limits;
+mod operator;
 
 pub use auth::AuthConfig;
 pub use bus::BusConfig;
@@ -40,6 +41,7 @@ pub use gateway::{
 };
 pub use ledger::LedgerConfig;
 pub use limits::{GUEST_EXPIRY_MARGIN_SECONDS, LimitsConfig};
+pub use operator::{OPERATOR_TOKEN_BYTES_MIN, OperatorConfig};
 
 /// The whole configuration of a process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +70,7 @@ pub struct Config {
     pub bus: BusConfig,
     pub cluster: ClusterConfig,
     pub limits: LimitsConfig,
+    pub operator: OperatorConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +98,7 @@ impl Default for Config {
             bus: BusConfig::default(),
             cluster: ClusterConfig::default(),
             limits: LimitsConfig::default(),
+            operator: OperatorConfig::default(),
         }
     }
 }
@@ -154,6 +158,7 @@ impl Config {
         self.bus.validate()?;
         self.limits.validate(&self.auth)?;
         self.auth.validate()?;
+        self.operator.validate()?;
         self.cluster.validate()
     }
 

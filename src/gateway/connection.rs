@@ -49,8 +49,11 @@ pub enum Offer {
     Queued,
     /// The frame replaced an older queued tick.
     Conflated,
-    /// The socket is closing or overflowed; the frame was dropped.
+    /// The socket is closing; the frame was dropped.
     Dropped,
+    /// The socket's queue was full: the frame was dropped and the socket is closed as a
+    /// slow consumer (4001) from now on. Said once per socket; later offers are `Dropped`.
+    Overflowed,
 }
 
 #[derive(Debug, Default)]
@@ -185,8 +188,7 @@ impl Connection {
         }
         if outbound.frames.len() >= self.outbound_queue_frames_max {
             drop(outbound);
-            self.close_slow_consumer();
-            return Offer::Dropped;
+            return self.close_slow_consumer();
         }
         outbound.frames.push_back(frame.clone());
         outbound.back_is_unstarted_tick = conflatable && outbound.frames.len() > 1;
@@ -210,8 +212,7 @@ impl Connection {
         }
         if outbound.frames.len() >= self.outbound_queue_frames_max {
             drop(outbound);
-            self.close_slow_consumer();
-            return Offer::Dropped;
+            return self.close_slow_consumer();
         }
         // Behind the frame being written (its bytes are partly on the wire) and behind
         // replies queued earlier, so replies keep their own order.
@@ -243,11 +244,14 @@ impl Connection {
         self.writer_wake.notify_one();
     }
 
-    /// Closes a socket whose queue is full (4001), counted once.
-    fn close_slow_consumer(&self) {
+    /// Closes a socket whose queue is full (4001), counted once: `Overflowed` for the
+    /// offer that decided it.
+    fn close_slow_consumer(&self) -> Offer {
         if self.close(crate::protocol::close_code::SLOW_CONSUMER, "slow consumer") {
             socket_closed(CloseReason::SlowConsumer);
+            return Offer::Overflowed;
         }
+        Offer::Dropped
     }
 
     /// Decides to close with `code`: unstarted queued frames are dropped and a close
@@ -571,7 +575,7 @@ mod tests {
         let phase = frame::text(b"phase");
         assert_eq!(connection.offer(&phase, false), Offer::Queued);
         assert_eq!(connection.offer(&phase, false), Offer::Queued);
-        assert_eq!(connection.offer(&phase, false), Offer::Dropped);
+        assert_eq!(connection.offer(&phase, false), Offer::Overflowed);
         assert!(connection.is_closing());
         assert_eq!(connection.offer(&tick, true), Offer::Dropped);
         // The partially written frame stays (framing), then the close frame.

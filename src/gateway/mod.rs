@@ -16,6 +16,7 @@ pub mod requests;
 pub mod room_view;
 pub mod session;
 pub mod shard;
+pub mod traffic;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -57,6 +58,21 @@ pub struct GatewayShared {
     /// The rooms' multiplier growth (`engine.growth_rate_per_ms_millionths`), told to
     /// clients in `hello` so they animate the same curve.
     pub growth_rate_per_ms_millionths: u64,
+    /// What this process counts for the operator console (see [`traffic`]).
+    pub traffic: Arc<traffic::Traffic>,
+    /// Where each room's decoded events are copied for the operator console
+    /// (`operator::feed`), bounded by `operator::FEED_EVENTS_QUEUE_MAX`; none in tests
+    /// that run no console.
+    pub operator_events: Option<mpsc::Sender<FollowedEvent>>,
+}
+
+/// A room's event as the gateway decoded it, for a follower beside the shards (the
+/// operator console): a reference, not a copy.
+#[derive(Debug, Clone)]
+pub struct FollowedEvent {
+    pub room: Arc<str>,
+    pub epoch: u64,
+    pub event: Arc<RoomEvent>,
 }
 
 /// Why a gateway could not start.
@@ -211,7 +227,10 @@ async fn start_bus_tasks(
             shared.bus.clone(),
             events,
             replay_events_max,
-            shards.clone(),
+            Followers {
+                shards: shards.clone(),
+                operator: shared.operator_events.clone(),
+            },
         );
         tasks.spawn(
             shutdown
@@ -264,6 +283,12 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// Events fetched from the bus's history to fill one gap, at most.
 const GAP_FILL_EVENTS_MAX: usize = 1024;
 
+/// Where a room's decoded events go: every shard, and the operator console's feed.
+struct Followers {
+    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+    operator: Option<mpsc::Sender<FollowedEvent>>,
+}
+
 /// Parses and encodes each event of a room once, then hands it to every shard. A gap
 /// reported by the bus is filled from the room's recent-events history when it still
 /// holds the missed events; otherwise the shards see the seq jump and resend snapshots.
@@ -272,7 +297,7 @@ async fn forward_events(
     bus: Arc<dyn Bus>,
     events: futures_util::stream::BoxStream<'static, Delivery>,
     replay_events_max: usize,
-    shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+    followers: Followers,
 ) {
     let room_name: Arc<str> = Arc::from(room.as_str());
     let mut last: Option<StreamPosition> = None;
@@ -315,7 +340,7 @@ async fn forward_events(
                 continue;
             }
             last = Some(position);
-            forward_event(&room_name, &envelope, &shards, lag);
+            forward_event(&room_name, &envelope, &followers, lag);
         }
     }
 }
@@ -357,7 +382,7 @@ async fn missed_events(
 fn forward_event(
     room: &Arc<str>,
     envelope: &EventEnvelope,
-    shards: &[mpsc::Sender<ShardMessage>],
+    followers: &Followers,
     bus_lag: Option<&Histogram>,
 ) {
     let event: RoomEvent = match serde_json::from_slice(&envelope.json) {
@@ -372,8 +397,17 @@ fn forward_event(
         bus_lag.record(crate::metrics::gateway::seconds_since(*at));
     }
     let event = Arc::new(event);
+    if let Some(operator) = &followers.operator {
+        let followed = FollowedEvent {
+            room: room.clone(),
+            epoch: envelope.epoch,
+            event: event.clone(),
+        };
+        // A console that fell this far behind sees the seq jump and says so.
+        let _ = operator.try_send(followed);
+    }
     let frame = frame::text(&envelope.json);
-    for shard in shards {
+    for shard in followers.shards.iter() {
         let message = ShardMessage::Event {
             room: room.clone(),
             epoch: envelope.epoch,
@@ -536,6 +570,8 @@ mod tests {
             )),
             requests: requests::RequestsInFlight::new(4, std::time::Duration::from_secs(8)),
             growth_rate_per_ms_millionths: 60,
+            traffic: Arc::new(traffic::Traffic::new(1)),
+            operator_events: None,
         }
     }
 

@@ -365,6 +365,9 @@ async fn send_commands(
             command,
         };
         let Err(error) = shared.bus.send_command(envelope).await else {
+            if is_bet {
+                shared.traffic.bet_forwarded();
+            }
             continue;
         };
         // Answered here: the engine never saw it.

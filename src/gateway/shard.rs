@@ -26,10 +26,11 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tungstenite::protocol::WebSocketConfig;
 
-use super::connection::{CloseDeadlines, Connection, Offer};
+use super::connection::{CloseDeadlines, Connection};
 use super::handoff::{AdmissionSlots, Credentials, PendingUpgrade};
 use super::recovery::{Continuity, RecoveryFrame, RecoveryRing};
 use super::room_view::RoomView;
+use super::traffic::{FanOut, Traffic};
 use super::{GatewayShared, frame, session};
 use crate::bus::StreamPosition;
 use crate::config::GatewayConfig;
@@ -91,19 +92,16 @@ impl RoomShard {
         }
     }
 
-    /// Offers a public frame to every socket of the room; counts once per fan-out.
-    fn offer(&self, frame: &Bytes, conflatable: bool) {
-        let (mut queued, mut conflated, mut dropped) = (0u64, 0u64, 0u64);
+    /// Offers a public frame to every socket of the room; counted once per fan-out.
+    fn offer(&self, frame: &Bytes, conflatable: bool, (traffic, shard): (&Traffic, usize)) {
+        let mut fan_out = FanOut::default();
         for (_, connection) in self.members.iter() {
-            match connection.offer(frame, conflatable) {
-                Offer::Written => {}
-                Offer::Queued => queued += 1,
-                Offer::Conflated => conflated += 1,
-                Offer::Dropped => dropped += 1,
-            }
+            fan_out.count(connection.offer(frame, conflatable));
         }
-        let delivered = self.members.len() as u64 - dropped;
-        (self.metrics).fanned_out(delivered, queued + conflated, conflated, dropped);
+        let (delivered, dropped) = (fan_out.delivered(), fan_out.sockets - fan_out.delivered());
+        let (queued, conflated) = (fan_out.queued + fan_out.conflated, fan_out.conflated);
+        (self.metrics).fanned_out(delivered, queued, conflated, dropped);
+        traffic.fanned_out(shard, &fan_out);
     }
 }
 
@@ -316,9 +314,11 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
             shard.metrics.connections.increment(1.0);
+            shard.shared.traffic.connection(shard.index, true);
             shard.join(&connection, balance, pending.since);
             session::run(&shard.shared, &shard.shutdown, connection.clone(), inbound).await;
             shard.leave(&connection);
+            shard.shared.traffic.connection(shard.index, false);
             shard.metrics.connections.decrement(1.0);
         }
         Err(error) => {
@@ -482,7 +482,7 @@ impl ShardState {
         if !room.members.is_empty() {
             room.metrics.delivering(event);
         }
-        room.offer(frame, conflatable);
+        room.offer(frame, conflatable, (&self.shared.traffic, self.index));
     }
 
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
@@ -491,7 +491,7 @@ impl ShardState {
             .get(&connection_id)
             .filter(|c| c.player() == player)
         {
-            connection.send_reply(frame);
+            self.shared.traffic.offered(connection.send_reply(frame));
         }
     }
 }

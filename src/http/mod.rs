@@ -1,5 +1,7 @@
 //! The HTTP surface, on the same port as `/ws`: the embedded web client, the JSON API
 //! (`POST /api/guest`, `GET /api/fair`, `GET /api/rounds`), `/healthz` and `/readyz`.
+//! The operator console's routes (`crate::operator::routes`) are merged beside these,
+//! with the same security headers.
 //! Every shard serves the same routes; `/ws` upgrades are handed to the shard that
 //! accepted the socket (see [`ws`]). Every response carries the security headers of
 //! [`security_headers`]; metrics are served elsewhere (`crate::metrics`, on
@@ -27,7 +29,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use crate::admission::ConnectionLimits;
-use crate::admission::guest_rate::GuestRate;
+use crate::admission::address_rate::AddressRate;
 use crate::auth::TokenKeys;
 use crate::cashier::{Cashier, GrantError};
 use crate::gateway::ShardEntry;
@@ -78,7 +80,7 @@ pub struct AppState {
     /// Live sockets per client address and per player (shared with the gateway).
     pub limits: Arc<ConnectionLimits>,
     /// Guest creation per client address.
-    pub guest_rate: GuestRate,
+    pub guest_rate: AddressRate,
     /// Set once every engine and the gateway are up; cleared at shutdown.
     pub ready: Arc<AtomicBool>,
 }
@@ -111,7 +113,7 @@ pub fn router(app: Arc<AppState>, shard: ShardEntry) -> axum::Router {
 /// Adds the standard security headers to a response: no framing (clickjacking), no MIME
 /// sniffing, no referrer to other sites, and a CSP that allows only the web client's own
 /// files.
-async fn security_headers(mut response: Response) -> Response {
+pub async fn security_headers(mut response: Response) -> Response {
     const HEADERS: [(HeaderName, &str); 4] = [
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -379,7 +381,11 @@ async fn readyz(State(http): State<ShardHttp>) -> Response {
 
 async fn static_file(uri: Uri) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let path = if path.is_empty() { "index.html" } else { path };
+    embedded_file(if path.is_empty() { "index.html" } else { path })
+}
+
+/// A file of `web-client/` (the player page, the verify page, the operator console).
+pub fn embedded_file(path: &str) -> Response {
     match WebClient::get(path) {
         Some(file) => {
             let mime = mime_guess::from_path(path).first_or_octet_stream();

@@ -34,15 +34,7 @@ pub async fn upgrade(
     mut request: Request,
 ) -> Response {
     match hand_to_shard(&http, peer, query, &mut request) {
-        Ok(accept) => (
-            StatusCode::SWITCHING_PROTOCOLS,
-            [
-                (header::UPGRADE, "websocket".to_owned()),
-                (header::CONNECTION, "Upgrade".to_owned()),
-                (header::SEC_WEBSOCKET_ACCEPT, accept),
-            ],
-        )
-            .into_response(),
+        Ok(accept) => switching_protocols(accept),
         Err(refused) => {
             crate::metrics::gateway::upgrade_refused(refused.code());
             refused.into_response()
@@ -50,9 +42,23 @@ pub async fn upgrade(
     }
 }
 
+/// The 101 answer to an accepted WebSocket handshake whose `Sec-WebSocket-Accept` is
+/// `accept` (the player socket's, and the operator socket's).
+pub(crate) fn switching_protocols(accept: String) -> Response {
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::UPGRADE, "websocket".to_owned()),
+            (header::CONNECTION, "Upgrade".to_owned()),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
+}
+
 /// Why a handshake is refused, turned into its HTTP response only at the end (a
 /// `Response` is too large to pass around in a `Result`).
-enum Refused {
+pub(crate) enum Refused {
     /// A JSON error (`api_error`): status, code, message.
     Api {
         status: StatusCode,
@@ -156,7 +162,7 @@ fn hand_to_shard(
 
 /// The request's `Sec-WebSocket-Key` once it is a version-13 WebSocket upgrade from an
 /// allowed origin.
-fn websocket_key_checked(
+pub(crate) fn websocket_key_checked(
     headers: &HeaderMap,
     allowed_origins: &[String],
 ) -> Result<String, Refused> {

@@ -224,3 +224,19 @@ pub async fn next_matching(socket: &mut Socket, wanted: impl Fn(&Value) -> bool)
 pub async fn send(socket: &mut Socket, value: Value) {
     socket.send(Message::text(value.to_string())).await.unwrap();
 }
+
+/// The code of the close frame `socket` gets within `wait` (other frames are skipped);
+/// `None` when it ends without one.
+pub async fn close_code(socket: &mut Socket, wait: Duration) -> Option<u16> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("a close frame in time")
+}

@@ -1,8 +1,9 @@
-//! The rate of guest creation per client address: a token bucket per address holding
-//! `limits.guests_per_ip_per_minute_max` guests, refilled at that many per minute. The
-//! map of addresses is bounded (`limits.guest_rate_addresses_max`): an address whose
-//! bucket is full again is forgotten (a fresh bucket is the same), and when every
-//! tracked address is still refilling, new addresses wait too.
+//! A rate per client address: a token bucket per address holding N attempts, refilled
+//! at N per minute. Guest creation takes one per guest (`limits.guests_per_ip_per_minute_max`,
+//! [`AddressRate::guests`]); the operator console one per failed login
+//! (`operator.login_failures_per_minute_max`). The map of addresses is bounded: an
+//! address whose bucket is full again is forgotten (a fresh bucket is the same), and
+//! when every tracked address is still refilling, new addresses wait too.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -17,7 +18,7 @@ use crate::config::LimitsConfig;
 const MILLI: u64 = 1_000;
 const MINUTE_MS: u64 = 60_000;
 
-/// Why a guest was not created: the client should try again after `retry_after`.
+/// Why an attempt was refused: the client should try again after `retry_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttled {
     /// Whole seconds, at least 1 (the `Retry-After` header).
@@ -25,31 +26,59 @@ pub struct Throttled {
 }
 
 struct Bucket {
-    milli_guests: u64,
+    milli_attempts: u64,
     refilled_at: Instant,
 }
 
-/// Token buckets of guest creation per client address.
-pub struct GuestRate {
+/// Token buckets per client address.
+pub struct AddressRate {
     buckets: DashMap<IpAddr, Bucket>,
     per_minute: u64,
     addresses_max: usize,
     exempt: ExemptNetworks,
 }
 
-impl GuestRate {
-    pub fn new(config: &LimitsConfig) -> GuestRate {
-        GuestRate {
+impl AddressRate {
+    /// `per_minute` attempts per address (at least 1), at most `addresses_max` addresses
+    /// tracked; `exempt` addresses are never limited.
+    pub fn new(per_minute: u32, addresses_max: usize, exempt: ExemptNetworks) -> AddressRate {
+        assert!(per_minute > 0, "a rate of 0 would refuse everything");
+        AddressRate {
             buckets: DashMap::new(),
-            per_minute: u64::from(config.guests_per_ip_per_minute_max),
-            addresses_max: config.guest_rate_addresses_max,
-            exempt: config.exempt_networks.clone(),
+            per_minute: u64::from(per_minute),
+            addresses_max,
+            exempt,
         }
     }
 
-    /// Takes one guest from the bucket of `address` at `now`, or says when one will be
+    /// Guest creation: `limits.guests_per_ip_per_minute_max` per address.
+    pub fn guests(config: &LimitsConfig) -> AddressRate {
+        AddressRate::new(
+            config.guests_per_ip_per_minute_max,
+            config.guest_rate_addresses_max,
+            config.exempt_networks.clone(),
+        )
+    }
+
+    /// Takes one attempt from the bucket of `address` at `now`, or says when one will be
     /// there. Exempt addresses always pass.
     pub fn take(&self, address: IpAddr, now: Instant) -> Result<(), Throttled> {
+        self.with_bucket(address, now, |bucket| bucket.milli_attempts -= MILLI)
+    }
+
+    /// Whether `address` has an attempt left at `now`, without taking it (a login is
+    /// charged only when it fails).
+    pub fn check(&self, address: IpAddr, now: Instant) -> Result<(), Throttled> {
+        self.with_bucket(address, now, |_| {})
+    }
+
+    /// Refills the bucket of `address` and, when it holds an attempt, applies `use_it`.
+    fn with_bucket(
+        &self,
+        address: IpAddr,
+        now: Instant,
+        use_it: impl FnOnce(&mut Bucket),
+    ) -> Result<(), Throttled> {
         if self.exempt.contains(address) {
             return Ok(());
         }
@@ -63,16 +92,16 @@ impl GuestRate {
             }
         }
         let mut bucket = self.buckets.entry(key).or_insert(Bucket {
-            milli_guests: self.capacity(),
+            milli_attempts: self.capacity(),
             refilled_at: now,
         });
         self.refill(&mut bucket, now);
-        if bucket.milli_guests < MILLI {
+        if bucket.milli_attempts < MILLI {
             return Err(Throttled {
-                retry_after_seconds: self.seconds_for(MILLI - bucket.milli_guests),
+                retry_after_seconds: self.seconds_for(MILLI - bucket.milli_attempts),
             });
         }
-        bucket.milli_guests -= MILLI;
+        use_it(&mut bucket);
         Ok(())
     }
 
@@ -91,8 +120,8 @@ impl GuestRate {
             .as_millis();
         let elapsed_ms = u64::try_from(elapsed_ms).unwrap_or(u64::MAX);
         let added = elapsed_ms.saturating_mul(self.per_minute) * MILLI / MINUTE_MS;
-        bucket.milli_guests = bucket
-            .milli_guests
+        bucket.milli_attempts = bucket
+            .milli_attempts
             .saturating_add(added)
             .min(self.capacity());
         bucket.refilled_at = now;
@@ -102,13 +131,13 @@ impl GuestRate {
     fn forget_full(&self, now: Instant) {
         self.buckets.retain(|_, bucket| {
             self.refill(bucket, now);
-            bucket.milli_guests < self.capacity()
+            bucket.milli_attempts < self.capacity()
         });
     }
 
-    /// Whole seconds (at least 1) until `milli_guests` more have been refilled.
-    fn seconds_for(&self, milli_guests: u64) -> u64 {
-        let wait_ms = (milli_guests * MINUTE_MS).div_ceil(self.per_minute * MILLI);
+    /// Whole seconds (at least 1) until `milli_attempts` more have been refilled.
+    fn seconds_for(&self, milli_attempts: u64) -> u64 {
+        let wait_ms = (milli_attempts * MINUTE_MS).div_ceil(self.per_minute * MILLI);
         wait_ms.div_ceil(1000).max(1)
     }
 }
@@ -118,8 +147,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn rate(per_minute: u32, addresses_max: usize, exempt: &str) -> GuestRate {
-        GuestRate::new(&LimitsConfig {
+    fn rate(per_minute: u32, addresses_max: usize, exempt: &str) -> AddressRate {
+        AddressRate::guests(&LimitsConfig {
             guests_per_ip_per_minute_max: per_minute,
             guest_rate_addresses_max: addresses_max,
             exempt_networks: ExemptNetworks::parse_list(exempt).unwrap(),
@@ -155,6 +184,17 @@ mod tests {
             .unwrap();
         // Another address has its own bucket.
         rate.take(ip("192.0.2.2"), start).unwrap();
+    }
+
+    #[test]
+    fn a_check_takes_nothing() {
+        let rate = rate(1, 100, "");
+        let now = Instant::now();
+        for _ in 0..3 {
+            rate.check(ip("192.0.2.1"), now).unwrap();
+        }
+        rate.take(ip("192.0.2.1"), now).unwrap();
+        assert!(rate.check(ip("192.0.2.1"), now).is_err());
     }
 
     #[test]

@@ -1,0 +1,204 @@
+//! The operator routes, on the player port of every gateway: the dashboard page, the
+//! console session, the admin API and the operator socket's handshake. See [`super::guard`]
+//! for who may call them; every response carries the same security headers as the
+//! player routes (`http::security_headers`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use super::OperatorConsole;
+use super::auth::SESSION_COOKIE;
+use super::frames::RoomReport;
+use super::guard::{self, Accepts};
+use super::house::{HouseFigures, house_figures};
+use crate::http::{api_error, origin_allowed};
+
+/// Largest login body read, in bytes: `{"token": "..."}` with a long token.
+pub const LOGIN_BODY_BYTES_MAX: usize = 1_024;
+
+/// The cookie's path: it must reach `/api/operator/` (session, socket) and `/api/admin/`.
+const COOKIE_PATH: &str = "/api";
+
+type Console = State<Arc<OperatorConsole>>;
+
+/// The operator routes of a shard.
+pub fn router(console: Arc<OperatorConsole>) -> axum::Router {
+    axum::Router::new()
+        .route("/dashboard", get(dashboard))
+        .route(
+            "/api/operator/session",
+            get(session).post(login).delete(logout),
+        )
+        .route("/api/operator/ws", get(super::socket::upgrade))
+        .route("/api/admin/rooms", get(admin_rooms))
+        .layer(axum::middleware::from_fn(refuse_token_in_url))
+        .layer(axum::middleware::map_response(
+            crate::http::security_headers,
+        ))
+        .with_state(console)
+}
+
+/// A token in the query string is refused on every operator route, before anything else.
+async fn refuse_token_in_url(request: Request, next: Next) -> Response {
+    if guard::token_in_query(request.uri().query()) {
+        return guard::token_in_url();
+    }
+    next.run(request).await
+}
+
+async fn dashboard() -> Response {
+    crate::http::embedded_file("operator/index.html")
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+}
+
+#[derive(Serialize)]
+struct SessionState {
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// `POST /api/operator/session` `{"token": "..."}`: the session cookie for the right
+/// token (from an allowed Origin), 401 for a wrong one, 429 after too many.
+async fn login(
+    State(console): Console,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let keys = match guard::keys(&console) {
+        Ok(keys) => keys,
+        Err(refused) => return refused.into_response(),
+    };
+    if !origin_allowed(&headers, &console.allowed_origins) {
+        return api_error(StatusCode::FORBIDDEN, "origin", "origin not allowed");
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, LOGIN_BODY_BYTES_MAX).await else {
+        return api_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "body too large",
+        );
+    };
+    let Ok(login) = serde_json::from_slice::<Login>(&bytes) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "expected {\"token\": \"...\"}",
+        );
+    };
+    if let Err(refused) = guard::check_token(&console, keys, &login.token, peer.ip()) {
+        return refused.into_response();
+    }
+    let ttl_seconds = console.config.session_ttl_seconds;
+    let expires_at = crate::clock::unix_now_ms() / 1000 + ttl_seconds;
+    let secure = forwarded_over_https(&headers);
+    let cookie = session_cookie(&keys.sign(expires_at), ttl_seconds, secure);
+    tracing::info!(%peer, "operator logged in");
+    with_cookie(Json(SessionState { expires_at }).into_response(), &cookie)
+}
+
+/// `GET /api/operator/session`: whether the cookie is a valid session (for the page).
+async fn session(
+    State(console): Console,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    match guard::authorize(&console, &headers, peer.ip(), Accepts::Cookie) {
+        Ok(expires_at) => Json(SessionState { expires_at }).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `DELETE /api/operator/session`: expires the cookie.
+async fn logout(headers: HeaderMap) -> Response {
+    let cookie = session_cookie("", 0, forwarded_over_https(&headers));
+    with_cookie(StatusCode::NO_CONTENT.into_response(), &cookie)
+}
+
+/// The `Set-Cookie` value: HttpOnly (no script reads it), SameSite=Strict (no other site's
+/// page sends it), on [`COOKIE_PATH`]; `Secure` when the request came over HTTPS.
+fn session_cookie(value: &str, max_age_seconds: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={value}; Path={COOKIE_PATH}; Max-Age={max_age_seconds}; HttpOnly; \
+         SameSite=Strict{secure}"
+    )
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    let value = HeaderValue::from_str(cookie).expect("cookie values are hex and digits");
+    response.headers_mut().insert(header::SET_COOKIE, value);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Whether a TLS-terminating proxy says the request came over HTTPS.
+fn forwarded_over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+#[derive(Serialize)]
+struct AdminRooms {
+    rooms: Vec<RoomReport>,
+    house: Vec<HouseFigures>,
+}
+
+/// `GET /api/admin/rooms` (cookie or Bearer): every room as this gateway follows it, and
+/// the house's figures read from the ledger now.
+async fn admin_rooms(
+    State(console): Console,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = guard::authorize(&console, &headers, peer.ip(), Accepts::CookieOrBearer) {
+        return refused.into_response();
+    }
+    let mut house = Vec::with_capacity(console.rooms.len());
+    for room in &console.rooms {
+        match house_figures(console.ledger.as_ref(), room, console.house_edge_bp, 0).await {
+            Ok((figures, _)) => house.push(figures),
+            Err(error) => {
+                tracing::error!(%error, "admin rooms: ledger unavailable");
+                return api_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "internal",
+                    "ledger unavailable",
+                );
+            }
+        }
+    }
+    let rooms = console.feed.rooms();
+    Json(AdminRooms { rooms, house }).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cookie_is_http_only_strict_and_covers_the_api() {
+        let cookie = session_cookie("123.ab", 60, false);
+        assert_eq!(
+            cookie,
+            "aloft_operator=123.ab; Path=/api; Max-Age=60; HttpOnly; SameSite=Strict"
+        );
+        assert!(session_cookie("", 0, true).ends_with("; Secure"));
+    }
+}

@@ -12,47 +12,13 @@
 // whole run is bounded to 90 s.
 
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { check, fail, finish, info, launch, left, pass, serverUrl, waitUntil } from './harness.mjs';
 
-const TOTAL_BUDGET_MS = 88_000;
-const started = Date.now();
-const left = () => TOTAL_BUDGET_MS - (Date.now() - started);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const shotsDir = path.resolve(here, '../../target/screenshots');
-const base = (process.argv[2] || process.env.ALOFT_URL || '').replace(/\/+$/, '');
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-
-if (!/^https?:\/\//.test(base)) {
-  console.error('usage: node tests/browser/play.mjs http://127.0.0.1:PORT');
-  process.exit(2);
-}
-if (!fs.existsSync(executablePath)) {
-  console.error(`FAIL chromium not found at ${executablePath} (apt-get install -y chromium, or set CHROMIUM=)`);
-  process.exit(2);
-}
-
-let failures = 0;
-let context = null;
-let userDataDir = null;
-const t = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
-const pass = (name, detail = '') => console.log(`PASS ${t()} ${name}${detail ? ` — ${detail}` : ''}`);
-const fail = (name, detail = '') => { failures++; console.log(`FAIL ${t()} ${name}${detail ? ` — ${detail}` : ''}`); };
-const info = (text) => console.log(`     ${t()} ${text}`);
-const check = (name, ok, detail = '') => (ok ? pass(name, detail) : fail(name, detail));
-
-async function cleanup() {
-  try { await context?.close(); } catch { /* ignore */ }
-  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
-}
-
-const watchdog = setTimeout(async () => {
-  fail('time budget', `test did not finish within ${TOTAL_BUDGET_MS / 1000}s`);
-  await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 1500))]);
-  process.exit(1);
-}, TOTAL_BUDGET_MS);
+const base = serverUrl('usage: node tests/browser/play.mjs http://127.0.0.1:PORT');
 
 /** Typed view of the page state (DOM attributes first; the debug hook for timing). */
 async function state(page) {
@@ -78,15 +44,9 @@ async function state(page) {
   });
 }
 
-async function waitFor(page, description, predicate, timeoutMs) {
-  const until = Date.now() + Math.max(0, Math.min(timeoutMs, left() - 2000));
-  let s = await state(page);
-  while (!predicate(s)) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${description} (phase=${s.phase}, slot=${s.slot.state}, m=${s.m})`);
-    await page.waitForTimeout(25);
-    s = await state(page);
-  }
-  return s;
+function waitFor(page, description, predicate, timeoutMs) {
+  const describe = (s) => `phase=${s.phase}, slot=${s.slot.state}, m=${s.m}`;
+  return waitUntil(page, state, description, predicate, timeoutMs, describe);
 }
 
 async function shot(page, name, fullPage = false) {
@@ -97,15 +57,7 @@ async function shot(page, name, fullPage = false) {
 
 async function main() {
   fs.mkdirSync(shotsDir, { recursive: true });
-  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aloft-chromium-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1366, height: 820 },
-    timeout: 20_000,
-  });
+  const context = await launch({ width: 1366, height: 820 });
   const page = context.pages()[0] ?? await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -264,12 +216,4 @@ async function main() {
   info(`${frames.received} frames received, ${frames.sent.length} requests sent`);
 }
 
-try {
-  await main();
-} catch (error) {
-  fail('unexpected error', error.stack?.split('\n').slice(0, 3).join(' ') || String(error));
-}
-clearTimeout(watchdog);
-await cleanup();
-console.log(failures ? `FAIL ${failures} check(s) failed in ${t().trim()}` : `PASS all checks in ${t().trim()}`);
-process.exit(failures ? 1 : 0);
+await finish(main);

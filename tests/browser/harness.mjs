@@ -1,0 +1,90 @@
+// What the browser tests share: their time budget, PASS/FAIL lines, Debian's chromium
+// launched headless through playwright-core with a fresh profile, the wait for a state
+// of the page, and the end of a run (cleanup, summary line, exit code).
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+/** A run's whole budget, in ms: the watchdog fails it past this. */
+export const TOTAL_BUDGET_MS = 88_000;
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+const started = Date.now();
+let failures = 0;
+let context = null;
+let userDataDir = null;
+
+export const left = () => TOTAL_BUDGET_MS - (Date.now() - started);
+export const t = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s`;
+export const pass = (name, detail = '') => console.log(`PASS ${t()} ${name}${detail ? ` — ${detail}` : ''}`);
+export const fail = (name, detail = '') => { failures++; console.log(`FAIL ${t()} ${name}${detail ? ` — ${detail}` : ''}`); };
+export const info = (text) => console.log(`     ${t()} ${text}`);
+export const check = (name, ok, detail = '') => (ok ? pass(name, detail) : fail(name, detail));
+
+/** The server URL from argv[2] (or ALOFT_URL); exits 2 with `usage` when it or the browser is missing. */
+export function serverUrl(usage, ready = true) {
+  const base = (process.argv[2] || process.env.ALOFT_URL || '').replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(base) || !ready) {
+    console.error(usage);
+    process.exit(2);
+  }
+  if (!fs.existsSync(executablePath)) {
+    console.error(`FAIL chromium not found at ${executablePath} (apt-get install -y chromium, or set CHROMIUM=)`);
+    process.exit(2);
+  }
+  return base;
+}
+
+async function cleanup() {
+  try { await context?.close(); } catch { /* ignore */ }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+const watchdog = setTimeout(async () => {
+  fail('time budget', `test did not finish within ${TOTAL_BUDGET_MS / 1000}s`);
+  await Promise.race([cleanup(), new Promise((r) => setTimeout(r, 1500))]);
+  process.exit(1);
+}, TOTAL_BUDGET_MS);
+
+/** Chromium, headless, with a fresh profile: the browser context (closed by `finish`). */
+export async function launch(viewport) {
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aloft-chromium-'));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport,
+    timeout: 20_000,
+  });
+  return context;
+}
+
+/**
+ * Polls `state(page)` until `predicate` holds; throws after `timeoutMs` (or when the
+ * budget runs out) naming `description` and what `describe(state)` says.
+ */
+export async function waitUntil(page, state, description, predicate, timeoutMs, describe) {
+  const until = Date.now() + Math.max(0, Math.min(timeoutMs, left() - 2000));
+  let s = await state(page);
+  while (!predicate(s)) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${description} (${describe(s)})`);
+    await page.waitForTimeout(25);
+    s = await state(page);
+  }
+  return s;
+}
+
+/** Runs `main`, then cleans up, prints the summary and exits non-zero on any failure. */
+export async function finish(main) {
+  try {
+    await main();
+  } catch (error) {
+    fail('unexpected error', error.stack?.split('\n').slice(0, 3).join(' ') || String(error));
+  }
+  clearTimeout(watchdog);
+  await cleanup();
+  console.log(failures ? `FAIL ${failures} check(s) failed in ${t().trim()}` : `PASS all checks in ${t().trim()}`);
+  process.exit(failures ? 1 : 0);
+}

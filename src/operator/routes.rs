@@ -191,6 +191,47 @@ async fn admin_rooms(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operator::feed::{Feed, RoomRules};
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn without_an_operator_token_every_operator_route_is_off() {
+        let config = crate::Config::default();
+        assert!(config.operator.token.is_empty());
+        let rules = RoomRules {
+            cap_minor: 1_000,
+            growth_per_ms_millionths: 60,
+        };
+        let feed = Arc::new(Feed::new(&config.rooms, rules, 16));
+        let ledger = Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap());
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let console = Arc::new(OperatorConsole::new(&config, feed, ledger, shutdown));
+        let routes = [
+            ("GET", "/api/operator/session"),
+            ("POST", "/api/operator/session"),
+            ("GET", "/api/admin/rooms"),
+            ("GET", "/api/operator/ws"),
+        ];
+        for (method, path) in routes {
+            let mut request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer x")
+                .body(Body::from(r#"{"token":"x"}"#))
+                .unwrap();
+            let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            let response = router(console.clone()).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), 503, "{method} {path}");
+            let body = axum::body::to_bytes(response.into_body(), 1_024)
+                .await
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["code"], "operator_disabled");
+            assert!(body["message"].as_str().unwrap().contains("operator.token"));
+        }
+    }
 
     #[test]
     fn the_cookie_is_http_only_strict_and_covers_the_api() {

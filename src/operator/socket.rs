@@ -34,12 +34,12 @@ pub async fn upgrade(
     mut request: Request,
 ) -> Response {
     let headers = request.headers();
-    let key = match crate::http::ws::websocket_key_checked(headers, &console.allowed_origins) {
-        Ok(key) => key,
-        Err(refused) => return refused.into_response(),
-    };
     let expires_at_seconds = match guard::authorize(&console, headers, peer.ip(), Accepts::Cookie) {
         Ok(expires_at) => expires_at,
+        Err(refused) => return refused.into_response(),
+    };
+    let key = match crate::http::ws::websocket_key_checked(headers, &console.allowed_origins) {
+        Ok(key) => key,
         Err(refused) => return refused.into_response(),
     };
     let Some(on_upgrade) = request

@@ -3,6 +3,8 @@
 //! after `aloft serve` starts, its known series at 0; and each config file documents
 //! `metrics_listen` for the roles it configures.
 
+#[allow(dead_code)] // This binary uses a part of the shared test app.
+#[path = "integration/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,11 +1,9 @@
 //! The server's life: HTTP surface, graceful stop, restart on the same data directory,
 //! and the `aloft verify` command.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, http, next_matching};
+use crate::common::{TestApp, http, next_matching};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -167,7 +165,7 @@ async fn each_room_plays_its_own_rounds_on_its_own_chain() {
     let (token, ..) = app.guest().await;
     let url = format!("ws://{}/ws?token={token}&room=vip", app.addr);
     let (mut vip, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = common::next_json(&mut vip).await;
+    let hello = crate::common::next_json(&mut vip).await;
     assert_eq!(hello["room"], "vip");
     let crash = next_matching(&mut vip, |v| v["t"] == "crash").await;
     let (_, main_fair) = http(app.addr, "GET", "/api/fair?room=main", &[]).await;

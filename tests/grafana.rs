@@ -10,7 +10,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use aloft::metrics::{FAMILIES, Family, Kind};
-use common::{TestApp, http};
+use common::{TestApp, http, markdown_section};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -462,11 +462,7 @@ struct AlertRule {
 async fn the_alert_rules_query_only_exported_families_and_link_their_runbooks() {
     let rules: RuleFile = serde_yaml_ng::from_str(ALERTS).expect("alerts.yml is a rule file");
     let exported = exported_label_values().await;
-    let runbooks = OPERATIONS
-        .split("\n### Dashboards and alerts\n")
-        .nth(1)
-        .expect("docs/operations.md has a Dashboards and alerts section");
-    let runbooks = runbooks.split("\n## ").next().unwrap();
+    let runbooks = markdown_section(OPERATIONS, "### Dashboards and alerts");
     let mut names = BTreeSet::new();
     let mut found = Vec::new();
     for (group, rule) in rules

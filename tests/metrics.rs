@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{TestApp, http, next_matching, send};
+use common::{TestApp, http, markdown_section, next_matching, send};
 use serde_json::json;
 
 const OPERATIONS: &str = include_str!("../docs/operations.md");
@@ -17,11 +17,7 @@ const OPERATIONS: &str = include_str!("../docs/operations.md");
 /// (name, (type, side)) of each row of the table under "## Metrics" in
 /// docs/operations.md.
 fn documented_families() -> BTreeMap<String, (String, String)> {
-    let section = OPERATIONS
-        .split("\n## Metrics\n")
-        .nth(1)
-        .expect("docs/operations.md has a Metrics section");
-    let section = section.split("\n## ").next().unwrap();
+    let section = markdown_section(OPERATIONS, "## Metrics");
     let mut families = BTreeMap::new();
     for row in section.lines().filter(|line| line.starts_with("| `aloft_")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();

@@ -1,6 +1,6 @@
 //! aloft's integration tests, one module per area, in one test binary: each binary
 //! links the whole library again, and a dozen of them were a third of a cold build.
-//! `tests/metrics.rs` stays apart: it reads the process's global metrics recorder and
+//! `tests/metrics/` stays apart: it reads the process's global metrics recorder and
 //! expects every series at 0 from start, which other tests in the same process would move.
 //!
 //! Run one area with a filter: `cargo test --release --test integration cluster::`.

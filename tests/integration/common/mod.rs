@@ -222,15 +222,3 @@ pub async fn next_matching(socket: &mut Socket, wanted: impl Fn(&Value) -> bool)
 pub async fn send(socket: &mut Socket, value: Value) {
     socket.send(Message::text(value.to_string())).await.unwrap();
 }
-
-/// The text of `markdown` under the heading line `heading` (`## Metrics`, `### …`), up to
-/// the next heading of level 2.
-pub fn markdown_section<'a>(markdown: &'a str, heading: &str) -> &'a str {
-    let line = format!("\n{heading}\n");
-    let start = markdown
-        .find(&line)
-        .unwrap_or_else(|| panic!("no section `{heading}`"))
-        + line.len();
-    let section = &markdown[start..];
-    section.find("\n## ").map_or(section, |end| &section[..end])
-}

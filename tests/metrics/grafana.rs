@@ -1,22 +1,20 @@
-//! The operator's Grafana dashboard (docs/grafana/aloft.json) and Prometheus alert rules
-//! (docs/prometheus/alerts.yml) are held to the code: every series a PromQL expression
+//! The operator's Grafana dashboard (config/grafana/aloft.json) and Prometheus alert rules
+//! (config/prometheus/alerts.yml) are held to the code: every series a PromQL expression
 //! names is a family of `aloft::metrics::FAMILIES` with the suffix its type exports,
 //! every label it matches or groups by is one that series carries, every label value it
 //! matches literally is one `/metrics` shows at start, and every alert links a runbook
 //! section of docs/operations.md.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::{TestApp, http};
+use crate::{OPERATIONS, markdown_section};
 use aloft::metrics::{FAMILIES, Family, Kind};
-use common::{TestApp, http, markdown_section};
 use serde::Deserialize;
 use serde_json::Value;
 
-const DASHBOARD: &str = include_str!("../docs/grafana/aloft.json");
-const ALERTS: &str = include_str!("../docs/prometheus/alerts.yml");
-const OPERATIONS: &str = include_str!("../docs/operations.md");
+const DASHBOARD: &str = include_str!("../../config/grafana/aloft.json");
+const ALERTS: &str = include_str!("../../config/prometheus/alerts.yml");
 
 /// Labels every series has besides its family's: `role` (the recorder's global label,
 /// `metrics::install`), `instance` and `job` (added by Prometheus's scrape).
@@ -429,7 +427,7 @@ async fn the_dashboard_queries_only_exported_families_and_labels() {
     }
     assert!(
         found.is_empty(),
-        "docs/grafana/aloft.json:\n{}",
+        "config/grafana/aloft.json:\n{}",
         found.join("\n")
     );
 }
@@ -504,7 +502,7 @@ async fn the_alert_rules_query_only_exported_families_and_link_their_runbooks() 
     }
     assert!(
         found.is_empty(),
-        "docs/prometheus/alerts.yml:\n{}",
+        "config/prometheus/alerts.yml:\n{}",
         found.join("\n")
     );
 }

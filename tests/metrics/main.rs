@@ -4,15 +4,28 @@
 //! `metrics_listen` for the roles it configures.
 
 #[allow(dead_code)] // This binary uses a part of the shared test app.
-#[path = "integration/common/mod.rs"]
+#[path = "../integration/common/mod.rs"]
 mod common;
+mod grafana;
 
 use std::collections::BTreeMap;
 
-use common::{TestApp, http, markdown_section, next_matching, send};
+use common::{TestApp, http, next_matching, send};
 use serde_json::json;
 
-const OPERATIONS: &str = include_str!("../docs/operations.md");
+const OPERATIONS: &str = include_str!("../../docs/operations.md");
+
+/// The text of `markdown` under the heading line `heading` (`## Metrics`, `### …`), up to
+/// the next heading of level 2.
+pub fn markdown_section<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let line = format!("\n{heading}\n");
+    let start = markdown
+        .find(&line)
+        .unwrap_or_else(|| panic!("no section `{heading}`"))
+        + line.len();
+    let section = &markdown[start..];
+    section.find("\n## ").map_or(section, |end| &section[..end])
+}
 
 /// (name, (type, side)) of each row of the table under "## Metrics" in
 /// docs/operations.md.

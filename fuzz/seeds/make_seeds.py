@@ -2,7 +2,7 @@
 """Writes the committed seed inputs of the fuzz targets (fuzz/seeds/<target>/).
 
 Deterministic: running it again rewrites the same files. Real client frames, real
-WebSocket frame bytes (the cases of tests/ws_conformance.rs among them) and engine step
+WebSocket frame bytes (the cases of tests/integration/ws_conformance.rs among them) and engine step
 sequences in the byte format of `Scenario::decode` (src/engine/invariants.rs).
 """
 import json

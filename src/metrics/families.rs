@@ -1,6 +1,6 @@
 //! Every metric family aloft exports: its name (`aloft_*`, units in the name), type,
 //! labels, side (engine or gateway) and HELP text, in [`FAMILIES`]. docs/operations.md
-//! lists the same table; `tests/metrics.rs` holds the two and `/metrics` to each other.
+//! lists the same table; `tests/metrics/` holds the two and `/metrics` to each other.
 
 use metrics::Unit;
 

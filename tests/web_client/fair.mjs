@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Checks web-client/fair.js against vectors computed on the server's side: run by
-// tests/web_fair.rs as `node tests/web_client/fair.mjs VECTORS.json`. Both hashing paths
+// tests/integration/web_fair.rs as `node tests/web_client/fair.mjs VECTORS.json`. Both hashing paths
 // are checked: WebCrypto (Node's crypto.subtle, as in a browser on a secure origin) and
 // the pure-JS fallback (plain http on a LAN address). Prints one line per failure and a
 // summary; exits non-zero on any failure.

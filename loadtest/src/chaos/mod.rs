@@ -137,12 +137,18 @@ impl Tally {
             return format!("{name} {} survived, {} failed", self.passed, self.failed);
         }
         format!(
-            "{name} {} iterations, {} failovers survived, {} failed",
-            self.passed + self.failed,
-            self.failovers_survived,
+            "{name} {}, {} survived, {} failed",
+            counted(self.passed + self.failed, "iteration"),
+            counted(self.failovers_survived, "failover"),
             self.failed
         )
     }
+}
+
+/// `1 failover`, `30 failovers`.
+fn counted(count: u64, noun: &str) -> String {
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {noun}{plural}")
 }
 
 /// Runs the suite; `Ok(true)` when every fault was survived.
@@ -426,7 +432,10 @@ fn print_outcome(number: u64, iterations: u64, fault: Fault, outcome: &Outcome) 
         |ms| format!("healthy {ms} ms after the fault began"),
     );
     let failovers = if fault == Fault::EngineKill {
-        format!("{} failovers survived; ", outcome.failovers.survived())
+        format!(
+            "{} survived; ",
+            counted(outcome.failovers.survived(), "failover")
+        )
     } else {
         String::new()
     };
@@ -455,5 +464,39 @@ fn print_outcome(number: u64, iterations: u64, fault: Fault, outcome: &Outcome) 
             "    checks: every acked bet staked, none settled twice, no negative balance, \
              balances sum to 0, no bot verification error"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tally_line_counts_in_words() {
+        let one = Tally {
+            fault: Fault::EngineKill,
+            passed: 1,
+            failed: 0,
+            failovers_survived: 1,
+        };
+        assert_eq!(
+            one.line(),
+            "engine-kill 1 iteration, 1 failover survived, 0 failed"
+        );
+        let many = Tally {
+            passed: 2,
+            failed: 1,
+            failovers_survived: 30,
+            ..one
+        };
+        assert_eq!(
+            many.line(),
+            "engine-kill 3 iterations, 30 failovers survived, 1 failed"
+        );
+        let other = Tally {
+            fault: Fault::GatewayKill,
+            ..many
+        };
+        assert_eq!(other.line(), "gateway-kill 2 survived, 1 failed");
     }
 }

@@ -14,10 +14,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // The standalone server serves these tests; the cluster starter serves the bus's tests.
-#[path = "../../src/ledger/postgres_test_database.rs"]
+#[path = "../../../src/ledger/postgres_test_database.rs"]
 mod postgres_test_database;
 #[allow(dead_code)]
-#[path = "../../src/bus/redis_test_server.rs"]
+#[path = "../../../src/bus/redis_test_server.rs"]
 mod redis_test_server;
 
 use postgres_test_database::ScratchDatabase;

@@ -1,14 +1,12 @@
 //! Bad input gets a clear error frame or close code, and changes nothing else.
 
-mod common;
-
-use common::{TestApp, http, next_matching, send};
+use crate::common::{TestApp, http, next_matching, send};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-async fn expect_close(socket: &mut common::Socket, code: u16) {
+async fn expect_close(socket: &mut crate::common::Socket, code: u16) {
     loop {
         let message = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
             .await
@@ -82,7 +80,7 @@ async fn bad_or_missing_token_is_refused_before_the_upgrade() {
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("bad_token"));
     // Without a token the socket upgrades and must authenticate by its first message
-    // (tests/auth_message.rs).
+    // (tests/integration/auth_message.rs).
     let url = format!("ws://{}/ws?token=forged.token.value", app.addr);
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
     // A foreign browser origin is refused too.

@@ -1,6 +1,6 @@
 //! Cluster mode end to end: the real binary as `aloft migrate`, two `aloft engine` and
 //! three `aloft gateway` processes over a Redis and a PostgreSQL database of the test's
-//! own (`tests/cluster/harness.rs`). Players take a token from any gateway and play on
+//! own (`tests/integration/cluster/harness.rs`). Players take a token from any gateway and play on
 //! any other; every gateway serves the same rounds byte for byte; the standby engine
 //! finishes the round of a leader killed in flight; a client that reconnects to another
 //! gateway with `?since=&epoch=` misses nothing.
@@ -9,8 +9,6 @@
 //! message, never skip. They run one at a time: a cluster is five processes, and the
 //! machine may have two cores.
 
-mod common;
-#[path = "cluster/harness.rs"]
 mod harness;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -23,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 
-use common::{Socket, guest_at, next_text, open_socket, send};
+use crate::common::{Socket, guest_at, next_text, open_socket, send};
 use harness::{Cluster, GATEWAYS, HOUSE_EDGE_BP, Lease, ROOM, Rounds};
 
 /// One cluster at a time.

@@ -2,12 +2,10 @@
 //! clients that never read are closed, and a closing socket is dropped in bounded time.
 //! Every test here talks to a real server over real sockets.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::TestApp;
+use crate::common::TestApp;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -77,8 +75,8 @@ async fn a_ping_flood_that_never_reads_is_closed() {
     );
     // The others are still served.
     let (mut socket, ..) = app.player().await;
-    common::send(&mut socket, serde_json::json!({"t": "ping"})).await;
-    common::next_matching(&mut socket, |v| v["t"] == "pong").await;
+    crate::common::send(&mut socket, serde_json::json!({"t": "ping"})).await;
+    crate::common::next_matching(&mut socket, |v| v["t"] == "pong").await;
     app.stop().await;
 }
 

@@ -2,17 +2,15 @@
 //! `/ws` without `token` upgrades, and the socket joins its room once its first message
 //! is a valid `auth`; anything else first closes it with 4003.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, next_json, next_matching, open_socket, send};
+use crate::common::{TestApp, next_json, next_matching, open_socket, send};
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Reads until the close frame; returns its code.
-async fn close_code(socket: &mut common::Socket) -> u16 {
+async fn close_code(socket: &mut crate::common::Socket) -> u16 {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
             .await
@@ -39,7 +37,7 @@ async fn joined_with_an_epoch(
     token: &str,
     player: &str,
     balance: i64,
-) -> (common::Socket, serde_json::Value) {
+) -> (crate::common::Socket, serde_json::Value) {
     for _ in 0..EPOCH_ATTEMPTS_MAX {
         let mut socket = open_socket(app.addr, "").await;
         send(&mut socket, json!({"t": "auth", "token": token})).await;

@@ -8,7 +8,7 @@
 use aloft::fair::{FairChain, crash_point_hundredths, sha256_hex};
 use serde::Deserialize;
 
-const FIXTURE_JSON: &str = include_str!("fixtures/fair_vectors.json");
+const FIXTURE_JSON: &str = include_str!("../fixtures/fair_vectors.json");
 
 /// Rounds drawn for the distribution test.
 const DISTRIBUTION_ROUNDS: u64 = 1_000_000;

@@ -4,11 +4,9 @@
 //! speaks to `/ws` over a raw TCP socket with hand-built masked frames and asserts the
 //! exact close code the server sends (or the answer it gives when the input is valid).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{FRAME_WAIT_MS, TestApp};
+use crate::common::{FRAME_WAIT_MS, TestApp};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -2,14 +2,12 @@
 //! same data directory: the round in flight is aborted with its totals taken from its
 //! transfers (what was paid stays paid and counted), and its open stakes are refunded.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Socket, guest_at, http, next_json, next_matching, open_socket, send};
+use crate::common::{Socket, guest_at, http, next_json, next_matching, open_socket, send};
 use serde_json::{Value, json};
 
 /// Longest wait for a started server to answer `/readyz`.

@@ -3,12 +3,10 @@
 //! (Origin, body size, rate per address with Retry-After), the security headers of every
 //! response, and metrics kept off the player port.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Socket, TestApp, http_response, open_socket};
+use crate::common::{Socket, TestApp, http_response, open_socket};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -223,7 +221,7 @@ async fn metrics_are_off_the_player_port_and_a_taken_metrics_port_names_its_key(
     assert!(metrics.body.contains("aloft_"), "{}", metrics.body);
     let taken = app.metrics_addr;
     let data_dir = tempfile::tempdir().unwrap();
-    let mut config = common::fast_config();
+    let mut config = crate::common::fast_config();
     config.data_dir = data_dir.path().to_path_buf();
     config.metrics_listen = taken;
     let error = aloft::Server::start(config)

@@ -4,12 +4,10 @@
 //! configured numbers, largest first, with round totals that add up to what every player
 //! was told privately.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 
+use crate::common::{TestApp, next_json, send};
 use aloft::ledger::{Account, Ledger};
-use common::{TestApp, next_json, send};
 use serde_json::{Value, json};
 
 const PLAYERS: usize = 200;
@@ -226,7 +224,7 @@ fn check_crash_totals(all: &[Seen]) {
 }
 
 async fn app_crash_point(app: &TestApp, hash: &str) -> u64 {
-    let (status, body) = common::http(app.addr, "GET", "/api/fair", &[]).await;
+    let (status, body) = crate::common::http(app.addr, "GET", "/api/fair", &[]).await;
     assert_eq!(status, 200);
     let fair: Value = serde_json::from_str(&body).unwrap();
     aloft::fair::crash_point_hundredths(

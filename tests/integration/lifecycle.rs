@@ -1,11 +1,9 @@
 //! The server's life: HTTP surface, graceful stop, restart on the same data directory,
 //! and the `aloft verify` command.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, http, next_matching};
+use crate::common::{TestApp, http, next_matching};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +94,7 @@ async fn stop_closes_sockets_with_1001_and_a_restart_continues_the_rounds() {
     let (_, fair_before) = http(app.addr, "GET", "/api/fair", &[]).await;
     let mut app = app;
     app.stop().await;
-    let close = common::close_code(&mut socket, Duration::from_secs(10)).await;
+    let close = crate::common::close_code(&mut socket, Duration::from_secs(10)).await;
     assert_eq!(close, Some(1001));
 
     let app = TestApp::start_with(|config| config.data_dir = path.clone()).await;
@@ -155,7 +153,7 @@ async fn each_room_plays_its_own_rounds_on_its_own_chain() {
     let (token, ..) = app.guest().await;
     let url = format!("ws://{}/ws?token={token}&room=vip", app.addr);
     let (mut vip, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let hello = common::next_json(&mut vip).await;
+    let hello = crate::common::next_json(&mut vip).await;
     assert_eq!(hello["room"], "vip");
     let crash = next_matching(&mut vip, |v| v["t"] == "crash").await;
     let (_, main_fair) = http(app.addr, "GET", "/api/fair?room=main", &[]).await;

@@ -3,23 +3,34 @@
 //! after `aloft serve` starts, its known series at 0; and each config file documents
 //! `metrics_listen` for the roles it configures.
 
+#[allow(dead_code)] // This binary uses a part of the shared test app.
+#[path = "../integration/common/mod.rs"]
 mod common;
+mod grafana;
 
 use std::collections::BTreeMap;
 
 use common::{TestApp, http, next_matching, send};
 use serde_json::json;
 
-const OPERATIONS: &str = include_str!("../docs/operations.md");
+const OPERATIONS: &str = include_str!("../../docs/operations.md");
+
+/// The text of `markdown` under the heading line `heading` (`## Metrics`, `### …`), up to
+/// the next heading of level 2.
+pub fn markdown_section<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let line = format!("\n{heading}\n");
+    let start = markdown
+        .find(&line)
+        .unwrap_or_else(|| panic!("no section `{heading}`"))
+        + line.len();
+    let section = &markdown[start..];
+    section.find("\n## ").map_or(section, |end| &section[..end])
+}
 
 /// (name, (type, side)) of each row of the table under "## Metrics" in
 /// docs/operations.md.
 fn documented_families() -> BTreeMap<String, (String, String)> {
-    let section = OPERATIONS
-        .split("\n## Metrics\n")
-        .nth(1)
-        .expect("docs/operations.md has a Metrics section");
-    let section = section.split("\n## ").next().unwrap();
+    let section = markdown_section(OPERATIONS, "## Metrics");
     let mut families = BTreeMap::new();
     for row in section.lines().filter(|line| line.starts_with("| `aloft_")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();

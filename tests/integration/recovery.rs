@@ -3,12 +3,10 @@
 //! frames as a client that stayed), then live ones; otherwise `recovered: false` and a
 //! snapshot; a malformed position is refused before the upgrade.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{FRAME_WAIT_MS, Socket, TestApp, http, next_json, next_text};
+use crate::common::{FRAME_WAIT_MS, Socket, TestApp, http, next_json, next_text};
 use serde_json::Value;
 use tokio::sync::mpsc;
 

@@ -1,8 +1,6 @@
 //! Test app: a real embedded server on a free port with a fresh data directory, and a
 //! small real client (HTTP with reqwest, WebSocket with tokio-tungstenite).
 
-#![allow(dead_code)] // Each test binary uses a different part of this module.
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

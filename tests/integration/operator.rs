@@ -4,12 +4,10 @@
 //! operator socket: refused without a session, then a snapshot and live events (a
 //! player's bet, a round's crash).
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{self, TestApp, http_response, next_json, send};
 use aloft::operator::auth::SessionKeys;
-use common::{TestApp, http_response, next_json, send};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 

@@ -16,6 +16,8 @@
 //! - [`gateway`]: shard-per-core socket servers and the fan-out write path.
 //! - [`http`]: the HTTP surface on the same port: web client, API, health, metrics.
 //! - [`auth`]: player tokens (JWT HS256).
+//! - [`admin`]: the operators' admin actions: room controls sent to the leading engine
+//!   and awaited, player lookups, the audit trail.
 //! - [`admission`]: who may connect or create a guest: per-address and per-player
 //!   limits, exempt networks.
 //! - [`metrics`]: Prometheus metrics names and the recorder.
@@ -25,6 +27,7 @@
 //!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod bus;

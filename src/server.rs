@@ -78,6 +78,7 @@ pub struct Server {
     guest_expiry: tokio::task::JoinHandle<()>,
     gateway: Gateway,
     ledger: Arc<dyn Ledger>,
+    bus: Arc<dyn Bus>,
 }
 
 /// Runs the embedded server until `shutdown` resolves, then stops it gracefully.
@@ -200,12 +201,18 @@ impl Server {
             guest_expiry,
             gateway,
             ledger: backends.ledger,
+            bus: backends.bus,
         })
     }
 
     /// The ledger, for operators' checks and tests.
     pub fn ledger(&self) -> Arc<dyn Ledger> {
         self.ledger.clone()
+    }
+
+    /// The bus, for the operators' room controls (`admin::RoomController`) and tests.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
     }
 
     /// Stops the server: engines settle their rounds, sockets are closed, shards end.

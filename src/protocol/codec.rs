@@ -6,15 +6,11 @@
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
-use super::{
-    BetCashout, ErrorCode, PublicBet, PublicCashout, RoomControlsWire, RoomEvent, ServerMessage,
-    encode,
-};
-use crate::engine::answer::ControlRefusalCode;
+use super::controls::{control_err, control_event, control_ok, domain_control_event};
+use super::{BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode};
 use crate::engine::{
     Answer, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent, RoundTotals,
 };
-use crate::ledger::{RoomControls, RoomLimits};
 
 /// Protocol v1's codec: JSON text, as `docs/protocol.md` describes it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -136,31 +132,8 @@ impl<'a> From<&'a RoundEvent> for EventView<'a> {
                 cashouts: Listed(cashouts),
                 totals: totals.map(wire_totals),
             },
-            RoundEvent::RoomPaused { seq, round, at_ms } => EventView::Control(RoomEvent::Paused {
-                seq: *seq,
-                round: *round,
-                at: *at_ms,
-            }),
-            RoundEvent::RoomResumed { seq, round, at_ms } => {
-                EventView::Control(RoomEvent::Resumed {
-                    seq: *seq,
-                    round: *round,
-                    at: *at_ms,
-                })
-            }
-            RoundEvent::RoomLimitsChanged {
-                seq,
-                round,
-                limits,
-                from_round,
-            } => EventView::Control(RoomEvent::Limits {
-                seq: *seq,
-                round: *round,
-                min: limits.bet_amount_min_minor,
-                max: limits.bet_amount_max_minor,
-                cap: limits.round_profit_max_minor,
-                from_round: *from_round,
-            }),
+            // RoomPaused, RoomResumed, RoomLimitsChanged.
+            control => EventView::Control(control_event(control)),
         }
     }
 }
@@ -308,33 +281,8 @@ fn round_event(event: RoomEvent) -> RoundEvent {
             cashouts: cashouts.into_iter().map(listed_cashout).collect(),
             totals: totals.map(domain_totals),
         },
-        RoomEvent::Paused { seq, round, at } => RoundEvent::RoomPaused {
-            seq,
-            round,
-            at_ms: at,
-        },
-        RoomEvent::Resumed { seq, round, at } => RoundEvent::RoomResumed {
-            seq,
-            round,
-            at_ms: at,
-        },
-        RoomEvent::Limits {
-            seq,
-            round,
-            min,
-            max,
-            cap,
-            from_round,
-        } => RoundEvent::RoomLimitsChanged {
-            seq,
-            round,
-            limits: RoomLimits {
-                bet_amount_min_minor: min,
-                bet_amount_max_minor: max,
-                round_profit_max_minor: cap,
-            },
-            from_round,
-        },
+        // Paused, Resumed, Limits.
+        control => domain_control_event(control),
     }
 }
 
@@ -404,32 +352,8 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             balance: balance_minor,
             cashout: cashout.map(bet_cashout),
         },
-        Answer::ControlApplied { req, change } => ServerMessage::ControlOk {
-            req,
-            before: wire_controls(change.before),
-            after: wire_controls(change.after),
-            from_round: change.from_round,
-        },
-        Answer::ControlRefused { req, refusal } => ServerMessage::ControlErr {
-            req,
-            code: match refusal.code {
-                ControlRefusalCode::InvalidLimits => ErrorCode::InvalidLimits,
-                ControlRefusalCode::AlreadyPaused => ErrorCode::AlreadyPaused,
-                ControlRefusalCode::NotPaused => ErrorCode::NotPaused,
-                ControlRefusalCode::Unavailable => ErrorCode::Unavailable,
-            },
-            message: refusal.message,
-        },
-    }
-}
-
-/// A room's controls on the wire.
-pub fn wire_controls(controls: RoomControls) -> RoomControlsWire {
-    RoomControlsWire {
-        paused: controls.paused,
-        min: controls.limits.bet_amount_min_minor,
-        max: controls.limits.bet_amount_max_minor,
-        cap: controls.limits.round_profit_max_minor,
+        Answer::ControlApplied { req, change } => control_ok(req, &change),
+        Answer::ControlRefused { req, refusal } => control_err(req, refusal),
     }
 }
 

@@ -10,10 +10,12 @@
 //! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
 
 mod codec;
+mod controls;
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{JsonCodec, server_message};
+pub use controls::{domain_controls, wire_controls};
 
 /// Version announced in `hello`. Bump it for any change to a field name or meaning.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -130,3 +130,186 @@ pub fn set_limits(engine: &mut crate::config::EngineConfig, limits: RoomLimits) 
     engine.bet_amount_max_minor = limits.bet_amount_max_minor;
     engine.round_profit_max_minor = limits.round_profit_max_minor;
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::bus::RoomControl;
+    use crate::engine::answer::{ControlRefusalCode, RefusalCode};
+    use crate::engine::event::RoundEvent;
+    use crate::ledger::RoomLimits;
+
+    use super::super::test_support::*;
+    use super::super::*;
+
+    /// Decides and applies `control` at `now_ms`; panics if refused.
+    fn control(core: &mut RoomCore, now_ms: u64, control: RoomControl) -> Vec<RoundEvent> {
+        let change = core.decide_control(&control).expect("accepted");
+        core.apply_control(now_ms, &change);
+        core.take_effects().events
+    }
+
+    /// Advances from `from_ms` in steps of 50 ms up to `until_ms`; every event.
+    fn run(core: &mut RoomCore, from_ms: u64, until_ms: u64) -> Vec<RoundEvent> {
+        let mut events = Vec::new();
+        let mut now_ms = from_ms;
+        while now_ms <= until_ms {
+            core.advance(now_ms).unwrap();
+            events.extend(core.take_effects().events);
+            now_ms += 50;
+        }
+        events
+    }
+
+    fn opened(events: &[RoundEvent]) -> Vec<u64> {
+        let opened = events.iter().filter_map(|event| match event {
+            RoundEvent::BettingOpened { round, .. } => Some(*round),
+            _ => None,
+        });
+        opened.collect()
+    }
+
+    fn crashed(events: &[RoundEvent]) -> Vec<u64> {
+        let crashed = events.iter().filter_map(|event| match event {
+            RoundEvent::Crashed { round, .. } => Some(*round),
+            _ => None,
+        });
+        crashed.collect()
+    }
+
+    /// A room whose round 1 crashes at 1.50x–3.00x; its crash time.
+    fn room() -> (RoomCore, u64) {
+        let (mut core, crash) = room_where(|crash| (150..=300).contains(&crash), engine());
+        core.take_effects();
+        let crash_at_ms = T0_MS + BETTING_MS + elapsed_to_reach_ms(crash, RATE);
+        (core, crash_at_ms)
+    }
+
+    /// Paused at `pause_at_ms` (the clock advanced there first): round 1 plays to its
+    /// crash, with its bet, and round 2 never opens however long the room waits.
+    fn pause_finishes_the_round_and_opens_no_other(pause_at_ms: u64) {
+        let (mut core, crash_at_ms) = room();
+        placed(&mut core, "a", 100, None, 0);
+        core.advance(pause_at_ms).unwrap();
+        core.take_effects();
+        let events = control(&mut core, pause_at_ms, RoomControl::Pause);
+        assert!(matches!(
+            events.as_slice(),
+            [RoundEvent::RoomPaused { round: 1, .. }]
+        ));
+        let later = run(&mut core, pause_at_ms, crash_at_ms + 60_000);
+        assert!(crashed(&later).contains(&1) || pause_at_ms >= crash_at_ms);
+        assert!(opened(&later).is_empty(), "{later:?}");
+        assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
+        assert_eq!(core.round_number(), 1);
+        assert_eq!(core.next_deadline_ms(), None, "a paused room sleeps");
+        core.bet(crash_at_ms + 60_000, &player("b"), "late", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
+    }
+
+    #[test]
+    fn a_pause_during_betting_lets_the_round_fly_and_crash_then_stops() {
+        pause_finishes_the_round_and_opens_no_other(T0_MS + BETTING_MS / 2);
+    }
+
+    #[test]
+    fn a_pause_during_the_flight_lets_it_crash_then_stops() {
+        let (_, crash_at_ms) = room();
+        pause_finishes_the_round_and_opens_no_other(crash_at_ms - 1);
+    }
+
+    #[test]
+    fn a_pause_right_at_the_crash_opens_no_next_round() {
+        let (_, crash_at_ms) = room();
+        pause_finishes_the_round_and_opens_no_other(crash_at_ms);
+    }
+
+    #[test]
+    fn resume_opens_betting_at_once_and_pause_resume_are_refused_twice() {
+        let (mut core, crash_at_ms) = room();
+        control(&mut core, T0_MS, RoomControl::Pause);
+        let refused = core.decide_control(&RoomControl::Pause).unwrap_err();
+        assert_eq!(refused.code, ControlRefusalCode::AlreadyPaused);
+        let resume_at_ms = crash_at_ms + 60_000;
+        run(&mut core, T0_MS, resume_at_ms);
+        let events = control(&mut core, resume_at_ms, RoomControl::Resume);
+        assert!(matches!(
+            events.as_slice(),
+            [RoundEvent::RoomResumed { round: 1, .. }]
+        ));
+        let due_ms = core.next_deadline_ms().expect("the next round is due");
+        assert!(due_ms <= resume_at_ms);
+        core.advance(resume_at_ms).unwrap();
+        let events = core.take_effects().events;
+        let expected_end_ms = resume_at_ms + BETTING_MS;
+        assert!(matches!(
+            events.as_slice(),
+            [RoundEvent::BettingOpened { round: 2, ends_at_ms, .. }] if *ends_at_ms == expected_end_ms
+        ));
+        let refused = core.decide_control(&RoomControl::Resume).unwrap_err();
+        assert_eq!(refused.code, ControlRefusalCode::NotPaused);
+    }
+
+    #[test]
+    fn new_limits_govern_the_next_round_not_the_current_one() {
+        let (mut core, crash_at_ms) = room();
+        let limits = RoomLimits {
+            bet_amount_min_minor: 500,
+            bet_amount_max_minor: 600,
+            round_profit_max_minor: 1_000,
+        };
+        let events = control(&mut core, T0_MS, RoomControl::SetLimits(limits));
+        assert!(matches!(
+            events.as_slice(),
+            [RoundEvent::RoomLimitsChanged { round: 1, from_round: 2, limits: announced, .. }] if *announced == limits
+        ));
+        assert_eq!(core.controls().limits, limits);
+        // Round 1 keeps its limits: 100 is still a valid stake, 700 too.
+        placed(&mut core, "a", 100, None, 0);
+        placed(&mut core, "b", 700, None, 0);
+        let next_ms = crash_at_ms + 600;
+        let events = run(&mut core, T0_MS, next_ms);
+        assert_eq!(opened(&events), [2]);
+        core.bet(next_ms, &player("c"), "small", 100, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
+        core.bet(next_ms, &player("c"), "large", 700, None, 0);
+        assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
+        placed_at(&mut core, next_ms, "c", 550, None, 0);
+    }
+
+    #[test]
+    fn insane_limits_are_refused_and_change_nothing() {
+        let (core, _) = room();
+        let before = core.controls();
+        let insane = [(0, 100, 1_000), (200, 100, 1_000), (10, 1_000, 999)];
+        for (min, max, cap) in insane {
+            let limits = RoomLimits {
+                bet_amount_min_minor: min,
+                bet_amount_max_minor: max,
+                round_profit_max_minor: cap,
+            };
+            let refused = core.decide_control(&RoomControl::SetLimits(limits));
+            assert_eq!(refused.unwrap_err().code, ControlRefusalCode::InvalidLimits);
+        }
+        assert_eq!(core.controls(), before);
+    }
+
+    #[test]
+    fn a_room_started_paused_rests_until_resumed_then_opens_its_first_round() {
+        let (core, _) = room();
+        let settings = core.settings.clone();
+        let mut core = RoomCore::paused(settings, core.chain.clone(), 1, 1, T0_MS);
+        let events = core.take_effects().events;
+        assert!(matches!(
+            events.as_slice(),
+            [RoundEvent::RoomPaused {
+                seq: 1,
+                round: 0,
+                ..
+            }]
+        ));
+        assert!(run(&mut core, T0_MS, T0_MS + 60_000).is_empty());
+        control(&mut core, T0_MS + 60_000, RoomControl::Resume);
+        core.advance(T0_MS + 60_000).unwrap();
+        assert_eq!(opened(&core.take_effects().events), [1]);
+    }
+}

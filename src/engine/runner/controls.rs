@@ -72,3 +72,85 @@ fn audit_action(control: &RoomControl) -> AuditAction {
         RoomControl::SetLimits(_) => AuditAction::SetRoomLimits,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::bus::{Command, MemoryBus, RoomControl};
+    use crate::engine::EngineDeps;
+    use crate::engine::answer::Answer;
+    use crate::engine::event::RoundEvent;
+    use crate::ledger::Ledger;
+
+    use super::super::test_support::*;
+
+    fn control(req: &str, control: RoomControl) -> Command {
+        Command::Control {
+            req: req.into(),
+            operator: "ops".into(),
+            control,
+        }
+    }
+
+    /// The same room and ledger on a new bus: a restarted process.
+    fn restarted(fixture: &Fixture) -> Fixture {
+        let bus = Arc::new(MemoryBus::default());
+        Fixture {
+            bus: bus.clone(),
+            ledger: fixture.ledger.clone(),
+            settings: fixture.settings.clone(),
+            deps: EngineDeps {
+                bus,
+                ..fixture.deps.clone()
+            },
+            codec: fixture.codec.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_paused_room_stays_paused_after_a_restart_until_resumed() {
+        let fixture = fixture(1, |crash| (150..=300).contains(&crash));
+        let (mut watcher, mut replies, shutdown, engine) = start(&fixture).await;
+        watcher
+            .until(|event| matches!(event, RoundEvent::BettingOpened { round: 1, .. }))
+            .await;
+        send(&fixture.bus, "ops", control("p", RoomControl::Pause)).await;
+        let (_, answer) = next_reply(&mut replies).await;
+        assert!(matches!(answer, Answer::ControlApplied { ref change, .. } if change.after.paused));
+        watcher
+            .until(|event| matches!(event, RoundEvent::Crashed { round: 1, .. }))
+            .await;
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+        let stored = fixture.ledger.room_controls(ROOM).await.unwrap();
+        assert!(stored.unwrap().paused);
+
+        let again = restarted(&fixture);
+        let (mut watcher, mut replies, shutdown, engine) = start(&again).await;
+        let first = watcher.until(|_| true).await;
+        assert!(
+            matches!(first, RoundEvent::RoomPaused { round: 1, .. }),
+            "{first:?}"
+        );
+        // Betting is 200 ms, the crashed pause 100 ms: a running room would have opened.
+        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        send(&again.bus, "ops", control("r", RoomControl::Resume)).await;
+        let (_, answer) = next_reply(&mut replies).await;
+        assert!(
+            matches!(answer, Answer::ControlApplied { ref change, .. } if !change.after.paused)
+        );
+        let events = [watcher.until(|_| true).await, watcher.until(|_| true).await];
+        assert!(
+            matches!(events[0], RoundEvent::RoomResumed { round: 1, .. }),
+            "{events:?}"
+        );
+        assert!(
+            matches!(events[1], RoundEvent::BettingOpened { round: 2, .. }),
+            "nothing opened while paused: {events:?}"
+        );
+        shutdown.cancel();
+        engine.await.unwrap().unwrap();
+    }
+}

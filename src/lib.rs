@@ -18,6 +18,8 @@
 //! - [`operator`]: the operator console (`/dashboard`), its session, its live socket
 //!   fed from the rooms' events, and the admin API.
 //! - [`auth`]: player tokens (JWT HS256).
+//! - [`admin`]: the operators' admin actions: room controls sent to the leading engine
+//!   and awaited, player lookups, the audit trail.
 //! - [`admission`]: who may connect or create a guest: per-address and per-player
 //!   limits, exempt networks.
 //! - [`metrics`]: Prometheus metrics names and the recorder.
@@ -27,6 +29,7 @@
 //!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
 
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod bus;

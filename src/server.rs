@@ -88,6 +88,7 @@ pub struct Server {
     /// The operator console's feed task and sockets, waited for at shutdown.
     operator_feed: tokio::task::JoinHandle<()>,
     operator: Arc<OperatorConsole>,
+    bus: Arc<dyn Bus>,
 }
 
 /// Runs the embedded server until `shutdown` resolves, then stops it gracefully.
@@ -220,6 +221,7 @@ impl Server {
             operator_token_generated: None,
             operator_feed,
             operator,
+            bus: backends.bus,
         })
     }
 
@@ -231,6 +233,11 @@ impl Server {
     /// The ledger, for operators' checks and tests.
     pub fn ledger(&self) -> Arc<dyn Ledger> {
         self.ledger.clone()
+    }
+
+    /// The bus, for the operators' room controls (`admin::RoomController`) and tests.
+    pub fn bus(&self) -> Arc<dyn Bus> {
+        self.bus.clone()
     }
 
     /// Stops the server: engines settle their rounds, sockets are closed, shards end.

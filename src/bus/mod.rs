@@ -31,6 +31,8 @@ use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryBus;
+
+use crate::ledger::RoomLimits;
 pub use redis::{RedisBus, RedisBusOptions};
 
 /// A public event of a room, serialized once by the engine (the JSON text of a
@@ -137,6 +139,24 @@ pub enum Command {
         req: String,
         slot: u8,
     },
+    /// An operator's control of the room (not a player's: no gateway sends one). The
+    /// answer goes to `from`, whose `player` is the operator.
+    Control {
+        req: String,
+        operator: String,
+        control: RoomControl,
+    },
+}
+
+/// What an operator changes in a room; its leader decides and applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoomControl {
+    /// Let the round in flight finish, then open no betting phase until resumed.
+    Pause,
+    /// Open betting again.
+    Resume,
+    /// The stake limits and max-profit cap of the rounds from the next one on.
+    SetLimits(RoomLimits),
 }
 
 /// A command with the connection it came from.
@@ -152,6 +172,8 @@ pub struct CommandEnvelope {
 pub enum RequestKind {
     Bet,
     Cashout,
+    /// An operator's [`Command::Control`].
+    Control,
 }
 
 /// One request as its answer names it: its type and the client's `req`.

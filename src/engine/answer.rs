@@ -2,6 +2,7 @@
 //! (accepted, paid, or refused with a [`RefusalCode`]) or a change of balance the player
 //! did not ask for. Domain terms; `protocol` maps an answer to its private frame.
 
+use super::round::ControlChange;
 use crate::bus::{ReplyTo, RequestId, RequestKind};
 
 /// Why the engine refused a request. Each code but the last three is final for the
@@ -58,6 +59,36 @@ impl Refusal {
     }
 }
 
+/// Why the engine refused an operator's control of a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum ControlRefusalCode {
+    /// The limits cannot govern a round: min ≥ 1, min ≤ max and cap ≥ max are required.
+    InvalidLimits,
+    /// A pause of a room that is paused already.
+    AlreadyPaused,
+    /// A resume of a room that is not paused.
+    NotPaused,
+    /// The ledger did not store the change; nothing changed. Retry later.
+    Unavailable,
+}
+
+/// A refused control: the code, and a sentence for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlRefusal {
+    pub code: ControlRefusalCode,
+    pub message: String,
+}
+
+impl ControlRefusal {
+    pub fn new(code: ControlRefusalCode, message: impl Into<String>) -> ControlRefusal {
+        ControlRefusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
 /// A cashout the engine made for a player without a request of its own (auto-cashout,
 /// the round's max profit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +137,16 @@ pub enum Answer {
         balance_minor: i64,
         cashout: Option<EngineCashout>,
     },
+    /// An operator's control is stored and applied (its events are published).
+    ControlApplied {
+        req: String,
+        change: ControlChange,
+    },
+    /// An operator's control was refused; nothing changed.
+    ControlRefused {
+        req: String,
+        refusal: ControlRefusal,
+    },
 }
 
 impl Answer {
@@ -117,6 +158,9 @@ impl Answer {
             }
             Answer::CashedOut { req, .. } | Answer::CashoutRefused { req, .. } => {
                 (RequestKind::Cashout, req)
+            }
+            Answer::ControlApplied { req, .. } | Answer::ControlRefused { req, .. } => {
+                (RequestKind::Control, req)
             }
             Answer::BalanceChanged { .. } => return None,
         };
@@ -134,7 +178,9 @@ impl Answer {
             }
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
-            | Answer::BalanceChanged { .. } => None,
+            | Answer::BalanceChanged { .. }
+            | Answer::ControlApplied { .. }
+            | Answer::ControlRefused { .. } => None,
         }
     }
 }

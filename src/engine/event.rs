@@ -2,6 +2,8 @@
 //! terms (units in the names, no field names of the wire). `protocol` maps them to its
 //! `RoomEvent` when it encodes them, once per event, at the bus.
 
+use crate::ledger::RoomLimits;
+
 /// A public event of a room. Every one carries the room's contiguous sequence number
 /// `seq` and the `round` it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +50,20 @@ pub enum RoundEvent {
         /// The round's final totals; `None` when the round had no bet.
         totals: Option<RoundTotals>,
     },
+    /// An operator paused the room at `at_ms`: `round` (in flight, or just crashed) is the
+    /// last to play; no betting phase opens until the room is resumed.
+    RoomPaused { seq: u64, round: u64, at_ms: u64 },
+    /// An operator resumed the room at `at_ms`: betting opens for the next round once
+    /// `round`'s crashed phase is over (at once if it is).
+    RoomResumed { seq: u64, round: u64, at_ms: u64 },
+    /// An operator changed the stake limits and the max-profit cap: they govern the
+    /// rounds from `from_round` on (the one after `round`), not `round`.
+    RoomLimitsChanged {
+        seq: u64,
+        round: u64,
+        limits: RoomLimits,
+        from_round: u64,
+    },
 }
 
 impl RoundEvent {
@@ -57,7 +73,10 @@ impl RoundEvent {
             RoundEvent::BettingOpened { seq, .. }
             | RoundEvent::FlightStarted { seq, .. }
             | RoundEvent::Tick { seq, .. }
-            | RoundEvent::Crashed { seq, .. } => *seq,
+            | RoundEvent::Crashed { seq, .. }
+            | RoundEvent::RoomPaused { seq, .. }
+            | RoundEvent::RoomResumed { seq, .. }
+            | RoundEvent::RoomLimitsChanged { seq, .. } => *seq,
         }
     }
 
@@ -67,7 +86,10 @@ impl RoundEvent {
             RoundEvent::BettingOpened { round, .. }
             | RoundEvent::FlightStarted { round, .. }
             | RoundEvent::Tick { round, .. }
-            | RoundEvent::Crashed { round, .. } => *round,
+            | RoundEvent::Crashed { round, .. }
+            | RoundEvent::RoomPaused { round, .. }
+            | RoundEvent::RoomResumed { round, .. }
+            | RoundEvent::RoomLimitsChanged { round, .. } => *round,
         }
     }
 

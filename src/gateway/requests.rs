@@ -50,6 +50,7 @@ impl Expired {
         match self.request.kind {
             RequestKind::Bet => ServerMessage::BetErr { req, code, message },
             RequestKind::Cashout => ServerMessage::CashoutErr { req, code, message },
+            RequestKind::Control => ServerMessage::ControlErr { req, code, message },
         }
     }
 }

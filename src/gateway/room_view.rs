@@ -32,6 +32,8 @@ pub struct RoomView {
     /// The largest bets of the round listed by its ticks, with their outcome so far.
     bets: Largest<LiveBet>,
     totals: Option<RoundTotals>,
+    /// An operator paused the room (`paused`, until `resumed`).
+    paused: bool,
 }
 
 impl RoomView {
@@ -58,6 +60,7 @@ impl RoomView {
             history_rounds_max,
             bets: Largest::new(bets_max),
             totals: None,
+            paused: false,
         }
     }
 
@@ -114,6 +117,10 @@ impl RoomView {
                 });
                 self.history.truncate(self.history_rounds_max);
             }
+            RoomEvent::Paused { .. } => self.paused = true,
+            RoomEvent::Resumed { .. } => self.paused = false,
+            // Sockets are told as the event passes; a snapshot does not repeat them.
+            RoomEvent::Limits { .. } => {}
         }
     }
 
@@ -158,6 +165,7 @@ impl RoomView {
             history: self.history.iter().cloned().collect(),
             bets: self.bets.as_slice().to_vec(),
             totals: self.totals,
+            paused: self.paused,
         }
     }
 }

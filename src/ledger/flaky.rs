@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Account, Fence, Ledger, LedgerError, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
 
 /// `inner`, except that its next `failures` batches fail before reaching it.
@@ -97,5 +98,24 @@ impl Ledger for FlakyLedger {
         self.inner
             .expire_unused_guests(granted_before_ms, guests_max)
             .await
+    }
+    async fn write_room_controls(
+        &self,
+        change: &RoomControlsChange,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        self.inner.write_room_controls(change, fence).await
+    }
+    async fn room_controls(&self, room: &str) -> Result<Option<RoomControls>, LedgerError> {
+        self.inner.room_controls(room).await
+    }
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), LedgerError> {
+        self.inner.append_audit(entry).await
+    }
+    async fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        self.inner.audit_entries(limit).await
+    }
+    async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
+        self.inner.player_bets(player, limit).await
     }
 }

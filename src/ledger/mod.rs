@@ -23,6 +23,7 @@
 //! (`row_decoding`), which migrations a database has yet to apply. [`TransferId`] is the
 //! format of the ids aloft gives its own transfers.
 
+mod admin_records;
 pub mod batcher;
 mod plan;
 pub mod postgres;
@@ -40,6 +41,10 @@ mod postgres_test_database;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use admin_records::{
+    AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, PLAYER_BETS_MAX, PlayerBet, RoomControls,
+    RoomControlsChange, RoomLimits,
+};
 pub use postgres::PostgresLedger;
 pub(crate) use row_decoding::{SELECT_ROUND_COLUMNS, SELECT_TRANSFER_COLUMNS};
 pub use sqlite::SqliteLedger;
@@ -504,6 +509,29 @@ pub trait Ledger: Send + Sync + 'static {
         granted_before_ms: u64,
         guests_max: usize,
     ) -> Result<u64, LedgerError>;
+
+    /// Stores `change.after` as the room's controls and appends the change's audit entry,
+    /// in one transaction. With a `fence` (the room's leader), under the same check as
+    /// [`Ledger::write_batch`]: a stale token writes neither.
+    async fn write_room_controls(
+        &self,
+        change: &RoomControlsChange,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError>;
+
+    /// The room's controls as last written; `None` for a room no operator ever changed
+    /// (it runs on its configuration).
+    async fn room_controls(&self, room: &str) -> Result<Option<RoomControls>, LedgerError>;
+
+    /// Appends an admin action its caller performed (a player-level one) to the audit.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), LedgerError>;
+
+    /// The newest `limit` audit entries, at most [`AUDIT_ENTRIES_MAX`], newest first.
+    async fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError>;
+
+    /// The player's latest `limit` bets, at most [`PLAYER_BETS_MAX`], newest first, each
+    /// with its payout or refund: one bounded query.
+    async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError>;
 }
 
 #[cfg(test)]

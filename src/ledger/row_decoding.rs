@@ -28,28 +28,62 @@ pub(crate) trait StoredRow {
     fn corrupt(&self, column: usize, message: String) -> Self::Error;
 }
 
+/// The transfer columns of [`SELECT_TRANSFER_COLUMNS`] (without its `SELECT` and `FROM`),
+/// qualified by a table alias: `{alias}.id, {alias}.sequence, …`, for queries that read
+/// several transfers per row ([`transfer_from_columns`]).
+pub(crate) fn transfer_columns_of(alias: &str) -> String {
+    const COLUMNS: [&str; TRANSFER_COLUMNS] = [
+        "id",
+        "sequence",
+        "debit",
+        "credit",
+        "amount",
+        "kind",
+        "debit_balance_after",
+        "credit_balance_after",
+        "multiplier_hundredths",
+    ];
+    let qualified: Vec<String> = COLUMNS
+        .iter()
+        .map(|column| format!("{alias}.{column}"))
+        .collect();
+    qualified.join(", ")
+}
+
+/// Columns a stored transfer takes in a row (see [`transfer_columns_of`]).
+pub(crate) const TRANSFER_COLUMNS: usize = 9;
+
 /// A row of [`SELECT_TRANSFER_COLUMNS`].
 pub(crate) fn transfer_from_row<R: StoredRow>(row: &R) -> Result<StoredTransfer, R::Error> {
+    transfer_from_columns(row, 0)
+}
+
+/// The transfer whose [`TRANSFER_COLUMNS`] columns start at column `first` of `row`.
+pub(crate) fn transfer_from_columns<R: StoredRow>(
+    row: &R,
+    first: usize,
+) -> Result<StoredTransfer, R::Error> {
     let account = |column: usize| {
-        let key = row.text(column)?;
-        Account::from_key(&key).ok_or_else(|| row.corrupt(column, format!("unknown account {key}")))
+        let key = row.text(first + column)?;
+        Account::from_key(&key)
+            .ok_or_else(|| row.corrupt(first + column, format!("unknown account {key}")))
     };
-    let kind_text = row.text(5)?;
+    let kind_text = row.text(first + 5)?;
     let kind = kind_text
         .parse::<TransferKind>()
-        .map_err(|_| row.corrupt(5, format!("unknown transfer kind {kind_text}")))?;
+        .map_err(|_| row.corrupt(first + 5, format!("unknown transfer kind {kind_text}")))?;
     Ok(StoredTransfer {
         transfer: Transfer {
-            id: row.text(0)?,
+            id: row.text(first)?,
             debit: account(2)?,
             credit: account(3)?,
-            amount_minor: row.integer(4)?,
+            amount_minor: row.integer(first + 4)?,
             kind,
-            multiplier_hundredths: optional_unsigned(row, 8)?,
+            multiplier_hundredths: optional_unsigned(row, first + 8)?,
         },
-        debit_balance_after_minor: row.integer(6)?,
-        credit_balance_after_minor: row.integer(7)?,
-        sequence: row.integer(1)?,
+        debit_balance_after_minor: row.integer(first + 6)?,
+        credit_balance_after_minor: row.integer(first + 7)?,
+        sequence: row.integer(first + 1)?,
     })
 }
 
@@ -72,7 +106,7 @@ pub(crate) fn round_from_row<R: StoredRow>(row: &R) -> Result<RoundRecord, R::Er
 }
 
 /// An unsigned value, stored in a signed integer column.
-fn unsigned<R: StoredRow>(row: &R, column: usize) -> Result<u64, R::Error> {
+pub(crate) fn unsigned<R: StoredRow>(row: &R, column: usize) -> Result<u64, R::Error> {
     let value = row.integer(column)?;
     u64::try_from(value).map_err(|_| row.corrupt(column, format!("negative value {value}")))
 }

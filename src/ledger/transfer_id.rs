@@ -68,6 +68,19 @@ impl TransferId {
     }
 }
 
+/// SQL for the ids of the payout and refund of the stake whose id is in `stake_id_column`
+/// (`payout` or `refund` in place of `bet`, the rest kept): a list for `IN (…)`, the same
+/// text in SQLite and PostgreSQL (`substr` counts from 1).
+pub(crate) fn settlement_ids_sql(stake_id_column: &str) -> String {
+    let after_kind = BetTransferKind::Stake.to_string().len() + 1;
+    let rest = format!("substr({stake_id_column}, {after_kind})");
+    format!(
+        "'{payout}' || {rest}, '{refund}' || {rest}",
+        payout = BetTransferKind::Payout,
+        refund = BetTransferKind::Refund,
+    )
+}
+
 impl fmt::Display for TransferId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -120,7 +120,9 @@ impl RoomMetrics {
             Answer::CashoutRefused { refusal, .. } => self.cashouts_refused.increment(refusal.code),
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
-            | Answer::BalanceChanged { .. } => {}
+            | Answer::BalanceChanged { .. }
+            | Answer::ControlApplied { .. }
+            | Answer::ControlRefused { .. } => {}
         }
     }
 

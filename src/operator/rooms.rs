@@ -137,6 +137,23 @@ impl RoomState {
                     risk: self.risk(),
                 });
             }
+            RoundEvent::RoomPaused { round, .. } => notices.push(Notice::Warning(format!(
+                "{} paused after round {round}",
+                self.room
+            ))),
+            RoundEvent::RoomResumed { round, .. } => notices.push(Notice::Warning(format!(
+                "{} resumed after round {round}",
+                self.room
+            ))),
+            RoundEvent::RoomLimitsChanged {
+                limits, from_round, ..
+            } => notices.push(Notice::Warning(format!(
+                "{} limits from round {from_round}: stake {}..{} minor units, cap {}",
+                self.room,
+                limits.bet_amount_min_minor,
+                limits.bet_amount_max_minor,
+                limits.round_profit_max_minor
+            ))),
         }
         notices
     }

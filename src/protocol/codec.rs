@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
+use super::controls::{control_err, control_event, control_ok, domain_control_event};
 use super::{BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode};
 use crate::engine::{
     Answer, CashoutKind, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent,
@@ -70,6 +71,9 @@ enum EventView<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         totals: Option<super::RoundTotals>,
     },
+    /// The room controls' events, which borrow nothing.
+    #[serde(untagged)]
+    Control(RoomEvent),
 }
 
 impl<'a> From<&'a RoundEvent> for EventView<'a> {
@@ -129,6 +133,8 @@ impl<'a> From<&'a RoundEvent> for EventView<'a> {
                 cashouts: Listed(cashouts),
                 totals: totals.map(wire_totals),
             },
+            // RoomPaused, RoomResumed, RoomLimitsChanged.
+            control => EventView::Control(control_event(control)),
         }
     }
 }
@@ -299,6 +305,8 @@ pub fn round_event(event: RoomEvent) -> RoundEvent {
             cashouts: cashouts.into_iter().map(listed_cashout).collect(),
             totals: totals.map(domain_totals),
         },
+        // Paused, Resumed, Limits.
+        control => domain_control_event(control),
     }
 }
 
@@ -368,6 +376,8 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             balance: balance_minor,
             cashout: cashout.map(bet_cashout),
         },
+        Answer::ControlApplied { req, change } => control_ok(req, &change),
+        Answer::ControlRefused { req, refusal } => control_err(req, refusal),
     }
 }
 

@@ -10,10 +10,12 @@
 //! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
 
 mod codec;
+mod controls;
 
 use serde::{Deserialize, Serialize};
 
 pub use codec::{JsonCodec, round_event, server_message};
+pub use controls::{domain_controls, wire_controls};
 
 /// Version announced in `hello`. Bump it for any change to a field name or meaning.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -152,6 +154,21 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         totals: Option<RoundTotals>,
     },
+    /// An operator paused the room at `at`: `round` is the last to play; no `betting`
+    /// follows until `resumed`.
+    Paused { seq: u64, round: u64, at: u64 },
+    /// An operator resumed the room at `at`: `betting` for the next round follows.
+    Resumed { seq: u64, round: u64, at: u64 },
+    /// New stake limits (`min`, `max`) and max-profit cap (`cap`), in minor units, for
+    /// the rounds from `from_round` on; `round` keeps its own.
+    Limits {
+        seq: u64,
+        round: u64,
+        min: i64,
+        max: i64,
+        cap: i64,
+        from_round: u64,
+    },
 }
 
 impl RoomEvent {
@@ -161,7 +178,10 @@ impl RoomEvent {
             RoomEvent::Betting { seq, .. }
             | RoomEvent::Flying { seq, .. }
             | RoomEvent::Tick { seq, .. }
-            | RoomEvent::Crash { seq, .. } => *seq,
+            | RoomEvent::Crash { seq, .. }
+            | RoomEvent::Paused { seq, .. }
+            | RoomEvent::Resumed { seq, .. }
+            | RoomEvent::Limits { seq, .. } => *seq,
         }
     }
 
@@ -171,7 +191,10 @@ impl RoomEvent {
             RoomEvent::Betting { round, .. }
             | RoomEvent::Flying { round, .. }
             | RoomEvent::Tick { round, .. }
-            | RoomEvent::Crash { round, .. } => *round,
+            | RoomEvent::Crash { round, .. }
+            | RoomEvent::Paused { round, .. }
+            | RoomEvent::Resumed { round, .. }
+            | RoomEvent::Limits { round, .. } => *round,
         }
     }
 }
@@ -263,6 +286,10 @@ pub enum ServerMessage {
         /// Absent while the round has no bet.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         totals: Option<RoundTotals>,
+        /// Present (true) while an operator has the room paused: no betting phase opens
+        /// after the current round until `resumed`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        paused: bool,
     },
     BetOk {
         req: String,
@@ -306,6 +333,30 @@ pub enum ServerMessage {
     Pong {
         server_time: u64,
     },
+    /// To an operator, not a player: the room control `req` is applied; `before` and
+    /// `after` are the room's controls, which govern the rounds from `from_round` on.
+    ControlOk {
+        req: String,
+        before: RoomControlsWire,
+        after: RoomControlsWire,
+        from_round: u64,
+    },
+    /// To an operator: the room control `req` was refused; nothing changed.
+    ControlErr {
+        req: String,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// A room's operator controls in `control_ok`: whether it is paused, the stake limits
+/// (`min`, `max`) and the max-profit cap (`cap`) of its next round, in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomControlsWire {
+    pub paused: bool,
+    pub min: i64,
+    pub max: i64,
+    pub cap: i64,
 }
 
 /// Epochs travel as decimal strings: opaque to clients, and exact in JavaScript, whose
@@ -371,6 +422,13 @@ pub enum ErrorCode {
     /// The ledger is failing or slow, so bets are refused at once for a while (the
     /// engine's circuit breaker); nothing was changed; retry with the same `req` later.
     Unavailable,
+    /// (`control_err`) Stake limits that cannot govern a round: min ≥ 1, min ≤ max and
+    /// cap ≥ max are required.
+    InvalidLimits,
+    /// (`control_err`) The room is paused already.
+    AlreadyPaused,
+    /// (`control_err`) The room is not paused.
+    NotPaused,
 }
 
 impl ErrorCode {
@@ -389,6 +447,9 @@ impl ErrorCode {
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InvalidLimits => "invalid_limits",
+            ErrorCode::AlreadyPaused => "already_paused",
+            ErrorCode::NotPaused => "not_paused",
         }
     }
 }
@@ -606,6 +667,7 @@ mod tests {
             history: vec![],
             bets: vec![],
             totals: None,
+            paused: false,
         };
         let text = encode(&snapshot(Some(u64::MAX)));
         assert_eq!(

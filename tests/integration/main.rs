@@ -6,6 +6,7 @@
 //! Run one area with a filter: `cargo test --release --test integration cluster::`.
 
 mod abuse;
+mod admin;
 mod admission;
 mod auth_message;
 mod bad_input;

@@ -104,6 +104,8 @@ pub enum EventKind {
     Flying,
     FlyingTick,
     Crash,
+    /// An operator's `paused`, `resumed` or `limits`: the round's phase stays.
+    Control,
 }
 
 impl EventKind {
@@ -114,15 +116,19 @@ impl EventKind {
             RoomEvent::Tick { .. } => EventKind::FlyingTick,
             RoomEvent::Flying { .. } => EventKind::Flying,
             RoomEvent::Crash { .. } => EventKind::Crash,
+            RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {
+                EventKind::Control
+            }
         }
     }
 
-    /// The phase of the round once this event happened.
-    fn phase_after(self) -> Phase {
+    /// The phase of the round once this event happened, if the event changes it.
+    fn phase_after(self) -> Option<Phase> {
         match self {
-            EventKind::Betting | EventKind::BettingTick => Phase::Betting,
-            EventKind::Flying | EventKind::FlyingTick => Phase::Flying,
-            EventKind::Crash => Phase::Crashed,
+            EventKind::Betting | EventKind::BettingTick => Some(Phase::Betting),
+            EventKind::Flying | EventKind::FlyingTick => Some(Phase::Flying),
+            EventKind::Crash => Some(Phase::Crashed),
+            EventKind::Control => None,
         }
     }
 }
@@ -194,7 +200,7 @@ impl StreamTracker {
         let next = Position {
             seq,
             round,
-            phase: kind.phase_after(),
+            phase: kind.phase_after().unwrap_or(last.phase),
         };
         self.last = Some(next);
         let skipped = seq - last.seq - 1;
@@ -203,6 +209,7 @@ impl StreamTracker {
             (Phase::Betting, EventKind::BettingTick | EventKind::Flying) => same_round,
             (Phase::Flying, EventKind::FlyingTick | EventKind::Crash) => same_round,
             (Phase::Crashed, EventKind::Betting) => round == last.round + 1 && skipped == 0,
+            (_, EventKind::Control) => same_round,
             _ => false,
         };
         if follows {

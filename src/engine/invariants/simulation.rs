@@ -425,6 +425,9 @@ impl Simulation {
                 self.lose_active_bets(round);
                 Stage::Ended
             }
+            RoundEvent::RoomPaused { .. }
+            | RoundEvent::RoomResumed { .. }
+            | RoundEvent::RoomLimitsChanged { .. } => panic!("no operator in a simulation"),
         };
         self.event_stage = Some((round, stage));
     }

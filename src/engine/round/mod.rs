@@ -31,6 +31,7 @@
 mod bets;
 mod cap;
 mod cashout;
+mod controls;
 mod curve;
 mod replay;
 mod requests;
@@ -50,6 +51,8 @@ use crate::ledger::{
 
 use super::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
 use replay::ReplayMap;
+
+pub use controls::{ControlChange, set_limits};
 
 use curve::next_tick_after;
 pub use curve::{elapsed_to_reach_ms, multiplier_at};
@@ -97,6 +100,10 @@ pub struct RoomCore {
     next_seq: u64,
     /// Latest time seen, to assert that engine time never goes back.
     last_now_ms: u64,
+    /// An operator paused the room: the round in flight finishes, no new one opens.
+    paused: bool,
+    /// Limits an operator set for the next round; they replace the settings' when it opens.
+    next_limits: Option<crate::ledger::RoomLimits>,
     effects: Effects,
 }
 
@@ -115,6 +122,23 @@ impl RoomCore {
         core.next_seq = first_seq;
         core.announce_betting();
         Ok(core)
+    }
+
+    /// A paused room at `now_ms`, resting after round `first_round − 1`: it opens
+    /// `first_round` once resumed. Announces the pause as event `first_seq`.
+    pub fn paused(
+        settings: RoomSettings,
+        chain: Arc<FairChain>,
+        first_round: u64,
+        first_seq: u64,
+        now_ms: u64,
+    ) -> RoomCore {
+        assert!(first_round >= 1 && first_seq >= 1);
+        let round = RoundState::rested(first_round - 1, now_ms);
+        let mut core = RoomCore::with_round(settings, chain, round, now_ms);
+        core.next_seq = first_seq;
+        core.rest_after_round(now_ms);
+        core
     }
 
     fn with_round(
@@ -147,6 +171,8 @@ impl RoomCore {
             ledger_available: true,
             next_seq: 1,
             last_now_ms: now_ms,
+            paused: false,
+            next_limits: None,
             effects: Effects::default(),
         }
     }
@@ -181,7 +207,7 @@ impl RoomCore {
     }
 
     /// When `advance` next has something to do (a tick or a phase change); `None` once
-    /// the room has stopped.
+    /// the room has stopped, or while it rests paused.
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let next_tick_at_ms = self.round.next_tick_at_ms;
         match self.round.phase {
@@ -189,6 +215,8 @@ impl RoomCore {
             RoundPhase::Betting { ends_at_ms } if !self.bets_unannounced => Some(ends_at_ms),
             RoundPhase::Betting { ends_at_ms } => Some(ends_at_ms.min(next_tick_at_ms)),
             RoundPhase::Flying { crash_at_ms, .. } => Some(crash_at_ms.min(next_tick_at_ms)),
+            // Paused: nothing to do until an operator resumes the room.
+            RoundPhase::Crashed { .. } if self.paused => None,
             RoundPhase::Crashed {
                 next_round_at_ms, ..
             } => Some(next_round_at_ms),
@@ -230,7 +258,7 @@ impl RoomCore {
             }
             RoundPhase::Crashed {
                 next_round_at_ms, ..
-            } if now_ms >= next_round_at_ms => {
+            } if now_ms >= next_round_at_ms && !self.paused => {
                 self.open_next_round(now_ms)?;
                 Ok(true)
             }
@@ -395,6 +423,9 @@ impl RoomCore {
 
     fn open_next_round(&mut self, now_ms: u64) -> Result<(), ChainExhausted> {
         let number = self.round.number + 1;
+        if let Some(limits) = self.next_limits.take() {
+            set_limits(&mut self.settings.engine, limits);
+        }
         let round = RoundState::open(&self.settings, &self.chain, number, now_ms)?;
         assert!(self.unannounced_bets.is_empty() && self.unannounced_cashouts.is_empty());
         assert!(
@@ -567,6 +598,9 @@ mod tests {
                 } if position.1 == 0 => 0,
                 RoundEvent::FlightStarted { .. } | RoundEvent::Tick { .. } => 1,
                 RoundEvent::Crashed { .. } => 2,
+                RoundEvent::RoomPaused { .. }
+                | RoundEvent::RoomResumed { .. }
+                | RoundEvent::RoomLimitsChanged { .. } => panic!("no operator here"),
             };
             let next = (event.round(), rank);
             assert!(next >= position, "{next:?} after {position:?}");

@@ -245,6 +245,24 @@ pub(super) struct RoundState {
 }
 
 impl RoundState {
+    /// Round `number` ended at `now_ms` (or never was, for 0) and the next one is due:
+    /// where a room started paused rests. Never journaled nor announced as a round.
+    pub(super) fn rested(number: u64, now_ms: u64) -> RoundState {
+        RoundState {
+            number,
+            hash: String::new(),
+            crash_hundredths: MULTIPLIER_START_HUNDREDTHS,
+            phase: RoundPhase::Crashed {
+                crashed_at_ms: now_ms,
+                next_round_at_ms: now_ms,
+            },
+            opened_at_ms: now_ms,
+            started_at_ms: 0,
+            next_tick_at_ms: now_ms,
+            totals: RoundTotals::default(),
+        }
+    }
+
     pub(super) fn open(
         settings: &RoomSettings,
         chain: &FairChain,

@@ -54,7 +54,7 @@ impl RoomRunner {
     }
 
     /// Notes a refusal by the fence: a newer leader owns the room from now on.
-    fn note_fenced(&mut self, error: &LedgerError) {
+    pub(super) fn note_fenced(&mut self, error: &LedgerError) {
         if let LedgerError::Fenced { current, .. } = error {
             self.deposed_by = Some(*current);
         }

@@ -11,7 +11,9 @@ use crate::clock::Clock;
 use crate::engine::codec::Codec;
 use crate::engine::round::{ChainExhausted, ResumeError};
 use crate::fair::FairChain;
-use crate::ledger::{Fence, Ledger, LedgerError, RoundRecord, Transfer, TransferOutcome};
+use crate::ledger::{
+    Fence, Ledger, LedgerError, RoomControlsChange, RoundRecord, Transfer, TransferOutcome,
+};
 
 /// What the engine of a room needs from the rest of the process.
 #[derive(Clone)]
@@ -101,5 +103,14 @@ impl LedgerWriter {
 
     pub(super) async fn record_round(&self, record: RoundRecord) -> Result<(), LedgerError> {
         self.ledger.write_round(record, self.fence.as_ref()).await
+    }
+
+    pub(super) async fn write_room_controls(
+        &self,
+        change: &RoomControlsChange,
+    ) -> Result<(), LedgerError> {
+        self.ledger
+            .write_room_controls(change, self.fence.as_ref())
+            .await
     }
 }

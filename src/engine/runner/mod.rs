@@ -26,6 +26,7 @@
 //! what a new leader continues; `deps` what the engine is given and its errors.
 
 mod batching;
+mod controls;
 mod deps;
 mod recovery;
 mod takeover;
@@ -51,12 +52,17 @@ use deps::LedgerWriter;
 pub use deps::{EngineDeps, EngineError, Leadership};
 use recovery::abort_unfinished_rounds;
 pub(crate) use recovery::next_round;
-use takeover::{continued_numbering, leader_recovery_error, leading_core};
+use takeover::{
+    continued_numbering, leader_recovery_error, leading_core, opening_core, with_stored_controls,
+};
 
 /// Journal records waiting for a failing ledger, at most (one per round: later records
 /// of a round replace earlier ones). Past it the engine stops and leaves the rounds to
 /// the recovery of the next start.
 pub const JOURNAL_BACKLOG_ROUNDS_MAX: usize = 256;
+
+/// How long a paused room sleeps when no command wakes it, in milliseconds.
+const PAUSED_WAKE_INTERVAL_MS: u64 = 1_000;
 
 /// Attempts to flush payouts, refunds and the journal at shutdown.
 const SHUTDOWN_FLUSH_ATTEMPTS_MAX: u32 = 5;
@@ -93,7 +99,10 @@ pub async fn run_room(
     let first_round = next_round(deps.ledger.as_ref(), &room)
         .await
         .map_err(recovery_error)?;
-    let core = RoomCore::new(settings.clone(), deps.chain.clone(), first_round, 1, now_ms)?;
+    let (settings, paused) = with_stored_controls(&deps, settings)
+        .await
+        .map_err(recovery_error)?;
+    let core = opening_core(settings.clone(), &deps, first_round, 1, now_ms, paused)?;
     tracing::info!(room = %room, round = first_round, "room engine started");
     // Numbering restarts at 1: a new epoch, the clock at start.
     let mut runner = RoomRunner::new(settings, deps, core, writer, now_ms, now_ms);
@@ -137,7 +146,10 @@ pub async fn lead_room(
     let resumed_round = in_flight.as_ref().map(|record| record.round);
     let continuation = continued_numbering(&deps, &room, resumed_round, now_ms).await;
     let epoch = continuation.epoch;
-    let core = leading_core(&settings, &deps, in_flight, &continuation, now_ms).await?;
+    let (settings, paused) = with_stored_controls(&deps, settings)
+        .await
+        .map_err(recovery_error)?;
+    let core = leading_core(&settings, &deps, in_flight, &continuation, now_ms, paused).await?;
     let mut runner = RoomRunner::new(settings, deps, core, writer, epoch, now_ms);
     runner.perform().await?;
     // A leader never aborts its round: it stops by handing it over.
@@ -225,11 +237,11 @@ impl RoomRunner {
         handover: &CancellationToken,
     ) -> Result<(), EngineError> {
         loop {
-            let deadline_ms = self
-                .core
-                .next_deadline_ms()
-                .expect("a running room always has a next deadline");
-            let sleep_ms = deadline_ms.saturating_sub(self.deps.clock.now_ms());
+            // A paused room has no deadline: it wakes for commands, and now and then.
+            let sleep_ms = match self.core.next_deadline_ms() {
+                Some(deadline_ms) => deadline_ms.saturating_sub(self.deps.clock.now_ms()),
+                None => PAUSED_WAKE_INTERVAL_MS,
+            };
             let mut batch = Vec::new();
             let mut closed = false;
             tokio::select! {
@@ -276,6 +288,7 @@ impl RoomRunner {
         }
         let ledger_available = self.breaker.allows_bets(now_ms);
         self.core.set_ledger_available(ledger_available);
+        let mut control_replies = Vec::new();
         for envelope in batch {
             match envelope.command {
                 Command::Bet {
@@ -294,9 +307,20 @@ impl RoomRunner {
                 Command::Cashout { req, slot } => {
                     self.core.cashout(now_ms, &envelope.from, &req, slot);
                 }
+                Command::Control {
+                    req,
+                    operator,
+                    control,
+                } => {
+                    let from = envelope.from;
+                    let reply = self.control(now_ms, from, req, operator, control).await;
+                    control_replies.push(reply);
+                }
             }
         }
         self.perform().await?;
+        // After `perform`: the operator hears of a change once its events are out.
+        self.send_replies(control_replies.into_iter()).await;
         (self.metrics.bet_ack_seconds).record_many(received.elapsed().as_secs_f64(), bets);
         Ok(())
     }

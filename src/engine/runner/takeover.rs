@@ -4,7 +4,9 @@
 
 use crate::engine::event::RoundEvent;
 
-use crate::engine::round::{ResumeError, RoomCore, RoomSettings, RoundInFlight};
+use crate::engine::round::{
+    ChainExhausted, ResumeError, RoomCore, RoomSettings, RoundInFlight, set_limits,
+};
 use crate::ledger::{LedgerError, RoundRecord};
 
 use super::deps::{EngineDeps, EngineError};
@@ -125,6 +127,7 @@ pub(super) async fn leading_core(
     in_flight: Option<RoundRecord>,
     continuation: &Continuation,
     now_ms: u64,
+    paused: bool,
 ) -> Result<RoomCore, EngineError> {
     let room = settings.room.as_str();
     let recovery_error = |source| leader_recovery_error(room, source);
@@ -143,25 +146,71 @@ pub(super) async fn leading_core(
                 announced_flying: continuation.flying_announced(round),
             };
             let chain = deps.chain.clone();
-            RoomCore::resume(settings.clone(), chain, in_flight, first_seq, now_ms).map_err(
-                |source| match source {
+            let mut core = RoomCore::resume(settings.clone(), chain, in_flight, first_seq, now_ms)
+                .map_err(|source| match source {
                     ResumeError::ChainExhausted(exhausted) => exhausted.into(),
                     source => EngineError::Resume {
                         room: room.to_owned(),
                         source,
                     },
-                },
-            )?
+                })?;
+            // The resumed round finishes; a paused room opens no other.
+            if paused {
+                core.rest_after_round(now_ms);
+            }
+            core
         }
         None => {
             let first_round = next_round(deps.ledger.as_ref(), room)
                 .await
                 .map_err(recovery_error)?;
-            let chain = deps.chain.clone();
-            RoomCore::new(settings.clone(), chain, first_round, first_seq, now_ms)?
+            opening_core(
+                settings.clone(),
+                deps,
+                first_round,
+                first_seq,
+                now_ms,
+                paused,
+            )?
         }
     };
     Ok(core)
+}
+
+/// `settings` with the limits an operator stored for the room, and whether it is paused
+/// (`false` for a room no operator ever changed).
+pub(super) async fn with_stored_controls(
+    deps: &EngineDeps,
+    mut settings: RoomSettings,
+) -> Result<(RoomSettings, bool), LedgerError> {
+    let Some(controls) = deps.ledger.room_controls(&settings.room).await? else {
+        return Ok((settings, false));
+    };
+    set_limits(&mut settings.engine, controls.limits);
+    Ok((settings, controls.paused))
+}
+
+/// A new core for `first_round`: open for bets, or resting paused until resumed.
+pub(super) fn opening_core(
+    settings: RoomSettings,
+    deps: &EngineDeps,
+    first_round: u64,
+    first_seq: u64,
+    now_ms: u64,
+    paused: bool,
+) -> Result<RoomCore, ChainExhausted> {
+    let chain = deps.chain.clone();
+    if paused {
+        tracing::info!(room = %settings.room, round = first_round, "room paused by an operator");
+        return Ok(RoomCore::paused(
+            settings,
+            chain,
+            first_round,
+            first_seq,
+            now_ms,
+        ));
+    }
+    RoomCore::new(settings, chain, first_round, first_seq, now_ms)
 }
 
 #[cfg(test)]

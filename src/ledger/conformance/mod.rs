@@ -9,12 +9,17 @@
 //! `fixtures` holds the helpers the cases share; `random` the randomized case against a
 //! model of `apply_batch` (and the throughput measurement).
 
+mod admin;
 mod fixtures;
 mod random;
 
 use super::{
     Account, Ledger, LedgerError, RoundRecord, RoundStatus, StoredTransfer, Transfer, TransferKind,
     TransferOutcome,
+};
+pub use admin::{
+    audit_entries_read_newest_first_and_bounded, player_bets_come_with_their_settlements,
+    room_controls_are_written_fenced_and_read_back,
 };
 use fixtures::{
     apply, assert_strictly_increasing, balance, bet, committed, grant, payout, with_multiplier,
@@ -42,6 +47,9 @@ macro_rules! ledger_conformance_tests {
             unused_guests_expire_and_their_grant_goes_back_to_the_mint,
             acquired_fence_tokens_only_grow_and_fence_off_the_previous,
             concurrent_acquirers_get_distinct_fence_tokens,
+            room_controls_are_written_fenced_and_read_back,
+            audit_entries_read_newest_first_and_bounded,
+            player_bets_come_with_their_settlements,
             random_operations_match_a_model);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -18,6 +18,7 @@
 //! The schema's CHECK constraints (positive amounts, player balances never negative) are
 //! the last line of defence; the code checks first and asserts the money invariants.
 
+mod admin;
 mod batch;
 mod columns;
 mod connection;
@@ -33,7 +34,8 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{
-    Account, Fence, Ledger, LedgerError, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
@@ -154,6 +156,30 @@ impl Ledger for PostgresLedger {
         guests_max: usize,
     ) -> Result<u64, LedgerError> {
         guests::expire_unused_guests(&self.pool, granted_before_ms, guests_max).await
+    }
+
+    async fn write_room_controls(
+        &self,
+        change: &RoomControlsChange,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        admin::write_room_controls(&self.pool, change, fence).await
+    }
+
+    async fn room_controls(&self, room: &str) -> Result<Option<RoomControls>, LedgerError> {
+        admin::room_controls(&self.pool, room).await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), LedgerError> {
+        admin::append_audit(&self.pool, entry).await
+    }
+
+    async fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        admin::audit_entries(&self.pool, limit).await
+    }
+
+    async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
+        admin::player_bets(&self.pool, player, limit).await
     }
 }
 

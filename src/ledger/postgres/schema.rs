@@ -67,6 +67,35 @@ CREATE TABLE fences (
 );
 "#,
     crate::ledger::GUEST_EXPIRY_INDEXES,
+    r#"
+-- A room's operator controls, written by its leader (fenced) and read at takeover.
+CREATE TABLE room_controls (
+    room TEXT PRIMARY KEY,
+    paused BIGINT NOT NULL CHECK (paused IN (0, 1)),
+    bet_amount_min_minor BIGINT NOT NULL CHECK (bet_amount_min_minor >= 1),
+    bet_amount_max_minor BIGINT NOT NULL,
+    round_profit_max_minor BIGINT NOT NULL,
+    CHECK (bet_amount_min_minor <= bet_amount_max_minor),
+    CHECK (round_profit_max_minor >= bet_amount_max_minor)
+);
+
+-- Every admin action, appended and never changed.
+CREATE TABLE audit (
+    sequence BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms BIGINT NOT NULL CHECK (at_ms >= 0),
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('pause_room', 'resume_room', 'set_room_limits',
+        'kick_player', 'ban_player')),
+    target TEXT NOT NULL,
+    state_before TEXT NOT NULL,
+    state_after TEXT NOT NULL
+);
+
+CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit is append-only'; END $$;
+CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+"#,
 ];
 
 /// `PostgresLedger::migrate` with the given `steps` (all of `MIGRATIONS`, but for tests

@@ -17,6 +17,7 @@
 //! The schema's CHECK constraints (positive amounts, player balances never negative) are
 //! the last line of defence; the code checks first and asserts the money invariants.
 
+mod admin;
 mod batch;
 mod fence;
 mod rows;
@@ -31,8 +32,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::plan::prepare;
 use super::{
-    Account, Fence, Ledger, LedgerError, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer,
-    Transfer, TransferOutcome, acquired_token,
+    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer, TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
 use fence::{ACQUIRE_FENCE_SQL, check_fence};
@@ -294,6 +295,39 @@ impl Ledger for SqliteLedger {
             Ok(unused.len() as u64)
         })
         .await
+    }
+
+    async fn write_room_controls(
+        &self,
+        change: &RoomControlsChange,
+        fence: Option<&Fence>,
+    ) -> Result<(), LedgerError> {
+        let (change, fence) = (change.clone(), fence.cloned());
+        self.run(move |connection| admin::write_room_controls(connection, &change, fence.as_ref()))
+            .await
+    }
+
+    async fn room_controls(&self, room: &str) -> Result<Option<RoomControls>, LedgerError> {
+        let room = room.to_owned();
+        self.run(move |connection| admin::room_controls(connection, &room))
+            .await
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), LedgerError> {
+        let entry = entry.clone();
+        self.run(move |connection| admin::append_audit(connection, &entry))
+            .await
+    }
+
+    async fn audit_entries(&self, limit: usize) -> Result<Vec<AuditEntry>, LedgerError> {
+        self.run(move |connection| admin::audit_entries(connection, limit))
+            .await
+    }
+
+    async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
+        let player = player.to_owned();
+        self.run(move |connection| admin::player_bets(connection, &player, limit))
+            .await
     }
 
     async fn unfinished_rounds(&self, room: &str) -> Result<Vec<RoundRecord>, LedgerError> {

@@ -58,6 +58,35 @@ CREATE TABLE fences (
 ) STRICT;
 "#,
     crate::ledger::GUEST_EXPIRY_INDEXES,
+    r#"
+-- A room's operator controls, written by its leader (fenced) and read at takeover.
+CREATE TABLE room_controls (
+    room TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL CHECK (paused IN (0, 1)),
+    bet_amount_min_minor INTEGER NOT NULL CHECK (bet_amount_min_minor >= 1),
+    bet_amount_max_minor INTEGER NOT NULL,
+    round_profit_max_minor INTEGER NOT NULL,
+    CHECK (bet_amount_min_minor <= bet_amount_max_minor),
+    CHECK (round_profit_max_minor >= bet_amount_max_minor)
+) STRICT;
+
+-- Every admin action, appended and never changed.
+CREATE TABLE audit (
+    sequence INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL CHECK (at_ms >= 0),
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('pause_room', 'resume_room', 'set_room_limits',
+        'kick_player', 'ban_player')),
+    target TEXT NOT NULL,
+    state_before TEXT NOT NULL,
+    state_after TEXT NOT NULL
+) STRICT;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+"#,
 ];
 
 /// Applies the `steps` the database has not seen yet (all of `MIGRATIONS`, but for tests

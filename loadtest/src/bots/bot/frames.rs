@@ -76,6 +76,8 @@ impl Bot {
                 self.check_feed(round, &[], &cashouts, totals);
                 self.on_crash(round, m, hash, &cashouts, totals);
             }
+            // A paused room opens no round: the bot waits for the next `betting`.
+            RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {}
         }
     }
 
@@ -263,6 +265,10 @@ impl Bot {
             | ServerMessage::Snapshot { .. }
             | ServerMessage::Error { .. }
             | ServerMessage::Pong { .. } => {}
+            // To operators only.
+            ServerMessage::ControlOk { .. } | ServerMessage::ControlErr { .. } => {
+                self.fail(Check::ReplyMismatch, "an operator's answer".to_owned())
+            }
         }
     }
 

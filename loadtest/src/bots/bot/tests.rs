@@ -66,6 +66,7 @@ fn snapshot_betting() -> ServerMessage {
         history: Vec::new(),
         bets: Vec::new(),
         totals: None,
+        paused: false,
     }
 }
 

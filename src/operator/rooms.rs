@@ -137,25 +137,30 @@ impl RoomState {
                     risk: self.risk(),
                 });
             }
-            RoundEvent::RoomPaused { round, .. } => notices.push(Notice::Warning(format!(
-                "{} paused after round {round}",
-                self.room
-            ))),
-            RoundEvent::RoomResumed { round, .. } => notices.push(Notice::Warning(format!(
-                "{} resumed after round {round}",
-                self.room
-            ))),
+            RoundEvent::RoomPaused { .. }
+            | RoundEvent::RoomResumed { .. }
+            | RoundEvent::RoomLimitsChanged { .. } => notices.extend(self.control_notice(event)),
+        }
+        notices
+    }
+
+    /// What an operator's room control (pause, resume, new limits) tells the console.
+    fn control_notice(&self, event: &RoundEvent) -> Option<Notice> {
+        let room = &self.room;
+        let message = match event {
+            RoundEvent::RoomPaused { round, .. } => format!("{room} paused after round {round}"),
+            RoundEvent::RoomResumed { round, .. } => format!("{room} resumed after round {round}"),
             RoundEvent::RoomLimitsChanged {
                 limits, from_round, ..
-            } => notices.push(Notice::Warning(format!(
-                "{} limits from round {from_round}: stake {}..{} minor units, cap {}",
-                self.room,
+            } => format!(
+                "{room} limits from round {from_round}: stake {}..{} minor units, cap {}",
                 limits.bet_amount_min_minor,
                 limits.bet_amount_max_minor,
                 limits.round_profit_max_minor
-            ))),
-        }
-        notices
+            ),
+            _ => return None,
+        };
+        Some(Notice::Warning(message))
     }
 
     /// A warning when `event` does not continue the last one: a new epoch (the engine

@@ -7,15 +7,20 @@
 //   panels.js    the two bet panels;  live-bets.js  the live list;  history.js  the chips
 //   hud.js       header and stage labels;  animation.js  the per-frame drawing (chart.js)
 //   flight.js    the multiplier to display between ticks;  dom.js  $ and toasts
+//   messages.js  error and close codes in plain words;  stake-check.js  a bet's checks
+//   refunds.js   cancelled rounds and refunds;  sound.js  the sound effects
 
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
 import { startAnimation } from './animation.js';
 import { onStatus, renderLag } from './hud.js';
 import { renderBets } from './live-bets.js';
-import { buildPanels, renderPanels } from './panels.js';
+import { refusalSentence } from './messages.js';
+import { buildPanels, currentSlot, renderPanels } from './panels.js';
 import { onAction, onBalance, onBetErr, onBetOk, onCashoutErr, onCashoutOk, startRequestTimeouts } from './requests.js';
 import { onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
+import { buildSoundToggle } from './sound.js';
+import { onLimits } from './stake-check.js';
 import { conn, game, slots } from './state.js';
 
 function onFrame(msg) {
@@ -39,21 +44,25 @@ function onFrame(msg) {
     case 'cashout_ok': return onCashoutOk(msg);
     case 'cashout_err': return onCashoutErr(msg);
     case 'balance': return onBalance(msg);
-    case 'error': return toast(msg.message || msg.code || 'Server error');
+    case 'limits': return onLimits(msg);
+    case 'error': return toast(refusalSentence(msg));
     case 'pong': return renderLag();
     default: return undefined;
   }
 }
 
-// Keyboard: Space triggers bet 1's button when not typing.
+// Keyboard: Space bets or cashes out on the panel focused last (bet 1 at first), unless
+// the focus is on a control of its own (typing in a field, a button, a link, the box).
 document.addEventListener('keydown', (e) => {
   if (e.code !== 'Space' || e.repeat) return;
-  if (e.target instanceof HTMLInputElement || e.target instanceof HTMLButtonElement) return;
+  if (e.target instanceof Element && e.target.closest('input, button, a, textarea, select')) return;
   e.preventDefault();
-  onAction(slots[0]);
+  const s = currentSlot();
+  if (!s.el.querySelector('.action').disabled) onAction(s);
 });
 
 buildPanels(onAction);
+buildSoundToggle();
 renderPanels();
 renderBets();
 startRequestTimeouts();

@@ -1,4 +1,5 @@
-// The history chips: the last crash points, each a link to its verification.
+// The history chips: the last crash points, each a link to its verification; a round
+// cancelled before its crash (m 0, bets refunded) is marked as such.
 
 import { $ } from './dom.js';
 import { formatMult, multClass } from './format.js';
@@ -7,13 +8,16 @@ import { game } from './state.js';
 export function renderHistory(animateFirst = false) {
   $('history').replaceChildren(...game.history.map((h, i) => {
     const a = document.createElement('a');
-    const aborted = !(h.m >= 100);
-    a.className = `chip ${aborted ? 'aborted' : multClass(h.m)}${animateFirst && i === 0 ? ' new' : ''}`;
-    a.textContent = aborted ? 'void' : formatMult(h.m);
+    const cancelled = !(h.m >= 100);
+    a.className = `chip ${cancelled ? 'aborted' : multClass(h.m)}${animateFirst && i === 0 ? ' new' : ''}`;
+    a.textContent = cancelled ? 'void' : formatMult(h.m);
     a.dataset.round = String(h.round);
     a.dataset.m = String(h.m);
+    a.dataset.status = cancelled ? 'aborted' : 'crashed';
     a.href = `/verify.html?round=${h.round}${h.hash ? `&hash=${h.hash}` : ''}`;
-    a.title = aborted ? `Round ${h.round} was aborted — bets refunded` : `Round ${h.round} — verify`;
+    const label = cancelled ? `Round ${h.round}: void, cancelled and bets refunded` : `Round ${h.round}: crashed at ${formatMult(h.m)}, verify`;
+    a.title = label;
+    a.setAttribute('aria-label', label);
     return a;
   }));
 }

@@ -1,5 +1,5 @@
-// The page's header and stage labels: connection status, balance, phase and round,
-// round trip.
+// The page's header and stage labels: connection status and the "Reconnecting…"
+// banner, balance, phase and round, round trip.
 
 import { $ } from './dom.js';
 import { formatMoney } from './format.js';
@@ -8,13 +8,29 @@ import { conn, game } from './state.js';
 
 const STATUS_LABELS = { connecting: 'Connecting…', online: 'Online', reconnecting: 'Reconnecting', offline: 'Offline' };
 
-/** The connection's state changed (`Connection` handler). */
-export function onStatus(state, detail) {
+/** Counts down to the next connection attempt on the banner. */
+let retryTimer = null;
+
+/** The connection's state changed (`Connection` handler): `why` it was lost, `retryAt`
+ *  the next attempt. While it is lost the banner says so and the panels are off. */
+export function onStatus(state, why, retryAt) {
   $('conn').dataset.state = state;
   document.body.dataset.conn = state;
-  const label = STATUS_LABELS[state];
-  $('conn-label').textContent = detail && state !== 'online' ? `${label} · ${detail}` : label;
-  if (state !== 'online') renderPanels();
+  $('conn-label').textContent = STATUS_LABELS[state];
+  const lost = state === 'reconnecting' || state === 'offline';
+  $('conn-banner').hidden = !lost;
+  clearInterval(retryTimer);
+  if (lost) {
+    const head = state === 'offline' ? 'You are offline. Reconnecting…' : 'Reconnecting…';
+    $('conn-banner-text').textContent = why ? `${head} (${why})` : head;
+    const showRetry = () => {
+      const left = retryAt == null ? 0 : Math.ceil(Math.max(0, retryAt - Date.now()) / 1000);
+      $('conn-banner-retry').textContent = left > 0 ? `Next try in ${left} s` : 'Trying now';
+    };
+    showRetry();
+    retryTimer = setInterval(showRetry, 250);
+  }
+  renderPanels();
 }
 
 export function setBalance(cents) {
@@ -24,6 +40,7 @@ export function setBalance(cents) {
   game.balance = cents;
   el.textContent = formatMoney(cents);
   el.dataset.cents = String(cents);
+  renderPanels(); // the stake check reads the balance
   if (prev != null && prev !== cents) {
     el.classList.remove('up', 'down');
     void el.offsetWidth; // restart the flash animation

@@ -63,10 +63,20 @@ function betRow(b) {
   li.className = `bet-row${mine ? ' mine' : ''}${b.m != null ? ' cashed' : ''}${b.lost ? ' lost' : ''}`;
   li.dataset.player = b.player;
   li.dataset.slot = String(b.slot);
+  // The name may be cut short; the panel tag "(2)" never is.
   const who = document.createElement('span');
   who.className = 'who';
-  who.textContent = mine ? `You${b.slot ? ' (2)' : ''}` : `${shortPlayer(b.player)}${b.slot ? ' (2)' : ''}`;
   who.title = b.player;
+  const name = document.createElement('span');
+  name.className = 'name';
+  name.textContent = mine ? 'You' : shortPlayer(b.player);
+  who.append(name);
+  if (b.slot) {
+    const tag = document.createElement('span');
+    tag.className = 'slot-tag';
+    tag.textContent = '(2)';
+    who.append(tag);
+  }
   const amount = document.createElement('span');
   amount.textContent = formatMoney(b.amount);
   const m = document.createElement('span');

@@ -1,6 +1,8 @@
 // Connection to the aloft server: guest token, WebSocket, reconnect with backoff (resuming
 // from the app's last event, `?since=&epoch=`), clock offset, keepalive pings. Emits
-// decoded frames to the app.
+// decoded frames to the app, and the connection's state in words (messages.js).
+
+import { closeSentence } from './messages.js';
 
 const TOKEN_KEY = 'aloft.token';
 const PLAYER_KEY = 'aloft.player';
@@ -32,6 +34,7 @@ export class Connection {
     this.pingSentAt = 0;
     this.rtt = null;
     this.lastForgetAt = 0;
+    this.lostWhy = null; // why the last connection was lost, until the next hello
   }
 
   serverNow() {
@@ -46,7 +49,9 @@ export class Connection {
    * Connects, and keeps reconnecting.
    * @param {object} handlers
    *   onFrame(msg)      every decoded frame
-   *   onStatus(state, detail)  'connecting' | 'online' | 'reconnecting' | 'offline'
+   *   onStatus(state, why, retryAt)  state 'connecting' | 'online' | 'reconnecting' |
+   *                     'offline'; why the connection was lost (words); retryAt the
+   *                     Date.now() of the next attempt (null while one is under way)
    */
   start({ onFrame, onStatus }) {
     this.onFrame = onFrame;
@@ -95,15 +100,14 @@ export class Connection {
   }
 
   async connect() {
-    clearInterval(this.countdown);
     clearTimeout(this.timer);
-    this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting', 'connecting…');
+    this.onStatus(this.attempt === 0 ? 'connecting' : 'reconnecting', this.lostWhy ?? '', null);
     let token;
     try {
       token = await this.token();
     } catch (error) {
       console.warn('[aloft]', error);
-      this.scheduleReconnect(String(error.message || error));
+      this.scheduleReconnect('the server cannot be reached');
       return;
     }
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -137,7 +141,8 @@ export class Connection {
         const now = Date.now();
         this.offset = msg.server_time - now + Math.min((now - openedAt) / 2, 250);
         this.bestRtt = Infinity;
-        this.onStatus('online', '');
+        this.lostWhy = null;
+        this.onStatus('online', '', null);
         this.startPings();
       } else if (msg.t === 'pong') {
         this.onPong(msg);
@@ -149,7 +154,8 @@ export class Connection {
       if (this.ws !== ws) return;
       this.ws = null;
       this.stopPings();
-      const why = event.code && event.code !== 1006 ? `closed (${event.code}${event.reason ? `: ${event.reason}` : ''})` : 'connection lost';
+      if (event.code && event.code !== 1006) console.warn(`[aloft] socket closed ${event.code} ${event.reason}`);
+      const why = closeSentence(event.code);
       if (this.helloSeen) {
         this.scheduleReconnect(why);
         return;
@@ -166,7 +172,7 @@ export class Connection {
           this.lastForgetAt = Date.now();
           this.forgetToken();
         }
-        this.scheduleReconnect(reachable ? 'refused by the server' : 'server unreachable');
+        this.scheduleReconnect(reachable ? closeSentence(4003) : 'the server cannot be reached');
       });
     };
     ws.onerror = () => {
@@ -176,17 +182,12 @@ export class Connection {
 
   scheduleReconnect(why) {
     clearTimeout(this.timer);
+    this.lostWhy = why;
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
     const delay = Math.round(base / 2 + Math.random() * (base / 2));
     this.attempt += 1;
-    const until = Date.now() + delay;
-    const tick = () => {
-      const left = Math.max(0, until - Date.now());
-      this.onStatus(navigator.onLine === false ? 'offline' : 'reconnecting', `${why} · retry in ${Math.ceil(left / 1000)}s`);
-    };
-    tick();
-    clearInterval(this.countdown);
-    this.countdown = setInterval(tick, 500);
+    const retryAt = Date.now() + delay;
+    this.onStatus(navigator.onLine === false ? 'offline' : 'reconnecting', why, retryAt);
     this.timer = setTimeout(() => this.connect(), delay);
   }
 

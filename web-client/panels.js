@@ -1,16 +1,24 @@
 // The two bet panels: their DOM (built from #panel-template), the inputs the player
-// types (kept in localStorage), and how each slot's state is drawn. What a click does is
-// decided by the caller of `buildPanels` (requests.js).
+// types (kept in localStorage), and how each slot's state is drawn: its button, its
+// status line and, inline, why the typed bet cannot be sent (stake-check.js). What a
+// click does is decided by the caller of `buildPanels` (requests.js). Focus never
+// changes a panel's state; the panel focused last is the one Space plays.
 
-import { $, toast } from './dom.js';
+import { $ } from './dom.js';
 import { displayMult } from './flight.js';
 import { formatCents, formatMoney, formatMult, parseMoney, parseMultiplier, payout } from './format.js';
+import { AUTO_CASHOUT_MIN_HUNDREDTHS, checkBet } from './stake-check.js';
 import { conn, game, slots } from './state.js';
 
 /** Smallest stake the +/− buttons step down to, in cents. */
 const STEP_AMOUNT_MIN_CENTS = 10;
-/** Smallest auto cash out the panel accepts, in hundredths. */
-const AUTO_CASHOUT_MIN_HUNDREDTHS = 101;
+
+/** The slot whose panel held the focus last (Space bets or cashes out there). */
+let focusedSlot = 0;
+
+export function currentSlot() {
+  return slots[focusedSlot];
+}
 
 /** Builds both panels; `onAction(slot)` runs on the main button (and Enter). */
 export function buildPanels(onAction) {
@@ -20,6 +28,10 @@ export function buildPanels(onAction) {
     el.dataset.slot = String(s.slot);
     el.querySelector('.panel-title').textContent = `Bet ${s.slot + 1}`;
     s.el = el;
+    el.querySelector('.panel-note').id = `panel-note-${s.slot}`;
+    el.querySelector('.action').setAttribute('aria-describedby', `panel-note-${s.slot}`);
+    el.setAttribute('aria-label', `Bet ${s.slot + 1}`);
+    el.addEventListener('focusin', () => { focusedSlot = s.slot; markFocusedPanel(); });
     restoreInputs(s);
     wireAmount(s);
     wireAuto(s);
@@ -29,6 +41,11 @@ export function buildPanels(onAction) {
     el.querySelector('.action').addEventListener('click', () => onAction(s));
     $('panels').append(el);
   }
+  markFocusedPanel();
+}
+
+function markFocusedPanel() {
+  for (const s of slots) s.el.classList.toggle('current', s.slot === focusedSlot);
 }
 
 function restoreInputs(s) {
@@ -67,10 +84,10 @@ function wireAuto(s) {
   const el = s.el;
   const autoOn = el.querySelector('.auto-on');
   const autoValue = el.querySelector('.auto-value');
-  autoValue.addEventListener('input', () => el.classList.toggle('invalid-auto', autoOn.checked && !((parseMultiplier(autoValue.value) ?? 0) >= AUTO_CASHOUT_MIN_HUNDREDTHS)));
+  autoValue.addEventListener('input', () => { el.classList.toggle('invalid-auto', autoOn.checked && !((parseMultiplier(autoValue.value) ?? 0) >= AUTO_CASHOUT_MIN_HUNDREDTHS)); renderPanels(); });
   autoValue.addEventListener('blur', () => { const v = parseMultiplier(autoValue.value); if (v != null) autoValue.value = (v / 100).toFixed(2); saveInputs(s); });
-  autoValue.addEventListener('focus', () => { autoOn.checked = true; el.classList.add('auto-enabled'); });
-  autoOn.addEventListener('change', () => { el.classList.toggle('auto-enabled', autoOn.checked); saveInputs(s); });
+  // No focus handler: tabbing into the field must not tick the box (issue 13).
+  autoOn.addEventListener('change', () => { el.classList.toggle('auto-enabled', autoOn.checked); saveInputs(s); renderPanels(); });
   el.classList.toggle('auto-enabled', autoOn.checked);
 }
 
@@ -87,36 +104,29 @@ function saveInputs(s) {
   }));
 }
 
-/** The bet the panel's inputs describe, {amount, auto}; null (with a toast) if invalid. */
-export function readInputs(s) {
+/** The bet the panel's inputs describe, as typed: {amount, auto, problem}. */
+function typedBet(s) {
   const el = s.el;
-  const amount = parseMoney(el.querySelector('.amount').value);
-  if (amount == null || amount <= 0) {
-    toast('Enter a bet amount, e.g. 1.00');
-    el.querySelector('.amount').focus();
-    return null;
-  }
-  let auto = null;
-  if (el.querySelector('.auto-on').checked) {
-    auto = parseMultiplier(el.querySelector('.auto-value').value);
-    if (auto == null || auto < AUTO_CASHOUT_MIN_HUNDREDTHS) {
-      toast('Auto cash out must be at least 1.01x');
-      el.querySelector('.auto-value').focus();
-      return null;
-    }
-  }
-  if (game.balance != null && amount > game.balance) {
-    toast(`Insufficient balance: ${formatMoney(game.balance)}`);
+  return checkBet(el.querySelector('.amount').value, el.querySelector('.auto-on').checked, el.querySelector('.auto-value').value);
+}
+
+/** The bet the panel's inputs describe, {amount, auto}; null (the panel says why) if it
+ *  cannot be sent. */
+export function readInputs(s) {
+  const bet = typedBet(s);
+  if (bet.problem) {
+    renderPanel(s);
     return null;
   }
   saveInputs(s);
-  return { amount, auto };
+  return { amount: bet.amount, auto: bet.auto };
 }
 
 export function renderPanels() {
   for (const s of slots) renderPanel(s);
 }
 
+/** Draws slot `s`'s panel from its state, the connection and the typed bet. */
 function renderPanel(s) {
   const el = s.el;
   if (!el) return;
@@ -125,9 +135,16 @@ function renderPanel(s) {
   el.dataset.win = s.win ?? '';
   el.dataset.m = s.m ?? '';
   el.dataset.amount = s.amount ?? '';
-  const locked = !['idle', 'won', 'lost'].includes(s.state);
-  for (const input of el.querySelectorAll('input, .step, [data-quick]')) input.disabled = locked;
-  const look = panelLook(s, parseMoney(el.querySelector('.amount').value));
+  const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state);
+  el.dataset.online = String(conn.open);
+  for (const input of el.querySelectorAll('input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
+  const bet = typedBet(s);
+  const look = panelLook(s, bet.amount);
+  if (editable && bet.problem) look.disabled = true;
+  if (!conn.open) look.disabled = true;
+  const note = el.querySelector('.panel-note');
+  const noteText = editable && bet.problem ? bet.problem : '';
+  if (note.textContent !== noteText) note.textContent = noteText;
   el.querySelector('.action-main').textContent = look.main;
   el.querySelector('.action-sub').textContent = look.sub;
   const status = el.querySelector('.panel-status');
@@ -146,12 +163,13 @@ function panelLook(s, typed) {
     case 'idle':
     case 'won':
     case 'lost':
+    case 'refunded':
       look.main = game.phase === 'betting' ? 'Bet' : 'Bet next round';
       look.sub = typed != null ? formatMoney(typed) : '';
       if (game.phase !== 'betting') look.kind = 'queue';
-      look.disabled = !conn.open && game.phase === 'idle';
       if (s.state === 'won') Object.assign(look, { status: `Won ${formatMoney(s.win)} @ ${formatMult(s.m)}`, statusClass: 'won' });
       else if (s.state === 'lost') Object.assign(look, { status: `Lost ${formatMoney(s.amount)}`, statusClass: 'lost' });
+      else if (s.state === 'refunded') Object.assign(look, { status: `Round ${s.round} cancelled · ${formatMoney(s.amount)} refunded`, statusClass: 'refunded' });
       break;
     case 'queued':
       Object.assign(look, { main: 'Cancel', sub: `waiting for next round · ${formatMoney(s.queued?.amount)}`, kind: 'cancel' });

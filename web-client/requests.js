@@ -7,7 +7,10 @@ import { toast } from './dom.js';
 import { formatMoney, formatMult, newRequestId } from './format.js';
 import { setBalance } from './hud.js';
 import { markBetsDirty } from './live-bets.js';
+import { refusalSentence } from './messages.js';
 import { readInputs, renderPanels } from './panels.js';
+import { announceRefund } from './refunds.js';
+import { playSound } from './sound.js';
 import { conn, game, pending, slots } from './state.js';
 
 /** A request without an answer for this long is given up (a reconnect resends it). */
@@ -18,7 +21,8 @@ export function onAction(s) {
   switch (s.state) {
     case 'idle':
     case 'won':
-    case 'lost': {
+    case 'lost':
+    case 'refunded': {
       const inputs = readInputs(s);
       if (!inputs) return;
       if (game.phase === 'betting' && conn.open) sendBet(s, inputs.amount, inputs.auto);
@@ -36,7 +40,6 @@ export function onAction(s) {
       return;
     case 'active':
       if (conn.open) sendCashout(s);
-      else toast('Not connected');
       return;
     default:
   }
@@ -46,7 +49,7 @@ function request(s, kind, message) {
   s.req = message.req;
   s.reqKind = kind;
   pending.set(message.req, { slot: s.slot, kind, message, sentAt: performance.now() });
-  if (!conn.send(message)) toast('Not connected — will send when back online', 'info');
+  if (!conn.send(message)) toast('Not connected: your request goes out when the connection is back.', 'info');
 }
 
 export function sendBet(s, amount, auto) {
@@ -87,7 +90,7 @@ export function startRequestTimeouts() {
       s.reqKind = null;
       if (p.kind === 'bet' && s.state === 'pending') s.state = 'idle';
       if (p.kind === 'cashout' && s.state === 'cashing') s.state = game.phase === 'flying' ? 'active' : 'lost';
-      toast(`No answer from the server to your ${p.kind === 'bet' ? 'bet' : 'cash out'}`);
+      toast(`The server did not answer your ${p.kind === 'bet' ? 'bet' : 'cash out'}. Check your balance before trying again.`);
       renderPanels();
     }
   }, 1000);
@@ -104,16 +107,30 @@ function ownCashout(slot, round, m, win) {
   return cashed;
 }
 
-/** A balance change outside a request: a refund, or a cashout the server made for us
- *  (auto cash out, or the round's max profit). */
+/** A balance change outside a request: a refund (the frame names no bet: the open
+ *  bets it equals are the ones refunded), or a cashout the server made for us (auto
+ *  cash out, or the round's max profit). */
 export function onBalance(msg) {
+  const before = game.balance;
   setBalance(msg.balance);
   const c = msg.cashout;
-  if (!c) return;
+  if (!c) {
+    if (before != null) refundedOpenBets(msg.balance - before);
+    return;
+  }
   if (ownCashout(c.slot, c.round, c.m, c.win)) {
-    toast(`Auto cashed out at ${formatMult(c.m)} — won ${formatMoney(c.win)}`, 'win');
+    playSound('cashout');
+    toast(`Auto cashed out at ${formatMult(c.m)}: won ${formatMoney(c.win)}`, 'win');
     renderPanels();
   }
+}
+
+/** The player's open bets whose stakes add up to `credited`, announced refunded. */
+function refundedOpenBets(credited) {
+  const open = slots.filter((s) => ['placed', 'active', 'cashing'].includes(s.state));
+  const total = open.reduce((sum, s) => sum + s.amount, 0);
+  const refunded = total === credited ? open : open.filter((s) => s.amount === credited).slice(0, 1);
+  for (const s of refunded) announceRefund(s, s.round, s.amount);
 }
 
 /** Takes an answered request off `pending`, applies its balance and frees its slot's
@@ -156,7 +173,7 @@ export function onBetOk(msg) {
 }
 
 export function onBetErr(msg) {
-  toast(`Bet refused: ${msg.message || msg.code}`);
+  toast(refusalSentence(msg, 'bet', pending.get(msg.req)?.message));
   const s = refuseRequest(msg);
   if (s) s.state = 'idle';
   renderPanels();
@@ -167,12 +184,13 @@ export function onCashoutOk(msg) {
   if (!s) return;
   ownCashout(msg.slot, msg.round, msg.m, msg.win);
   Object.assign(s, { state: 'won', m: msg.m, win: msg.win });
-  toast(`Cashed out at ${formatMult(msg.m)} — won ${formatMoney(msg.win)}`, 'win');
+  playSound('cashout');
+  toast(`Cashed out at ${formatMult(msg.m)}: won ${formatMoney(msg.win)}`, 'win');
   renderPanels();
 }
 
 export function onCashoutErr(msg) {
-  toast(`Cash out failed: ${msg.message || msg.code}`);
+  toast(refusalSentence(msg, 'cashout'));
   const s = refuseRequest(msg);
   if (s && s.state === 'cashing') s.state = game.phase === 'flying' ? 'active' : 'lost';
   renderPanels();

@@ -7,7 +7,10 @@ import { $ } from './dom.js';
 import { setBalance, setPhaseAttr } from './hud.js';
 import { keepLargestBets, markBetsDirty } from './live-bets.js';
 import { renderPanels } from './panels.js';
+import { betsLeftIn, reconcileRounds } from './refunds.js';
 import { resendPending, sendBet } from './requests.js';
+import { playSound } from './sound.js';
+import { applyLimitsFor } from './stake-check.js';
 import { HISTORY_MAX, betKey, conn, game, ownBet, slots } from './state.js';
 
 /** A tick gap longer than this (ms) does not count in the tick interval's average. */
@@ -16,6 +19,7 @@ const TICK_GAP_COUNTED_MS_MAX = 2000;
 export function onHello(msg) {
   setGrowth(msg.growth);
   game.me = msg.player;
+  game.room = msg.room ?? null;
   $('player').textContent = shortPlayer(msg.player);
   $('player').title = `Guest ${msg.player}`;
   setBalance(msg.balance);
@@ -29,6 +33,7 @@ export function onHello(msg) {
 }
 
 export function onSnapshot(msg) {
+  const away = betsLeftIn(msg.round);
   game.seq = msg.seq;
   game.epoch = msg.epoch ?? null;
   game.round = msg.round;
@@ -45,6 +50,7 @@ export function onSnapshot(msg) {
   setPhaseAttr();
   markBetsDirty();
   renderPanels();
+  reconcileRounds(away);
 }
 
 function enterSnapshotPhase(msg) {
@@ -82,7 +88,7 @@ function restoreOwnBets(round, phase) {
         s.state = 'lost';
       }
     } else if (s.state !== 'pending' && s.state !== 'queued' && !(s.state === 'cashing' && s.reqKind === 'cashout')) {
-      if (['placed', 'active', 'won', 'lost', 'cashing'].includes(s.state)) s.state = 'idle';
+      if (['placed', 'active', 'won', 'lost', 'cashing', 'refunded'].includes(s.state)) s.state = 'idle';
     }
   }
 }
@@ -97,6 +103,7 @@ function enterBetting(round, endsAt, fromEvent) {
   game.origin = null;
   game.lastTick = null;
   game.crashM = null;
+  applyLimitsFor(round);
   setPhaseAttr();
 }
 
@@ -106,7 +113,7 @@ export function onBetting(msg) {
   game.totals = null;
   markBetsDirty();
   for (const s of slots) {
-    if (['won', 'lost', 'placed', 'active', 'cashing'].includes(s.state)) {
+    if (['won', 'lost', 'refunded', 'placed', 'active', 'cashing'].includes(s.state)) {
       Object.assign(s, { state: 'idle', round: null, win: null, m: null });
     }
     if (s.state === 'queued' && s.queued) {
@@ -131,6 +138,7 @@ function enterFlying(round, startedAt) {
 
 export function onFlying(msg) {
   enterFlying(msg.round, msg.started_at);
+  playSound('takeoff');
   for (const s of slots) if (s.state === 'placed' && s.round === msg.round) s.state = 'active';
   renderPanels();
 }
@@ -175,6 +183,7 @@ export function onCrash(msg) {
     game.history.length = Math.min(game.history.length, HISTORY_MAX);
   }
   renderHistory(true);
+  playSound('crash');
   for (const s of slots) {
     if ((s.state === 'active' || s.state === 'cashing' || s.state === 'placed') && s.round === msg.round) s.state = 'lost';
   }

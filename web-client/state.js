@@ -11,7 +11,12 @@ export const BETS_KEPT_MAX = 100;
 
 export const game = {
   me: null,
+  room: null, // the room's name, from hello
   balance: null,
+  // The room's stake limits (minor units) and highest auto cash out (hundredths) as far
+  // as the page learnt them (a `limits` event, or a refusal naming them); null unknown.
+  limits: { min: null, max: null, autoMax: null },
+  nextLimits: null, // a `limits` event's {min, max, from_round} not in force yet
   seq: null,
   epoch: null, // the numbering `seq` belongs to (a string, from the snapshot)
   round: null,
@@ -24,7 +29,7 @@ export const game = {
   tickInterval: 100, // ms, EMA of the gap between ticks
   crashM: null,
   crashPerf: 0,
-  history: [], // [{round, m, hash}] newest first
+  history: [], // [{round, m, hash}] newest first; m 0 for a round cancelled (aborted)
   bets: new Map(), // `${player}:${slot}` -> {player, slot, amount, auto, m, win}
   totals: null, // {bets, staked, cashouts, won} of the round, from the latest event
 };
@@ -32,7 +37,7 @@ export const game = {
 /** Per-slot state of the two bet panels. */
 export const slots = [0, 1].map((slot) => ({
   slot,
-  state: 'idle', // idle | queued | pending | placed | active | cashing | won | lost
+  state: 'idle', // idle | queued | pending | placed | active | cashing | won | lost | refunded
   round: null,
   amount: 0,
   auto: null,

@@ -1,14 +1,23 @@
 // What the browser tests share: their time budget, PASS/FAIL lines, Debian's chromium
 // launched headless through playwright-core with a fresh profile, the wait for a state
-// of the page, and the end of a run (cleanup, summary line, exit code).
+// of the page, a server of the test's own (to stop and start again), and the end of a
+// run (cleanup, summary line, exit code).
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
 /** A run's whole budget, in ms: the watchdog fails it past this. */
-export const TOTAL_BUDGET_MS = 88_000;
+export const TOTAL_BUDGET_MS = 150_000;
+/** How long a server of the test's own may take to answer /readyz, in ms. */
+const SERVER_READY_TIMEOUT_MS = 10_000;
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The servers the test started itself (stopped by `finish`). */
+const ownServers = new Set();
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 const started = Date.now();
 let failures = 0;
@@ -39,6 +48,71 @@ export function serverUrl(usage, ready = true) {
 async function cleanup() {
   try { await context?.close(); } catch { /* ignore */ }
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  for (const server of ownServers) server.remove();
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+/**
+ * A server of the test's own (`ALOFT_BIN`, default target/release/aloft) on a free port
+ * with a fresh data directory, configured as scripts/test configures its servers:
+ * `start()` (resolves once /readyz answers), `kill(signal)` (resolves once it exited),
+ * `remove()`; `url`, its log in `log()`. Starting again keeps the port and the data.
+ */
+export async function ownServer() {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aloft-browser-server-'));
+  const binary = process.env.ALOFT_BIN || path.join(repoRoot, 'target/release/aloft');
+  const url = `http://127.0.0.1:${port}`;
+  let child = null;
+  let output = '';
+  const env = {
+    ...process.env,
+    ALOFT_ENGINE__BETTING_DURATION_MS: '3000',
+    ALOFT_ENGINE__CRASHED_DURATION_MS: '1000',
+    ALOFT_ENGINE__GROWTH_RATE_PER_MS_MILLIONTHS: '300',
+    ALOFT_METRICS_LISTEN: '127.0.0.1:0',
+    ALOFT_LIMITS__EXEMPT_NETWORKS: '127.0.0.0/8',
+  };
+  const server = {
+    url,
+    log: () => output,
+    async start() {
+      child = spawn(binary, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const keep = (chunk) => { output = (output + chunk).slice(-20_000); };
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      const until = Date.now() + SERVER_READY_TIMEOUT_MS;
+      while (Date.now() < until) {
+        const ready = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+        if (ready) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`own server did not become ready: ${output.slice(-2000)}`);
+    },
+    kill(signal = 'SIGKILL') {
+      const running = child;
+      child = null;
+      if (!running || running.exitCode != null) return Promise.resolve();
+      return new Promise((resolve) => { running.once('exit', resolve); running.kill(signal); });
+    },
+    remove() {
+      child?.kill('SIGKILL');
+      child = null;
+      ownServers.delete(server);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  ownServers.add(server);
+  return server;
 }
 
 const watchdog = setTimeout(async () => {

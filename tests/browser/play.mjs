@@ -7,17 +7,22 @@
 // page like a person would (bet in slot 0 during Betting, cash out while Flying),
 // checks the balance moves consistently, that the history chips grow after a crash,
 // that a dropped connection resumes from the page's last event (`recovered`), and that
-// /verify.html verifies the crashed round. Screenshots go to
-// target/screenshots/. Prints PASS/FAIL lines; exits non-zero on any failure; the
-// whole run is bounded to 90 s.
+// /verify.html verifies the crashed round. Then the page's honest states and
+// accessibility (page-checks.mjs: Tab, focus, plain words, contrast, axe-core, sound)
+// and a server of its own killed under a bet (server-loss.mjs). Screenshots go to
+// target/screenshots/, the README's to docs/img/. Prints PASS/FAIL lines; exits
+// non-zero on any failure; the whole run is bounded to 150 s.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, fail, finish, info, launch, left, pass, serverUrl, waitUntil } from './harness.mjs';
+import { checkAccessibility, checkContrast, checkEveryCodeWorded, checkPlainWords, checkSound, checkTabOrder, countAudioContexts } from './page-checks.mjs';
+import { checkServerLoss } from './server-loss.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const shotsDir = path.resolve(here, '../../target/screenshots');
+const docsImages = path.resolve(here, '../../docs/img');
 const base = serverUrl('usage: node tests/browser/play.mjs http://127.0.0.1:PORT');
 
 /** Typed view of the page state (DOM attributes first; the debug hook for timing). */
@@ -57,7 +62,8 @@ async function shot(page, name, fullPage = false) {
 
 async function main() {
   fs.mkdirSync(shotsDir, { recursive: true });
-  const context = await launch({ width: 1366, height: 820 });
+  const context = await launch({ width: 1280, height: 800 });
+  await countAudioContexts(context);
   const page = context.pages()[0] ?? await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -87,6 +93,7 @@ async function main() {
   pass('balance shown', `${s.balance} cents, phase ${s.phase}, round ${s.round}`);
   const chipsAtStart = { count: s.chips, first: s.firstChip?.round ?? 0 };
   await shot(page, '01-connected.png');
+  await checkTabOrder(page);
 
   // 2. Bet in slot 0 during Betting (wait for a betting phase with time to spare).
   let outcome = null;
@@ -102,6 +109,7 @@ async function main() {
     const panel = page.locator('.bet-panel[data-slot="0"]');
     await panel.locator('.amount').fill('1.00');
     await panel.locator('.auto-on').setChecked(false);
+    if (attempt === 1) await checkContrast(page, '.bet-panel[data-slot="0"] .action[data-kind="bet"]', 'BET button');
     await panel.locator('.action').click();
     s = await waitFor(page, 'bet accepted', (x) => ['placed', 'active'].includes(x.slot.state) || x.slot.state === 'idle', 5_000);
     check('bet accepted', ['placed', 'active'].includes(s.slot.state), `slot 0 ${s.slot.state}, round ${round}`);
@@ -175,11 +183,15 @@ async function main() {
     check('online again', s.conn === 'online', `conn ${s.conn}`);
   }
 
-  // 6. Mobile layout.
-  await page.setViewportSize({ width: 390, height: 844 });
-  await page.waitForTimeout(300);
+  // 6. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
+  await checkEveryCodeWorded(page);
+  await checkPlainWords(page, frames.sent);
+  await checkAccessibility(page, 1280, path.join(docsImages, 'player.png'));
+  await checkAccessibility(page, 375, path.join(docsImages, 'player-phone.png'));
   await page.screenshot({ path: path.join(shotsDir, '07-mobile.png'), fullPage: true });
   info('screenshot target/screenshots/07-mobile.png');
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await checkSound(context, page, base);
 
   // 7. The verifier recomputes the crashed round.
   // The round the page saw crash; if the flight outlasted the budget, the newest
@@ -214,6 +226,9 @@ async function main() {
 
   check('no page errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
   info(`${frames.received} frames received, ${frames.sent.length} requests sent`);
+
+  // 8. The server lost under a bet: the banner, the panels off, the refund announced.
+  await checkServerLoss(context, shotsDir);
 }
 
 await finish(main);

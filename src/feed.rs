@@ -87,6 +87,11 @@ impl<T: Ranked> Largest<T> {
         &self.items
     }
 
+    /// Drops the kept items `unwanted` accepts (the order of the rest stays).
+    pub fn remove(&mut self, unwanted: impl Fn(&T) -> bool) {
+        self.items.retain(|item| !unwanted(item));
+    }
+
     /// The first kept item that `wanted` accepts, to update in place. Its rank must not
     /// change (the order would break).
     pub fn find_mut(&mut self, wanted: impl Fn(&T) -> bool) -> Option<&mut T> {

@@ -139,6 +139,11 @@ pub enum Command {
         req: String,
         slot: u8,
     },
+    /// Take back the bet in `slot` while betting is open: its stake is refunded.
+    Cancel {
+        req: String,
+        slot: u8,
+    },
     /// An operator's control of the room (not a player's: no gateway sends one). The
     /// answer goes to `from`, whose `player` is the operator.
     Control {
@@ -146,6 +151,18 @@ pub enum Command {
         operator: String,
         control: RoomControl,
     },
+}
+
+impl Command {
+    /// The kind of request this is, as its answer names it.
+    pub fn request_kind(&self) -> RequestKind {
+        match self {
+            Command::Bet { .. } => RequestKind::Bet,
+            Command::Cashout { .. } => RequestKind::Cashout,
+            Command::Cancel { .. } => RequestKind::Cancel,
+            Command::Control { .. } => RequestKind::Control,
+        }
+    }
 }
 
 /// What an operator changes in a room; its leader decides and applies it.
@@ -172,6 +189,7 @@ pub struct CommandEnvelope {
 pub enum RequestKind {
     Bet,
     Cashout,
+    Cancel,
     /// An operator's [`Command::Control`].
     Control,
 }

@@ -1,6 +1,6 @@
-//! What the engine tells one player: [`Answer`], the outcome of a bet or cashout request
-//! (accepted, paid, or refused with a [`RefusalCode`]) or a change of balance the player
-//! did not ask for. Domain terms; `protocol` maps an answer to its private frame.
+//! What the engine tells one player: [`Answer`], the outcome of a bet, cashout or cancel
+//! request (accepted, paid, refunded, or refused with a [`RefusalCode`]) or a change of
+//! balance the player did not ask for. Domain terms; `protocol` maps an answer to its private frame.
 
 use super::round::ControlChange;
 use crate::bus::{ReplyTo, RequestId, RequestKind};
@@ -20,9 +20,10 @@ pub enum RefusalCode {
     InsufficientFunds,
     /// The slot already holds a bet this round.
     SlotTaken,
-    /// There is no active bet in the slot to cash out.
+    /// There is no active bet in the slot to cash out or cancel.
     NoActiveBet,
-    /// The round crashed before the cashout reached the engine.
+    /// The round crashed before the cashout reached the engine, or betting closed before
+    /// the cancel did (the bet plays in the round).
     TooLate,
     /// The round holds `ROUND_BETS_MAX` bets.
     Overloaded,
@@ -137,6 +138,19 @@ pub enum Answer {
         balance_minor: i64,
         cashout: Option<EngineCashout>,
     },
+    /// The bet was cancelled: the ledger refunded its stake.
+    BetCancelled {
+        req: String,
+        round: u64,
+        slot: u8,
+        refunded_minor: i64,
+        /// The player's balance right after the refund.
+        balance_after_minor: i64,
+    },
+    CancelRefused {
+        req: String,
+        refusal: Refusal,
+    },
     /// An operator's control is stored and applied (its events are published).
     ControlApplied {
         req: String,
@@ -159,6 +173,9 @@ impl Answer {
             Answer::CashedOut { req, .. } | Answer::CashoutRefused { req, .. } => {
                 (RequestKind::Cashout, req)
             }
+            Answer::BetCancelled { req, .. } | Answer::CancelRefused { req, .. } => {
+                (RequestKind::Cancel, req)
+            }
             Answer::ControlApplied { req, .. } | Answer::ControlRefused { req, .. } => {
                 (RequestKind::Control, req)
             }
@@ -173,11 +190,12 @@ impl Answer {
     /// The refusal, if this answer is one.
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
-            Answer::BetRefused { refusal, .. } | Answer::CashoutRefused { refusal, .. } => {
-                Some(refusal)
-            }
+            Answer::BetRefused { refusal, .. }
+            | Answer::CashoutRefused { refusal, .. }
+            | Answer::CancelRefused { refusal, .. } => Some(refusal),
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
+            | Answer::BetCancelled { .. }
             | Answer::BalanceChanged { .. }
             | Answer::ControlApplied { .. }
             | Answer::ControlRefused { .. } => None,

@@ -50,6 +50,17 @@ pub enum RoundEvent {
         /// The round's final totals; `None` when the round had no bet.
         totals: Option<RoundTotals>,
     },
+    /// A player took back a bet while betting was open; its stake is refunded. The
+    /// bet is no longer in the round (a list that showed it drops it) and `totals` no
+    /// longer count it (`None` when the round has no bet left).
+    BetCancelled {
+        seq: u64,
+        round: u64,
+        player: String,
+        slot: u8,
+        stake_minor: i64,
+        totals: Option<RoundTotals>,
+    },
     /// An operator paused the room at `at_ms`: `round` (in flight, or just crashed) is the
     /// last to play; no betting phase opens until the room is resumed.
     RoomPaused { seq: u64, round: u64, at_ms: u64 },
@@ -74,6 +85,7 @@ impl RoundEvent {
             | RoundEvent::FlightStarted { seq, .. }
             | RoundEvent::Tick { seq, .. }
             | RoundEvent::Crashed { seq, .. }
+            | RoundEvent::BetCancelled { seq, .. }
             | RoundEvent::RoomPaused { seq, .. }
             | RoundEvent::RoomResumed { seq, .. }
             | RoundEvent::RoomLimitsChanged { seq, .. } => *seq,
@@ -87,6 +99,7 @@ impl RoundEvent {
             | RoundEvent::FlightStarted { round, .. }
             | RoundEvent::Tick { round, .. }
             | RoundEvent::Crashed { round, .. }
+            | RoundEvent::BetCancelled { round, .. }
             | RoundEvent::RoomPaused { round, .. }
             | RoundEvent::RoomResumed { round, .. }
             | RoundEvent::RoomLimitsChanged { round, .. } => *round,

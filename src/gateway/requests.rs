@@ -19,7 +19,7 @@
 use dashmap::DashMap;
 use tokio::time::{Duration, Instant};
 
-use crate::bus::{RequestId, RequestKind};
+use crate::bus::RequestId;
 use crate::protocol::{ErrorCode, ServerMessage};
 
 /// The connection already has `requests_in_flight_max` requests awaiting answers.
@@ -47,11 +47,7 @@ impl Expired {
             "no answer from the engine within {} ms; retry with the same req",
             request_timeout.as_millis()
         );
-        match self.request.kind {
-            RequestKind::Bet => ServerMessage::BetErr { req, code, message },
-            RequestKind::Cashout => ServerMessage::CashoutErr { req, code, message },
-            RequestKind::Control => ServerMessage::ControlErr { req, code, message },
-        }
+        ServerMessage::refusal(self.request.kind, req, code, message)
     }
 }
 
@@ -155,6 +151,7 @@ impl RequestsInFlight {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::RequestKind;
     use crate::protocol;
 
     const TIMEOUT: Duration = Duration::from_millis(8_000);

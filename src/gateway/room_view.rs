@@ -117,6 +117,16 @@ impl RoomView {
                 });
                 self.history.truncate(self.history_rounds_max);
             }
+            RoomEvent::BetCancelled {
+                player,
+                slot,
+                totals,
+                ..
+            } => {
+                self.bets
+                    .remove(|bet| bet.player == *player && bet.slot == *slot);
+                self.totals = *totals;
+            }
             RoomEvent::Paused { .. } => self.paused = true,
             RoomEvent::Resumed { .. } => self.paused = false,
             // Sockets are told as the event passes; a snapshot does not repeat them.

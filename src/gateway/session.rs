@@ -307,6 +307,9 @@ fn handle_text(connection: &Connection, text: &str) -> Option<(String, Command)>
         Ok(ClientMessage::Cashout { req, slot }) => {
             Some((req.clone(), Command::Cashout { req, slot }))
         }
+        Ok(ClientMessage::Cancel { req, slot }) => {
+            Some((req.clone(), Command::Cancel { req, slot }))
+        }
         Ok(ClientMessage::Auth { .. }) => {
             reply_error(
                 connection,
@@ -339,20 +342,16 @@ async fn send_commands(
 ) {
     let requests = &shared.requests;
     for (req, command) in commands {
-        let is_bet = matches!(command, Command::Bet { .. });
+        let kind = command.request_kind();
         let request = RequestId {
-            kind: if is_bet {
-                RequestKind::Bet
-            } else {
-                RequestKind::Cashout
-            },
+            kind,
             req: req.clone(),
         };
         let now = tokio::time::Instant::now();
         if let Err(full) = requests.begin(connection.id, connection.player(), request.clone(), now)
         {
             let message = format!("{full}; wait for one before sending more");
-            refuse_command(connection, is_bet, req, ErrorCode::Overloaded, message);
+            refuse_command(connection, kind, req, ErrorCode::Overloaded, message);
             continue;
         }
         let envelope = CommandEnvelope {
@@ -365,7 +364,7 @@ async fn send_commands(
             command,
         };
         let Err(error) = shared.bus.send_command(envelope).await else {
-            if is_bet {
+            if kind == RequestKind::Bet {
                 shared.traffic.bet_forwarded();
             }
             continue;
@@ -379,21 +378,17 @@ async fn send_commands(
             ),
             other => (ErrorCode::Internal, other.to_string()),
         };
-        refuse_command(connection, is_bet, req, code, message);
+        refuse_command(connection, kind, req, code, message);
     }
 }
 
 fn refuse_command(
     connection: &Connection,
-    is_bet: bool,
+    kind: RequestKind,
     req: String,
     code: ErrorCode,
     message: String,
 ) {
-    let reply = if is_bet {
-        ServerMessage::BetErr { req, code, message }
-    } else {
-        ServerMessage::CashoutErr { req, code, message }
-    };
+    let reply = ServerMessage::refusal(kind, req, code, message);
     connection.send_private(frame::text(protocol::encode(&reply).as_bytes()));
 }

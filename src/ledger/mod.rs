@@ -209,7 +209,8 @@ pub struct RoundRecord {
     /// Unix ms of the crash, or `None` while the round is in flight.
     pub ended_at_ms: Option<u64>,
     pub status: RoundStatus,
-    /// Sum of stakes, in minor units.
+    /// Sum of the stakes that played, in minor units: a refunded stake (a bet its player
+    /// cancelled, or one an abort refunded) is out of the round.
     pub bets_total_minor: i64,
     /// Sum of payouts, in minor units.
     pub payouts_total_minor: i64,

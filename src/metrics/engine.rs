@@ -60,6 +60,7 @@ pub struct RoomMetrics {
     cashouts_refused: ByCode,
     /// By [`crate::engine::CashoutKind`]: manual, auto, cap.
     cashouts: [Counter; 3],
+    bets_cancelled: Counter,
     refunds: Counter,
     wagered_minor: Counter,
     paid_out_minor: Counter,
@@ -93,6 +94,7 @@ impl RoomMetrics {
             bets_refused: ByCode::new(BETS_REFUSED, room),
             cashouts_refused: ByCode::new(CASHOUTS_REFUSED, room),
             cashouts: ["manual", "auto", "cap"].map(|kind| labelled(CASHOUTS, "kind", kind)),
+            bets_cancelled: counter(BETS_CANCELLED),
             refunds: counter(REFUNDS),
             wagered_minor: counter(WAGERED_MINOR),
             paid_out_minor: counter(PAID_OUT_MINOR),
@@ -120,6 +122,8 @@ impl RoomMetrics {
             Answer::CashoutRefused { refusal, .. } => self.cashouts_refused.increment(refusal.code),
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
+            | Answer::BetCancelled { .. }
+            | Answer::CancelRefused { .. }
             | Answer::BalanceChanged { .. }
             | Answer::ControlApplied { .. }
             | Answer::ControlRefused { .. } => {}
@@ -138,6 +142,11 @@ impl RoomMetrics {
             CreditReason::Cashout { by, .. } => {
                 self.cashouts[by.kind() as usize].increment(1);
                 self.paid_out_minor.increment(minor(amount_minor));
+            }
+            CreditReason::Cancel { .. } => {
+                self.bets_cancelled.increment(1);
+                self.refunds.increment(1);
+                self.refunded_minor.increment(minor(amount_minor));
             }
             CreditReason::Refund => {
                 self.refunds.increment(1);

@@ -100,6 +100,8 @@ pub const BETS_REFUSED: &str = "aloft_bets_refused_total";
 pub const CASHOUTS: &str = "aloft_cashouts_total";
 /// Counter per `room`, `code`: cashouts refused.
 pub const CASHOUTS_REFUSED: &str = "aloft_cashouts_refused_total";
+/// Counter per `room`: bets their players cancelled while betting was open.
+pub const BETS_CANCELLED: &str = "aloft_bets_cancelled_total";
 /// Counter per `room`: stakes refunded.
 pub const REFUNDS: &str = "aloft_refunds_total";
 /// Counter per `room`: minor units staked.
@@ -343,12 +345,20 @@ pub const FAMILIES: &[Family] = &[
         "Cashout requests refused, by the refusal code sent to the player.",
     ),
     family(
+        BETS_CANCELLED,
+        Counter,
+        Engine,
+        &["room"],
+        Unit::Count,
+        "Bets cancelled by their players while betting was open (each also a refund).",
+    ),
+    family(
         REFUNDS,
         Counter,
         Engine,
         &["room"],
         Unit::Count,
-        "Stakes refunded (a round aborted at shutdown).",
+        "Stakes refunded (a round aborted, or a bet its player cancelled).",
     ),
     family(
         WAGERED_MINOR,

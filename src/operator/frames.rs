@@ -134,6 +134,15 @@ pub enum OperatorFrame {
         stake_minor: i64,
         auto_cashout_hundredths: Option<u64>,
     },
+    /// A bet its player cancelled while betting was open (refunded); `risk` without it.
+    BetCancelled {
+        room: String,
+        round: u64,
+        player: String,
+        slot: u8,
+        stake_minor: i64,
+        risk: Risk,
+    },
     Cashout {
         room: String,
         round: u64,

@@ -137,6 +137,23 @@ impl RoomState {
                     risk: self.risk(),
                 });
             }
+            RoundEvent::BetCancelled {
+                player,
+                slot,
+                stake_minor,
+                totals,
+                ..
+            } => {
+                self.totals = totals.unwrap_or_default();
+                frames.push(OperatorFrame::BetCancelled {
+                    room: self.room.clone(),
+                    round: self.round,
+                    player: player.clone(),
+                    slot: *slot,
+                    stake_minor: *stake_minor,
+                    risk: self.risk(),
+                });
+            }
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
             | RoundEvent::RoomLimitsChanged { .. } => notices.extend(self.control_notice(event)),

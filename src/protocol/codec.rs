@@ -71,9 +71,9 @@ enum EventView<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         totals: Option<super::RoundTotals>,
     },
-    /// The room controls' events, which borrow nothing.
+    /// The rare events, written from an owned wire event: room controls, cancels.
     #[serde(untagged)]
-    Control(RoomEvent),
+    Owned(RoomEvent),
 }
 
 impl<'a> From<&'a RoundEvent> for EventView<'a> {
@@ -133,8 +133,23 @@ impl<'a> From<&'a RoundEvent> for EventView<'a> {
                 cashouts: Listed(cashouts),
                 totals: totals.map(wire_totals),
             },
+            RoundEvent::BetCancelled {
+                seq,
+                round,
+                player,
+                slot,
+                stake_minor,
+                totals,
+            } => EventView::Owned(RoomEvent::BetCancelled {
+                seq: *seq,
+                round: *round,
+                player: player.clone(),
+                slot: *slot,
+                amount: *stake_minor,
+                totals: totals.map(wire_totals),
+            }),
             // RoomPaused, RoomResumed, RoomLimitsChanged.
-            control => EventView::Control(control_event(control)),
+            control => EventView::Owned(control_event(control)),
         }
     }
 }
@@ -305,6 +320,21 @@ pub fn round_event(event: RoomEvent) -> RoundEvent {
             cashouts: cashouts.into_iter().map(listed_cashout).collect(),
             totals: totals.map(domain_totals),
         },
+        RoomEvent::BetCancelled {
+            seq,
+            round,
+            player,
+            slot,
+            amount,
+            totals,
+        } => RoundEvent::BetCancelled {
+            seq,
+            round,
+            player,
+            slot,
+            stake_minor: amount,
+            totals: totals.map(domain_totals),
+        },
         // Paused, Resumed, Limits.
         control => domain_control_event(control),
     }
@@ -365,6 +395,24 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             balance: balance_after_minor,
         },
         Answer::CashoutRefused { req, refusal } => ServerMessage::CashoutErr {
+            req,
+            code: refusal.code.into(),
+            message: refusal.message,
+        },
+        Answer::BetCancelled {
+            req,
+            round,
+            slot,
+            refunded_minor,
+            balance_after_minor,
+        } => ServerMessage::CancelOk {
+            req,
+            round,
+            slot,
+            amount: refunded_minor,
+            balance: balance_after_minor,
+        },
+        Answer::CancelRefused { req, refusal } => ServerMessage::CancelErr {
             req,
             code: refusal.code.into(),
             message: refusal.message,
@@ -466,6 +514,14 @@ mod tests {
                 cashouts: vec![],
                 totals: None,
             },
+            RoundEvent::BetCancelled {
+                seq: 3,
+                round: 4,
+                player: "p".into(),
+                slot: 1,
+                stake_minor: 500,
+                totals: None,
+            },
         ];
         for event in events {
             let bytes = JsonCodec.encode_event(&event);
@@ -474,6 +530,45 @@ mod tests {
             assert_eq!(encode(&wire).as_bytes(), bytes, "{event:?}");
         }
         assert_eq!(JsonCodec.decode_event(b"{\"t\":\"pong\"}"), None);
+    }
+
+    #[test]
+    fn a_cancel_is_written_with_the_wire_names() {
+        let cancelled = RoundEvent::BetCancelled {
+            seq: 3,
+            round: 4,
+            player: "p".into(),
+            slot: 1,
+            stake_minor: 500,
+            totals: Some(RoundTotals {
+                bets: 1,
+                staked_minor: 100,
+                ..RoundTotals::default()
+            }),
+        };
+        assert_eq!(
+            JsonCodec.encode_event(&cancelled),
+            r#"{"t":"bet_cancelled","seq":3,"round":4,"player":"p","slot":1,"amount":500,"totals":{"bets":1,"staked":100,"cashouts":0,"won":0,"cashout_stakes":0}}"#
+        );
+        let ok = Answer::BetCancelled {
+            req: "x".into(),
+            round: 4,
+            slot: 1,
+            refunded_minor: 500,
+            balance_after_minor: 1_500,
+        };
+        assert_eq!(
+            JsonCodec.encode_answer(&ok),
+            r#"{"t":"cancel_ok","req":"x","round":4,"slot":1,"amount":500,"balance":1500}"#
+        );
+        let late = Answer::CancelRefused {
+            req: "x".into(),
+            refusal: Refusal::new(RefusalCode::TooLate, "betting has closed"),
+        };
+        assert_eq!(
+            JsonCodec.encode_answer(&late),
+            r#"{"t":"cancel_err","req":"x","code":"too_late","message":"betting has closed"}"#
+        );
     }
 
     #[test]

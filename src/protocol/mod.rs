@@ -14,6 +14,8 @@ mod controls;
 
 use serde::{Deserialize, Serialize};
 
+use crate::bus::RequestKind;
+
 pub use codec::{JsonCodec, round_event, server_message};
 pub use controls::{domain_controls, wire_controls};
 
@@ -42,6 +44,13 @@ pub enum ClientMessage {
     },
     /// Cash out the bet in `slot` at the engine's current multiplier.
     Cashout {
+        req: String,
+        #[serde(default)]
+        slot: u8,
+    },
+    /// Take back the bet in `slot` while betting is open: its stake is refunded
+    /// (`cancel_ok`), or, once betting has closed, `cancel_err` `too_late` (the bet plays).
+    Cancel {
         req: String,
         #[serde(default)]
         slot: u8,
@@ -154,6 +163,17 @@ pub enum RoomEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         totals: Option<RoundTotals>,
     },
+    /// A player took back a bet while betting was open (`amount` refunded): a list that
+    /// shows it drops it; `totals` no longer count it (absent when no bet is left).
+    BetCancelled {
+        seq: u64,
+        round: u64,
+        player: String,
+        slot: u8,
+        amount: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        totals: Option<RoundTotals>,
+    },
     /// An operator paused the room at `at`: `round` is the last to play; no `betting`
     /// follows until `resumed`.
     Paused { seq: u64, round: u64, at: u64 },
@@ -179,6 +199,7 @@ impl RoomEvent {
             | RoomEvent::Flying { seq, .. }
             | RoomEvent::Tick { seq, .. }
             | RoomEvent::Crash { seq, .. }
+            | RoomEvent::BetCancelled { seq, .. }
             | RoomEvent::Paused { seq, .. }
             | RoomEvent::Resumed { seq, .. }
             | RoomEvent::Limits { seq, .. } => *seq,
@@ -192,6 +213,7 @@ impl RoomEvent {
             | RoomEvent::Flying { round, .. }
             | RoomEvent::Tick { round, .. }
             | RoomEvent::Crash { round, .. }
+            | RoomEvent::BetCancelled { round, .. }
             | RoomEvent::Paused { round, .. }
             | RoomEvent::Resumed { round, .. }
             | RoomEvent::Limits { round, .. } => *round,
@@ -318,6 +340,19 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+    /// The bet in `slot` is cancelled: `amount` is refunded, `balance` is after it.
+    CancelOk {
+        req: String,
+        round: u64,
+        slot: u8,
+        amount: i64,
+        balance: i64,
+    },
+    CancelErr {
+        req: String,
+        code: ErrorCode,
+        message: String,
+    },
     /// The player's balance changed outside a request (auto-cashout, refund).
     Balance {
         balance: i64,
@@ -347,6 +382,19 @@ pub enum ServerMessage {
         code: ErrorCode,
         message: String,
     },
+}
+
+impl ServerMessage {
+    /// The refusal of a request of `kind` (`bet_err`, `cashout_err`, `cancel_err`,
+    /// `control_err`).
+    pub fn refusal(kind: RequestKind, req: String, code: ErrorCode, message: String) -> Self {
+        match kind {
+            RequestKind::Bet => ServerMessage::BetErr { req, code, message },
+            RequestKind::Cashout => ServerMessage::CashoutErr { req, code, message },
+            RequestKind::Cancel => ServerMessage::CancelErr { req, code, message },
+            RequestKind::Control => ServerMessage::ControlErr { req, code, message },
+        }
+    }
 }
 
 /// A room's operator controls in `control_ok`: whether it is paused, the stake limits
@@ -409,9 +457,10 @@ pub enum ErrorCode {
     InsufficientFunds,
     /// The slot already holds a bet this round.
     SlotTaken,
-    /// There is no active bet in the slot to cash out.
+    /// There is no active bet in the slot to cash out or cancel.
     NoActiveBet,
-    /// The round crashed before the cashout reached the engine.
+    /// The round crashed before the cashout reached the engine, or betting closed before
+    /// the cancel did (the bet plays in the round).
     TooLate,
     /// Too many messages per second on this connection.
     RateLimited,
@@ -495,7 +544,10 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
             let code = match serde_json::from_str::<serde_json::Value>(text) {
                 Ok(serde_json::Value::Object(object)) => match object.get("t") {
                     Some(serde_json::Value::String(t))
-                        if !matches!(t.as_str(), "bet" | "cashout" | "ping" | "auth") =>
+                        if !matches!(
+                            t.as_str(),
+                            "bet" | "cashout" | "cancel" | "ping" | "auth"
+                        ) =>
                     {
                         ErrorCode::UnknownType
                     }
@@ -516,7 +568,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
 fn describe_parse_error(code: ErrorCode, error: &serde_json::Error) -> String {
     let at = format!("line {} column {}", error.line(), error.column());
     if code == ErrorCode::UnknownType {
-        return "unknown message type; expected bet, cashout, ping or auth".to_owned();
+        return "unknown message type; expected bet, cashout, cancel, ping or auth".to_owned();
     }
     if error.classify() != serde_json::error::Category::Data {
         return format!("not valid JSON at {at}");
@@ -538,7 +590,9 @@ const FIELD_NAME_BYTES_MAX: usize = 16;
 
 fn validate_request_id(message: ClientMessage) -> Result<ClientMessage, DecodeError> {
     let request_id = match &message {
-        ClientMessage::Bet { req, .. } | ClientMessage::Cashout { req, .. } => req,
+        ClientMessage::Bet { req, .. }
+        | ClientMessage::Cashout { req, .. }
+        | ClientMessage::Cancel { req, .. } => req,
         ClientMessage::Ping | ClientMessage::Auth { .. } => return Ok(message),
     };
     if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {

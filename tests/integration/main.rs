@@ -10,6 +10,7 @@ mod admin;
 mod admission;
 mod auth_message;
 mod bad_input;
+mod cancel;
 mod cluster;
 mod common;
 mod fair;

@@ -104,6 +104,8 @@ pub enum EventKind {
     Flying,
     FlyingTick,
     Crash,
+    /// A player's `bet_cancelled`: only while betting is open.
+    BetCancelled,
     /// An operator's `paused`, `resumed` or `limits`: the round's phase stays.
     Control,
 }
@@ -116,6 +118,7 @@ impl EventKind {
             RoomEvent::Tick { .. } => EventKind::FlyingTick,
             RoomEvent::Flying { .. } => EventKind::Flying,
             RoomEvent::Crash { .. } => EventKind::Crash,
+            RoomEvent::BetCancelled { .. } => EventKind::BetCancelled,
             RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {
                 EventKind::Control
             }
@@ -125,7 +128,9 @@ impl EventKind {
     /// The phase of the round once this event happened, if the event changes it.
     fn phase_after(self) -> Option<Phase> {
         match self {
-            EventKind::Betting | EventKind::BettingTick => Some(Phase::Betting),
+            EventKind::Betting | EventKind::BettingTick | EventKind::BetCancelled => {
+                Some(Phase::Betting)
+            }
             EventKind::Flying | EventKind::FlyingTick => Some(Phase::Flying),
             EventKind::Crash => Some(Phase::Crashed),
             EventKind::Control => None,
@@ -206,7 +211,10 @@ impl StreamTracker {
         let skipped = seq - last.seq - 1;
         let same_round = round == last.round;
         let follows = match (last.phase, kind) {
-            (Phase::Betting, EventKind::BettingTick | EventKind::Flying) => same_round,
+            (
+                Phase::Betting,
+                EventKind::BettingTick | EventKind::BetCancelled | EventKind::Flying,
+            ) => same_round,
             (Phase::Flying, EventKind::FlyingTick | EventKind::Crash) => same_round,
             (Phase::Crashed, EventKind::Betting) => round == last.round + 1 && skipped == 0,
             (_, EventKind::Control) => same_round,

@@ -82,9 +82,11 @@ mod tests {
             reached.lost += outcomes.lost;
             reached.refunded += outcomes.refunded;
             reached.capped += outcomes.capped;
+            reached.cancelled += outcomes.cancelled;
         }
         assert!(reached.rounds > 3, "{reached:?}");
         assert!(reached.cashed_out > 0 && reached.lost > 0, "{reached:?}");
         assert!(reached.refunded > 0 && reached.capped > 0, "{reached:?}");
+        assert!(reached.cancelled > 0, "{reached:?}");
     }
 }

@@ -32,6 +32,11 @@ pub enum Step {
         req: u8,
         slot: u8,
     },
+    Cancel {
+        player: usize,
+        req: u8,
+        slot: u8,
+    },
     /// The next ledger batch fails: its stakes are refused, its credits retried later.
     LedgerFault,
     /// The room shuts down: open stakes are refunded.
@@ -107,7 +112,12 @@ impl Step {
                 // 2 is not a slot.
                 slot: input.byte()? % 3,
             },
-            176..=223 => Step::Cashout {
+            176..=207 => Step::Cashout {
+                player: usize::from(input.byte()?) % GRANTS_MINOR.len(),
+                req: input.byte()? % REQUEST_IDS,
+                slot: input.byte()? % 3,
+            },
+            208..=223 => Step::Cancel {
                 player: usize::from(input.byte()?) % GRANTS_MINOR.len(),
                 req: input.byte()? % REQUEST_IDS,
                 slot: input.byte()? % 3,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::model::{BetOutcome, ModelBet, ModelLedger};
 use super::scenario::{GRANTS_MINOR, Scenario, Step};
-use crate::bus::ReplyTo;
+use crate::bus::{ReplyTo, RequestKind};
 use crate::config::EngineConfig;
 use crate::engine::answer::{Answer, RefusalCode, Reply};
 use crate::engine::event::RoundEvent;
@@ -32,6 +32,8 @@ pub struct Outcomes {
     pub cashed_out: u64,
     pub lost: u64,
     pub refunded: u64,
+    /// Bets their players cancelled.
+    pub cancelled: u64,
     /// Payouts the max-profit cap made (below the bet's target, or without one).
     pub capped: u64,
 }
@@ -40,7 +42,7 @@ pub struct Outcomes {
 #[derive(Debug)]
 struct Request {
     player: String,
-    is_bet: bool,
+    kind: RequestKind,
     req: String,
     answered: bool,
 }
@@ -80,6 +82,8 @@ pub(super) struct Simulation {
     profit_by_round: HashMap<u64, i64>,
     payouts_by_round: HashMap<u64, i64>,
     capped_payouts: u64,
+    /// Bets cancelled, as the events tell.
+    cancelled: u64,
 }
 
 impl Simulation {
@@ -133,6 +137,7 @@ impl Simulation {
             profit_by_round: HashMap::new(),
             payouts_by_round: HashMap::new(),
             capped_payouts: 0,
+            cancelled: 0,
         };
         simulation.perform();
         simulation
@@ -151,13 +156,17 @@ impl Simulation {
                 auto_cashout_hundredths,
                 slot,
             } => {
-                let (from, req) = self.request(*player, true, *req);
+                let (from, req) = self.request(*player, RequestKind::Bet, *req);
                 let (amount, auto) = (*amount_minor, *auto_cashout_hundredths);
                 self.core.bet(now_ms, &from, &req, amount, auto, *slot);
             }
             Step::Cashout { player, req, slot } => {
-                let (from, req) = self.request(*player, false, *req);
+                let (from, req) = self.request(*player, RequestKind::Cashout, *req);
                 self.core.cashout(now_ms, &from, &req, *slot);
+            }
+            Step::Cancel { player, req, slot } => {
+                let (from, req) = self.request(*player, RequestKind::Cancel, *req);
+                self.core.cancel(now_ms, &from, &req, *slot);
             }
             Step::LedgerFault => self.fail_next_batch = true,
             Step::Abort => {
@@ -169,15 +178,21 @@ impl Simulation {
     }
 
     /// A new request of `player` from a connection of its own.
-    fn request(&mut self, player_index: usize, is_bet: bool, id: u8) -> (ReplyTo, String) {
-        let req = format!("{}{id}", if is_bet { 'b' } else { 'c' });
+    fn request(&mut self, player_index: usize, kind: RequestKind, id: u8) -> (ReplyTo, String) {
+        let prefix = match kind {
+            RequestKind::Bet => 'b',
+            RequestKind::Cashout => 'c',
+            RequestKind::Cancel => 'x',
+            RequestKind::Control => unreachable!("no operator in a simulation"),
+        };
+        let req = format!("{prefix}{id}");
         let connection = self.requests.len() as u64 + 1;
         let Account::Player(player) = player(player_index) else {
             unreachable!("players are player accounts")
         };
         let request = Request {
             player: player.clone(),
-            is_bet,
+            kind,
             req: req.clone(),
             answered: false,
         };
@@ -254,7 +269,23 @@ impl Simulation {
                 assert_eq!(transfer.debit, Account::House);
                 assert_eq!(transfer.credit, Account::Player(notice.bet.player.clone()));
                 match &notice.reason {
-                    CreditReason::Refund => self.decide_refund(&notice.bet, transfer),
+                    CreditReason::Refund => {
+                        assert!(
+                            self.aborted,
+                            "refund of {:?} without a shutdown",
+                            notice.bet
+                        );
+                        self.decide_refund(&notice.bet, transfer);
+                    }
+                    CreditReason::Cancel { refunded_minor, .. } => {
+                        let betting = matches!(
+                            self.core.phase(),
+                            RoundPhase::Betting { ends_at_ms } if self.now_ms < ends_at_ms
+                        );
+                        assert!(betting, "{:?} cancelled after betting closed", notice.bet);
+                        assert_eq!(transfer.amount_minor, *refunded_minor);
+                        self.decide_refund(&notice.bet, transfer);
+                    }
                     CreditReason::Cashout {
                         by,
                         multiplier_hundredths,
@@ -272,7 +303,6 @@ impl Simulation {
 
     fn decide_refund(&mut self, key: &BetKey, transfer: &Transfer) {
         assert_eq!(transfer.kind, TransferKind::Refund);
-        assert!(self.aborted, "refund of {key:?} without a shutdown");
         let bet = self.active_bet(key);
         assert_eq!(
             transfer.amount_minor, bet.stake_minor,
@@ -397,9 +427,19 @@ impl Simulation {
             RoundEvent::Tick {
                 multiplier_hundredths: m,
                 elapsed_ms: ms,
+                bets,
                 cashouts,
                 ..
             } => {
+                for listed in bets {
+                    let key = BetKey {
+                        round,
+                        player: listed.player.clone(),
+                        slot: listed.slot,
+                    };
+                    let outcome = self.bets.get(&key).map(|bet| bet.outcome);
+                    assert_eq!(outcome, Some(BetOutcome::Active), "{key:?} listed");
+                }
                 let (current, stage) = self.event_stage.expect("a round is announced first");
                 assert_eq!(current, round);
                 match stage {
@@ -424,6 +464,23 @@ impl Simulation {
                 assert_eq!(Some(hash), self.chain.round_hash(round).as_ref());
                 self.lose_active_bets(round);
                 Stage::Ended
+            }
+            RoundEvent::BetCancelled {
+                player,
+                slot,
+                stake_minor,
+                ..
+            } => {
+                assert_eq!(self.event_stage, Some((round, Stage::Betting)));
+                let key = BetKey {
+                    round,
+                    player: player.clone(),
+                    slot: *slot,
+                };
+                let bet = self.bets.get(&key).expect("a cancelled bet was staked");
+                assert_eq!(bet.stake_minor, *stake_minor);
+                self.cancelled += 1;
+                Stage::Betting
             }
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
@@ -464,7 +521,9 @@ impl Simulation {
             let staked_minor: i64 = self
                 .bets
                 .range(round_keys(round))
-                .filter(|(_, bet)| bet.outcome != BetOutcome::Pending)
+                .filter(|(_, bet)| {
+                    !matches!(bet.outcome, BetOutcome::Pending | BetOutcome::Refunded)
+                })
                 .map(|(_, bet)| bet.stake_minor)
                 .sum();
             assert_eq!(
@@ -488,7 +547,8 @@ impl Simulation {
             assert!(
                 self.requests
                     .values()
-                    .any(|request| request.is_bet && request.player == reply.to.player),
+                    .any(|request| request.kind == RequestKind::Bet
+                        && request.player == reply.to.player),
                 "a balance goes to a player that bet"
             );
             assert!(*balance_minor >= 0);
@@ -498,14 +558,10 @@ impl Simulation {
             .requests
             .get_mut(&reply.to.connection)
             .expect("replies go to connections that sent a request");
-        let (is_bet, req) = match &reply.answer {
-            Answer::BetAccepted { req, .. } | Answer::BetRefused { req, .. } => (true, req),
-            Answer::CashedOut { req, .. } | Answer::CashoutRefused { req, .. } => (false, req),
-            other => panic!("a request is not answered {other:?}"),
-        };
+        let answered = reply.answer.request().expect("an answer to a request");
         assert_eq!(
-            (is_bet, req),
-            (request.is_bet, &request.req),
+            (answered.kind, &answered.req),
+            (request.kind, &request.req),
             "the answer to {request:?}"
         );
         assert!(!request.answered, "{request:?} answered twice");
@@ -572,6 +628,7 @@ impl Simulation {
         }
         outcomes.rounds = self.core.round_number();
         outcomes.capped = self.capped_payouts;
+        outcomes.cancelled = self.cancelled;
         outcomes
     }
 

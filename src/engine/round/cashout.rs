@@ -138,6 +138,26 @@ impl RoomCore {
                 multiplier_hundredths: *multiplier_hundredths,
                 win_minor: *win_minor,
             }),
+            CreditReason::Cancel {
+                req,
+                refunded_minor,
+            } => {
+                let answer = Answer::BetCancelled {
+                    req: req.clone(),
+                    round,
+                    slot,
+                    refunded_minor: *refunded_minor,
+                    balance_after_minor: credit_balance_after_minor,
+                };
+                self.finish_request(
+                    round,
+                    &notice.bet.player,
+                    RequestKind::Cancel,
+                    req.clone(),
+                    answer,
+                );
+                return;
+            }
             CreditReason::Refund => None,
         };
         // Not an answer to a request: the player may have reconnected to another socket

@@ -22,13 +22,15 @@
 //! # Files
 //! `mod.rs` holds [`RoomCore`], its state and the phase loop (ticks, flight, crash, the
 //! next round, abort, events and journal records); `impl RoomCore` continues in `bets`
-//! (placing bets), `cashout` (cashouts, auto-cashouts, everyone at the cap), `resume`
+//! (placing bets), `cancel` (a bet taken back while betting is open), `cashout`
+//! (cashouts, auto-cashouts, everyone at the cap), `resume`
 //! (a round taken over from a previous leader) and `requests` (answers and replays). The
 //! pure parts are `curve` (the multiplier), `cap` (the max-profit cap) and `replay` (the
 //! [`replay::ReplayMap`]); `types` holds the data they share. No file of the folder imports
 //! `mod.rs`'s neighbours back.
 
 mod bets;
+mod cancel;
 mod cap;
 mod cashout;
 mod controls;
@@ -311,25 +313,30 @@ impl RoomCore {
         }
         for (key, stake_minor) in refunds {
             self.active_stakes_minor -= i128::from(stake_minor);
-            let transfer = Transfer {
-                id: self.transfer_id(BetTransferKind::Refund, &key),
-                debit: Account::House,
-                credit: Account::Player(key.player.clone()),
-                amount_minor: stake_minor,
-                kind: TransferKind::Refund,
-                multiplier_hundredths: None,
-            };
-            let notice = CreditNotice {
-                bet: key,
-                reason: CreditReason::Refund,
-            };
-            self.effects.transfers.push(TransferIntent {
-                transfer,
-                purpose: TransferPurpose::Credit(notice),
-            });
+            self.round.totals.bets -= 1;
+            self.round.totals.staked_minor -= stake_minor;
+            self.refund(key, stake_minor, CreditReason::Refund);
         }
         self.auto_cashouts.clear();
         assert_eq!(self.active_stakes_minor, 0, "every open stake was refunded");
+    }
+
+    /// Hands out the refund of `key`'s stake, under the bet's refund id: an abort and a
+    /// cancel of one bet name the same transfer, so the ledger holds at most one.
+    fn refund(&mut self, key: BetKey, stake_minor: i64, reason: CreditReason) {
+        let transfer = Transfer {
+            id: self.transfer_id(BetTransferKind::Refund, &key),
+            debit: Account::House,
+            credit: Account::Player(key.player.clone()),
+            amount_minor: stake_minor,
+            kind: TransferKind::Refund,
+            multiplier_hundredths: None,
+        };
+        let notice = CreditNotice { bet: key, reason };
+        self.effects.transfers.push(TransferIntent {
+            transfer,
+            purpose: TransferPurpose::Credit(notice),
+        });
     }
 
     fn betting_tick(&mut self, now_ms: u64) {
@@ -598,6 +605,7 @@ mod tests {
                 } if position.1 == 0 => 0,
                 RoundEvent::FlightStarted { .. } | RoundEvent::Tick { .. } => 1,
                 RoundEvent::Crashed { .. } => 2,
+                RoundEvent::BetCancelled { .. } => panic!("no cancel here"),
                 RoundEvent::RoomPaused { .. }
                 | RoundEvent::RoomResumed { .. }
                 | RoundEvent::RoomLimitsChanged { .. } => panic!("no operator here"),

@@ -108,8 +108,10 @@ impl RoomCore {
             ..
         } = bet;
         assert!(stake_minor > 0 && slot < SLOTS_PER_PLAYER);
-        self.round.totals.bets += 1;
-        self.round.totals.staked_minor += stake_minor;
+        if settled != BetSettled::Refunded {
+            self.round.totals.bets += 1;
+            self.round.totals.staked_minor += stake_minor;
+        }
         let state = match settled {
             BetSettled::Open => {
                 self.active_stakes_minor += i128::from(stake_minor);

@@ -174,8 +174,12 @@ pub enum CreditReason {
         multiplier_hundredths: u64,
         win_minor: i64,
     },
-    /// A refund: every socket of the bet's player gets `balance`.
+    /// A refund of a round that did not play (an abort): every socket of the bet's
+    /// player gets `balance`.
     Refund,
+    /// A refund of a bet its player cancelled by the request `req`: its senders get
+    /// `cancel_ok`.
+    Cancel { req: String, refunded_minor: i64 },
 }
 
 /// Who cashed a bet out.

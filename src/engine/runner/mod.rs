@@ -307,6 +307,9 @@ impl RoomRunner {
                 Command::Cashout { req, slot } => {
                     self.core.cashout(now_ms, &envelope.from, &req, slot);
                 }
+                Command::Cancel { req, slot } => {
+                    self.core.cancel(now_ms, &envelope.from, &req, slot);
+                }
                 Command::Control {
                     req,
                     operator,
@@ -541,9 +544,10 @@ mod tests {
             (rounds[0].round, rounds[0].status),
             (1, RoundStatus::Aborted)
         );
+        // Alice's stake played; bob's was refunded by the shutdown.
         assert_eq!(
             (rounds[0].bets_total_minor, rounds[0].payouts_total_minor),
-            (3_000, win)
+            (1_000, win)
         );
         let events = watcher.finish();
         assert!(

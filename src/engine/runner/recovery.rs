@@ -85,10 +85,14 @@ fn refunds_owed(room: &str, round: u64, bets: &[BetInFlight]) -> Vec<Transfer> {
     refunds.collect()
 }
 
-/// A round's journal totals from its stakes: (Σ stakes, Σ payouts), as the engine counts
-/// them while it plays (a refunded stake stays staked; a refund is not a payout).
+/// An aborted round's journal totals from its stakes: (Σ stakes that played, Σ payouts),
+/// as the engine counts them: every stake not paid out is refunded by the abort (or was,
+/// by its player's cancel), and a refunded stake is out of the round.
 fn settled_totals_minor(bets: &[BetInFlight]) -> (i64, i64) {
-    let staked = bets.iter().map(|bet| bet.stake_minor).sum();
+    let paid_out = bets
+        .iter()
+        .filter(|bet| matches!(bet.settled, BetSettled::PaidOut { .. }));
+    let staked = paid_out.map(|bet| bet.stake_minor).sum();
     let paid = bets.iter().map(|bet| match bet.settled {
         BetSettled::PaidOut { win_minor, .. } => win_minor,
         BetSettled::Open | BetSettled::Refunded => 0,
@@ -228,10 +232,11 @@ mod tests {
             statuses,
             vec![(6, RoundStatus::Aborted), (5, RoundStatus::Aborted)]
         );
-        // Recomputed from its transfers: every stake, and bob's payout (not the refund).
+        // Recomputed from its transfers: the stake that played (bob's: alice's was
+        // refunded now, carol's before), and bob's payout (not the refunds).
         assert_eq!(
             (rounds[1].bets_total_minor, rounds[1].payouts_total_minor),
-            (1_800, 1_000)
+            (500, 1_000)
         );
         assert_eq!(watcher.finish().len(), 1);
     }

@@ -76,6 +76,10 @@ impl Bot {
                 self.check_feed(round, &[], &cashouts, totals);
                 self.on_crash(round, m, hash, &cashouts, totals);
             }
+            // Another player's cancel: the totals went down, which the next ones continue.
+            RoomEvent::BetCancelled { round, totals, .. } => {
+                self.totals = totals.map(|totals| (round, totals));
+            }
             // A paused room opens no round: the bot waits for the next `betting`.
             RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {}
         }
@@ -269,6 +273,11 @@ impl Bot {
             ServerMessage::ControlOk { .. } | ServerMessage::ControlErr { .. } => {
                 self.fail(Check::ReplyMismatch, "an operator's answer".to_owned())
             }
+            // Bots never cancel.
+            ServerMessage::CancelOk { .. } | ServerMessage::CancelErr { .. } => self.fail(
+                Check::ReplyMismatch,
+                "an answer to a cancel never sent".to_owned(),
+            ),
         }
     }
 

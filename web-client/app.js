@@ -2,8 +2,8 @@
 // docs/protocol.md / src/protocol.rs) to the module that owns it, and starts the page.
 //
 //   state.js     what the page knows (game, slots, pending requests, the connection)
-//   round.js     public events: hello, snapshot, betting, flying, tick, crash
-//   requests.js  the player's bets and cashouts and their private replies
+//   round.js     public events: hello, snapshot, betting, bet_cancelled, flying, tick, crash
+//   requests.js  the player's bets, cancels and cashouts and their private replies
 //   panels.js    the two bet panels;  live-bets.js  the live list;  history.js  the chips
 //   hud.js       header and stage labels;  animation.js  the per-frame drawing (chart.js)
 //   flight.js    the multiplier to display between ticks;  dom.js  $ and toasts
@@ -17,8 +17,10 @@ import { onStatus, renderLag } from './hud.js';
 import { renderBets } from './live-bets.js';
 import { refusalSentence } from './messages.js';
 import { buildPanels, currentSlot, renderPanels } from './panels.js';
-import { onAction, onBalance, onBetErr, onBetOk, onCashoutErr, onCashoutOk, startRequestTimeouts } from './requests.js';
-import { onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
+import {
+  onAction, onBalance, onBetErr, onBetOk, onCancelErr, onCancelOk, onCashoutErr, onCashoutOk, startRequestTimeouts,
+} from './requests.js';
+import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
 import { buildSoundToggle } from './sound.js';
 import { onLimits } from './stake-check.js';
 import { conn, game, slots } from './state.js';
@@ -39,8 +41,11 @@ function onFrame(msg) {
     case 'flying': return onFlying(msg);
     case 'tick': return onTick(msg);
     case 'crash': return onCrash(msg);
+    case 'bet_cancelled': return onBetCancelled(msg);
     case 'bet_ok': return onBetOk(msg);
     case 'bet_err': return onBetErr(msg);
+    case 'cancel_ok': return onCancelOk(msg);
+    case 'cancel_err': return onCancelErr(msg);
     case 'cashout_ok': return onCashoutOk(msg);
     case 'cashout_err': return onCashoutErr(msg);
     case 'balance': return onBalance(msg);

@@ -5,7 +5,8 @@
 import { formatMoney, formatMult } from './format.js';
 import { game } from './state.js';
 
-/** Sentences for the codes of `error`, `bet_err` and `cashout_err` (docs/protocol.md). */
+/** Sentences for the codes of `error`, `bet_err`, `cancel_err` and `cashout_err`
+ *  (docs/protocol.md); by request kind where the code means different things. */
 const SENTENCES = {
   bad_json: 'The page sent something the server could not read. Reload the page.',
   unknown_type: 'The page and the server do not understand each other. Reload the page.',
@@ -13,11 +14,18 @@ const SENTENCES = {
   wrong_phase: {
     bet: 'Bets are taken only before take-off. Try again in the next round.',
     cashout: 'You can cash out only while the plane is flying.',
+    cancel: 'A bet can be cancelled only before take-off.',
   },
   insufficient_funds: 'Not enough balance for this bet.',
   slot_taken: 'This panel already has a bet in this round.',
-  no_active_bet: 'There is no bet to cash out in this panel.',
-  too_late: 'Too late: the plane flew away before your cash out arrived.',
+  no_active_bet: {
+    cashout: 'There is no bet to cash out in this panel.',
+    cancel: 'There is no confirmed bet to cancel in this panel.',
+  },
+  too_late: {
+    cashout: 'Too late: the plane flew away before your cash out arrived.',
+    cancel: 'Too late: betting had closed, so your bet is in this round.',
+  },
   rate_limited: 'You are clicking too fast. Wait a moment and try again.',
   overloaded: 'The game is very busy right now. Try again in a moment.',
   internal: 'Something went wrong on our side; nothing was charged. Try again.',
@@ -36,7 +44,7 @@ const AUTO_RANGE = /auto must be (\d+)\.\.=(\d+) hundredths/;
 
 /**
  * The sentence for a refusal `msg` ({code, message}) of a request `kind` ('bet',
- * 'cashout' or undefined) that carried `sent` (the request's frame, if known).
+ * 'cancel', 'cashout' or undefined) that carried `sent` (the request's frame, if known).
  */
 export function refusalSentence(msg, kind, sent) {
   if (msg.code === 'invalid_field' && kind === 'bet') return invalidBetSentence(msg.message, sent);
@@ -46,7 +54,8 @@ export function refusalSentence(msg, kind, sent) {
     return GENERIC;
   }
   if (typeof entry === 'string') return entry;
-  return entry[kind] ?? entry.bet;
+  // A code told apart by kind, for a frame of no request (`error`): its first sentence.
+  return entry[kind] ?? Object.values(entry)[0];
 }
 
 /** A stake or auto cash out out of range: the room's limit in words (learnt from the

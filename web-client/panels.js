@@ -178,7 +178,23 @@ function panelLook(s, typed) {
       Object.assign(look, { main: 'Placing…', sub: formatMoney(s.amount), disabled: true, kind: 'waiting' });
       break;
     case 'placed':
-      Object.assign(look, { main: 'Waiting for take-off', sub: `${formatMoney(s.amount)}${auto}`, disabled: true, kind: 'waiting', status: 'Bet placed', statusClass: 'placed' });
+      if (game.phase === 'betting') {
+        Object.assign(look, { main: 'Cancel bet', sub: `${formatMoney(s.amount)}${auto} · before take-off`, kind: 'cancel', status: 'Bet placed', statusClass: 'placed' });
+      } else {
+        Object.assign(look, { main: 'Waiting for take-off', sub: `${formatMoney(s.amount)}${auto}`, disabled: true, kind: 'waiting', status: 'Bet placed', statusClass: 'placed' });
+      }
+      break;
+    case 'cancelling':
+      Object.assign(look, { main: 'Cancelling…', sub: formatMoney(s.amount), disabled: true, kind: 'waiting', status: 'Bet placed', statusClass: 'placed' });
+      break;
+    case 'cancelled':
+      Object.assign(look, {
+        main: 'Bet next round',
+        sub: typed != null ? formatMoney(typed) : '',
+        kind: 'queue',
+        status: `Bet cancelled · ${formatMoney(s.amount)} refunded`,
+        statusClass: 'refunded',
+      });
       break;
     case 'active':
     case 'cashing':

@@ -1,7 +1,7 @@
-// The player's own requests (bet, cash out) and the private frames that answer them:
-// what the main button of a panel does, each request's `req` and its timeout, and the
-// replies (bet_ok, bet_err, cashout_ok, cashout_err, balance naming a cashout the
-// server made).
+// The player's own requests (bet, cancel, cash out) and the private frames that answer
+// them: what the main button of a panel does, each request's `req` and its timeout, and
+// the replies (bet_ok, bet_err, cancel_ok, cancel_err, cashout_ok, cashout_err, balance
+// naming a cashout the server made).
 
 import { toast } from './dom.js';
 import { formatMoney, formatMult, newRequestId } from './format.js';
@@ -19,6 +19,14 @@ const REQUEST_TIMEOUT_MS = 8000;
 /** The main button of slot `s` (or Space for bet 1): bet, queue, cancel or cash out. */
 export function onAction(s) {
   switch (s.state) {
+    case 'cancelled': {
+      // The slot is spent for this round (the server keeps it): the next round's bet.
+      const inputs = readInputs(s);
+      if (!inputs) return;
+      Object.assign(s, { queued: inputs, state: 'queued' });
+      renderPanels();
+      return;
+    }
     case 'idle':
     case 'won':
     case 'lost':
@@ -37,6 +45,9 @@ export function onAction(s) {
       s.queued = null;
       s.state = 'idle';
       renderPanels();
+      return;
+    case 'placed':
+      if (conn.open && game.phase === 'betting') sendCancel(s);
       return;
     case 'active':
       if (conn.open) sendCashout(s);
@@ -59,6 +70,12 @@ export function sendBet(s, amount, auto) {
   s.amount = amount;
   s.auto = auto;
   request(s, 'bet', message);
+  renderPanels();
+}
+
+function sendCancel(s) {
+  s.state = 'cancelling';
+  request(s, 'cancel', { t: 'cancel', req: newRequestId(), slot: s.slot });
   renderPanels();
 }
 
@@ -90,7 +107,9 @@ export function startRequestTimeouts() {
       s.reqKind = null;
       if (p.kind === 'bet' && s.state === 'pending') s.state = 'idle';
       if (p.kind === 'cashout' && s.state === 'cashing') s.state = game.phase === 'flying' ? 'active' : 'lost';
-      toast(`The server did not answer your ${p.kind === 'bet' ? 'bet' : 'cash out'}. Check your balance before trying again.`);
+      if (p.kind === 'cancel' && s.state === 'cancelling') s.state = inRoundState();
+      const what = { bet: 'bet', cancel: 'cancel', cashout: 'cash out' }[p.kind];
+      toast(`The server did not answer your ${what}. Check your balance before trying again.`);
       renderPanels();
     }
   }, 1000);
@@ -176,6 +195,28 @@ export function onBetErr(msg) {
   toast(refusalSentence(msg, 'bet', pending.get(msg.req)?.message));
   const s = refuseRequest(msg);
   if (s) s.state = 'idle';
+  renderPanels();
+}
+
+/** Where a bet that stays in the round stands now (a cancel refused or unanswered). */
+function inRoundState() {
+  if (game.phase === 'flying') return 'active';
+  return game.phase === 'crashed' ? 'lost' : 'placed';
+}
+
+export function onCancelOk(msg) {
+  const s = settleRequest(msg);
+  if (!s) return;
+  Object.assign(s, { state: 'cancelled', round: msg.round, amount: msg.amount });
+  if (game.me && game.bets.delete(`${game.me}:${msg.slot}`)) markBetsDirty();
+  toast(`Bet cancelled: ${formatMoney(msg.amount)} is back in your balance.`, 'info');
+  renderPanels();
+}
+
+export function onCancelErr(msg) {
+  toast(refusalSentence(msg, 'cancel'));
+  const s = refuseRequest(msg);
+  if (s && s.state === 'cancelling') s.state = inRoundState();
   renderPanels();
 }
 

@@ -88,7 +88,7 @@ function restoreOwnBets(round, phase) {
         s.state = 'lost';
       }
     } else if (s.state !== 'pending' && s.state !== 'queued' && !(s.state === 'cashing' && s.reqKind === 'cashout')) {
-      if (['placed', 'active', 'won', 'lost', 'cashing', 'refunded'].includes(s.state)) s.state = 'idle';
+      if (['placed', 'active', 'won', 'lost', 'cashing', 'refunded', 'cancelled'].includes(s.state)) s.state = 'idle';
     }
   }
 }
@@ -113,7 +113,7 @@ export function onBetting(msg) {
   game.totals = null;
   markBetsDirty();
   for (const s of slots) {
-    if (['won', 'lost', 'refunded', 'placed', 'active', 'cashing'].includes(s.state)) {
+    if (['won', 'lost', 'refunded', 'cancelled', 'placed', 'active', 'cashing'].includes(s.state)) {
       Object.assign(s, { state: 'idle', round: null, win: null, m: null });
     }
     if (s.state === 'queued' && s.queued) {
@@ -134,6 +134,12 @@ function enterFlying(round, startedAt) {
   game.ticksSeen = 0;
   game.crashM = null;
   setPhaseAttr();
+}
+
+/** Another player's (or our own) bet taken back while betting was open. */
+export function onBetCancelled(msg) {
+  if (game.bets.delete(`${msg.player}:${msg.slot}`)) markBetsDirty();
+  game.totals = msg.totals ?? null;
 }
 
 export function onFlying(msg) {

@@ -6,7 +6,8 @@
 // Launches Debian's headless chromium through playwright-core, plays one round on the
 // page like a person would (bet in slot 0 during Betting, cash out while Flying),
 // checks the balance moves consistently, that the history chips grow after a crash,
-// that a dropped connection resumes from the page's last event (`recovered`), and that
+// that a dropped connection resumes from the page's last event (`recovered`), that a
+// bet can be cancelled before take-off (cancel.mjs), and that
 // /verify.html verifies the crashed round. Then the page's honest states and
 // accessibility (page-checks.mjs: Tab, focus, plain words, contrast, axe-core, sound)
 // and a server of its own killed under a bet (server-loss.mjs). Screenshots go to
@@ -18,6 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { check, fail, finish, info, launch, left, pass, serverUrl, waitUntil } from './harness.mjs';
 import { checkAccessibility, checkContrast, checkEveryCodeWorded, checkPlainWords, checkSound, checkTabOrder, countAudioContexts } from './page-checks.mjs';
+import { checkCancel } from './cancel.mjs';
 import { checkServerLoss } from './server-loss.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -183,7 +185,10 @@ async function main() {
     check('online again', s.conn === 'online', `conn ${s.conn}`);
   }
 
-  // 6. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
+  // 6. A bet taken back before take-off.
+  await checkCancel(page, frames.sent);
+
+  // 7. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
   await checkEveryCodeWorded(page);
   await checkPlainWords(page, frames.sent);
   await checkAccessibility(page, 1280, path.join(docsImages, 'player.png'));
@@ -193,7 +198,7 @@ async function main() {
   await page.setViewportSize({ width: 1280, height: 800 });
   await checkSound(context, page, base);
 
-  // 7. The verifier recomputes the crashed round.
+  // 8. The verifier recomputes the crashed round.
   // The round the page saw crash; if the flight outlasted the budget, the newest
   // finished round the server lists.
   let crashed = s?.phase === 'crashed' || s?.phase === 'betting' ? s?.firstChip?.round : null;
@@ -227,7 +232,7 @@ async function main() {
   check('no page errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
   info(`${frames.received} frames received, ${frames.sent.length} requests sent`);
 
-  // 8. The server lost under a bet: the banner, the panels off, the refund announced.
+  // 9. The server lost under a bet: the banner, the panels off, the refund announced.
   await checkServerLoss(context, shotsDir);
 }
 

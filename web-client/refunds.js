@@ -1,9 +1,9 @@
 // Rounds cancelled (aborted: the server stopped before their crash, every open stake
-// refunded) and the player's bets in them. The wire names no cancelled round: a
-// snapshot's history lists crashed rounds only, and the `balance` frame of a refund
-// names no bet. So the page asks `GET /api/rounds` (which lists aborted rounds, `m` 0)
-// after every snapshot, marks them in the history chips, and announces a bet it held
-// in one: "Round 1234 was cancelled: your $5.00 bet was refunded".
+// refunded) and the player's bets in them. A `balance` frame with `refund` names the
+// bet while the page is connected; a snapshot's history lists crashed rounds only, so
+// after every snapshot the page asks `GET /api/rounds` (which lists aborted rounds, `m`
+// 0), marks them in the history chips, and announces a bet it held in one while away:
+// "Round 1234 was cancelled: your $5.00 bet was refunded".
 
 import { toast } from './dom.js';
 import { formatMoney } from './format.js';
@@ -12,7 +12,7 @@ import { renderPanels } from './panels.js';
 import { HISTORY_MAX, game, slots } from './state.js';
 
 /** Slot states of a bet whose outcome the page has not seen yet. */
-const OPEN_STATES = ['placed', 'active', 'cashing'];
+export const OPEN_STATES = ['placed', 'active', 'cashing'];
 
 /** Says the bet of slot `s` in `round` was refunded, on its panel and in a toast. */
 export function announceRefund(s, round, amount) {

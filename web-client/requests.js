@@ -9,7 +9,7 @@ import { setBalance } from './hud.js';
 import { markBetsDirty } from './live-bets.js';
 import { refusalSentence } from './messages.js';
 import { readInputs, renderPanels } from './panels.js';
-import { announceRefund } from './refunds.js';
+import { OPEN_STATES, announceRefund } from './refunds.js';
 import { playSound } from './sound.js';
 import { conn, game, pending, slots } from './state.js';
 
@@ -126,30 +126,24 @@ function ownCashout(slot, round, m, win) {
   return cashed;
 }
 
-/** A balance change outside a request: a refund (the frame names no bet: the open
- *  bets it equals are the ones refunded), or a cashout the server made for us (auto
- *  cash out, or the round's max profit). */
+/** A balance change outside a request: a refund of the bet it names (its round was
+ *  cancelled), or a cashout the server made for us (auto cash out, or the round's max
+ *  profit). */
 export function onBalance(msg) {
-  const before = game.balance;
   setBalance(msg.balance);
-  const c = msg.cashout;
-  if (!c) {
-    if (before != null) refundedOpenBets(msg.balance - before);
+  const r = msg.refund;
+  if (r) {
+    const s = slots[r.slot];
+    if (s && s.round === r.round && OPEN_STATES.includes(s.state)) announceRefund(s, r.round, r.amount);
     return;
   }
+  const c = msg.cashout;
+  if (!c) return;
   if (ownCashout(c.slot, c.round, c.m, c.win)) {
     playSound('cashout');
     toast(`Auto cashed out at ${formatMult(c.m)}: won ${formatMoney(c.win)}`, 'win');
     renderPanels();
   }
-}
-
-/** The player's open bets whose stakes add up to `credited`, announced refunded. */
-function refundedOpenBets(credited) {
-  const open = slots.filter((s) => ['placed', 'active', 'cashing'].includes(s.state));
-  const total = open.reduce((sum, s) => sum + s.amount, 0);
-  const refunded = total === credited ? open : open.filter((s) => s.amount === credited).slice(0, 1);
-  for (const s of refunded) announceRefund(s, s.round, s.amount);
 }
 
 /** Takes an answered request off `pending`, applies its balance and frees its slot's

@@ -101,6 +101,15 @@ pub struct EngineCashout {
     pub win_minor: i64,
 }
 
+/// A stake the engine gave back without a request of the player (its round was
+/// aborted), as told with the balance that includes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineRefund {
+    pub round: u64,
+    pub slot: u8,
+    pub refunded_minor: i64,
+}
+
 /// What a player is told privately. `req` is the request id an answer is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -133,10 +142,11 @@ pub enum Answer {
         refusal: Refusal,
     },
     /// The player's balance changed outside a request: a cashout the engine made
-    /// (`cashout`), or a refund (`None`).
+    /// (`cashout`), or a refund of a round that did not play (`refund`).
     BalanceChanged {
         balance_minor: i64,
         cashout: Option<EngineCashout>,
+        refund: Option<EngineRefund>,
     },
     /// The bet was cancelled: the ledger refunded its stake.
     BetCancelled {
@@ -232,6 +242,7 @@ mod tests {
         let balance = Answer::BalanceChanged {
             balance_minor: 1,
             cashout: None,
+            refund: None,
         };
         let named = |kind| {
             Some(RequestId {

@@ -624,6 +624,7 @@ mod tests {
             &crate::protocol::ServerMessage::Balance {
                 balance: 1,
                 cashout: None,
+                refund: None,
             },
         );
         assert!(matches!(
@@ -657,6 +658,7 @@ mod tests {
         let balance = ServerMessage::Balance {
             balance: 1,
             cashout: None,
+            refund: None,
         };
         assert_eq!(
             reply_targets(&shared, &reply(5, None, &balance)),

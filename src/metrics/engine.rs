@@ -148,7 +148,7 @@ impl RoomMetrics {
                 self.refunds.increment(1);
                 self.refunded_minor.increment(minor(amount_minor));
             }
-            CreditReason::Refund => {
+            CreditReason::Refund { .. } => {
                 self.refunds.increment(1);
                 self.refunded_minor.increment(minor(amount_minor));
             }

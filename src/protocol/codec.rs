@@ -7,7 +7,9 @@ use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 use super::controls::{control_err, control_event, control_ok, domain_control_event};
-use super::{BetCashout, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode};
+use super::{
+    BetCashout, BetRefund, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode,
+};
 use crate::engine::{
     Answer, CashoutKind, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent,
     RoundTotals,
@@ -420,9 +422,15 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
         Answer::BalanceChanged {
             balance_minor,
             cashout,
+            refund,
         } => ServerMessage::Balance {
             balance: balance_minor,
             cashout: cashout.map(bet_cashout),
+            refund: refund.map(|refund| BetRefund {
+                round: refund.round,
+                slot: refund.slot,
+                amount: refund.refunded_minor,
+            }),
         },
         Answer::ControlApplied { req, change } => control_ok(req, &change),
         Answer::ControlRefused { req, refusal } => control_err(req, refusal),
@@ -589,6 +597,7 @@ mod tests {
                 multiplier_hundredths: 200,
                 win_minor: 200,
             }),
+            refund: None,
         };
         assert_eq!(
             JsonCodec.encode_answer(&auto),

@@ -266,6 +266,16 @@ pub struct BetCashout {
     pub win: i64,
 }
 
+/// One of the player's bets refunded without a request of its own (its round was
+/// aborted), as told in `balance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BetRefund {
+    pub round: u64,
+    pub slot: u8,
+    /// The stake given back, in minor units.
+    pub amount: i64,
+}
+
 /// A private message to one connection. Private frames carry no `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
@@ -360,6 +370,9 @@ pub enum ServerMessage {
         /// profit) that this balance includes; absent for a refund.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cashout: Option<BetCashout>,
+        /// The refund this balance includes (the bet's round was aborted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund: Option<BetRefund>,
     },
     Error {
         code: ErrorCode,
@@ -776,6 +789,7 @@ mod tests {
                 m: 200,
                 win: 200,
             }),
+            refund: None,
         };
         assert_eq!(
             encode(&auto),
@@ -784,8 +798,16 @@ mod tests {
         let refund = ServerMessage::Balance {
             balance: 100_000,
             cashout: None,
+            refund: Some(BetRefund {
+                round: 12,
+                slot: 0,
+                amount: 500,
+            }),
         };
-        assert_eq!(encode(&refund), r#"{"t":"balance","balance":100000}"#);
+        assert_eq!(
+            encode(&refund),
+            r#"{"t":"balance","balance":100000,"refund":{"round":12,"slot":0,"amount":500}}"#
+        );
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl Simulation {
                 assert_eq!(transfer.debit, Account::House);
                 assert_eq!(transfer.credit, Account::Player(notice.bet.player.clone()));
                 match &notice.reason {
-                    CreditReason::Refund => {
+                    CreditReason::Refund { .. } => {
                         assert!(
                             self.aborted,
                             "refund of {:?} without a shutdown",

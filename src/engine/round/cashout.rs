@@ -5,7 +5,7 @@
 use crate::bus::{ReplyTo, RequestKind};
 use crate::ledger::{Account, BetTransferKind, Transfer, TransferKind};
 
-use super::super::answer::{Answer, EngineCashout, Refusal, RefusalCode, Reply};
+use super::super::answer::{Answer, EngineCashout, EngineRefund, Refusal, RefusalCode, Reply};
 use super::super::event::ListedCashout;
 use super::RoomCore;
 use super::cap;
@@ -158,7 +158,15 @@ impl RoomCore {
                 );
                 return;
             }
-            CreditReason::Refund => None,
+            CreditReason::Refund { .. } => None,
+        };
+        let refund = match notice.reason {
+            CreditReason::Refund { refunded_minor } => Some(EngineRefund {
+                round,
+                slot,
+                refunded_minor,
+            }),
+            _ => None,
         };
         // Not an answer to a request: the player may have reconnected to another socket
         // or gateway since the bet, so the notice goes to each socket it holds now.
@@ -167,6 +175,7 @@ impl RoomCore {
             answer: Answer::BalanceChanged {
                 balance_minor: credit_balance_after_minor,
                 cashout,
+                refund,
             },
         });
     }
@@ -375,6 +384,7 @@ mod tests {
             &Answer::BalanceChanged {
                 balance_minor: 2_500,
                 cashout: Some(cashout),
+                refund: None,
             }
         );
     }

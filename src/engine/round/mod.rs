@@ -315,7 +315,10 @@ impl RoomCore {
             self.active_stakes_minor -= i128::from(stake_minor);
             self.round.totals.bets -= 1;
             self.round.totals.staked_minor -= stake_minor;
-            self.refund(key, stake_minor, CreditReason::Refund);
+            let reason = CreditReason::Refund {
+                refunded_minor: stake_minor,
+            };
+            self.refund(key, stake_minor, reason);
         }
         self.auto_cashouts.clear();
         assert_eq!(self.active_stakes_minor, 0, "every open stake was refunded");

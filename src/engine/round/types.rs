@@ -175,8 +175,8 @@ pub enum CreditReason {
         win_minor: i64,
     },
     /// A refund of a round that did not play (an abort): every socket of the bet's
-    /// player gets `balance`.
-    Refund,
+    /// player gets `balance` naming it.
+    Refund { refunded_minor: i64 },
     /// A refund of a bet its player cancelled by the request `req`: its senders get
     /// `cancel_ok`.
     Cancel { req: String, refunded_minor: i64 },

@@ -443,7 +443,7 @@ mod tests {
     use crate::bus::MemoryBus;
 
     use crate::engine::answer::RefusalCode;
-    use crate::engine::answer::{Answer, EngineCashout};
+    use crate::engine::answer::{Answer, EngineCashout, EngineRefund};
 
     use crate::engine::event::RoundEvent;
     use crate::engine::event::RoundTotals;
@@ -533,6 +533,11 @@ mod tests {
                 Answer::BalanceChanged {
                     balance_minor: 10_000,
                     cashout: None,
+                    refund: Some(EngineRefund {
+                        round: 1,
+                        slot: 0,
+                        refunded_minor: 2_000,
+                    }),
                 }
             )
         );
@@ -597,6 +602,7 @@ mod tests {
                 Answer::BalanceChanged {
                     balance_minor: 10_200,
                     cashout: Some(auto_cashout),
+                    refund: None,
                 }
             )
         );

@@ -258,7 +258,9 @@ impl Bot {
             ServerMessage::CashoutErr { req, code, message } => {
                 self.on_reject(&req, false, code, &message, now)
             }
-            ServerMessage::Balance { balance, cashout } => {
+            ServerMessage::Balance {
+                balance, cashout, ..
+            } => {
                 if let Some(cashout) = cashout {
                     self.apply_win(&cashout, Source::Engine);
                 }

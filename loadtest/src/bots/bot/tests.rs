@@ -188,6 +188,7 @@ fn an_unavailable_bet_after_its_phase_is_unknown_until_a_balance_notice_rebases(
             m: 200,
             win: 200,
         }),
+        refund: None,
     };
     bot.on_private(notice, Instant::now());
 

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod operator;
 pub mod protocol;
 pub mod server;
+pub mod status;
 
 pub use config::Config;
 pub use server::{Server, serve};

@@ -28,6 +28,8 @@
 //! - `fuzzing` (tests and the `fuzzing` feature only): the checks the fuzz targets in
 //!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
+//! - [`status`]: the status reports every process publishes on the bus for the operator
+//!   console (led rooms and ack latency, gateway traffic).
 
 pub mod admin;
 pub mod admission;

@@ -545,6 +545,10 @@ mod tests {
         );
         let cluster = view.report(START_MS + STATUS_STALE_MS + 2);
         assert!(!cluster.engines[0].alive && !cluster.gateways[0].alive);
+        assert!(
+            cluster.engines[0].rooms.is_empty(),
+            "a gone engine leads nothing"
+        );
         assert_eq!(cluster.rooms[0].engine, None);
         assert_eq!(
             view.traffic(START_MS).gateways,

@@ -259,10 +259,9 @@ impl ClusterView {
             engine: engine.clone(),
             alive: !seen.gone,
             last_seen_ms: seen.last_seen_ms,
-            rooms: seen
-                .status
-                .rooms
-                .iter()
+            // A gone engine leads nothing, whatever its last report said.
+            rooms: (seen.status.rooms.iter())
+                .filter(|_| !seen.gone)
                 .map(|led| led.room.clone())
                 .collect(),
         });

@@ -28,6 +28,8 @@
 //! - `fuzzing` (tests and the `fuzzing` feature only): the checks the fuzz targets in
 //!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
+//! - [`status`]: the status reports every process publishes on the bus for the operator
+//!   console (led rooms and ack latency, gateway traffic).
 
 pub mod admin;
 pub mod admission;
@@ -49,6 +51,7 @@ pub mod metrics;
 pub mod operator;
 pub mod protocol;
 pub mod server;
+pub mod status;
 
 pub use config::Config;
 pub use server::{Server, serve};

@@ -37,6 +37,8 @@ use crate::metrics::{Exported, MetricsListener, Role};
 use crate::operator::OperatorConsole;
 use crate::operator::feed::{Feed, FeedSources, RoomRules};
 use crate::protocol::PastRound;
+use crate::status::LeadingRooms;
+use crate::status::publisher::Reporter;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,8 @@ pub struct Server {
     operator_feed: tokio::task::JoinHandle<()>,
     operator: Arc<OperatorConsole>,
     bus: Arc<dyn Bus>,
+    /// Publishes this process's status reports (`crate::status`) until shutdown.
+    status_publisher: tokio::task::JoinHandle<()>,
 }
 
 /// Runs the embedded server until `shutdown` resolves, then stops it gracefully.
@@ -173,24 +177,18 @@ impl Server {
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, backends.ledger.as_ref()).await?;
-        let role = if with_engines {
-            Role::Serve
-        } else {
-            Role::Gateway
-        };
-        let exported = Exported::new(role, &config.rooms, config.shard_count());
-        let metrics =
-            MetricsListener::start(config.metrics_listen, exported, shutdown.clone()).await?;
+        let metrics = start_metrics(&config, with_engines, &shutdown).await?;
         let limits = Arc::new(ConnectionLimits::new(&config.limits));
         let cashier = Cashier::spawn(backends.ledger.clone(), GuestTerms::from_config(&config));
         let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());
         let traffic = Arc::new(Traffic::new(config.shard_count()));
         let (operator_events, followed) = mpsc::channel(crate::operator::FEED_EVENTS_QUEUE_MAX);
         let (operator, operator_feed) =
-            start_operator(&config, &backends, traffic.clone(), followed, &shutdown);
+            start_operator(&config, &backends, followed, &shutdown).await?;
         let console = operator.clone();
+        let shared = gateway_shared(&config, &backends, limits, traffic, operator_events);
         let gateway = Gateway::start(GatewayStart {
-            shared: gateway_shared(&config, &backends, limits, traffic, operator_events),
+            shared: shared.clone(),
             listen: config.listen,
             shard_count: config.shard_count(),
             history,
@@ -202,10 +200,8 @@ impl Server {
         })
         .await?;
         // Engines start once the gateway is subscribed, so it sees every event from seq 1.
-        let mut engines = JoinSet::new();
-        if with_engines {
-            engines = spawn_engines(&config, &backends, &shutdown);
-        }
+        let (engines, status_publisher) =
+            start_engines(&config, &backends, &shared, with_engines, &shutdown);
         let guest_expiry = tokio::spawn(cashier.run_guest_expiry(shutdown.clone()));
         ready.store(true, Ordering::Release);
         Ok(Server {
@@ -222,6 +218,7 @@ impl Server {
             operator_feed,
             operator,
             bus: backends.bus,
+            status_publisher,
         })
     }
 
@@ -258,6 +255,9 @@ impl Server {
         if let Err(error) = self.operator_feed.await {
             tracing::error!(%error, "operator feed panicked");
         }
+        if let Err(error) = self.status_publisher.await {
+            tracing::error!(%error, "status publisher panicked");
+        }
         self.operator.sockets.close();
         self.operator.sockets.wait().await;
         self.metrics.join().await;
@@ -268,10 +268,55 @@ impl Server {
     }
 }
 
+/// The `/metrics` listener of this process's role.
+async fn start_metrics(
+    config: &Config,
+    with_engines: bool,
+    shutdown: &CancellationToken,
+) -> Result<MetricsListener, ServerError> {
+    let role = if with_engines {
+        Role::Serve
+    } else {
+        Role::Gateway
+    };
+    let exported = Exported::new(role, &config.rooms, config.shard_count());
+    Ok(MetricsListener::start(config.metrics_listen, exported, shutdown.clone()).await?)
+}
+
+/// The engines of an embedded process (`with_engines`; none for a cluster gateway) and
+/// the task publishing the process's status reports: its gateway's and its engines'
+/// (named after the gateway: `gw-1a2b3c4d` runs `engine-1a2b3c4d`).
+fn start_engines(
+    config: &Config,
+    backends: &Backends,
+    gateway: &GatewayShared,
+    with_engines: bool,
+    shutdown: &CancellationToken,
+) -> (
+    JoinSet<Result<(), EngineError>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let mut reporters = vec![Reporter::Gateway {
+        id: gateway.id.clone(),
+        traffic: gateway.traffic.clone(),
+    }];
+    let mut engines = JoinSet::new();
+    if with_engines {
+        let leading = Arc::new(LeadingRooms::default());
+        engines = spawn_engines(config, backends, &leading, shutdown);
+        let id = gateway.id.replacen("gw-", "engine-", 1);
+        reporters.push(Reporter::Engine { id, rooms: leading });
+    }
+    let bus = backends.bus.clone();
+    let publisher = crate::status::publisher::run(bus, reporters, shutdown.clone());
+    (engines, tokio::spawn(publisher))
+}
+
 /// One engine per room of `config`, on this process's backends.
 fn spawn_engines(
     config: &Config,
     backends: &Backends,
+    leading: &Arc<LeadingRooms>,
     shutdown: &CancellationToken,
 ) -> JoinSet<Result<(), EngineError>> {
     let mut engines = JoinSet::new();
@@ -282,6 +327,7 @@ fn spawn_engines(
             chain: backends.chains[room].clone(),
             clock: Arc::new(SystemClock),
             codec: Arc::new(crate::protocol::JsonCodec),
+            leading: leading.clone(),
         };
         let settings = room_settings(config, room, &backends.salt);
         engines.spawn(crate::engine::run_room(settings, deps, shutdown.clone()));
@@ -323,14 +369,14 @@ fn app_state(
 }
 
 /// The operator console of this process and its feed's task, which follows the events
-/// the gateway copies to `followed` until `shutdown`.
-fn start_operator(
+/// the gateway copies to `followed` and the bus's status reports until `shutdown`.
+async fn start_operator(
     config: &Config,
     backends: &Backends,
-    traffic: Arc<Traffic>,
     followed: mpsc::Receiver<FollowedEvent>,
     shutdown: &CancellationToken,
-) -> (Arc<OperatorConsole>, tokio::task::JoinHandle<()>) {
+) -> Result<(Arc<OperatorConsole>, tokio::task::JoinHandle<()>), BusError> {
+    let statuses = backends.bus.subscribe_status().await?;
     let rules = RoomRules {
         cap_minor: config.engine.round_profit_max_minor,
         growth_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
@@ -342,17 +388,17 @@ fn start_operator(
     ));
     let sources = FeedSources {
         ledger: backends.ledger.clone(),
-        traffic,
         house_edge_bp: config.fair.house_edge_bp,
     };
     let task = tokio::spawn(crate::operator::feed::run(
         feed.clone(),
         followed,
+        statuses,
         sources,
         shutdown.clone(),
     ));
     let console = OperatorConsole::new(config, feed, backends.ledger.clone(), shutdown.clone());
-    (Arc::new(console), task)
+    Ok((Arc::new(console), task))
 }
 
 /// The state every shard of this process's gateway shares, under a fresh gateway id.

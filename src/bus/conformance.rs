@@ -1,7 +1,7 @@
 //! The conformance suite every [`Bus`] implementation must pass: ordering of events,
 //! fan-out to every subscriber, gap reporting, epochs (carried, and a restart is not a
 //! gap), recovery of recent events, the single
-//! consumer of a room's commands, bounded queues and reply routing. Each case takes a
+//! consumer of a room's commands, bounded queues, reply routing and the status channel. Each case takes a
 //! fresh bus; the memory and Redis buses stamp them out with [`bus_conformance_tests!`].
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use super::{
     Bus, BusError, Command, CommandEnvelope, Delivery, EventEnvelope, ReplyEnvelope, ReplyTo,
-    RequestId, RequestKind,
+    RequestId, RequestKind, STATUS_BUFFER_REPORTS_MAX,
 };
 
 /// Longest a case waits for a delivery.
@@ -289,6 +289,81 @@ pub async fn the_gateways_are_those_receiving_replies(bus: &dyn Bus) {
 /// `buffer_events` events, whose rooms retain at least `history_events` events and whose
 /// command queue holds `queue_commands` commands; `settle` is an async closure taking
 /// `&` what `make` yielded, returning once published events reached the subscribers.
+fn status_report(process: &str, number: usize) -> Bytes {
+    Bytes::from(format!("{{\"process\":\"{process}\",\"n\":{number}}}"))
+}
+
+/// Every status subscriber, the publisher's own process included, gets every report of
+/// every publisher, in each publisher's order; publishing with no subscriber succeeds.
+pub async fn status_reports_reach_every_subscriber(bus: &dyn Bus, other: &dyn Bus) {
+    bus.publish_status(status_report("before", 0))
+        .await
+        .unwrap();
+    let mut subscribers = [
+        bus.subscribe_status().await.unwrap(),
+        other.subscribe_status().await.unwrap(),
+    ];
+    for number in 1..=5 {
+        bus.publish_status(status_report("a", number))
+            .await
+            .unwrap();
+        other
+            .publish_status(status_report("b", number))
+            .await
+            .unwrap();
+    }
+    for subscriber in &mut subscribers {
+        let (mut from_a, mut from_b) = (Vec::new(), Vec::new());
+        while from_a.len() + from_b.len() < 10 {
+            let report = within(subscriber.next()).await.expect("stream open");
+            if report.starts_with(b"{\"process\":\"a\"") {
+                from_a.push(report);
+            } else {
+                from_b.push(report);
+            }
+        }
+        let expected = |process| {
+            (1..=5)
+                .map(|n| status_report(process, n))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(from_a, expected("a"));
+        assert_eq!(
+            from_b,
+            expected("b"),
+            "and never the report sent before subscribing"
+        );
+    }
+}
+
+/// A status subscriber that falls more than [`STATUS_BUFFER_REPORTS_MAX`] behind loses
+/// the oldest reports, not the newest. `settle` returns once every published report has
+/// reached the subscriber's buffer.
+pub async fn a_lagging_status_subscriber_keeps_the_newest(
+    bus: &dyn Bus,
+    settle: impl AsyncFnOnce(),
+) {
+    let mut subscriber = bus.subscribe_status().await.unwrap();
+    let published = STATUS_BUFFER_REPORTS_MAX * 2;
+    for number in 1..=published {
+        bus.publish_status(status_report("a", number))
+            .await
+            .unwrap();
+    }
+    settle().await;
+    let first = within(subscriber.next()).await.expect("stream open");
+    assert_ne!(first, status_report("a", 1), "the oldest were dropped");
+    let mut received = 1;
+    loop {
+        let report = within(subscriber.next()).await.expect("stream open");
+        received += 1;
+        if report == status_report("a", published) {
+            break;
+        }
+    }
+    assert!(received <= STATUS_BUFFER_REPORTS_MAX, "{received} kept");
+}
+
 #[macro_export]
 macro_rules! bus_conformance_tests {
     (
@@ -363,6 +438,14 @@ macro_rules! bus_conformance_tests {
         #[tokio::test]
         async fn the_gateways_are_those_receiving_replies() {
             suite::the_gateways_are_those_receiving_replies(&*$make.await).await;
+        }
+
+        #[tokio::test]
+        async fn a_lagging_status_subscriber_keeps_the_newest() {
+            let bus = $make.await;
+            let settle = $settle;
+            suite::a_lagging_status_subscriber_keeps_the_newest(&*bus, async || settle(&bus).await)
+                .await;
         }
     };
 }

@@ -5,16 +5,21 @@
 //! number of recent events per room is kept for [`Bus::recent_events`]. Commands
 //! and replies go through bounded `mpsc` queues that never block the sender: a full
 //! queue is reported as [`BusError::QueueFull`] so the gateway can answer `overloaded`.
+//! Status reports go through one `broadcast` channel of [`STATUS_BUFFER_REPORTS_MAX`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use tokio::sync::{broadcast, mpsc};
 
-use super::{Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, NewestRun, ReplyEnvelope};
+use super::{
+    Bus, BusError, CommandEnvelope, Delivery, EventEnvelope, NewestRun, ReplyEnvelope,
+    STATUS_BUFFER_REPORTS_MAX,
+};
 
 /// Queue bounds of the in-memory bus.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +72,7 @@ pub struct MemoryBus {
     events: Mutex<HashMap<String, RoomEvents>>,
     commands: Mutex<HashMap<String, Queue<CommandEnvelope>>>,
     replies: Mutex<HashMap<String, Queue<ReplyEnvelope>>>,
+    status: broadcast::Sender<Bytes>,
 }
 
 impl MemoryBus {
@@ -79,6 +85,7 @@ impl MemoryBus {
             events: Mutex::new(HashMap::new()),
             commands: Mutex::new(HashMap::new()),
             replies: Mutex::new(HashMap::new()),
+            status: broadcast::channel(STATUS_BUFFER_REPORTS_MAX).0,
         }
     }
 
@@ -225,6 +232,27 @@ impl Bus for MemoryBus {
     async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError> {
         take_receiver(&self.replies, gateway, self.limits.reply_queue_replies_max)
     }
+
+    async fn publish_status(&self, report: Bytes) -> Result<(), BusError> {
+        // No subscriber (no console) is not an error: pub/sub.
+        let _ = self.status.send(report);
+        Ok(())
+    }
+
+    async fn subscribe_status(&self) -> Result<BoxStream<'static, Bytes>, BusError> {
+        let receiver = self.status.subscribe();
+        Ok(stream::unfold(receiver, |mut receiver| async move {
+            loop {
+                match receiver.recv().await {
+                    Ok(report) => return Some((report, receiver)),
+                    // The oldest reports were dropped: the next is newer anyway.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
+        .boxed())
+    }
 }
 
 #[cfg(test)]
@@ -245,4 +273,11 @@ mod tests {
         // Broadcast lag is counted at publish time: nothing is in flight.
         settle: |_| async {}
     );
+
+    /// One bus is one process: its own reports reach it.
+    #[tokio::test]
+    async fn status_reports_reach_every_subscriber() {
+        let bus = MemoryBus::new(TEST_LIMITS);
+        crate::bus::conformance::status_reports_reach_every_subscriber(&bus, &bus).await;
+    }
 }

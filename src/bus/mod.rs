@@ -14,6 +14,10 @@
 //! - recovery: each room keeps its recent events ([`Bus::recent_events`]), so a gateway
 //!   that saw a gap can fetch what it missed instead of starting over (Centrifugo's
 //!   history model).
+//! - status, every process → every process: the reports of `crate::status`
+//!   ([`Bus::publish_status`], [`Bus::subscribe_status`]), pub/sub, at-most-once, each
+//!   subscriber buffering at most [`STATUS_BUFFER_REPORTS_MAX`] (a slow one loses the
+//!   oldest: a lost report only ages).
 //!
 //! Implementations: [`memory::MemoryBus`] (embedded default, tokio channels) and
 //! [`redis::RedisBus`] (cluster mode); `bus::conformance` is the suite both must pass.
@@ -34,6 +38,10 @@ pub use memory::MemoryBus;
 
 use crate::ledger::RoomLimits;
 pub use redis::{RedisBus, RedisBusOptions};
+
+/// Status reports a subscriber holds before it reads them; past it the oldest are
+/// dropped.
+pub const STATUS_BUFFER_REPORTS_MAX: usize = 256;
 
 /// A public event of a room, serialized once by the engine (the JSON text of a
 /// [`crate::protocol::RoomEvent`]).
@@ -317,6 +325,15 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The replies addressed to `gateway`.
     async fn replies(&self, gateway: &str) -> Result<BoxStream<'static, ReplyEnvelope>, BusError>;
+
+    /// Publishes a process's status report (the bytes of a `status::StatusReport`) to
+    /// every status subscriber of the deployment, this process's included.
+    async fn publish_status(&self, report: Bytes) -> Result<(), BusError>;
+
+    /// The status reports published from now on, in each publisher's order; a subscriber
+    /// more than [`STATUS_BUFFER_REPORTS_MAX`] behind loses the oldest. May be called
+    /// more than once per process.
+    async fn subscribe_status(&self) -> Result<BoxStream<'static, Bytes>, BusError>;
 }
 
 #[cfg(test)]

@@ -31,6 +31,8 @@ use crate::engine::{EngineDeps, EngineError, Leadership};
 use crate::fair::{FairChain, FairError};
 use crate::ledger::{Fence, Ledger, LedgerError, PostgresLedger, RoundStatus};
 use crate::server::{redis_options, room_settings};
+use crate::status::LeadingRooms;
+use crate::status::publisher::Reporter;
 
 /// Why the engine role could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,9 @@ struct NodeShared {
     /// The handover token of each room this node leads: cancelling one gives the room
     /// to another engine (to spread the rooms when engines join).
     led_rooms: Mutex<HashMap<String, CancellationToken>>,
+    /// The rooms this node leads, with their epochs, tokens and ack latency, for its
+    /// status reports.
+    leading_rooms: Arc<LeadingRooms>,
     clock: Arc<dyn Clock>,
 }
 
@@ -88,11 +93,21 @@ impl EngineNode {
             leading: AtomicUsize::new(0),
             engines_alive: AtomicUsize::new(1),
             led_rooms: Mutex::new(HashMap::new()),
+            leading_rooms: Arc::default(),
             clock: Arc::new(SystemClock),
         });
         let shutdown = CancellationToken::new();
         let mut rooms = JoinSet::new();
         rooms.spawn(heartbeat_loop(shared.clone(), shutdown.clone()));
+        let reporter = Reporter::Engine {
+            id: engine_id.clone(),
+            rooms: shared.leading_rooms.clone(),
+        };
+        rooms.spawn(crate::status::publisher::run(
+            shared.bus.clone(),
+            vec![reporter],
+            shutdown.clone(),
+        ));
         for room in &config.rooms {
             rooms.spawn(room_loop(shared.clone(), room.clone(), shutdown.clone()));
         }
@@ -333,6 +348,7 @@ async fn run_as_leader(
         chain: Arc::new(chain),
         clock: shared.clock.clone(),
         codec: Arc::new(crate::protocol::JsonCodec),
+        leading: shared.leading_rooms.clone(),
     };
     let settings = room_settings(config, room, &config.fair.salt);
     let leadership = Leadership { fence, handover };

@@ -1,8 +1,11 @@
 //! The operator feed of a gateway process: [`Feed`] holds every room's [`RoomState`],
-//! the house's figures, the last traffic report and warnings, and broadcasts each change
-//! as an encoded frame to the operator sockets; [`run`] is its task, fed the rooms'
-//! events by the gateway's bus tasks (a `try_send` of the event the gateway decoded
-//! anyway: nothing per player, nothing on the shards' fan-out).
+//! the house's figures, the cluster as the processes' status reports tell it
+//! ([`ClusterView`]: engines, gateways, who leads what, failovers, the traffic summed
+//! over the gateways) and warnings, and broadcasts each change as an encoded frame to
+//! the operator sockets; [`run`] is its task, fed the rooms' events by the gateway's bus
+//! tasks (a `try_send` of the event the gateway decoded anyway: nothing per player,
+//! nothing on the shards' fan-out) and the status reports by the bus's status channel.
+//! The cluster and traffic frames go out once a second; a failover's warning at once.
 //!
 //! A socket subscribes with [`Feed::subscribe`]: its snapshot and its place in the
 //! broadcast are taken under the lock every change is applied and sent under, so the
@@ -13,21 +16,25 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use tungstenite::Utf8Bytes;
 
-use super::frames::{OperatorFrame, RoomReport, TrafficReport, Warning};
+use super::cluster::{ClusterView, TrafficReport};
+use super::frames::{OperatorFrame, RoomReport, Warning};
 use super::house::{HouseFigures, house_figures};
 use super::rooms::{CRASH_POINTS_KEPT_MAX, Notice, RoomState};
 use crate::gateway::FollowedEvent;
-use crate::gateway::traffic::{Traffic, TrafficCounts};
 use crate::ledger::Ledger;
+use crate::status::StatusReport;
 
 /// Warnings kept for the snapshot, newest first.
 pub const WARNINGS_KEPT_MAX: usize = 50;
-/// Interval of the traffic frames.
-const TRAFFIC_INTERVAL_MS: u64 = 1_000;
+/// Interval of the cluster and traffic frames.
+const CLUSTER_FRAME_INTERVAL_MS: u64 = 1_000;
 
 /// What the console is shown, and the broadcast of its changes.
 pub struct Feed {
@@ -50,6 +57,7 @@ struct FeedState {
     rooms: Vec<RoomState>,
     house: Vec<HouseFigures>,
     traffic: Option<TrafficReport>,
+    cluster: ClusterView,
     warnings: VecDeque<Warning>,
 }
 
@@ -58,15 +66,16 @@ impl Feed {
     /// frames behind.
     pub fn new(rooms: &[String], rules: RoomRules, queue_frames_max: usize) -> Feed {
         let (frames, _) = broadcast::channel(queue_frames_max);
-        let rooms = rooms
+        let room_states = rooms
             .iter()
             .map(|room| RoomState::new(room, rules.cap_minor))
             .collect();
         Feed {
             state: Mutex::new(FeedState {
-                rooms,
+                rooms: room_states,
                 house: Vec::new(),
                 traffic: None,
+                cluster: ClusterView::new(rooms),
                 warnings: VecDeque::new(),
             }),
             frames,
@@ -84,12 +93,14 @@ impl Feed {
     /// A new socket's first frame and the frames after it.
     pub fn subscribe(&self) -> (Utf8Bytes, broadcast::Receiver<Utf8Bytes>) {
         let state = self.state();
+        let now_ms = crate::clock::unix_now_ms();
         let snapshot = OperatorFrame::Snapshot {
-            server_time_ms: crate::clock::unix_now_ms(),
+            server_time_ms: now_ms,
             growth_per_ms_millionths: self.growth_per_ms_millionths,
             rooms: state.rooms.iter().map(RoomState::report).collect(),
             house: state.house.clone(),
             traffic: state.traffic.clone(),
+            cluster: state.cluster.report(now_ms),
             warnings: state.warnings.iter().cloned().collect(),
         };
         let receiver = self.frames.subscribe();
@@ -145,15 +156,16 @@ impl FeedState {
 /// What [`run`] reads besides the events.
 pub struct FeedSources {
     pub ledger: Arc<dyn Ledger>,
-    pub traffic: Arc<Traffic>,
     pub house_edge_bp: u32,
 }
 
-/// Follows the rooms' events into `feed` until `shutdown`, sends the traffic once a
+/// Follows the rooms' events and the processes' status reports (`statuses`, the bus's
+/// status channel) into `feed` until `shutdown`, sends the cluster and traffic once a
 /// second, and reads the house's figures at start and after each settled round.
 pub async fn run(
     feed: Arc<Feed>,
     mut events: mpsc::Receiver<FollowedEvent>,
+    mut statuses: BoxStream<'static, Bytes>,
     sources: FeedSources,
     shutdown: CancellationToken,
 ) {
@@ -164,9 +176,9 @@ pub async fn run(
         .map(|r| r.name().to_owned())
         .collect();
     refresh_house(&feed, &sources, &room_names, true).await;
-    let mut traffic_timer = tokio::time::interval(Duration::from_millis(TRAFFIC_INTERVAL_MS));
-    traffic_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_counts = sources.traffic.counts();
+    let mut cluster_timer = tokio::time::interval(Duration::from_millis(CLUSTER_FRAME_INTERVAL_MS));
+    cluster_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut statuses_open = true;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -183,36 +195,57 @@ pub async fn run(
                     refresh_house(&feed, &sources, &room, false).await;
                 }
             }
-            _ = traffic_timer.tick() => {
-                let counts = sources.traffic.counts();
-                feed.update(|state| traffic_frames(state, &last_counts, &counts));
-                last_counts = counts;
-            }
+            report = statuses.next(), if statuses_open => match report {
+                Some(bytes) => feed.update(|state| state.status(&bytes)),
+                None => {
+                    tracing::warn!("operator console: the bus closed the status channel");
+                    statuses_open = false;
+                }
+            },
+            _ = cluster_timer.tick() => feed.update(cluster_frames),
         }
     }
 }
 
-/// The traffic frame of the last second (`before` → `now`), and a warning for sockets
-/// closed as slow consumers meanwhile.
-fn traffic_frames(
-    state: &mut FeedState,
-    before: &TrafficCounts,
-    now: &TrafficCounts,
-) -> Vec<OperatorFrame> {
-    let report = TrafficReport {
-        at_ms: crate::clock::unix_now_ms(),
-        connections_per_shard: now.connections.clone(),
-        frames_per_second: now.frames_sent - before.frames_sent,
-        bets_per_second: now.bets - before.bets,
-        slow_consumer_closes: now.slow_consumer_closes,
-    };
-    state.traffic = Some(report.clone());
-    let mut frames = vec![OperatorFrame::Traffic(report)];
-    let closed = now.slow_consumer_closes - before.slow_consumer_closes;
-    if closed > 0 {
+impl FeedState {
+    /// Takes a status report's bytes; the warnings it makes.
+    fn status(&mut self, bytes: &[u8]) -> Vec<OperatorFrame> {
+        let report = match StatusReport::decode(bytes) {
+            Ok(report) => report,
+            Err(error) => {
+                tracing::warn!(%error, "operator console: status report dropped");
+                return Vec::new();
+            }
+        };
+        let now_ms = crate::clock::unix_now_ms();
+        let mut frames = Vec::new();
+        for warning in self.cluster.apply(report, now_ms) {
+            self.warn(None, warning, &mut frames);
+        }
+        frames
+    }
+}
+
+/// The cluster and traffic frames now, after the processes silent too long are shown
+/// gone; a warning for sockets closed as slow consumers since the last traffic frame.
+fn cluster_frames(state: &mut FeedState) -> Vec<OperatorFrame> {
+    let now_ms = crate::clock::unix_now_ms();
+    let mut frames = Vec::new();
+    for warning in state.cluster.expire(now_ms) {
+        state.warn(None, warning, &mut frames);
+    }
+    let traffic = state.cluster.traffic(now_ms);
+    let closed_before = state.traffic.as_ref().map(|t| t.slow_consumer_closes);
+    let closed = traffic
+        .slow_consumer_closes
+        .saturating_sub(closed_before.unwrap_or(0));
+    if closed_before.is_some() && closed > 0 {
         let message = format!("{closed} player sockets closed as slow consumers (4001)");
         state.warn(None, message, &mut frames);
     }
+    state.traffic = Some(traffic.clone());
+    frames.push(OperatorFrame::Traffic(traffic));
+    frames.push(OperatorFrame::Cluster(state.cluster.report(now_ms)));
     frames
 }
 

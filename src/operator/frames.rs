@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use super::cluster::{ClusterReport, TrafficReport};
 use super::house::HouseFigures;
 
 /// A room's phase as the console shows it.
@@ -71,18 +72,6 @@ pub struct RoomReport {
     pub crash_points_hundredths: Vec<u64>,
 }
 
-/// This gateway's traffic over the last second.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TrafficReport {
-    pub at_ms: u64,
-    /// Open player sockets per shard.
-    pub connections_per_shard: Vec<u64>,
-    pub frames_per_second: u64,
-    pub bets_per_second: u64,
-    /// Since the gateway started.
-    pub slow_consumer_closes: u64,
-}
-
 /// Something an operator should notice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
@@ -104,6 +93,7 @@ pub enum OperatorFrame {
         rooms: Vec<RoomReport>,
         house: Vec<HouseFigures>,
         traffic: Option<TrafficReport>,
+        cluster: ClusterReport,
         /// Newest first.
         warnings: Vec<Warning>,
     },
@@ -161,6 +151,8 @@ pub enum OperatorFrame {
         house: Vec<HouseFigures>,
     },
     Traffic(TrafficReport),
+    /// Who leads what, the engines and gateways, failovers (once a second).
+    Cluster(ClusterReport),
     Warning(Warning),
 }
 

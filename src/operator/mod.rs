@@ -14,6 +14,7 @@
 //! shows them all; without `operator.token` a cluster gateway keeps the console off (503).
 
 pub mod auth;
+pub mod cluster;
 pub mod feed;
 pub mod frames;
 pub mod guard;

@@ -7,7 +7,7 @@
 // chromium through playwright-core, opens /dashboard, is refused with a wrong token, logs
 // in with the right one, watches live rounds (phase changes, the multiplier climbing),
 // sees a bet placed by a player in a second page (a guest's WebSocket) show up in the
-// console, checks the house and traffic panels, saves screenshots at 1280 px and 375 px
+// console, checks the house, traffic and cluster (the engine leading the room) panels, saves screenshots at 1280 px and 375 px
 // to docs/img/dashboard.png and docs/img/dashboard-phone.png, and logs out. Prints
 // PASS/FAIL lines; exits non-zero on any failure; bounded to 90 s.
 
@@ -42,6 +42,9 @@ async function state(page) {
       houseRows: document.querySelectorAll('#house tbody tr').length,
       trafficAt: document.getElementById('traffic').dataset.at ?? null,
       connections: document.getElementById('traffic-connections').textContent,
+      mainLeader: document.querySelector('#cluster-rooms li[data-room="main"]')?.dataset.leader ?? null,
+      aliveEngines: [...document.querySelectorAll('#cluster-engines li[data-alive="true"]')].map((li) => li.dataset.engine),
+      aliveGateways: document.querySelectorAll('#cluster-gateways li[data-alive="true"]').length,
       seen: window.aloftConsole?.seen ?? {},
     };
   });
@@ -138,6 +141,9 @@ async function main() {
   check('house panel filled', s.houseRows >= 2, `${s.houseRows} rows`);
   s = await waitFor(page, 'traffic', (x) => x.trafficAt != null, 5_000);
   check('traffic panel counts the player socket', Number(s.connections) >= 1, `connections ${s.connections}`);
+  s = await waitFor(page, 'the cluster panel', (x) => !!x.mainLeader, 5_000);
+  check('cluster panel shows the engine leading main', s.aliveEngines.length === 1 && s.aliveEngines[0] === s.mainLeader, `leader ${s.mainLeader}, engines ${s.aliveEngines}`);
+  check('cluster panel shows the gateway', s.aliveGateways === 1, `${s.aliveGateways} gateways alive`);
   check('crash points listed', s.crashes >= 1, `${s.crashes}`);
 
   // 4. On a phone.

@@ -3,12 +3,15 @@
 //! own (`tests/integration/cluster/harness.rs`). Players take a token from any gateway and play on
 //! any other; every gateway serves the same rounds byte for byte; the standby engine
 //! finishes the round of a leader killed in flight; a client that reconnects to another
-//! gateway with `?since=&epoch=` misses nothing.
+//! gateway with `?since=&epoch=` misses nothing; the operator console of any gateway
+//! shows both engines, the three gateways, who leads the room and a failover
+//! (`cluster/console.rs`).
 //!
 //! They need redis-server and PostgreSQL (see README.md): without them they fail with a
 //! message, never skip. They run one at a time: a cluster is five processes, and the
 //! machine may have two cores.
 
+mod console;
 mod harness;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -25,11 +28,11 @@ use crate::common::{Socket, guest_at, next_text, open_socket, send};
 use harness::{Cluster, GATEWAYS, HOUSE_EDGE_BP, Lease, ROOM, Rounds};
 
 /// One cluster at a time.
-static SERIAL: Mutex<()> = Mutex::const_new(());
+pub(crate) static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// Fast rounds: 2x in about 1.2 s, ten ticks a second, and betting long enough for
 /// hundreds of players on a shared machine.
-const FAST_ROUNDS: Rounds = Rounds {
+pub(crate) const FAST_ROUNDS: Rounds = Rounds {
     other_rooms: &[],
     betting_duration_ms: 2_000,
     tick_interval_ms: 100,
@@ -577,7 +580,7 @@ fn round_end(watched: &Watched, round: u64) -> (u64, String) {
     )
 }
 
-async fn wait_for_takeover(cluster: &Cluster, old: &Lease) -> Lease {
+pub(crate) async fn wait_for_takeover(cluster: &Cluster, old: &Lease) -> Lease {
     let deadline = Instant::now() + Duration::from_millis(TAKEOVER_WAIT_MS);
     loop {
         if let Some(lease) = cluster.lease_holder().await

@@ -2,7 +2,8 @@
 //! (right, wrong, missing, too often), the session cookie's flags, logout, expired and
 //! forged cookies, no token in a URL ever, the admin API with a Bearer token, and the
 //! operator socket: refused without a session, then a snapshot and live events (a
-//! player's bet, a round's crash).
+//! player's bet, a round's crash), and the cluster panel of an embedded server (one
+//! engine leading the room, one gateway, the ack latency of a bet).
 
 use std::time::Duration;
 
@@ -275,19 +276,64 @@ async fn the_operator_socket_needs_a_session_then_streams_the_rooms() {
             .unwrap()
             >= 250
     );
-    // The traffic counts this gateway's player socket and bet.
+    // The traffic counts this gateway's player socket, from its status report.
     let traffic = next_operator_frame(&mut socket, "traffic", |_| true).await;
-    let connections: u64 = traffic["connections_per_shard"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_u64().unwrap())
-        .sum();
-    assert_eq!(connections, 1);
+    assert_eq!(
+        (
+            traffic["gateways"].as_u64(),
+            traffic["connections"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     drop(player_socket);
     // Logging out ends nothing server-side, but the server's shutdown closes the socket.
     let mut app = app;
     app.stop().await;
     let closed = common::close_code(&mut socket, Duration::from_secs(5)).await;
     assert_eq!(closed, Some(1001));
+}
+
+#[tokio::test]
+async fn the_console_shows_the_embedded_engine_leading_the_room_and_the_gateway() {
+    let app = console().await;
+    let cookie = log_in(&app).await;
+    let mut socket = operator_socket(&app, Some(&cookie)).await.unwrap();
+    let snapshot = next_json(&mut socket).await;
+    assert_eq!(
+        snapshot["cluster"]["rooms"][0]["room"], "main",
+        "{snapshot}"
+    );
+    let led = |frame: &Value| frame["rooms"][0]["engine"].is_string();
+    let cluster = next_operator_frame(&mut socket, "cluster", led).await;
+    let engines = cluster["engines"].as_array().unwrap();
+    let gateways = cluster["gateways"].as_array().unwrap();
+    assert_eq!((engines.len(), gateways.len()), (1, 1), "{cluster}");
+    assert_eq!(engines[0]["alive"], true);
+    assert_eq!(engines[0]["rooms"], json!(["main"]));
+    assert_eq!(gateways[0]["alive"], true);
+    assert!(gateways[0]["connections_per_shard"].is_array());
+    let main = &cluster["rooms"][0];
+    assert_eq!(main["engine"], engines[0]["engine"]);
+    // Decimal text (any u64); no lease, so no fencing token, in `aloft serve`.
+    assert!(
+        main["epoch"].as_str().unwrap().parse::<u64>().is_ok(),
+        "{main}"
+    );
+    assert_eq!(main["fencing_token"], Value::Null);
+    assert_eq!(cluster["failovers"], json!([]));
+    assert_eq!(cluster["stale_after_ms"], aloft::status::STATUS_STALE_MS);
+
+    // A bet's acknowledgement shows in the traffic's ack latency.
+    let (mut player_socket, _, _, _) = app.player().await;
+    next_operator_frame(&mut socket, "phase", |f| f["phase"] == "betting").await;
+    let bet = json!({"t": "bet", "req": "b1", "amount": 100, "slot": 0});
+    send(&mut player_socket, bet).await;
+    let acked = |frame: &Value| frame["ack_p99_us"].is_u64();
+    let traffic = next_operator_frame(&mut socket, "traffic", acked).await;
+    let (p50, p99) = (
+        traffic["ack_p50_us"].as_u64(),
+        traffic["ack_p99_us"].as_u64(),
+    );
+    assert!(p50.unwrap() <= p99.unwrap(), "{traffic}");
+    assert_eq!(traffic["connections"], 1);
 }

@@ -1,9 +1,11 @@
 // The operator console's entry: the login form or the live console, the operator socket,
-// and where each frame goes (rooms.js for rooms, panels.js for house, traffic, warnings).
+// and where each frame goes (rooms.js for rooms, panels.js for house and warnings,
+// cluster.js for the cluster and traffic).
 // Test hook: window.aloftConsole (frames seen, by type).
 
 import { setGrowth } from '../format.js';
-import { addWarning, renderHouse, renderTraffic, renderWarnings } from './panels.js';
+import { renderCluster, renderTraffic } from './cluster.js';
+import { addWarning, renderHouse, renderWarnings } from './panels.js';
 import { RoomCards, setServerTime } from './rooms.js';
 import { checkSession, login, logout } from './session.js';
 import { OperatorSocket } from './socket.js';
@@ -40,6 +42,7 @@ function onFrame(frame) {
       rooms.snapshot(frame.rooms);
       renderHouse(frame.house);
       renderTraffic(frame.traffic);
+      renderCluster(frame.cluster);
       renderWarnings(frame.warnings);
       break;
     case 'house':
@@ -47,6 +50,9 @@ function onFrame(frame) {
       break;
     case 'traffic':
       renderTraffic(frame);
+      break;
+    case 'cluster':
+      renderCluster(frame);
       break;
     case 'warning':
       addWarning(frame);

@@ -1,5 +1,5 @@
-// The console's side panels: the house's figures, this gateway's traffic, and the
-// recent warnings (the server's and the page's own, such as socket reconnects).
+// The console's side panels: the house's figures and the
+// recent warnings (cluster.js: the cluster and traffic panels) (the server's and the page's own, such as socket reconnects).
 
 import { formatCents } from '../format.js';
 
@@ -49,17 +49,6 @@ export function renderHouse(house) {
     }
   }
   body.replaceChildren(...rows);
-}
-
-export function renderTraffic(traffic) {
-  if (!traffic) return;
-  const shards = traffic.connections_per_shard;
-  $('traffic-connections').textContent = String(shards.reduce((a, b) => a + b, 0));
-  $('traffic-shards').textContent = shards.map((n, i) => `#${i}: ${n}`).join(' · ');
-  $('traffic-frames').textContent = String(traffic.frames_per_second);
-  $('traffic-bets').textContent = String(traffic.bets_per_second);
-  $('traffic-slow').textContent = String(traffic.slow_consumer_closes);
-  $('traffic').dataset.at = String(traffic.at_ms);
 }
 
 function warningItem(warning) {

@@ -16,6 +16,8 @@
 //! - `{p}:replies:{gateway}` — pub/sub channel of one gateway's private frames.
 //!   Payload: the length (4 bytes big-endian) of a JSON pair, the [`super::ReplyTo`] and
 //!   the [`super::RequestId`] answered (or `null`), that JSON, then the frame's JSON.
+//! - `{p}:status:{processes}` — pub/sub channel of every process's status reports
+//!   (see [`status`]). Payload: the report's bytes.
 //!
 //! Delivery and ordering:
 //! - Events and replies are pub/sub: at-most-once. A room's events arrive in the
@@ -42,18 +44,21 @@
 //! [`encoding`] turns events, commands and replies into payloads and stream entries and
 //! back; [`subscriptions`] holds the per-process room subscriptions and the reply
 //! channel, and turns a room's ring into deliveries with gaps; [`commands`] owns the
-//! command streams (consumer group, reader, acknowledgements). This file is the
+//! command streams (consumer group, reader, acknowledgements); [`status`] the status
+//! channel. This file is the
 //! [`Bus`] itself: keys, options, publishing and history reads.
 
 mod commands;
 mod connection;
 mod encoding;
+mod status;
 mod subscriptions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex as SyncMutex};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, Script};
@@ -128,6 +133,9 @@ pub struct RedisBus {
     consumed: Arc<SyncMutex<HashSet<String>>>,
     /// Per room led from this process: the commands taken by the engine, not yet handled.
     taken_commands: Arc<SyncMutex<HashMap<String, TakenCommands>>>,
+    /// The status subscriptions' connections, for tests to round-trip.
+    #[cfg(test)]
+    status_connections: SyncMutex<Vec<Connection>>,
 }
 
 impl RedisBus {
@@ -157,6 +165,8 @@ impl RedisBus {
             subscriptions: Arc::default(),
             consumed: Arc::default(),
             taken_commands: Arc::default(),
+            #[cfg(test)]
+            status_connections: SyncMutex::default(),
         })
     }
 
@@ -338,6 +348,14 @@ impl Bus for RedisBus {
         }
         started
     }
+
+    async fn publish_status(&self, report: Bytes) -> Result<(), BusError> {
+        self.publish_status_report(report).await
+    }
+
+    async fn subscribe_status(&self) -> Result<BoxStream<'static, Bytes>, BusError> {
+        self.open_status_subscription().await
+    }
 }
 
 #[cfg(test)]
@@ -498,6 +516,14 @@ mod tests {
             #[tokio::test]
             async fn only_commands_reported_handled_are_forgotten() {
                 only_commands_reported_handled_are_forgotten_on($make.await).await;
+            }
+
+            #[tokio::test]
+            async fn status_reports_reach_every_subscriber() {
+                let fixture = $make.await;
+                let other = fixture.another("gateway").await;
+                crate::bus::conformance::status_reports_reach_every_subscriber(&*fixture, &other)
+                    .await;
             }
 
             #[tokio::test]

@@ -29,13 +29,14 @@ pub(super) struct RoomSubscription {
 pub(super) type Subscriptions = Arc<AsyncMutex<HashMap<String, RoomSubscription>>>;
 
 impl RedisBus {
-    /// Round-trips every subscription connection, so each event Redis sent before is in
-    /// its room's ring (pushes and replies share the connection, in order).
+    /// Round-trips every subscription connection (status ones included), so each event
+    /// Redis sent before is in its room's ring (pushes and replies share the connection, in order).
     #[cfg(test)]
     pub(crate) async fn sync_subscriptions(&self) {
-        let connections: Vec<Connection> = (self.subscriptions.lock().await.values())
+        let mut connections: Vec<Connection> = (self.subscriptions.lock().await.values())
             .map(|subscription| subscription.connection.clone())
             .collect();
+        connections.extend(self.status_connections.lock().unwrap().iter().cloned());
         for mut connection in connections {
             connection.ping().await.expect("subscription connection up");
         }

@@ -14,6 +14,7 @@ use crate::fair::FairChain;
 use crate::ledger::{
     Fence, Ledger, LedgerError, RoomControlsChange, RoundRecord, Transfer, TransferOutcome,
 };
+use crate::status::LeadingRooms;
 
 /// What the engine of a room needs from the rest of the process.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct EngineDeps {
     pub clock: Arc<dyn Clock>,
     /// How events and answers become bytes on the bus (`protocol::JsonCodec`).
     pub codec: Arc<dyn Codec>,
+    /// The rooms this process leads, for its status reports (`crate::status`).
+    pub leading: Arc<LeadingRooms>,
 }
 
 /// Why the engine of a room stopped.

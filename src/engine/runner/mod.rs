@@ -47,6 +47,7 @@ use super::round::{RoomCore, RoomSettings, TransferIntent};
 use crate::bus::{Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
 use crate::ledger::RoundRecord;
 use crate::metrics::engine::RoomMetrics;
+use crate::status::leading::LeadingRoom;
 
 use deps::LedgerWriter;
 pub use deps::{EngineDeps, EngineError, Leadership};
@@ -193,6 +194,8 @@ struct RoomRunner {
     /// Refuses bets while the ledger fails or is slow (see `engine::breaker`).
     breaker: LedgerBreaker,
     metrics: RoomMetrics,
+    /// The room registered as led by this process, while the runner lives.
+    status: LeadingRoom,
 }
 
 impl RoomRunner {
@@ -210,11 +213,14 @@ impl RoomRunner {
         );
         let metrics = RoomMetrics::new(&settings.room);
         metrics.leading.set(1.0);
+        let fencing_token = writer.fence.as_ref().map(|fence| fence.token);
+        let status = (deps.leading).lead(&settings.room, epoch, fencing_token, now_ms);
         let cap_minor = settings.engine.round_profit_max_minor;
         metrics.round_profit_max_minor.set(cap_minor as f64);
         RoomRunner {
             breaker,
             metrics,
+            status,
             room: settings.room,
             command_batch_max: settings.engine.command_batch_max,
             core,
@@ -324,7 +330,9 @@ impl RoomRunner {
         self.perform().await?;
         // After `perform`: the operator hears of a change once its events are out.
         self.send_replies(control_replies.into_iter()).await;
-        (self.metrics.bet_ack_seconds).record_many(received.elapsed().as_secs_f64(), bets);
+        let elapsed = received.elapsed();
+        (self.metrics.bet_ack_seconds).record_many(elapsed.as_secs_f64(), bets);
+        self.status.bets_acked(elapsed, bets as u64);
         Ok(())
     }
 

@@ -73,6 +73,7 @@ pub(super) fn fixture(round: u64, wanted: impl Fn(u64) -> bool) -> Fixture {
         chain,
         clock: Arc::new(SystemClock),
         codec: codec.clone(),
+        leading: Default::default(),
     };
     Fixture {
         bus,

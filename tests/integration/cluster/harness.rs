@@ -31,6 +31,8 @@ pub const ENGINES: usize = 2;
 pub const GATEWAYS: usize = 3;
 /// House edge of the default configuration, to recompute crash points.
 pub const HOUSE_EDGE_BP: u32 = 100;
+/// The operator token of every gateway (the console's login).
+pub const OPERATOR_TOKEN: &str = "operator-token-of-the-cluster-tests-0123456789";
 /// The Redis key of `room`'s lease under the default key prefix: `"<engine id> <fencing
 /// token>"` once its holder has its token.
 fn lease_key(room: &str) -> String {
@@ -107,6 +109,7 @@ impl Cluster {
             ("ALOFT_AUTH__JWT_SECRET", random_hex(32)),
             ("ALOFT_FAIR__SALT", salt.clone()),
             ("ALOFT_FAIR__CHAIN_SECRET", random_hex(32)),
+            ("ALOFT_OPERATOR__TOKEN", OPERATOR_TOKEN.to_owned()),
             (
                 "ALOFT_ENGINE__BETTING_DURATION_MS",
                 rounds.betting_duration_ms.to_string(),

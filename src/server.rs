@@ -34,7 +34,8 @@ use crate::gateway::{FollowedEvent, Gateway, GatewayError, GatewayShared, Gatewa
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::metrics::{Exported, MetricsListener, Role};
-use crate::operator::OperatorConsole;
+use crate::admin::{AdminError, RoomController};
+use crate::operator::{AdminReach, OperatorConsole};
 use crate::operator::feed::{Feed, FeedSources, RoomRules};
 use crate::protocol::PastRound;
 
@@ -64,6 +65,9 @@ pub enum ServerError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The admin channel of this process could not be opened on the bus.
+    #[error("admin channel: {0}")]
+    Admin(#[from] AdminError),
     /// A task of the server panicked: a bug.
     #[error("a server task failed: {0}")]
     Task(String),
@@ -87,6 +91,8 @@ pub struct Server {
     pub operator_token_generated: Option<String>,
     /// The operator console's feed task and sockets, waited for at shutdown.
     operator_feed: tokio::task::JoinHandle<()>,
+    /// The reader of this process's admin channel (`admin::RoomController`).
+    admin_answers: tokio::task::JoinHandle<()>,
     operator: Arc<OperatorConsole>,
     bus: Arc<dyn Bus>,
 }
@@ -186,11 +192,23 @@ impl Server {
         let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());
         let traffic = Arc::new(Traffic::new(config.shard_count()));
         let (operator_events, followed) = mpsc::channel(crate::operator::FEED_EVENTS_QUEUE_MAX);
+        let gateway_id = format!("gw-{}", hex::encode(rand::random::<[u8; 4]>()));
+        let (controller, admin_answers) =
+            RoomController::open(backends.bus.clone(), &gateway_id, shutdown.clone()).await?;
+        let admin = AdminReach {
+            controller,
+            bus: backends.bus.clone(),
+            limits: limits.clone(),
+        };
         let (operator, operator_feed) =
-            start_operator(&config, &backends, traffic.clone(), followed, &shutdown);
+            start_operator(&config, &backends, (traffic.clone(), followed), admin, &shutdown);
         let console = operator.clone();
+        let shared = GatewayShared {
+            id: gateway_id,
+            ..gateway_shared(&config, &backends, limits, traffic, operator_events)
+        };
         let gateway = Gateway::start(GatewayStart {
-            shared: gateway_shared(&config, &backends, limits, traffic, operator_events),
+            shared: Arc::new(shared),
             listen: config.listen,
             shard_count: config.shard_count(),
             history,
@@ -220,6 +238,7 @@ impl Server {
             ledger: backends.ledger,
             operator_token_generated: None,
             operator_feed,
+            admin_answers,
             operator,
             bus: backends.bus,
         })
@@ -257,6 +276,9 @@ impl Server {
         (self.gateway.join().await).map_err(|error| ServerError::Task(error.to_string()))?;
         if let Err(error) = self.operator_feed.await {
             tracing::error!(%error, "operator feed panicked");
+        }
+        if let Err(error) = self.admin_answers.await {
+            tracing::error!(%error, "admin channel reader panicked");
         }
         self.operator.sockets.close();
         self.operator.sockets.wait().await;
@@ -327,8 +349,8 @@ fn app_state(
 fn start_operator(
     config: &Config,
     backends: &Backends,
-    traffic: Arc<Traffic>,
-    followed: mpsc::Receiver<FollowedEvent>,
+    (traffic, followed): (Arc<Traffic>, mpsc::Receiver<FollowedEvent>),
+    admin: AdminReach,
     shutdown: &CancellationToken,
 ) -> (Arc<OperatorConsole>, tokio::task::JoinHandle<()>) {
     let rules = RoomRules {
@@ -351,20 +373,21 @@ fn start_operator(
         sources,
         shutdown.clone(),
     ));
-    let console = OperatorConsole::new(config, feed, backends.ledger.clone(), shutdown.clone());
+    let sources = (feed, backends.ledger.clone());
+    let console = OperatorConsole::new(config, sources, admin, shutdown.clone());
     (Arc::new(console), task)
 }
 
-/// The state every shard of this process's gateway shares, under a fresh gateway id.
+/// The state every shard of this process's gateway shares (its id left for the caller).
 fn gateway_shared(
     config: &Config,
     backends: &Backends,
     limits: Arc<ConnectionLimits>,
     traffic: Arc<Traffic>,
     operator_events: mpsc::Sender<FollowedEvent>,
-) -> Arc<GatewayShared> {
-    Arc::new(GatewayShared {
-        id: format!("gw-{}", hex::encode(rand::random::<[u8; 4]>())),
+) -> GatewayShared {
+    GatewayShared {
+        id: String::new(),
         config: config.gateway.clone(),
         rooms: config.rooms.clone(),
         bus: backends.bus.clone(),
@@ -378,7 +401,7 @@ fn gateway_shared(
         growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         traffic,
         operator_events: Some(operator_events),
-    })
+    }
 }
 
 /// The rules of `room`'s rounds.

@@ -69,6 +69,13 @@ pub enum ShardMessage {
         player: String,
         frame: Bytes,
     },
+    /// An operator's close of one of the player's connections (kick, ban).
+    Close {
+        connection: u64,
+        player: String,
+        code: u16,
+        reason: &'static str,
+    },
 }
 
 /// The sockets of one room on this shard.
@@ -311,6 +318,11 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         .balance(&Account::Player(connection.player().to_owned()))
         .await
     {
+        // Banned since its token was checked (a ban while the balance was read): no join.
+        Ok(_) if shard.shared.limits.bans.contains(connection.player()) => {
+            connection.close(close_code::BANNED, "banned by an operator");
+            session::finish_close(&shard.shared, &shard.shutdown, &connection).await;
+        }
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
             shard.metrics.connections.increment(1.0);
@@ -359,7 +371,7 @@ async fn player_of(
             Err(refusal) => {
                 metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
                     .increment(1);
-                connection.close(close_code::POLICY_VIOLATION, &refusal.to_string());
+                connection.close(refusal.close_code(), &refusal.to_string());
                 None
             }
         });
@@ -485,6 +497,18 @@ impl ShardState {
         room.offer(frame, conflatable, (&self.shared.traffic, self.index));
     }
 
+    /// Closes the connection with `code`, if it is still the player's; its task then
+    /// writes the close frame and drains as for any close of ours.
+    fn close_connection(&self, connection_id: u64, player: &str, (code, reason): (u16, &str)) {
+        let registry = self.registry.borrow();
+        if let Some(connection) = registry
+            .get(&connection_id)
+            .filter(|c| c.player() == player)
+        {
+            connection.close(code, reason);
+        }
+    }
+
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
         let registry = self.registry.borrow();
         if let Some(connection) = registry
@@ -591,6 +615,12 @@ async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardM
                     player,
                     frame,
                 } => shard.deliver_reply(*connection, player, frame.clone()),
+                ShardMessage::Close {
+                    connection,
+                    player,
+                    code,
+                    reason,
+                } => shard.close_connection(*connection, player, (*code, reason)),
             }
         }
     }

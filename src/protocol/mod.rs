@@ -476,6 +476,13 @@ pub mod close_code {
     /// `auth_timeout_ms`: another message came first, the token was refused, or nothing
     /// came.
     pub const AUTH_FAILED: u16 = 4003;
+    /// An operator kicked the player (`POST /api/admin/players/{id}/kick`); it may
+    /// connect again.
+    pub const KICKED: u16 = 4004;
+    /// An operator banned the player: every socket of it is closed, and its token is
+    /// refused (403 `banned` at `/ws`, this code after a first-message `auth`) until the
+    /// ban is lifted.
+    pub const BANNED: u16 = 4005;
 }
 
 /// Why a client frame could not be turned into a [`ClientMessage`].

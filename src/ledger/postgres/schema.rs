@@ -96,6 +96,19 @@ BEGIN RAISE EXCEPTION 'the audit is append-only'; END $$;
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 "#,
+    r#"
+-- Players whose tokens every gateway refuses, loaded at each gateway's start.
+CREATE TABLE bans (
+    player TEXT COLLATE "C" PRIMARY KEY,
+    banned_at_ms BIGINT NOT NULL CHECK (banned_at_ms >= 0),
+    operator TEXT NOT NULL
+);
+
+-- The audit takes 'unban_player' (the constraint's name is PostgreSQL's for the column's).
+ALTER TABLE audit DROP CONSTRAINT audit_action_check,
+    ADD CONSTRAINT audit_action_check CHECK (action IN ('pause_room', 'resume_room',
+        'set_room_limits', 'kick_player', 'ban_player', 'unban_player'));
+"#,
 ];
 
 /// `PostgresLedger::migrate` with the given `steps` (all of `MIGRATIONS`, but for tests

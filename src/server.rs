@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::admin::{AdminError, RoomController};
 use crate::admission::ConnectionLimits;
 use crate::admission::address_rate::AddressRate;
 use crate::auth::{AuthError, TokenKeys};
@@ -34,9 +35,8 @@ use crate::gateway::{FollowedEvent, Gateway, GatewayError, GatewayShared, Gatewa
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::metrics::{Exported, MetricsListener, Role};
-use crate::admin::{AdminError, RoomController};
-use crate::operator::{AdminReach, OperatorConsole};
 use crate::operator::feed::{Feed, FeedSources, RoomRules};
+use crate::operator::{AdminReach, OperatorConsole};
 use crate::protocol::PastRound;
 
 /// Why the server could not start or stopped with an error.
@@ -200,8 +200,13 @@ impl Server {
             bus: backends.bus.clone(),
             limits: limits.clone(),
         };
-        let (operator, operator_feed) =
-            start_operator(&config, &backends, (traffic.clone(), followed), admin, &shutdown);
+        let (operator, operator_feed) = start_operator(
+            &config,
+            &backends,
+            (traffic.clone(), followed),
+            admin,
+            &shutdown,
+        );
         let console = operator.clone();
         let shared = GatewayShared {
             id: gateway_id,

@@ -135,12 +135,11 @@ impl Gateway {
     pub async fn start(start: GatewayStart) -> Result<Gateway, GatewayError> {
         assert!(start.shard_count > 0);
         let shared = &start.shared;
-        let replies = (shared.bus.replies(&shared.id).await).map_err(|source| {
-            GatewayError::Subscribe {
+        let replies =
+            (shared.bus.replies(&shared.id).await).map_err(|source| GatewayError::Subscribe {
                 room: "replies".to_owned(),
                 source,
-            }
-        })?;
+            })?;
         let banned = shared
             .ledger
             .banned_players(crate::ledger::BANNED_PLAYERS_MAX)
@@ -490,7 +489,12 @@ async fn control_player(
         .get(player)
         .map(|ids| ids.clone())
         .unwrap_or_default();
-    tracing::info!(player, ?control, sockets = connections.len(), "player's sockets closed");
+    tracing::info!(
+        player,
+        ?control,
+        sockets = connections.len(),
+        "player's sockets closed"
+    );
     for connection in connections {
         let index = (connection >> shard::CONNECTION_ID_SHARD_SHIFT) as usize;
         let Some(shard) = shards.get(index) else {

@@ -122,13 +122,14 @@ enum RoomAction {
     SetLimits(RoomLimits),
 }
 
+/// Sends `action` to `room` for `caller` (authorized already, before any body is read).
 async fn control_room(
     console: &OperatorConsole,
-    (peer, headers): (SocketAddr, &HeaderMap),
+    caller: Result<Caller, Response>,
     room: &str,
     action: RoomAction,
 ) -> Response {
-    let caller = match Caller::of(console, peer, headers, true) {
+    let caller = match caller {
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
@@ -152,7 +153,8 @@ async fn pause_room(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    control_room(&console, (peer, &headers), &room, RoomAction::Pause).await
+    let caller = Caller::of(&console, peer, &headers, true);
+    control_room(&console, caller, &room, RoomAction::Pause).await
 }
 
 /// `POST /api/admin/rooms/{room}/resume`: betting opens again.
@@ -162,7 +164,8 @@ async fn resume_room(
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    control_room(&console, (peer, &headers), &room, RoomAction::Resume).await
+    let caller = Caller::of(&console, peer, &headers, true);
+    control_room(&console, caller, &room, RoomAction::Resume).await
 }
 
 /// `PUT /api/admin/rooms/{room}/limits` with `RoomLimits` as JSON: from the next round.
@@ -173,12 +176,16 @@ async fn set_room_limits(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let caller = match Caller::of(&console, peer, &headers, true) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let limits = match limits_of(body).await {
         Ok(limits) => limits,
         Err(refused) => return refused,
     };
     let action = RoomAction::SetLimits(limits);
-    control_room(&console, (peer, &headers), &room, action).await
+    control_room(&console, Ok(caller), &room, action).await
 }
 
 /// The limits a body asks for: bounded, JSON of the three fields, sane.
@@ -200,11 +207,7 @@ async fn limits_of(body: Body) -> Result<RoomLimits, Response> {
     })?;
     match limits.insane_because() {
         None => Ok(limits),
-        Some(reason) => Err(api_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_limits",
-            reason,
-        )),
+        Some(reason) => Err(api_error(StatusCode::BAD_REQUEST, "invalid_limits", reason)),
     }
 }
 
@@ -268,7 +271,11 @@ async fn sanction(
         return invalid;
     }
     let admin = &console.admin;
-    let (bus, ledger, bans) = (admin.bus.as_ref(), console.ledger.as_ref(), &admin.limits.bans);
+    let (bus, ledger, bans) = (
+        admin.bus.as_ref(),
+        console.ledger.as_ref(),
+        &admin.limits.bans,
+    );
     let operator = caller.operator.as_str();
     let outcome = match sanction {
         Sanction::Kick => admin::kick_player(bus, ledger, bans, player, operator).await,

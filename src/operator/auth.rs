@@ -179,7 +179,15 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
         let flipped = String::from_utf8(flipped).unwrap();
-        for forged in [&extended, &renamed, &flipped, "", "123", "x.y", &"9".repeat(200)] {
+        for forged in [
+            &extended,
+            &renamed,
+            &flipped,
+            "",
+            "123",
+            "x.y",
+            &"9".repeat(200),
+        ] {
             assert_eq!(
                 keys.verify(forged, NOW),
                 Err(SessionError::Invalid),

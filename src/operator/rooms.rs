@@ -39,6 +39,8 @@ pub struct RoomState {
     crash_points_hundredths: VecDeque<u64>,
     /// Engine time of the last tick that made a frame.
     last_tick_frame_at_ms: Option<u64>,
+    /// Paused by an operator (`RoomPaused`, until `RoomResumed`).
+    paused: bool,
 }
 
 /// What the console should be told besides the room's frames.
@@ -67,6 +69,7 @@ impl RoomState {
             cashouts: VecDeque::new(),
             crash_points_hundredths: VecDeque::new(),
             last_tick_frame_at_ms: None,
+            paused: false,
         }
     }
 
@@ -139,13 +142,24 @@ impl RoomState {
             }
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
-            | RoundEvent::RoomLimitsChanged { .. } => notices.extend(self.control_notice(event)),
+            | RoundEvent::RoomLimitsChanged { .. } => {
+                notices.extend(self.control(event, frames));
+            }
         }
         notices
     }
 
-    /// What an operator's room control (pause, resume, new limits) tells the console.
-    fn control_notice(&self, event: &RoundEvent) -> Option<Notice> {
+    /// An operator's room control (pause, resume, new limits): a pause or resume changes
+    /// the room's state (a `paused` frame); each is told as a notice.
+    fn control(&mut self, event: &RoundEvent, frames: &mut Vec<OperatorFrame>) -> Option<Notice> {
+        if let RoundEvent::RoomPaused { .. } | RoundEvent::RoomResumed { .. } = event {
+            self.paused = matches!(event, RoundEvent::RoomPaused { .. });
+            frames.push(OperatorFrame::Paused {
+                room: self.room.clone(),
+                round: self.round,
+                paused: self.paused,
+            });
+        }
         let room = &self.room;
         let message = match event {
             RoundEvent::RoomPaused { round, .. } => format!("{room} paused after round {round}"),
@@ -309,6 +323,7 @@ impl RoomState {
             risk: self.risk(),
             cashouts: self.cashouts.iter().cloned().collect(),
             crash_points_hundredths: self.crash_points_hundredths.iter().copied().collect(),
+            paused: self.paused,
         }
     }
 }

@@ -223,15 +223,21 @@ mod tests {
         let ledger = Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap());
         let shutdown = tokio_util::sync::CancellationToken::new();
         let bus: Arc<dyn crate::bus::Bus> = Arc::new(crate::bus::MemoryBus::default());
-        let (controller, _reader) = crate::admin::RoomController::open(bus.clone(), "gw", shutdown.clone())
-            .await
-            .unwrap();
+        let (controller, _reader) =
+            crate::admin::RoomController::open(bus.clone(), "gw", shutdown.clone())
+                .await
+                .unwrap();
         let admin = super::super::AdminReach {
             controller,
             bus,
             limits: Arc::new(crate::admission::ConnectionLimits::new(&config.limits)),
         };
-        let console = Arc::new(OperatorConsole::new(&config, (feed, ledger), admin, shutdown));
+        let console = Arc::new(OperatorConsole::new(
+            &config,
+            (feed, ledger),
+            admin,
+            shutdown,
+        ));
         let routes = [
             ("GET", "/api/operator/session"),
             ("POST", "/api/operator/session"),

@@ -9,7 +9,7 @@
 // that a dropped connection resumes from the page's last event (`recovered`), and that
 // /verify.html verifies the crashed round. Screenshots go to
 // target/screenshots/. Prints PASS/FAIL lines; exits non-zero on any failure; the
-// whole run is bounded to 90 s.
+// whole run is bounded to 150 s.
 
 import fs from 'node:fs';
 import path from 'node:path';

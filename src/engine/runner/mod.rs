@@ -384,7 +384,8 @@ impl RoomRunner {
                     answers,
                     control: None,
                     json,
-                }).await;
+                })
+                .await;
                 continue;
             }
             if gateways.is_none() {
@@ -405,7 +406,8 @@ impl RoomRunner {
                     answers,
                     control: None,
                     json,
-                }).await;
+                })
+                .await;
             }
         }
     }

@@ -12,8 +12,7 @@ use crate::ledger::admin_records::{
     room_controls_from_row, select_player_bets,
 };
 use crate::ledger::{
-    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange,
+    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
 };
 
 /// `Ledger::write_room_controls`: the controls and their audit entry in one transaction,

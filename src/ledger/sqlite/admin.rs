@@ -11,8 +11,7 @@ use crate::ledger::admin_records::{
     room_controls_from_row, select_player_bets,
 };
 use crate::ledger::{
-    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange,
+    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
 };
 
 /// `Ledger::write_room_controls`: the controls and their audit entry in one IMMEDIATE
@@ -103,7 +102,10 @@ pub(super) fn player_bets(
 
 /// `Ledger::write_ban`: the ban row inserted (kept when there is one) or deleted, and the
 /// audit entry with the state before, in one IMMEDIATE transaction.
-pub(super) fn write_ban(connection: &mut Connection, change: &BanChange) -> Result<bool, LedgerError> {
+pub(super) fn write_ban(
+    connection: &mut Connection,
+    change: &BanChange,
+) -> Result<bool, LedgerError> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let was_banned = if change.banned {
         let inserted = transaction
@@ -128,7 +130,10 @@ pub(super) fn write_ban(connection: &mut Connection, change: &BanChange) -> Resu
     Ok(was_banned)
 }
 
-pub(super) fn banned_players(connection: &Connection, limit: usize) -> Result<Vec<String>, LedgerError> {
+pub(super) fn banned_players(
+    connection: &Connection,
+    limit: usize,
+) -> Result<Vec<String>, LedgerError> {
     let sql = format!("{SELECT_BANNED_PLAYERS}?1");
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement.query_map([banned_players_limit(limit)], |row| row.get(0))?;

@@ -33,7 +33,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use super::plan::prepare;
 use super::{
     Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer, TransferOutcome, acquired_token,
+    RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
+    TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
 use fence::{ACQUIRE_FENCE_SQL, check_fence};

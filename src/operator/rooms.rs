@@ -439,6 +439,43 @@ mod tests {
     }
 
     #[test]
+    fn a_pause_and_a_resume_change_the_rooms_state_and_are_told() {
+        let mut room = RoomState::new("main", 5_000);
+        apply(&mut room, &betting(1, 3));
+        assert!(!room.report().paused);
+        let paused = RoundEvent::RoomPaused {
+            seq: 2,
+            round: 3,
+            at_ms: 5,
+        };
+        let (frames, notices) = apply(&mut room, &paused);
+        assert!(matches!(
+            frames.as_slice(),
+            [OperatorFrame::Paused {
+                round: 3,
+                paused: true,
+                ..
+            }]
+        ));
+        assert_eq!(
+            notices,
+            [Notice::Warning("main paused after round 3".into())]
+        );
+        assert!(room.report().paused);
+        let resumed = RoundEvent::RoomResumed {
+            seq: 3,
+            round: 3,
+            at_ms: 6,
+        };
+        let (frames, _) = apply(&mut room, &resumed);
+        assert!(matches!(
+            frames.as_slice(),
+            [OperatorFrame::Paused { paused: false, .. }]
+        ));
+        assert!(!room.report().paused);
+    }
+
+    #[test]
     fn a_crash_is_remembered_and_a_round_without_one_is_warned_about() {
         let mut room = RoomState::new("main", 5_000);
         room.remember_crash_points(&[150]);

@@ -240,6 +240,31 @@ mod tests {
         assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
     }
 
+    /// A database of schema version 4 (audit, no bans) keeps its audit, which takes
+    /// `unban_player` from then on and stays append-only.
+    #[tokio::test]
+    async fn an_audit_of_version_4_survives_the_bans_step() {
+        let scratch = ScratchDatabase::create().await;
+        let mut client = scratch.client().await;
+        migrate(&mut client, "old", &MIGRATIONS[..4]).await.unwrap();
+        let insert = |action: &str| {
+            format!(
+                "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                 state_after) VALUES (5, 'ops', '{action}', 'p', '{{}}', '{{}}')"
+            )
+        };
+        client.batch_execute(&insert("kick_player")).await.unwrap();
+        let refused = client.batch_execute(&insert("unban_player")).await;
+        assert!(refused.is_err(), "version 4 has no unban_player");
+        let ledger = scratch.ledger().await;
+        assert_every_migration_applied(&client).await;
+        let kept = ledger.audit_entries(10).await.unwrap();
+        assert_eq!((kept.len(), kept[0].operator.as_str()), (1, "ops"));
+        client.batch_execute(&insert("unban_player")).await.unwrap();
+        let changed = client.batch_execute("DELETE FROM audit").await;
+        assert!(changed.is_err(), "the audit stays append-only");
+    }
+
     async fn assert_every_migration_applied(client: &tokio_postgres::Client) {
         let versions: Vec<i64> = client
             .query(

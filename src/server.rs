@@ -179,11 +179,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let ready = Arc::new(AtomicBool::new(false));
         let history = load_history(&config, backends.ledger.as_ref()).await?;
-        let role = if with_engines {
-            Role::Serve
-        } else {
-            Role::Gateway
-        };
+        let role = [Role::Gateway, Role::Serve][usize::from(with_engines)];
         let exported = Exported::new(role, &config.rooms, config.shard_count());
         let metrics =
             MetricsListener::start(config.metrics_listen, exported, shutdown.clone()).await?;
@@ -193,27 +189,13 @@ impl Server {
         let traffic = Arc::new(Traffic::new(config.shard_count()));
         let (operator_events, followed) = mpsc::channel(crate::operator::FEED_EVENTS_QUEUE_MAX);
         let gateway_id = format!("gw-{}", hex::encode(rand::random::<[u8; 4]>()));
-        let (controller, admin_answers) =
-            RoomController::open(backends.bus.clone(), &gateway_id, shutdown.clone()).await?;
-        let admin = AdminReach {
-            controller,
-            bus: backends.bus.clone(),
-            limits: limits.clone(),
-        };
-        let (operator, operator_feed) = start_operator(
-            &config,
-            &backends,
-            (traffic.clone(), followed),
-            admin,
-            &shutdown,
-        );
+        let sources = (traffic.clone(), followed, limits.clone());
+        let (operator, operator_feed, admin_answers) =
+            start_operator(&config, &backends, &gateway_id, sources, &shutdown).await?;
         let console = operator.clone();
-        let shared = GatewayShared {
-            id: gateway_id,
-            ..gateway_shared(&config, &backends, limits, traffic, operator_events)
-        };
+        let sharing = (gateway_id, limits, traffic, operator_events);
         let gateway = Gateway::start(GatewayStart {
-            shared: Arc::new(shared),
+            shared: gateway_shared(&config, &backends, sharing),
             listen: config.listen,
             shard_count: config.shard_count(),
             history,
@@ -349,15 +331,38 @@ fn app_state(
     })
 }
 
-/// The operator console of this process and its feed's task, which follows the events
-/// the gateway copies to `followed` until `shutdown`.
-fn start_operator(
+/// What a process's console follows and acts on: its traffic, the events the gateway
+/// copies for it, the gateway's admission (its banned players).
+type ConsoleSources = (
+    Arc<Traffic>,
+    mpsc::Receiver<FollowedEvent>,
+    Arc<ConnectionLimits>,
+);
+
+/// The operator console of this process, its feed's task, which follows the events the
+/// gateway copies to `followed` until `shutdown`, and the reader of the process's admin
+/// channel (its room controls' answers, opened under the gateway's id).
+async fn start_operator(
     config: &Config,
     backends: &Backends,
-    (traffic, followed): (Arc<Traffic>, mpsc::Receiver<FollowedEvent>),
-    admin: AdminReach,
+    gateway_id: &str,
+    (traffic, followed, limits): ConsoleSources,
     shutdown: &CancellationToken,
-) -> (Arc<OperatorConsole>, tokio::task::JoinHandle<()>) {
+) -> Result<
+    (
+        Arc<OperatorConsole>,
+        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    ServerError,
+> {
+    let (controller, admin_answers) =
+        RoomController::open(backends.bus.clone(), gateway_id, shutdown.clone()).await?;
+    let admin = AdminReach {
+        controller,
+        bus: backends.bus.clone(),
+        limits,
+    };
     let rules = RoomRules {
         cap_minor: config.engine.round_profit_max_minor,
         growth_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
@@ -380,19 +385,26 @@ fn start_operator(
     ));
     let sources = (feed, backends.ledger.clone());
     let console = OperatorConsole::new(config, sources, admin, shutdown.clone());
-    (Arc::new(console), task)
+    Ok((Arc::new(console), task, admin_answers))
 }
 
-/// The state every shard of this process's gateway shares (its id left for the caller).
+/// The gateway's id and what it shares with the rest of the process: its admission (with
+/// the HTTP layer and the console), its traffic and the console's copy of the events.
+type GatewaySources = (
+    String,
+    Arc<ConnectionLimits>,
+    Arc<Traffic>,
+    mpsc::Sender<FollowedEvent>,
+);
+
+/// The state every shard of this process's gateway shares.
 fn gateway_shared(
     config: &Config,
     backends: &Backends,
-    limits: Arc<ConnectionLimits>,
-    traffic: Arc<Traffic>,
-    operator_events: mpsc::Sender<FollowedEvent>,
-) -> GatewayShared {
-    GatewayShared {
-        id: String::new(),
+    (id, limits, traffic, operator_events): GatewaySources,
+) -> Arc<GatewayShared> {
+    Arc::new(GatewayShared {
+        id,
         config: config.gateway.clone(),
         rooms: config.rooms.clone(),
         bus: backends.bus.clone(),
@@ -406,7 +418,7 @@ fn gateway_shared(
         growth_rate_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
         traffic,
         operator_events: Some(operator_events),
-    }
+    })
 }
 
 /// The rules of `room`'s rounds.

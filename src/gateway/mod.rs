@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod frame;
 pub mod handoff;
+pub mod message;
 pub mod recovery;
 pub mod requests;
 pub mod room_view;
@@ -36,7 +37,7 @@ use crate::ledger::Ledger;
 use crate::metrics::gateway::{BusErrorPath, bus_error};
 use crate::protocol::{PastRound, RoomEvent};
 pub use handoff::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardSeats};
-pub use shard::ShardMessage;
+pub use message::ShardMessage;
 
 /// Backlog of each shard's listener, in connections.
 const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;

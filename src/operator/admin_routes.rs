@@ -46,9 +46,45 @@ pub fn routes() -> axum::Router<Arc<OperatorConsole>> {
         .route("/api/admin/audit", get(audit_trail))
 }
 
-/// The caller of an admin route, or the response refusing it.
+/// The caller of an admin route.
 struct Caller {
     operator: String,
+}
+
+/// Why an admin request is refused; its response is made only at the edge
+/// (`IntoResponse`), a `Response` being too large to pass around.
+enum Refused {
+    /// No or wrong credentials (see `guard`).
+    Guard(guard::Refusal),
+    /// A JSON error (`api_error`).
+    Api {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+}
+
+impl Refused {
+    fn api(status: StatusCode, code: &'static str, message: &str) -> Refused {
+        Refused::Api {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Guard(refusal) => refusal.into_response(),
+            Refused::Api {
+                status,
+                code,
+                message,
+            } => api_error(status, code, &message),
+        }
+    }
 }
 
 impl Caller {
@@ -59,11 +95,11 @@ impl Caller {
         peer: SocketAddr,
         headers: &HeaderMap,
         changes: bool,
-    ) -> Result<Caller, Response> {
+    ) -> Result<Caller, Refused> {
         let session = guard::authorize(console, headers, peer.ip(), Accepts::CookieOrBearer)
-            .map_err(IntoResponse::into_response)?;
+            .map_err(Refused::Guard)?;
         if changes && !origin_allowed(headers, &console.allowed_origins) {
-            return Err(api_error(
+            return Err(Refused::api(
                 StatusCode::FORBIDDEN,
                 "origin",
                 "origin not allowed",
@@ -92,11 +128,11 @@ fn answer<T: Serialize>(result: Result<T, AdminError>) -> Response {
 }
 
 /// 404 unless `room` is served here.
-fn known_room(console: &OperatorConsole, room: &str) -> Result<(), Response> {
+fn known_room(console: &OperatorConsole, room: &str) -> Result<(), Refused> {
     if console.rooms.iter().any(|served| served == room) {
         return Ok(());
     }
-    Err(api_error(
+    Err(Refused::api(
         StatusCode::NOT_FOUND,
         "unknown_room",
         "no such room",
@@ -104,11 +140,11 @@ fn known_room(console: &OperatorConsole, room: &str) -> Result<(), Response> {
 }
 
 /// 400 unless `player` is a valid player id.
-fn valid_player(player: &str) -> Result<(), Response> {
+fn valid_player(player: &str) -> Result<(), Refused> {
     if crate::auth::valid_player_id(player) {
         return Ok(());
     }
-    Err(api_error(
+    Err(Refused::api(
         StatusCode::BAD_REQUEST,
         "bad_player",
         "a player id is 1-64 characters of A-Z a-z 0-9 _ - .",
@@ -125,17 +161,14 @@ enum RoomAction {
 /// Sends `action` to `room` for `caller` (authorized already, before any body is read).
 async fn control_room(
     console: &OperatorConsole,
-    caller: Result<Caller, Response>,
+    caller: Result<Caller, Refused>,
     room: &str,
     action: RoomAction,
 ) -> Response {
-    let caller = match caller {
+    let caller = match caller.and_then(|caller| known_room(console, room).map(|()| caller)) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
-    if let Err(unknown) = known_room(console, room) {
-        return unknown;
-    }
     let controller = &console.admin.controller;
     let operator = caller.operator.as_str();
     let outcome: Result<ControlOutcome, AdminError> = match action {
@@ -178,27 +211,27 @@ async fn set_room_limits(
 ) -> Response {
     let caller = match Caller::of(&console, peer, &headers, true) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let limits = match limits_of(body).await {
         Ok(limits) => limits,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let action = RoomAction::SetLimits(limits);
     control_room(&console, Ok(caller), &room, action).await
 }
 
 /// The limits a body asks for: bounded, JSON of the three fields, sane.
-async fn limits_of(body: Body) -> Result<RoomLimits, Response> {
+async fn limits_of(body: Body) -> Result<RoomLimits, Refused> {
     let Ok(bytes) = axum::body::to_bytes(body, LIMITS_BODY_BYTES_MAX).await else {
-        return Err(api_error(
+        return Err(Refused::api(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             "body too large",
         ));
     };
     let limits = serde_json::from_slice::<RoomLimits>(&bytes).map_err(|_| {
-        api_error(
+        Refused::api(
             StatusCode::BAD_REQUEST,
             "bad_request",
             "expected {\"bet_amount_min_minor\": N, \"bet_amount_max_minor\": N, \
@@ -207,7 +240,11 @@ async fn limits_of(body: Body) -> Result<RoomLimits, Response> {
     })?;
     match limits.insane_because() {
         None => Ok(limits),
-        Some(reason) => Err(api_error(StatusCode::BAD_REQUEST, "invalid_limits", reason)),
+        Some(reason) => Err(Refused::api(
+            StatusCode::BAD_REQUEST,
+            "invalid_limits",
+            reason,
+        )),
     }
 }
 
@@ -228,11 +265,9 @@ async fn player_record(
     Path(player): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = Caller::of(&console, peer, &headers, false) {
-        return refused;
-    }
-    if let Err(invalid) = valid_player(&player) {
-        return invalid;
+    let allowed = Caller::of(&console, peer, &headers, false).and_then(|_| valid_player(&player));
+    if let Err(refused) = allowed {
+        return refused.into_response();
     }
     let record = match admin::player_record(console.ledger.as_ref(), &player).await {
         Ok(record) => record,
@@ -263,13 +298,11 @@ async fn sanction(
     player: &str,
     sanction: Sanction,
 ) -> Response {
-    let caller = match Caller::of(console, peer, headers, true) {
+    let allowed = Caller::of(console, peer, headers, true);
+    let caller = match allowed.and_then(|caller| valid_player(player).map(|()| caller)) {
         Ok(caller) => caller,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
-    if let Err(invalid) = valid_player(player) {
-        return invalid;
-    }
     let admin = &console.admin;
     let (bus, ledger, bans) = (
         admin.bus.as_ref(),
@@ -329,7 +362,7 @@ async fn audit_trail(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = Caller::of(&console, peer, &headers, false) {
-        return refused;
+        return refused.into_response();
     }
     let limit = match query.limit.as_deref() {
         None => Some(AUDIT_ENTRIES_DEFAULT),

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::admin::{AdminError, RoomController};
 use crate::admission::ConnectionLimits;
 use crate::admission::address_rate::AddressRate;
 use crate::auth::{AuthError, TokenKeys};
@@ -34,8 +35,8 @@ use crate::gateway::{FollowedEvent, Gateway, GatewayError, GatewayShared, Gatewa
 use crate::http::{AppState, FairInfo, PublishedChain};
 use crate::ledger::{Ledger, LedgerError, PostgresLedger, RoundStatus, SqliteLedger};
 use crate::metrics::{Exported, MetricsListener, Role};
-use crate::operator::OperatorConsole;
 use crate::operator::feed::{Feed, FeedSources, RoomRules};
+use crate::operator::{AdminReach, OperatorConsole};
 use crate::protocol::PastRound;
 use crate::status::LeadingRooms;
 use crate::status::publisher::Reporter;
@@ -66,6 +67,9 @@ pub enum ServerError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// The admin channel of this process could not be opened on the bus.
+    #[error("admin channel: {0}")]
+    Admin(#[from] AdminError),
     /// A task of the server panicked: a bug.
     #[error("a server task failed: {0}")]
     Task(String),
@@ -89,6 +93,8 @@ pub struct Server {
     pub operator_token_generated: Option<String>,
     /// The operator console's feed task and sockets, waited for at shutdown.
     operator_feed: tokio::task::JoinHandle<()>,
+    /// The reader of this process's admin channel (`admin::RoomController`).
+    admin_answers: tokio::task::JoinHandle<()>,
     operator: Arc<OperatorConsole>,
     bus: Arc<dyn Bus>,
     /// Publishes this process's status reports (`crate::status`) until shutdown.
@@ -183,10 +189,13 @@ impl Server {
         let app = app_state(&config, &backends, &cashier, limits.clone(), ready.clone());
         let traffic = Arc::new(Traffic::new(config.shard_count()));
         let (operator_events, followed) = mpsc::channel(crate::operator::FEED_EVENTS_QUEUE_MAX);
-        let (operator, operator_feed) =
-            start_operator(&config, &backends, followed, &shutdown).await?;
+        let gateway_id = format!("gw-{}", hex::encode(rand::random::<[u8; 4]>()));
+        let sources = (followed, limits.clone());
+        let (operator, operator_feed, admin_answers) =
+            start_operator(&config, &backends, &gateway_id, sources, &shutdown).await?;
         let console = operator.clone();
-        let shared = gateway_shared(&config, &backends, limits, traffic, operator_events);
+        let sharing = (gateway_id, limits, traffic, operator_events);
+        let shared = gateway_shared(&config, &backends, sharing);
         let gateway = Gateway::start(GatewayStart {
             shared: shared.clone(),
             listen: config.listen,
@@ -216,6 +225,7 @@ impl Server {
             ledger: backends.ledger,
             operator_token_generated: None,
             operator_feed,
+            admin_answers,
             operator,
             bus: backends.bus,
             status_publisher,
@@ -257,6 +267,9 @@ impl Server {
         }
         if let Err(error) = self.status_publisher.await {
             tracing::error!(%error, "status publisher panicked");
+        }
+        if let Err(error) = self.admin_answers.await {
+            tracing::error!(%error, "admin channel reader panicked");
         }
         self.operator.sockets.close();
         self.operator.sockets.wait().await;
@@ -368,15 +381,36 @@ fn app_state(
     })
 }
 
-/// The operator console of this process and its feed's task, which follows the events
-/// the gateway copies to `followed` and the bus's status reports until `shutdown`.
+/// What a process's console follows and acts on: the events the gateway copies for it,
+/// the gateway's admission (its banned players).
+type ConsoleSources = (mpsc::Receiver<FollowedEvent>, Arc<ConnectionLimits>);
+
+/// The operator console of this process, its feed's task, which follows the events the
+/// gateway copies to `followed` and the bus's status reports until `shutdown`, and the
+/// reader of the process's admin channel (its room controls' answers, opened under the
+/// gateway's id).
 async fn start_operator(
     config: &Config,
     backends: &Backends,
-    followed: mpsc::Receiver<FollowedEvent>,
+    gateway_id: &str,
+    (followed, limits): ConsoleSources,
     shutdown: &CancellationToken,
-) -> Result<(Arc<OperatorConsole>, tokio::task::JoinHandle<()>), BusError> {
+) -> Result<
+    (
+        Arc<OperatorConsole>,
+        tokio::task::JoinHandle<()>,
+        tokio::task::JoinHandle<()>,
+    ),
+    ServerError,
+> {
     let statuses = backends.bus.subscribe_status().await?;
+    let (controller, admin_answers) =
+        RoomController::open(backends.bus.clone(), gateway_id, shutdown.clone()).await?;
+    let admin = AdminReach {
+        controller,
+        bus: backends.bus.clone(),
+        limits,
+    };
     let rules = RoomRules {
         cap_minor: config.engine.round_profit_max_minor,
         growth_per_ms_millionths: config.engine.growth_rate_per_ms_millionths,
@@ -397,20 +431,28 @@ async fn start_operator(
         sources,
         shutdown.clone(),
     ));
-    let console = OperatorConsole::new(config, feed, backends.ledger.clone(), shutdown.clone());
-    Ok((Arc::new(console), task))
+    let sources = (feed, backends.ledger.clone());
+    let console = OperatorConsole::new(config, sources, admin, shutdown.clone());
+    Ok((Arc::new(console), task, admin_answers))
 }
 
-/// The state every shard of this process's gateway shares, under a fresh gateway id.
+/// The gateway's id and what it shares with the rest of the process: its admission (with
+/// the HTTP layer and the console), its traffic and the console's copy of the events.
+type GatewaySources = (
+    String,
+    Arc<ConnectionLimits>,
+    Arc<Traffic>,
+    mpsc::Sender<FollowedEvent>,
+);
+
+/// The state every shard of this process's gateway shares.
 fn gateway_shared(
     config: &Config,
     backends: &Backends,
-    limits: Arc<ConnectionLimits>,
-    traffic: Arc<Traffic>,
-    operator_events: mpsc::Sender<FollowedEvent>,
+    (id, limits, traffic, operator_events): GatewaySources,
 ) -> Arc<GatewayShared> {
     Arc::new(GatewayShared {
-        id: format!("gw-{}", hex::encode(rand::random::<[u8; 4]>())),
+        id,
         config: config.gateway.clone(),
         rooms: config.rooms.clone(),
         bus: backends.bus.clone(),

@@ -1,6 +1,7 @@
 //! Room controls for operators: [`RoomController`] sends a control to the engine that
 //! leads the room, on the room's command path, and waits a bounded time for its answer
-//! on the process's admin reply channel.
+//! on the process's admin reply channel. A task reads that channel all the time, so the
+//! replies sent to every gateway's channel (notices, players' controls) never fill it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::bus::{
     Bus, Command, CommandEnvelope, ReplyEnvelope, ReplyTo, RequestId, RequestKind, RoomControl,
@@ -33,6 +36,9 @@ pub struct ControlOutcome {
     pub from_round: u64,
 }
 
+/// The control awaiting its answer: the request it is, and where its answer goes.
+type Awaited = Arc<std::sync::Mutex<Option<(RequestId, oneshot::Sender<ReplyEnvelope>)>>>;
+
 /// Sends operators' room controls and awaits their answers. One per process: it owns the
 /// process's admin reply channel (`admin-{process}` on the bus), and sends one control at
 /// a time (an operator's action, not a hot path), so an answer is never another's.
@@ -40,24 +46,38 @@ pub struct RoomController {
     bus: Arc<dyn Bus>,
     /// The bus's reply channel of this process's controls.
     channel: String,
-    /// The answers on `channel`; the lock makes controls wait for one another.
-    replies: Mutex<BoxStream<'static, ReplyEnvelope>>,
+    /// Held while a control is sent and awaited: controls wait for one another.
+    turn: Mutex<()>,
+    /// The control awaiting its answer, which the channel's reader hands it.
+    awaited: Awaited,
     /// Numbers the controls of this process: each request id is new.
     next_request: AtomicU64,
 }
 
 impl RoomController {
     /// Opens the admin reply channel of `process` (a name unique among the processes on
-    /// the bus, e.g. the gateway's id).
-    pub async fn open(bus: Arc<dyn Bus>, process: &str) -> Result<RoomController, AdminError> {
+    /// the bus, e.g. the gateway's id), and spawns its reader, which runs until
+    /// `shutdown`: the caller awaits the returned handle after that.
+    pub async fn open(
+        bus: Arc<dyn Bus>,
+        process: &str,
+        shutdown: CancellationToken,
+    ) -> Result<(RoomController, JoinHandle<()>), AdminError> {
         let channel = format!("admin-{process}");
         let replies = bus.replies(&channel).await?;
-        Ok(RoomController {
+        let awaited = Awaited::default();
+        let reader = read_answers(replies, awaited.clone());
+        let reader = tokio::spawn(async move {
+            shutdown.run_until_cancelled(reader).await;
+        });
+        let controller = RoomController {
             bus,
             channel,
-            replies: Mutex::new(replies),
+            turn: Mutex::new(()),
+            awaited,
             next_request: AtomicU64::new(1),
-        })
+        };
+        Ok((controller, reader))
     }
 
     /// Pauses `room` after its current round: the round in flight finishes, no betting
@@ -97,7 +117,7 @@ impl RoomController {
         operator: &str,
         control: RoomControl,
     ) -> Result<ControlOutcome, AdminError> {
-        let mut replies = self.replies.lock().await;
+        let _turn = self.turn.lock().await;
         let number = self.next_request.fetch_add(1, Ordering::Relaxed);
         let req = format!("control-{number}");
         let command = CommandEnvelope {
@@ -113,34 +133,41 @@ impl RoomController {
                 control,
             },
         };
-        self.bus.send_command(command).await?;
         let answer = RequestId {
             kind: RequestKind::Control,
             req,
         };
+        let (sender, receiver) = oneshot::channel();
+        *self.awaited.lock().expect("awaited lock poisoned") = Some((answer, sender));
+        if let Err(error) = self.bus.send_command(command).await {
+            self.awaited.lock().expect("awaited lock poisoned").take();
+            return Err(error.into());
+        }
         let timeout = Duration::from_millis(CONTROL_ANSWER_TIMEOUT_MS);
-        let awaited = tokio::time::timeout(timeout, answer_to(&mut replies, &answer)).await;
+        let awaited = tokio::time::timeout(timeout, receiver).await;
+        self.awaited.lock().expect("awaited lock poisoned").take();
         let no_answer = || AdminError::NoAnswer {
             room: room.to_owned(),
             timeout_ms: CONTROL_ANSWER_TIMEOUT_MS,
         };
-        let reply = awaited.map_err(|_| no_answer())?.ok_or_else(no_answer)?;
+        let reply = awaited.map_err(|_| no_answer())?.map_err(|_| no_answer())?;
         outcome(&reply.json)
     }
 }
 
-/// The reply that answers `answer`, skipping others (a late answer to a control that
-/// timed out, a notice every gateway gets); `None` if the channel closed.
-async fn answer_to(
-    replies: &mut BoxStream<'static, ReplyEnvelope>,
-    answer: &RequestId,
-) -> Option<ReplyEnvelope> {
+/// Reads the admin channel until it closes: hands the awaited control its answer and
+/// drops every other reply (a late answer to a control that timed out, the notices and
+/// players' controls every gateway's channel gets).
+async fn read_answers(mut replies: BoxStream<'static, ReplyEnvelope>, awaited: Awaited) {
     while let Some(reply) = replies.next().await {
-        if reply.answers.as_ref() == Some(answer) {
-            return Some(reply);
+        let mut awaited = awaited.lock().expect("awaited lock poisoned");
+        let answers_it = matches!((&*awaited, &reply.answers),
+            (Some((request, _)), Some(answer)) if request == answer);
+        if answers_it && let Some((_, sender)) = awaited.take() {
+            // The control gave up waiting (timed out) if nobody receives it.
+            let _ = sender.send(reply);
         }
     }
-    None
 }
 
 /// The outcome the engine's answer tells.

@@ -6,6 +6,8 @@
 //!   [`Slot`] whose `Drop` gives its place back, so no exit path can leak a count.
 //! - [`address_rate::AddressRate`]: a token bucket per address, for `POST /api/guest`
 //!   and for the operator console's failed logins.
+//! - [`bans::Bans`]: the banned players, whose tokens are refused at the handshake and
+//!   at first-message authentication ([`ConnectionLimits::admit_player`]).
 //! - [`networks`]: CIDR blocks, and `limits.exempt_networks`, whose addresses skip both
 //!   per-address limits (load tests from loopback). Per-player limits have no exemption.
 //!
@@ -14,6 +16,7 @@
 //! walking through the addresses of its own network.
 
 pub mod address_rate;
+pub mod bans;
 pub mod networks;
 
 use std::hash::Hash;
@@ -40,9 +43,9 @@ pub fn client_key(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Why a socket was not admitted. Refused at the `/ws` handshake with HTTP 503 and
-/// `{"code": ..., "message": ...}`; after an upgrade (first-message authentication)
-/// with close code 1008 and the message as reason.
+/// Why a socket was not admitted. Refused at the `/ws` handshake with HTTP 503 (403 for a
+/// ban) and `{"code": ..., "message": ...}`; after an upgrade (first-message
+/// authentication) with close code 1008 (4005 for a ban) and the message as reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::IntoStaticStr)]
 pub enum Refusal {
     /// The client address already holds `limits.connections_per_ip_max` sockets.
@@ -53,6 +56,10 @@ pub enum Refusal {
     #[error("too many connections for this player (at most {max})")]
     #[strum(serialize = "player_connections_max")]
     Player { max: usize },
+    /// An operator banned the player.
+    #[error("this player is banned")]
+    #[strum(serialize = "banned")]
+    Banned,
 }
 
 impl Refusal {
@@ -60,6 +67,25 @@ impl Refusal {
     /// label of `aloft_admission_refused_total`.
     pub fn code(&self) -> &'static str {
         self.into()
+    }
+
+    /// The HTTP status of the refusal at the handshake: 403 for a ban (retrying does not
+    /// help), 503 for a limit.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Refusal::Banned => 403,
+            Refusal::Address { .. } | Refusal::Player { .. } => 503,
+        }
+    }
+
+    /// The close code of the refusal after an upgrade.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Refusal::Banned => crate::protocol::close_code::BANNED,
+            Refusal::Address { .. } | Refusal::Player { .. } => {
+                crate::protocol::close_code::POLICY_VIOLATION
+            }
+        }
     }
 }
 
@@ -70,6 +96,8 @@ pub struct ConnectionLimits {
     per_address_max: usize,
     per_player_max: usize,
     exempt: ExemptNetworks,
+    /// The banned players: refused by [`ConnectionLimits::admit_player`].
+    pub bans: bans::Bans,
 }
 
 impl ConnectionLimits {
@@ -80,6 +108,7 @@ impl ConnectionLimits {
             per_address_max: config.connections_per_ip_max,
             per_player_max: config.connections_per_player_max,
             exempt: config.exempt_networks.clone(),
+            bans: bans::Bans::default(),
         }
     }
 
@@ -96,9 +125,13 @@ impl ConnectionLimits {
             })
     }
 
-    /// A place for one more socket of `player`, unless it holds the most already. Called
-    /// once the player is known: at the handshake, or at first-message authentication.
+    /// A place for one more socket of `player`, unless it is banned or holds the most
+    /// already. Called once the player is known: at the handshake, or at first-message
+    /// authentication.
     pub fn admit_player(&self, player: &str) -> Result<Slot, Refusal> {
+        if self.bans.contains(player) {
+            return Err(Refusal::Banned);
+        }
         self.per_player
             .acquire(player.to_owned(), self.per_player_max)
             .ok_or(Refusal::Player {

@@ -251,6 +251,7 @@ pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
     let to_b = ReplyEnvelope {
         to: reply_to("gw-b", 7),
         answers: None,
+        control: None,
         json: Bytes::from_static(b"{\"t\":\"balance\",\"balance\":1}"),
     };
     let to_a = ReplyEnvelope {
@@ -259,6 +260,7 @@ pub async fn replies_reach_their_gateway(bus: &dyn Bus) {
             kind: RequestKind::Bet,
             req: "b-1".to_owned(),
         }),
+        control: None,
         json: Bytes::from_static(b"{\"t\":\"pong\",\"server_time\":1}"),
     };
     bus.send_reply(to_b.clone()).await.unwrap();

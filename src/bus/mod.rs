@@ -210,14 +210,29 @@ pub struct RequestId {
 }
 
 /// A private frame for one connection (the JSON text of a
-/// [`crate::protocol::ServerMessage`]).
+/// [`crate::protocol::ServerMessage`]), or an operator's control of a player.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplyEnvelope {
     pub to: ReplyTo,
     /// The request this frame answers, if it answers one (`None` for a balance notice):
     /// the gateway delivers one answer per request without reading the frame.
     pub answers: Option<RequestId>,
+    /// An operator's control of `to.player` for the gateway itself (then `json` is empty
+    /// and `answers` none): sent to every gateway, it reaches the player's sockets
+    /// wherever they are, and every gateway's set of banned players.
+    pub control: Option<PlayerControl>,
     pub json: Bytes,
+}
+
+/// What an operator does to a player, applied by every gateway (`admin::sanctions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlayerControl {
+    /// Close the player's sockets (close code 4004); the player may come back.
+    Kick,
+    /// Refuse the player's token from now on and close its sockets (4005).
+    Ban,
+    /// Admit the player's token again.
+    Unban,
 }
 
 /// A bus failure.

@@ -11,6 +11,7 @@
 pub mod connection;
 pub mod frame;
 pub mod handoff;
+pub mod message;
 pub mod recovery;
 pub mod requests;
 pub mod room_view;
@@ -30,13 +31,13 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Delivery, EventEnvelope, ReplyEnvelope, StreamPosition};
+use crate::bus::{Bus, Delivery, EventEnvelope, PlayerControl, ReplyEnvelope, StreamPosition};
 use crate::config::GatewayConfig;
 use crate::ledger::Ledger;
 use crate::metrics::gateway::{BusErrorPath, bus_error};
 use crate::protocol::{PastRound, RoomEvent};
 pub use handoff::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardSeats};
-pub use shard::ShardMessage;
+pub use message::ShardMessage;
 
 /// Backlog of each shard's listener, in connections.
 const LISTEN_BACKLOG_CONNECTIONS: i32 = 4096;
@@ -85,7 +86,7 @@ pub enum GatewayError {
         #[source]
         source: std::io::Error,
     },
-    /// The bus refused the subscription for a room.
+    /// The bus refused the subscription for a room (or for the gateway's replies).
     #[error("cannot subscribe to room {room}: {source}")]
     Subscribe {
         room: String,
@@ -95,6 +96,9 @@ pub enum GatewayError {
     /// The operating system refused a thread.
     #[error("cannot start shard thread: {0}")]
     Thread(std::io::Error),
+    /// The banned players could not be read from the ledger: check the database.
+    #[error("cannot read the banned players: {0}")]
+    Bans(#[from] crate::ledger::LedgerError),
 }
 
 /// A running gateway.
@@ -126,12 +130,25 @@ struct Shards {
 }
 
 impl Gateway {
-    /// Binds the listeners, starts the shard threads, and spawns the bus tasks on the
-    /// current tokio runtime.
+    /// Subscribes to its replies and loads the banned players (in this order, so a ban
+    /// made meanwhile arrives as a reply), binds the listeners, starts the shard threads,
+    /// and spawns the bus tasks on the current tokio runtime.
     pub async fn start(start: GatewayStart) -> Result<Gateway, GatewayError> {
         assert!(start.shard_count > 0);
+        let shared = &start.shared;
+        let replies =
+            (shared.bus.replies(&shared.id).await).map_err(|source| GatewayError::Subscribe {
+                room: "replies".to_owned(),
+                source,
+            })?;
+        let banned = shared
+            .ledger
+            .banned_players(crate::ledger::BANNED_PLAYERS_MAX)
+            .await?;
+        shared.limits.bans.load(banned);
         let shards = start_shards(&start)?;
-        let bus_tasks = start_bus_tasks(&start.shared, shards.senders, &start.shutdown).await?;
+        let bus_tasks =
+            start_bus_tasks(&start.shared, shards.senders, replies, &start.shutdown).await?;
         Ok(Gateway {
             local_addr: shards.local_addr,
             shard_threads: shards.threads,
@@ -205,11 +222,12 @@ fn start_shards(start: &GatewayStart) -> Result<Shards, GatewayError> {
     })
 }
 
-/// Subscribes to every room and to this gateway's replies, and spawns the tasks that
-/// hand them to the shards until `shutdown`.
+/// Subscribes to every room, and spawns the tasks that hand their events and this
+/// gateway's `replies` to the shards until `shutdown`.
 async fn start_bus_tasks(
     shared: &Arc<GatewayShared>,
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
+    replies: futures_util::stream::BoxStream<'static, ReplyEnvelope>,
     shutdown: &CancellationToken,
 ) -> Result<JoinSet<()>, GatewayError> {
     let mut tasks = JoinSet::new();
@@ -239,7 +257,6 @@ async fn start_bus_tasks(
                 .map(drop),
         );
     }
-    let replies = (shared.bus.replies(&shared.id).await).map_err(subscribe_error("replies"))?;
     let route = route_replies(shared.clone(), replies, shards.clone());
     tasks.spawn(shutdown.clone().run_until_cancelled_owned(route).map(drop));
     tasks.spawn(answer_expired_requests(
@@ -423,13 +440,18 @@ fn forward_event(
 }
 
 /// Routes each private reply to the shard of its connection, or, when that socket is
-/// gone, to the player's other sockets on this gateway.
+/// gone, to the player's other sockets on this gateway; applies operators' controls of
+/// players.
 async fn route_replies(
     shared: Arc<GatewayShared>,
     mut replies: futures_util::stream::BoxStream<'static, ReplyEnvelope>,
     shards: Arc<Vec<mpsc::Sender<ShardMessage>>>,
 ) {
     while let Some(reply) = replies.next().await {
+        if let Some(control) = reply.control {
+            control_player(&shared, &shards, &reply.to.player, control).await;
+            continue;
+        }
         let Some(targets) = reply_targets(&shared, &reply) else {
             metrics::counter!(crate::metrics::DUPLICATE_REPLIES_DROPPED).increment(1);
             tracing::debug!(player = %reply.to.player, "second answer to a request dropped");
@@ -438,6 +460,55 @@ async fn route_replies(
         let frame = frame::text(&reply.json);
         for connection in targets {
             send_reply_to_shard(&shards, connection, &reply.to.player, frame.clone()).await;
+        }
+    }
+}
+
+/// Applies an operator's `control` of `player` here: the ban set first (so a socket
+/// authenticating meanwhile is refused), then a close of each of the player's sockets.
+async fn control_player(
+    shared: &GatewayShared,
+    shards: &[mpsc::Sender<ShardMessage>],
+    player: &str,
+    control: PlayerControl,
+) {
+    let (code, reason) = match control {
+        PlayerControl::Unban => {
+            shared.limits.bans.remove(player);
+            return;
+        }
+        PlayerControl::Ban => {
+            if let Err(full) = shared.limits.bans.insert(player) {
+                tracing::error!(player, %full, "ban not held by this gateway");
+            }
+            (crate::protocol::close_code::BANNED, "banned by an operator")
+        }
+        PlayerControl::Kick => (crate::protocol::close_code::KICKED, "kicked by an operator"),
+    };
+    let connections = shared
+        .players
+        .get(player)
+        .map(|ids| ids.clone())
+        .unwrap_or_default();
+    tracing::info!(
+        player,
+        ?control,
+        sockets = connections.len(),
+        "player's sockets closed"
+    );
+    for connection in connections {
+        let index = (connection >> shard::CONNECTION_ID_SHARD_SHIFT) as usize;
+        let Some(shard) = shards.get(index) else {
+            continue;
+        };
+        let message = ShardMessage::Close {
+            connection,
+            player: player.to_owned(),
+            code,
+            reason,
+        };
+        if shard.send(message).await.is_err() {
+            tracing::debug!(connection, "close for a stopped shard");
         }
     }
 }
@@ -547,6 +618,7 @@ mod tests {
     ) -> ReplyEnvelope {
         ReplyEnvelope {
             answers: answers.cloned(),
+            control: None,
             to: crate::bus::ReplyTo {
                 gateway: "gw".into(),
                 connection,

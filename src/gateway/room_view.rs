@@ -117,21 +117,28 @@ impl RoomView {
                 });
                 self.history.truncate(self.history_rounds_max);
             }
-            RoomEvent::BetCancelled {
-                player,
-                slot,
-                totals,
-                ..
-            } => {
-                self.bets
-                    .remove(|bet| bet.player == *player && bet.slot == *slot);
-                self.totals = *totals;
-            }
+            RoomEvent::BetCancelled { .. } => self.apply_cancel(event),
             RoomEvent::Paused { .. } => self.paused = true,
             RoomEvent::Resumed { .. } => self.paused = false,
             // Sockets are told as the event passes; a snapshot does not repeat them.
             RoomEvent::Limits { .. } => {}
         }
+    }
+
+    /// Drops a cancelled bet from the list; the totals no longer count it.
+    fn apply_cancel(&mut self, event: &RoomEvent) {
+        let RoomEvent::BetCancelled {
+            player,
+            slot,
+            totals,
+            ..
+        } = event
+        else {
+            unreachable!("called for cancels only");
+        };
+        self.bets
+            .remove(|bet| bet.player == *player && bet.slot == *slot);
+        self.totals = *totals;
     }
 
     /// Keeps the largest of the listed bets.

@@ -28,6 +28,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use super::connection::{CloseDeadlines, Connection};
 use super::handoff::{AdmissionSlots, Credentials, PendingUpgrade};
+use super::message::{ShardMessage, is_superseded_tick};
 use super::recovery::{Continuity, RecoveryFrame, RecoveryRing};
 use super::room_view::RoomView;
 use super::traffic::{FanOut, Traffic};
@@ -50,26 +51,6 @@ const HOUSEKEEPING_INTERVAL_MS: u64 = 1_000;
 
 /// Bits of a connection id below the shard index.
 pub const CONNECTION_ID_SHARD_SHIFT: u32 = 48;
-
-/// Work sent to a shard from the gateway's bus tasks.
-#[derive(Debug)]
-pub enum ShardMessage {
-    /// A public event, parsed once and encoded once for the whole gateway.
-    Event {
-        room: Arc<str>,
-        epoch: u64,
-        event: Arc<RoomEvent>,
-        frame: Bytes,
-        /// Whether a newer tick may replace it, as the engine decided (`EventEnvelope`).
-        conflatable: bool,
-    },
-    /// A private frame for one connection (or, if it is gone, the player's others).
-    Reply {
-        connection: u64,
-        player: String,
-        frame: Bytes,
-    },
-}
 
 /// The sockets of one room on this shard.
 struct RoomShard {
@@ -311,6 +292,11 @@ async fn adopt(shard: Rc<ShardState>, pending: PendingUpgrade) {
         .balance(&Account::Player(connection.player().to_owned()))
         .await
     {
+        // Banned since its token was checked (a ban while the balance was read): no join.
+        Ok(_) if shard.shared.limits.bans.contains(connection.player()) => {
+            connection.close(close_code::BANNED, "banned by an operator");
+            session::finish_close(&shard.shared, &shard.shutdown, &connection).await;
+        }
         Ok(balance) => {
             // Counted before the hello goes out, so a client that has its hello is counted.
             shard.metrics.connections.increment(1.0);
@@ -359,7 +345,7 @@ async fn player_of(
             Err(refusal) => {
                 metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
                     .increment(1);
-                connection.close(close_code::POLICY_VIOLATION, &refusal.to_string());
+                connection.close(refusal.close_code(), &refusal.to_string());
                 None
             }
         });
@@ -485,6 +471,18 @@ impl ShardState {
         room.offer(frame, conflatable, (&self.shared.traffic, self.index));
     }
 
+    /// Closes the connection with `code`, if it is still the player's; its task then
+    /// writes the close frame and drains as for any close of ours.
+    fn close_connection(&self, connection_id: u64, player: &str, (code, reason): (u16, &str)) {
+        let registry = self.registry.borrow();
+        if let Some(connection) = registry
+            .get(&connection_id)
+            .filter(|c| c.player() == player)
+        {
+            connection.close(code, reason);
+        }
+    }
+
     fn deliver_reply(&self, connection_id: u64, player: &str, frame: Bytes) {
         let registry = self.registry.borrow();
         if let Some(connection) = registry
@@ -547,24 +545,6 @@ async fn housekeeping_loop(shard: Rc<ShardState>) {
     }
 }
 
-/// Whether the message at `index` is a tick with a newer tick of the same room later in
-/// the batch: a shard that fell behind writes only the newest tick (ticks carry absolute
-/// multipliers), so its backlog turns into skipped ticks, not seconds of latency.
-fn is_superseded_tick(batch: &[ShardMessage], index: usize) -> bool {
-    let ShardMessage::Event {
-        room,
-        conflatable: true,
-        ..
-    } = &batch[index]
-    else {
-        return false;
-    };
-    batch[index + 1..].iter().any(|later| {
-        matches!(later, ShardMessage::Event { room: later_room, conflatable: true, .. }
-            if later_room == room)
-    })
-}
-
 async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardMessage>) {
     let mut batch = Vec::with_capacity(SHARD_BATCH_MESSAGES_MAX);
     loop {
@@ -591,61 +571,13 @@ async fn fan_out_loop(shard: Rc<ShardState>, mut messages: mpsc::Receiver<ShardM
                     player,
                     frame,
                 } => shard.deliver_reply(*connection, player, frame.clone()),
+                ShardMessage::Close {
+                    connection,
+                    player,
+                    code,
+                    reason,
+                } => shard.close_connection(*connection, player, (*code, reason)),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn event(room: &str, event: RoomEvent) -> ShardMessage {
-        ShardMessage::Event {
-            room: Arc::from(room),
-            epoch: 1,
-            conflatable: matches!(event, RoomEvent::Tick { .. }),
-            event: Arc::new(event),
-            frame: Bytes::new(),
-        }
-    }
-
-    fn tick(seq: u64) -> RoomEvent {
-        RoomEvent::Tick {
-            seq,
-            round: 1,
-            m: 100 + seq,
-            ms: seq,
-            at: seq,
-            bets: vec![],
-            cashouts: vec![],
-            totals: None,
-        }
-    }
-
-    #[test]
-    fn only_the_newest_tick_of_a_room_in_a_batch_is_written() {
-        let batch = vec![
-            event("a", tick(1)),
-            event("b", tick(1)),
-            event("a", tick(2)),
-            event(
-                "a",
-                RoomEvent::Crash {
-                    seq: 3,
-                    round: 1,
-                    m: 103,
-                    hash: "h".into(),
-                    at: 3,
-                    cashouts: vec![],
-                    totals: None,
-                },
-            ),
-            event("a", tick(4)),
-        ];
-        let superseded: Vec<bool> = (0..batch.len())
-            .map(|index| is_superseded_tick(&batch, index))
-            .collect();
-        assert_eq!(superseded, [true, false, true, false, false]);
     }
 }

@@ -1,7 +1,8 @@
 //! The `/ws` handshake: every check happens here, before the upgrade, so a refused
 //! client gets a plain HTTP status it can see (401 bad token, 403 foreign origin, 404
-//! unknown room, 400 malformed resume position, 400/426 not a WebSocket request, 503
-//! too many sockets from the address or of the player, or shard full). An accepted
+//! unknown room, 400 malformed resume position, 400/426 not a WebSocket request, 403 a
+//! banned player, 503 too many sockets from the address or of the player, or shard
+//! full). An accepted
 //! request is answered 101 and handed, with its places in the connection counts, to the
 //! shard that accepted its socket.
 
@@ -122,11 +123,8 @@ fn hand_to_shard(
     let slots = admit(http, peer, &credentials).map_err(|refusal| {
         metrics::counter!(crate::metrics::ADMISSION_REFUSED, "reason" => refusal.code())
             .increment(1);
-        Refused::api(
-            StatusCode::SERVICE_UNAVAILABLE,
-            refusal.code(),
-            &refusal.to_string(),
-        )
+        let status = StatusCode::from_u16(refusal.http_status()).expect("a valid status");
+        Refused::api(status, refusal.code(), &refusal.to_string())
     })?;
     let Some(seat) = http.shard.seats.take() else {
         return Err(Refused::api(

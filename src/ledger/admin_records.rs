@@ -1,7 +1,7 @@
 //! What operators change and look up, as the ledger database keeps it: a room's controls
 //! ([`RoomControls`]: paused, and the stake limits and max-profit cap of its next round),
-//! the append-only audit trail of admin actions ([`AuditEntry`]), and a player's latest
-//! bets with what settled them ([`PlayerBet`]). The SQL both stores run and the decoding
+//! the append-only audit trail of admin actions ([`AuditEntry`]), a player's latest
+//! bets with what settled them ([`PlayerBet`]), and the banned players ([`BanChange`]). The SQL both stores run and the decoding
 //! of their rows live here, so SQLite and PostgreSQL read and write the same way.
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,11 @@ pub const AUDIT_ENTRIES_MAX: usize = 200;
 
 /// Bets one player lookup returns, at most ([`super::Ledger::player_bets`]).
 pub const PLAYER_BETS_MAX: usize = 50;
+
+/// Banned players a gateway holds in memory and loads at start, at most
+/// ([`super::Ledger::banned_players`]): a ban past it is refused, so every gateway knows
+/// every ban. About 100 bytes each: 10 MB at the bound.
+pub const BANNED_PLAYERS_MAX: usize = 100_000;
 
 /// The stake limits and max-profit cap of a room's rounds, in minor units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +76,7 @@ pub enum AuditAction {
     SetRoomLimits,
     KickPlayer,
     BanPlayer,
+    UnbanPlayer,
 }
 
 impl AuditAction {
@@ -119,6 +125,38 @@ impl RoomControlsChange {
             target: self.room.clone(),
             before: json(&self.before),
             after: json(&self.after),
+        }
+    }
+}
+
+/// A ban or its lifting, written with its audit entry in one transaction
+/// ([`super::Ledger::write_ban`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanChange {
+    pub player: String,
+    pub operator: String,
+    /// Unix ms the change took effect.
+    pub at_ms: u64,
+    /// Whether the player is banned after it.
+    pub banned: bool,
+}
+
+impl BanChange {
+    /// The audit entry of this change, given whether the player was banned before it (a
+    /// ban of a banned player is audited too, with the same before and after).
+    pub fn audit_entry(&self, was_banned: bool) -> AuditEntry {
+        let action = if self.banned {
+            AuditAction::BanPlayer
+        } else {
+            AuditAction::UnbanPlayer
+        };
+        AuditEntry {
+            at_ms: self.at_ms,
+            operator: self.operator.clone(),
+            action,
+            target: self.player.clone(),
+            before: serde_json::json!({ "banned": was_banned }),
+            after: serde_json::json!({ "banned": self.banned }),
         }
     }
 }
@@ -210,6 +248,15 @@ pub(crate) fn audit_entry_from_row<R: StoredRow>(row: &R) -> Result<AuditEntry, 
         before: json(4)?,
         after: json(5)?,
     })
+}
+
+/// The banned players, in ban order, at most the limit placeholder that ends it.
+pub(crate) const SELECT_BANNED_PLAYERS: &str =
+    "SELECT player FROM bans ORDER BY banned_at_ms, player LIMIT ";
+
+/// The bounded number of banned players a read asks for.
+pub(crate) fn banned_players_limit(limit: usize) -> i64 {
+    i64::try_from(limit.min(BANNED_PLAYERS_MAX)).expect("a small bound")
 }
 
 /// The bounded number of entries an audit read asks for.

@@ -42,8 +42,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 pub use admin_records::{
-    AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, PLAYER_BETS_MAX, PlayerBet, RoomControls,
-    RoomControlsChange, RoomLimits,
+    AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, BANNED_PLAYERS_MAX, BanChange, PLAYER_BETS_MAX,
+    PlayerBet, RoomControls, RoomControlsChange, RoomLimits,
 };
 pub use postgres::PostgresLedger;
 pub(crate) use row_decoding::{SELECT_ROUND_COLUMNS, SELECT_TRANSFER_COLUMNS};
@@ -533,6 +533,13 @@ pub trait Ledger: Send + Sync + 'static {
     /// The player's latest `limit` bets, at most [`PLAYER_BETS_MAX`], newest first, each
     /// with its payout or refund: one bounded query.
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError>;
+
+    /// Bans `change.player` (or lifts the ban) and appends the change's audit entry, with
+    /// whether the player was banned before, in one transaction; returns that.
+    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError>;
+
+    /// The banned players, oldest ban first, at most `limit` (and [`BANNED_PLAYERS_MAX`]).
+    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError>;
 }
 
 #[cfg(test)]

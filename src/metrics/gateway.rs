@@ -10,7 +10,7 @@ use crate::protocol::RoomEvent;
 
 /// The `reason` labels of [`UPGRADES_REFUSED`]: the codes of `/ws`'s refusals
 /// (`http::ws`), `version` for a WebSocket version other than 13.
-pub const UPGRADE_REFUSAL_REASONS: [&str; 10] = [
+pub const UPGRADE_REFUSAL_REASONS: [&str; 11] = [
     "not_websocket",
     "version",
     "origin",
@@ -19,15 +19,17 @@ pub const UPGRADE_REFUSAL_REASONS: [&str; 10] = [
     "bad_since",
     "ip_connections_max",
     "player_connections_max",
+    "banned",
     "full",
     "busy",
 ];
 
 /// The `reason` labels of [`ADMISSION_REFUSED`] (`admission::Refusal::code` and the guest
 /// rate).
-const ADMISSION_REFUSAL_REASONS: [&str; 3] = [
+const ADMISSION_REFUSAL_REASONS: [&str; 4] = [
     "ip_connections_max",
     "player_connections_max",
+    "banned",
     "guests_per_ip",
 ];
 

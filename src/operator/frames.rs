@@ -70,6 +70,9 @@ pub struct RoomReport {
     pub cashouts: Vec<CashoutEntry>,
     /// The last crash points, newest first.
     pub crash_points_hundredths: Vec<u64>,
+    /// An operator paused the room (as far as this gateway saw its events): no betting
+    /// opens after the current round until it is resumed.
+    pub paused: bool,
 }
 
 /// Something an operator should notice.
@@ -145,6 +148,12 @@ pub enum OperatorFrame {
         round: u64,
         multiplier_hundredths: u64,
         risk: Risk,
+    },
+    /// An operator paused or resumed the room.
+    Paused {
+        room: String,
+        round: u64,
+        paused: bool,
     },
     /// The house's figures of every room, after a round settled.
     House {

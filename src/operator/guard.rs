@@ -6,6 +6,10 @@
 //! presented), `operator_token_invalid`, `operator_session_invalid`,
 //! `operator_session_expired`. A client address that failed too often gets 429
 //! `operator_rate_limited` before its next attempt is even compared.
+//!
+//! Who the operator is, for the audit: the name in the session cookie, or, with a Bearer
+//! token, the [`OPERATOR_HEADER`] (default [`BEARER_OPERATOR_DEFAULT`]); a name that is
+//! not a valid operator name is 400 `bad_operator`.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -14,8 +18,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::OperatorConsole;
-use super::auth::{SESSION_COOKIE, SessionError, SessionKeys};
+use super::auth::{SESSION_COOKIE, Session, SessionError, SessionKeys, valid_operator_name};
 use crate::http::api_error;
+
+/// The header a Bearer caller names itself with, for the audit.
+pub const OPERATOR_HEADER: &str = "x-aloft-operator";
+
+/// The operator's name of a Bearer caller that sends no [`OPERATOR_HEADER`].
+pub const BEARER_OPERATOR_DEFAULT: &str = "api";
 
 /// Which credentials a route takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +48,8 @@ pub enum Refusal {
     Credential(SessionError),
     /// Too many failures from the address: 429 `operator_rate_limited`, `Retry-After`.
     RateLimited { retry_after_seconds: u64 },
+    /// An [`OPERATOR_HEADER`] that is no valid operator name: 400 `bad_operator`.
+    BadOperatorName,
 }
 
 impl IntoResponse for Refusal {
@@ -72,6 +84,11 @@ impl IntoResponse for Refusal {
                 (response.headers_mut()).insert(header::RETRY_AFTER, retry_after_seconds.into());
                 response
             }
+            Refusal::BadOperatorName => api_error(
+                StatusCode::BAD_REQUEST,
+                "bad_operator",
+                "the operator's name (X-Aloft-Operator) is 1-64 characters of A-Z a-z 0-9 _ - .",
+            ),
         }
     }
 }
@@ -100,13 +117,14 @@ pub fn token_in_url() -> Response {
     )
 }
 
-/// The session's expiry (unix seconds) if the request may go on, or the refusal.
+/// The session (its expiry in unix seconds, the operator's name) if the request may go
+/// on, or the refusal. A Bearer caller's session lasts as long as a login's would.
 pub fn authorize(
     console: &OperatorConsole,
     headers: &HeaderMap,
     peer: IpAddr,
     accepts: Accepts,
-) -> Result<u64, Refusal> {
+) -> Result<Session, Refusal> {
     let keys = keys(console)?;
     let now_seconds = crate::clock::unix_now_ms() / 1000;
     if let Some(cookie) = session_cookie(headers) {
@@ -117,7 +135,18 @@ pub fn authorize(
         return Err(Refusal::AuthRequired);
     };
     check_token(console, keys, token, peer)?;
-    Ok(now_seconds + console.config.session_ttl_seconds)
+    let operator = match headers.get(OPERATOR_HEADER) {
+        None => BEARER_OPERATOR_DEFAULT,
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|name| valid_operator_name(name))
+            .ok_or(Refusal::BadOperatorName)?,
+    };
+    Ok(Session {
+        expires_at_seconds: now_seconds + console.config.session_ttl_seconds,
+        operator: operator.to_owned(),
+    })
 }
 
 /// Checks a presented operator token, charging the address's bucket when it is wrong.

@@ -39,6 +39,8 @@ pub struct RoomState {
     crash_points_hundredths: VecDeque<u64>,
     /// Engine time of the last tick that made a frame.
     last_tick_frame_at_ms: Option<u64>,
+    /// Paused by an operator (`RoomPaused`, until `RoomResumed`).
+    paused: bool,
 }
 
 /// What the console should be told besides the room's frames.
@@ -67,6 +69,7 @@ impl RoomState {
             cashouts: VecDeque::new(),
             crash_points_hundredths: VecDeque::new(),
             last_tick_frame_at_ms: None,
+            paused: false,
         }
     }
 
@@ -110,13 +113,7 @@ impl RoomState {
                 round,
                 started_at_ms,
                 ..
-            } => {
-                self.round = *round;
-                self.phase = PhaseName::Flying;
-                self.started_at_ms = Some(*started_at_ms);
-                self.ends_at_ms = None;
-                frames.push(self.phase_frame());
-            }
+            } => frames.push(self.take_off(*round, *started_at_ms)),
             RoundEvent::Tick { .. } => self.tick(event, frames),
             RoundEvent::Crashed {
                 crash_hundredths,
@@ -137,32 +134,27 @@ impl RoomState {
                     risk: self.risk(),
                 });
             }
-            RoundEvent::BetCancelled {
-                player,
-                slot,
-                stake_minor,
-                totals,
-                ..
-            } => {
-                self.totals = totals.unwrap_or_default();
-                frames.push(OperatorFrame::BetCancelled {
-                    room: self.room.clone(),
-                    round: self.round,
-                    player: player.clone(),
-                    slot: *slot,
-                    stake_minor: *stake_minor,
-                    risk: self.risk(),
-                });
-            }
+            RoundEvent::BetCancelled { .. } => frames.push(self.cancel(event)),
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
-            | RoundEvent::RoomLimitsChanged { .. } => notices.extend(self.control_notice(event)),
+            | RoundEvent::RoomLimitsChanged { .. } => {
+                notices.extend(self.control(event, frames));
+            }
         }
         notices
     }
 
-    /// What an operator's room control (pause, resume, new limits) tells the console.
-    fn control_notice(&self, event: &RoundEvent) -> Option<Notice> {
+    /// An operator's room control (pause, resume, new limits): a pause or resume changes
+    /// the room's state (a `paused` frame); each is told as a notice.
+    fn control(&mut self, event: &RoundEvent, frames: &mut Vec<OperatorFrame>) -> Option<Notice> {
+        if let RoundEvent::RoomPaused { .. } | RoundEvent::RoomResumed { .. } = event {
+            self.paused = matches!(event, RoundEvent::RoomPaused { .. });
+            frames.push(OperatorFrame::Paused {
+                room: self.room.clone(),
+                round: self.round,
+                paused: self.paused,
+            });
+        }
         let room = &self.room;
         let message = match event {
             RoundEvent::RoomPaused { round, .. } => format!("{room} paused after round {round}"),
@@ -195,6 +187,14 @@ impl RoomState {
             return Vec::new();
         };
         vec![Notice::Warning(message)]
+    }
+
+    fn take_off(&mut self, round: u64, started_at_ms: u64) -> OperatorFrame {
+        self.round = round;
+        self.phase = PhaseName::Flying;
+        self.started_at_ms = Some(started_at_ms);
+        self.ends_at_ms = None;
+        self.phase_frame()
     }
 
     fn open_round(&mut self, round: u64, ends_at_ms: u64) {
@@ -241,6 +241,29 @@ impl RoomState {
                 elapsed_ms: *elapsed_ms,
                 risk: self.risk(),
             });
+        }
+    }
+
+    /// A bet its player took back: the round's totals without it, and its frame.
+    fn cancel(&mut self, event: &RoundEvent) -> OperatorFrame {
+        let RoundEvent::BetCancelled {
+            player,
+            slot,
+            stake_minor,
+            totals,
+            ..
+        } = event
+        else {
+            unreachable!("called for cancels only");
+        };
+        self.totals = totals.unwrap_or_default();
+        OperatorFrame::BetCancelled {
+            room: self.room.clone(),
+            round: self.round,
+            player: player.clone(),
+            slot: *slot,
+            stake_minor: *stake_minor,
+            risk: self.risk(),
         }
     }
 
@@ -326,6 +349,7 @@ impl RoomState {
             risk: self.risk(),
             cashouts: self.cashouts.iter().cloned().collect(),
             crash_points_hundredths: self.crash_points_hundredths.iter().copied().collect(),
+            paused: self.paused,
         }
     }
 }
@@ -438,6 +462,43 @@ mod tests {
         );
         assert_eq!(count_ticks(&frames), 0);
         assert_eq!(room.report().cashouts.len(), 1);
+    }
+
+    #[test]
+    fn a_pause_and_a_resume_change_the_rooms_state_and_are_told() {
+        let mut room = RoomState::new("main", 5_000);
+        apply(&mut room, &betting(1, 3));
+        assert!(!room.report().paused);
+        let paused = RoundEvent::RoomPaused {
+            seq: 2,
+            round: 3,
+            at_ms: 5,
+        };
+        let (frames, notices) = apply(&mut room, &paused);
+        assert!(matches!(
+            frames.as_slice(),
+            [OperatorFrame::Paused {
+                round: 3,
+                paused: true,
+                ..
+            }]
+        ));
+        assert_eq!(
+            notices,
+            [Notice::Warning("main paused after round 3".into())]
+        );
+        assert!(room.report().paused);
+        let resumed = RoundEvent::RoomResumed {
+            seq: 3,
+            round: 3,
+            at_ms: 6,
+        };
+        let (frames, _) = apply(&mut room, &resumed);
+        assert!(matches!(
+            frames.as_slice(),
+            [OperatorFrame::Paused { paused: false, .. }]
+        ));
+        assert!(!room.report().paused);
     }
 
     #[test]

@@ -22,7 +22,8 @@ use super::guard::{self, Accepts};
 use super::house::{HouseFigures, house_figures};
 use crate::http::{api_error, origin_allowed};
 
-/// Largest login body read, in bytes: `{"token": "..."}` with a long token.
+/// Largest login body read, in bytes: `{"token": "...", "operator": "..."}` with a long
+/// token.
 pub const LOGIN_BODY_BYTES_MAX: usize = 1_024;
 
 /// The cookie's path: it must reach `/api/operator/` (session, socket) and `/api/admin/`.
@@ -40,6 +41,7 @@ pub fn router(console: Arc<OperatorConsole>) -> axum::Router {
         )
         .route("/api/operator/ws", get(super::socket::upgrade))
         .route("/api/admin/rooms", get(admin_rooms))
+        .merge(super::admin_routes::routes())
         .layer(axum::middleware::from_fn(refuse_token_in_url))
         .layer(axum::middleware::map_response(
             crate::http::security_headers,
@@ -62,16 +64,24 @@ async fn dashboard() -> Response {
 #[derive(Deserialize)]
 struct Login {
     token: String,
+    /// Who logs in, for the audit (`auth::valid_operator_name`).
+    operator: String,
 }
 
 #[derive(Serialize)]
 struct SessionState {
     /// Unix seconds.
     expires_at: u64,
+    operator: String,
 }
 
-/// `POST /api/operator/session` `{"token": "..."}`: the session cookie for the right
-/// token (from an allowed Origin), 401 for a wrong one, 429 after too many.
+/// What a login body must be.
+const LOGIN_EXPECTED: &str = "expected {\"token\": \"...\", \"operator\": \"your name\"} \
+     (the name: 1-64 characters of A-Z a-z 0-9 _ - .)";
+
+/// `POST /api/operator/session` `{"token": "...", "operator": "..."}`: the session cookie
+/// for the right token (from an allowed Origin), naming the operator; 400 for a body
+/// without a valid name, 401 for a wrong token, 429 after too many.
 async fn login(
     State(console): Console,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -92,12 +102,10 @@ async fn login(
             "body too large",
         );
     };
-    let Ok(login) = serde_json::from_slice::<Login>(&bytes) else {
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "expected {\"token\": \"...\"}",
-        );
+    let login = serde_json::from_slice::<Login>(&bytes).ok();
+    let Some(login) = login.filter(|login| super::auth::valid_operator_name(&login.operator))
+    else {
+        return api_error(StatusCode::BAD_REQUEST, "bad_request", LOGIN_EXPECTED);
     };
     if let Err(refused) = guard::check_token(&console, keys, &login.token, peer.ip()) {
         return refused.into_response();
@@ -105,9 +113,13 @@ async fn login(
     let ttl_seconds = console.config.session_ttl_seconds;
     let expires_at = crate::clock::unix_now_ms() / 1000 + ttl_seconds;
     let secure = forwarded_over_https(&headers);
-    let cookie = session_cookie(&keys.sign(expires_at), ttl_seconds, secure);
-    tracing::info!(%peer, "operator logged in");
-    with_cookie(Json(SessionState { expires_at }).into_response(), &cookie)
+    let cookie = session_cookie(&keys.sign(expires_at, &login.operator), ttl_seconds, secure);
+    tracing::info!(%peer, operator = login.operator, "operator logged in");
+    let state = SessionState {
+        expires_at,
+        operator: login.operator,
+    };
+    with_cookie(Json(state).into_response(), &cookie)
 }
 
 /// `GET /api/operator/session`: whether the cookie is a valid session (for the page).
@@ -117,7 +129,11 @@ async fn session(
     headers: HeaderMap,
 ) -> Response {
     match guard::authorize(&console, &headers, peer.ip(), Accepts::Cookie) {
-        Ok(expires_at) => Json(SessionState { expires_at }).into_response(),
+        Ok(session) => Json(SessionState {
+            expires_at: session.expires_at_seconds,
+            operator: session.operator,
+        })
+        .into_response(),
         Err(refused) => refused.into_response(),
     }
 }
@@ -206,12 +222,32 @@ mod tests {
         let feed = Arc::new(Feed::new(&config.rooms, rules, 16));
         let ledger = Arc::new(crate::ledger::SqliteLedger::open_in_memory().unwrap());
         let shutdown = tokio_util::sync::CancellationToken::new();
-        let console = Arc::new(OperatorConsole::new(&config, feed, ledger, shutdown));
+        let bus: Arc<dyn crate::bus::Bus> = Arc::new(crate::bus::MemoryBus::default());
+        let (controller, _reader) =
+            crate::admin::RoomController::open(bus.clone(), "gw", shutdown.clone())
+                .await
+                .unwrap();
+        let admin = super::super::AdminReach {
+            controller,
+            bus,
+            limits: Arc::new(crate::admission::ConnectionLimits::new(&config.limits)),
+        };
+        let console = Arc::new(OperatorConsole::new(
+            &config,
+            (feed, ledger),
+            admin,
+            shutdown,
+        ));
         let routes = [
             ("GET", "/api/operator/session"),
             ("POST", "/api/operator/session"),
             ("GET", "/api/admin/rooms"),
             ("GET", "/api/operator/ws"),
+            ("POST", "/api/admin/rooms/main/pause"),
+            ("PUT", "/api/admin/rooms/main/limits"),
+            ("GET", "/api/admin/players/p1"),
+            ("DELETE", "/api/admin/players/p1/ban"),
+            ("GET", "/api/admin/audit"),
         ];
         for (method, path) in routes {
             let mut request = Request::builder()

@@ -35,7 +35,7 @@ pub async fn upgrade(
 ) -> Response {
     let headers = request.headers();
     let expires_at_seconds = match guard::authorize(&console, headers, peer.ip(), Accepts::Cookie) {
-        Ok(expires_at) => expires_at,
+        Ok(session) => session.expires_at_seconds,
         Err(refused) => return refused.into_response(),
     };
     let key = match crate::http::ws::websocket_key_checked(headers, &console.allowed_origins) {

@@ -6,13 +6,14 @@
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
+use super::cancels::{cancel_answer, cancel_event, domain_cancel_event};
 use super::controls::{control_err, control_event, control_ok, domain_control_event};
+use super::totals::{domain_totals, wire_totals};
 use super::{
     BetCashout, BetRefund, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode,
 };
 use crate::engine::{
     Answer, CashoutKind, Codec, EngineCashout, ListedBet, ListedCashout, RefusalCode, RoundEvent,
-    RoundTotals,
 };
 
 /// Protocol v1's codec: JSON text, as `docs/protocol.md` describes it.
@@ -135,23 +136,8 @@ impl<'a> From<&'a RoundEvent> for EventView<'a> {
                 cashouts: Listed(cashouts),
                 totals: totals.map(wire_totals),
             },
-            RoundEvent::BetCancelled {
-                seq,
-                round,
-                player,
-                slot,
-                stake_minor,
-                totals,
-            } => EventView::Owned(RoomEvent::BetCancelled {
-                seq: *seq,
-                round: *round,
-                player: player.clone(),
-                slot: *slot,
-                amount: *stake_minor,
-                totals: totals.map(wire_totals),
-            }),
-            // RoomPaused, RoomResumed, RoomLimitsChanged.
-            control => EventView::Owned(control_event(control)),
+            RoundEvent::BetCancelled { .. } => EventView::Owned(cancel_event(event)),
+            control => EventView::Owned(control_event(control)), // Paused, Resumed, Limits.
         }
     }
 }
@@ -222,26 +208,6 @@ fn domain_kind(kind: Option<super::CashoutKind>) -> CashoutKind {
         Some(super::CashoutKind::Manual) | None => CashoutKind::Manual,
         Some(super::CashoutKind::Auto) => CashoutKind::Auto,
         Some(super::CashoutKind::Cap) => CashoutKind::Cap,
-    }
-}
-
-fn wire_totals(totals: RoundTotals) -> super::RoundTotals {
-    super::RoundTotals {
-        bets: totals.bets,
-        staked: totals.staked_minor,
-        cashouts: totals.cashouts,
-        won: totals.won_minor,
-        cashout_stakes: totals.cashed_out_stakes_minor,
-    }
-}
-
-fn domain_totals(totals: super::RoundTotals) -> RoundTotals {
-    RoundTotals {
-        bets: totals.bets,
-        staked_minor: totals.staked,
-        cashouts: totals.cashouts,
-        won_minor: totals.won,
-        cashed_out_stakes_minor: totals.cashout_stakes,
     }
 }
 
@@ -322,23 +288,8 @@ pub fn round_event(event: RoomEvent) -> RoundEvent {
             cashouts: cashouts.into_iter().map(listed_cashout).collect(),
             totals: totals.map(domain_totals),
         },
-        RoomEvent::BetCancelled {
-            seq,
-            round,
-            player,
-            slot,
-            amount,
-            totals,
-        } => RoundEvent::BetCancelled {
-            seq,
-            round,
-            player,
-            slot,
-            stake_minor: amount,
-            totals: totals.map(domain_totals),
-        },
-        // Paused, Resumed, Limits.
-        control => domain_control_event(control),
+        cancel @ RoomEvent::BetCancelled { .. } => domain_cancel_event(cancel),
+        control => domain_control_event(control), // Paused, Resumed, Limits.
     }
 }
 
@@ -401,24 +352,7 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             code: refusal.code.into(),
             message: refusal.message,
         },
-        Answer::BetCancelled {
-            req,
-            round,
-            slot,
-            refunded_minor,
-            balance_after_minor,
-        } => ServerMessage::CancelOk {
-            req,
-            round,
-            slot,
-            amount: refunded_minor,
-            balance: balance_after_minor,
-        },
-        Answer::CancelRefused { req, refusal } => ServerMessage::CancelErr {
-            req,
-            code: refusal.code.into(),
-            message: refusal.message,
-        },
+        c @ (Answer::BetCancelled { .. } | Answer::CancelRefused { .. }) => cancel_answer(c),
         Answer::BalanceChanged {
             balance_minor,
             cashout,
@@ -449,7 +383,7 @@ fn bet_cashout(cashout: EngineCashout) -> BetCashout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Refusal;
+    use crate::engine::{Refusal, RoundTotals};
 
     fn tick() -> RoundEvent {
         RoundEvent::Tick {

@@ -7,9 +7,11 @@
 // chromium through playwright-core, opens /dashboard, is refused with a wrong token, logs
 // in with the right one, watches live rounds (phase changes, the multiplier climbing),
 // sees a bet placed by a player in a second page (a guest's WebSocket) show up in the
-// console, checks the house, traffic and cluster (the engine leading the room) panels, saves screenshots at 1280 px and 375 px
-// to docs/img/dashboard.png and docs/img/dashboard-phone.png, and logs out. Prints
-// PASS/FAIL lines; exits non-zero on any failure; bounded to 90 s.
+// console, checks the house, traffic and cluster (the engine leading the room) panels,
+// saves screenshots at 1280 px and 375 px to docs/img/dashboard.png and
+// docs/img/dashboard-phone.png, presses Pause on the room and sees betting stop after
+// the round, then Resume, with both in the audit list, and logs out. Prints PASS/FAIL
+// lines; exits non-zero on any failure; bounded to 150 s.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -45,6 +47,10 @@ async function state(page) {
       mainLeader: document.querySelector('#cluster-rooms li[data-room="main"]')?.dataset.leader ?? null,
       aliveEngines: [...document.querySelectorAll('#cluster-engines li[data-alive="true"]')].map((li) => li.dataset.engine),
       aliveGateways: document.querySelectorAll('#cluster-gateways li[data-alive="true"]').length,
+      paused: room?.dataset.paused ?? null,
+      controlStatus: cell('.control-status'),
+      audit: [...document.querySelectorAll('#audit li')].map((li) => li.dataset.action),
+      auditText: document.querySelector('#audit li')?.textContent ?? '',
       seen: window.aloftConsole?.seen ?? {},
     };
   });
@@ -94,11 +100,12 @@ async function main() {
   const socketUrls = [];
   page.on('websocket', (ws) => socketUrls.push(ws.url()));
 
-  // 1. The login form, then a wrong token, then the right one.
+  // 1. The login form (a name, the token), then a wrong token, then the right one.
   await page.goto(`${base}/dashboard`, { waitUntil: 'domcontentloaded', timeout: 10_000 });
   let s = await waitFor(page, 'login form', (x) => x.view === 'login', 10_000);
-  check('login form shown', await page.isVisible('#token'), `input type=${await page.getAttribute('#token', 'type')}`);
+  check('login form shown', await page.isVisible('#token') && await page.isVisible('#operator'), `input type=${await page.getAttribute('#token', 'type')}`);
   check('token input is a password field', (await page.getAttribute('#token', 'type')) === 'password');
+  await page.fill('#operator', 'browser-test');
   await page.fill('#token', `${token}-wrong`);
   await page.click('#login-submit');
   s = await waitFor(page, 'refusal', (x) => x.loginError !== '', 10_000);
@@ -153,8 +160,11 @@ async function main() {
   check('no horizontal scroll at 375 px', overflow <= 0, `${overflow} px too wide`);
   await shot(page, 'dashboard-phone.png', true);
 
-  // 5. Logout.
+  // 5. Pause: the round in flight finishes, no betting opens; then Resume.
   await page.setViewportSize({ width: 1280, height: 900 });
+  await pauseAndResume(page);
+
+  // 6. Logout.
   await page.click('#logout');
   s = await waitFor(page, 'login form again', (x) => x.view === 'login', 5_000);
   const after = (await context.cookies(apiUrl)).find((c) => c.name === 'aloft_operator');
@@ -162,6 +172,29 @@ async function main() {
 
   check('no page errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
   info(`frames seen: ${JSON.stringify(s.seen)}`);
+}
+
+/** A round's time without its flight, in ms: betting (3 s in scripts/test) and the
+ * crashed phase (1 s), with a margin. */
+const ROUND_GAPS_MS = 6_000;
+
+async function pauseAndResume(page) {
+  const room = '.room[data-room="main"]';
+  await page.click(`${room} .pause`);
+  let s = await waitFor(page, 'the room paused', (x) => x.paused === 'true', 10_000);
+  pass('pause accepted', s.controlStatus);
+  const pausedRound = s.round;
+  s = await waitFor(page, 'the round in flight to end', (x) => x.phase === 'crashed', 30_000);
+  const lastRound = s.round;
+  check('the round in play finishes', lastRound >= pausedRound, `round ${lastRound} crashed`);
+  const opened = await waitFor(page, 'no betting phase', (x) => x.phase === 'betting', ROUND_GAPS_MS).catch(() => null);
+  check('no betting phase opens while paused', opened === null, opened ? `round ${opened.round} opened` : `quiet for ${ROUND_GAPS_MS} ms`);
+  await shot(page, 'dashboard-paused.png');
+  await page.click(`${room} .resume`);
+  s = await waitFor(page, 'betting after the resume', (x) => x.paused === 'false' && x.phase === 'betting', 10_000);
+  check('resume opens betting', s.round === lastRound + 1, `round ${s.round}`);
+  s = await waitFor(page, 'both actions in the audit', (x) => x.audit[0] === 'resume_room' && x.audit[1] === 'pause_room', 10_000);
+  check('the audit lists the pause and the resume, newest first', /browser-test/.test(s.auditText), `${s.audit.slice(0, 2).join(', ')}: ${s.auditText}`);
 }
 
 async function shot(page, name, fullPage = false) {

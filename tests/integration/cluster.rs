@@ -1220,3 +1220,74 @@ async fn rooms_spread_over_the_engines_and_move_to_a_survivor() {
         }
     }
 }
+
+/// The status and JSON `code` of `/ws` at `gateway` with `token`, once refused; `None`
+/// while it is accepted.
+async fn ws_refusal(gateway: SocketAddr, token: &str) -> Option<(u16, String)> {
+    let url = format!("ws://{gateway}/ws?token={token}");
+    match tokio_tungstenite::connect_async(&url).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body = response.body().clone().unwrap_or_default();
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let code = body["code"].as_str().unwrap_or_default().to_owned();
+            Some((response.status().as_u16(), code))
+        }
+        Err(error) => panic!("/ws at {gateway}: {error}"),
+    }
+}
+
+/// `method` on the admin API of `gateway` as operator `ops`: the status.
+async fn admin_call(cluster: &Cluster, gateway: SocketAddr, method: &str, path: &str) -> u16 {
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = client
+        .request(method, format!("http://{gateway}{path}"))
+        .bearer_auth(&cluster.operator_token)
+        .header("x-aloft-operator", "ops")
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// A ban taken on one gateway closes the player's socket held by another (4005) and is
+/// refused at every gateway's `/ws`, through the Redis bus; an unban taken on a third
+/// admits the player everywhere again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_on_one_gateway_holds_on_every_gateway() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(FAST_ROUNDS).await;
+    let gateways = cluster.gateway_addrs.clone();
+    let (token, player) = guest(gateways[0]).await;
+    let (mut socket, ..) = join(gateways[1], &token).await;
+    let ban = format!("/api/admin/players/{player}/ban");
+    assert_eq!(admin_call(&cluster, gateways[0], "POST", &ban).await, 200);
+    let closed = crate::common::close_code(&mut socket, Duration::from_secs(10)).await;
+    assert_eq!(
+        closed,
+        Some(4005),
+        "the socket on another gateway is closed"
+    );
+    for gateway in &gateways {
+        let refused = within(JOURNAL_WAIT_MS, "the ban on every gateway", async {
+            loop {
+                if let Some(refusal) = ws_refusal(*gateway, &token).await {
+                    return refusal;
+                }
+                tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+            }
+        })
+        .await;
+        assert_eq!(refused, (403, "banned".to_owned()), "{gateway}");
+    }
+    assert_eq!(admin_call(&cluster, gateways[2], "DELETE", &ban).await, 200);
+    for gateway in &gateways {
+        within(JOURNAL_WAIT_MS, "the unban on every gateway", async {
+            while ws_refusal(*gateway, &token).await.is_some() {
+                tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+            }
+        })
+        .await;
+    }
+}

@@ -42,7 +42,8 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Option<String>, 
 
 /// Logs in; the `name=value` part of the session cookie.
 async fn log_in(app: &TestApp) -> String {
-    let (status, cookie, _) = post(app, "/api/operator/session", &json!({"token": TOKEN})).await;
+    let login = json!({"token": TOKEN, "operator": "ops"});
+    let (status, cookie, _) = post(app, "/api/operator/session", &login).await;
     assert_eq!(status, 200);
     cookie.unwrap().split(';').next().unwrap().to_owned()
 }
@@ -57,9 +58,10 @@ async fn get(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> (u16, Value
 #[tokio::test]
 async fn the_right_token_gets_a_strict_http_only_session_cookie() {
     let app = console().await;
-    let (status, cookie, body) =
-        post(&app, "/api/operator/session", &json!({"token": TOKEN})).await;
+    let login = json!({"token": TOKEN, "operator": "ada"});
+    let (status, cookie, body) = post(&app, "/api/operator/session", &login).await;
     assert_eq!(status, 200, "{body}");
+    assert_eq!(body["operator"], "ada");
     let cookie = cookie.expect("a Set-Cookie");
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/api", "Max-Age=43200"] {
         assert!(
@@ -72,6 +74,7 @@ async fn the_right_token_gets_a_strict_http_only_session_cookie() {
     let (status, body) = get(&app, "/api/operator/session", &[("cookie", session)]).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["expires_at"].as_u64().unwrap() > 0);
+    assert_eq!(body["operator"], "ada", "the cookie names its operator");
     // The answers carry the same security headers as the player routes.
     let page = http_response(app.addr, "GET", "/dashboard", &[]).await;
     assert_eq!(page.status, 200);
@@ -87,12 +90,25 @@ async fn the_right_token_gets_a_strict_http_only_session_cookie() {
 async fn a_wrong_or_missing_token_is_refused() {
     let app = console().await;
     let wrong = format!("{TOKEN}x");
-    let (status, cookie, body) =
-        post(&app, "/api/operator/session", &json!({"token": wrong})).await;
+    let login = json!({"token": wrong, "operator": "ops"});
+    let (status, cookie, body) = post(&app, "/api/operator/session", &login).await;
     assert_eq!((status, cookie), (401, None));
     assert_eq!(body["code"], "operator_token_invalid");
-    let (status, _, body) = post(&app, "/api/operator/session", &json!({})).await;
-    assert_eq!(status, 400, "{body}");
+    // A login names its operator, with a name fit for the audit.
+    for login in [
+        json!({}),
+        json!({"token": TOKEN}),
+        json!({"token": TOKEN, "operator": ""}),
+        json!({"token": TOKEN, "operator": "a b"}),
+        json!({"token": TOKEN, "operator": "x".repeat(65)}),
+    ] {
+        let (status, cookie, body) = post(&app, "/api/operator/session", &login).await;
+        assert_eq!((status, cookie), (400, None), "{login}");
+        assert!(
+            body["message"].as_str().unwrap().contains("operator"),
+            "{body}"
+        );
+    }
     let (status, body) = get(&app, "/api/operator/session", &[]).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "operator_auth_required");
@@ -112,7 +128,8 @@ async fn a_token_in_the_url_is_never_read() {
         assert_eq!(body["code"], "operator_token_in_url", "{path}");
     }
     let path = format!("/api/operator/session{query}");
-    let (status, cookie, _) = post(&app, &path, &json!({"token": TOKEN})).await;
+    let login = json!({"token": TOKEN, "operator": "ops"});
+    let (status, cookie, _) = post(&app, &path, &login).await;
     assert_eq!((status, cookie), (400, None));
 }
 
@@ -160,18 +177,28 @@ async fn an_expired_forged_or_foreign_cookie_is_refused() {
     let now_seconds = aloft::clock::unix_now_ms() / 1000;
     let expired = format!(
         "aloft_operator={}",
-        SessionKeys::new(TOKEN).sign(now_seconds - 1)
+        SessionKeys::new(TOKEN).sign(now_seconds - 1, "ops")
     );
     let (status, body) = get(&app, "/api/operator/session", &[("cookie", &expired)]).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "operator_session_expired");
     let foreign_keys = SessionKeys::new("another-token-another-token-another-token");
-    let foreign = format!("aloft_operator={}", foreign_keys.sign(now_seconds + 600));
+    let foreign = format!(
+        "aloft_operator={}",
+        foreign_keys.sign(now_seconds + 600, "ops")
+    );
     let valid = log_in(&app).await;
     let (_, value) = valid.split_once('=').unwrap();
-    let (_, digest) = value.split_once('.').unwrap();
-    let extended = format!("aloft_operator={}.{digest}", now_seconds + 999_999);
-    for forged in [foreign.as_str(), &extended, "aloft_operator=1.00"] {
+    let (_, digest) = value.rsplit_once('.').unwrap();
+    let extended = format!("aloft_operator={}.ops.{digest}", now_seconds + 999_999);
+    // A cookie of the format before operator names: `{expiry}.{mac}`.
+    let old_format = format!("aloft_operator={}.{digest}", now_seconds + 600);
+    for forged in [
+        foreign.as_str(),
+        &extended,
+        &old_format,
+        "aloft_operator=1.00",
+    ] {
         let (status, body) = get(&app, "/api/admin/rooms", &[("cookie", forged)]).await;
         assert_eq!(status, 401, "{forged}");
         assert_eq!(body["code"], "operator_session_invalid", "{forged}");
@@ -185,14 +212,14 @@ async fn failed_logins_are_limited_per_address() {
         config.operator.login_failures_per_minute_max = 3;
     })
     .await;
-    let wrong = json!({"token": "not-the-operator-token-not-the-operator"});
+    let wrong = json!({"token": "not-the-operator-token-not-the-operator", "operator": "x"});
     for _ in 0..3 {
         let (status, _, _) = post(&app, "/api/operator/session", &wrong).await;
         assert_eq!(status, 401);
     }
     // Even the right token waits now: it is not compared at all.
-    let (status, cookie, body) =
-        post(&app, "/api/operator/session", &json!({"token": TOKEN})).await;
+    let login = json!({"token": TOKEN, "operator": "ops"});
+    let (status, cookie, body) = post(&app, "/api/operator/session", &login).await;
     assert_eq!((status, cookie), (429, None));
     assert_eq!(body["code"], "operator_rate_limited");
     let bearer = format!("Bearer {TOKEN}");

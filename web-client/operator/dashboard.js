@@ -4,6 +4,7 @@
 // Test hook: window.aloftConsole (frames seen, by type).
 
 import { setGrowth } from '../format.js';
+import { refreshAudit, wirePlayerLookup } from './admin.js';
 import { renderCluster, renderTraffic } from './cluster.js';
 import { addWarning, renderHouse, renderWarnings } from './panels.js';
 import { RoomCards, setServerTime } from './rooms.js';
@@ -30,7 +31,7 @@ function show(view, message = '') {
   $('logout').hidden = view !== 'console';
   $('login-form').hidden = view === 'disabled';
   $('login-error').textContent = message;
-  if (view === 'login') $('token').focus();
+  if (view === 'login') $($('operator').value ? 'token' : 'operator').focus();
 }
 
 function onFrame(frame) {
@@ -57,6 +58,10 @@ function onFrame(frame) {
     case 'warning':
       addWarning(frame);
       break;
+    case 'paused':
+      rooms.frame(frame);
+      refreshAudit();
+      break;
     default:
       rooms.frame(frame);
   }
@@ -79,15 +84,20 @@ const socket = new OperatorSocket({
 
 function startConsole() {
   show('console');
-  rooms ??= new RoomCards($('rooms'));
+  if (!rooms) {
+    rooms = new RoomCards($('rooms'), refreshAudit);
+    wirePlayerLookup(refreshAudit);
+  }
   socket.start();
+  refreshAudit();
 }
 
 $('login-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const button = $('login-submit');
   button.disabled = true;
-  const error = await login($('token').value).catch(() => 'The server could not be reached.');
+  const operator = $('operator').value.trim();
+  const error = await login($('token').value, operator).catch(() => 'The server could not be reached.');
   button.disabled = false;
   $('token').value = '';
   if (error) {

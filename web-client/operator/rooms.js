@@ -5,6 +5,7 @@
 
 import { FlightChart } from '../chart.js';
 import { curveAt, formatCents, formatMult, msForMult, multClass, shortPlayer } from '../format.js';
+import { wireRoomControls } from './admin.js';
 
 /** Cashouts listed per card, at most. */
 const CASHOUTS_SHOWN_MAX = 20;
@@ -21,11 +22,12 @@ export function setServerTime(serverTimeMs) {
 const serverNow = () => Date.now() + clockOffsetMs;
 
 class RoomCard {
-  constructor(report, container) {
+  constructor(report, container, onAction) {
     const fragment = document.getElementById('room-template').content.cloneNode(true);
     this.el = fragment.querySelector('.room');
     this.el.dataset.room = report.room;
     this.el.querySelector('.room-name').textContent = report.room;
+    wireRoomControls(this.el, report.room, onAction);
     container.append(fragment);
     this.chart = new FlightChart(this.el.querySelector('.curve'));
     this.lastTick = null;
@@ -41,6 +43,7 @@ class RoomCard {
   apply(report) {
     this.round = report.round;
     this.startedAt = report.started_at_ms;
+    this.el.dataset.paused = String(report.paused);
     this.setPhase(report.phase, report.multiplier_hundredths);
     this.setRisk(report.risk);
     this.q('.cashouts').replaceChildren();
@@ -129,6 +132,12 @@ class RoomCard {
       case 'bet':
         this.el.dataset.lastBet = frame.player;
         break;
+      case 'bet_cancelled':
+        this.setRisk(frame.risk);
+        break;
+      case 'paused':
+        this.el.dataset.paused = String(frame.paused);
+        break;
       case 'cashout':
         this.addCashout(frame);
         break;
@@ -170,8 +179,9 @@ class RoomCard {
 
 /** Every room's card, by room name. */
 export class RoomCards {
-  constructor(container) {
+  constructor(container, onAction) {
     this.container = container;
+    this.onAction = onAction;
     this.cards = new Map();
     const loop = (now) => {
       for (const card of this.cards.values()) card.draw(now);
@@ -185,7 +195,7 @@ export class RoomCards {
     for (const report of reports) {
       const card = this.cards.get(report.room);
       if (card) card.apply(report);
-      else this.cards.set(report.room, new RoomCard(report, this.container));
+      else this.cards.set(report.room, new RoomCard(report, this.container, this.onAction));
     }
   }
 

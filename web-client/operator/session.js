@@ -10,13 +10,13 @@ export async function checkSession() {
   return { state: 'none', message: body.message };
 }
 
-/** Logs in with `token`; resolves to null on success or to the error message. */
-export async function login(token) {
+/** Logs in as `operator` with `token`; resolves to null on success or to the error message. */
+export async function login(token, operator) {
   const response = await fetch('/api/operator/session', {
     method: 'POST',
     credentials: 'same-origin',
     headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ token }),
+    body: JSON.stringify({ token, operator }),
   });
   if (response.ok) return null;
   const body = await response.json().catch(() => ({}));

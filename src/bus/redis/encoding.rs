@@ -5,7 +5,9 @@
 use bytes::Bytes;
 use redis::streams::StreamId;
 
-use crate::bus::{BusError, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo, RequestId};
+use crate::bus::{
+    BusError, CommandEnvelope, EventEnvelope, PlayerControl, ReplyEnvelope, ReplyTo, RequestId,
+};
 
 /// Version byte that opens every event payload (1 had no epoch).
 const EVENT_PAYLOAD_VERSION: u8 = 2;
@@ -79,7 +81,8 @@ pub(super) fn decode_event_payload(room: &str, payload: &[u8]) -> Option<EventEn
 }
 
 pub(super) fn encode_reply_payload(reply: &ReplyEnvelope) -> Vec<u8> {
-    let to = serde_json::to_vec(&(&reply.to, &reply.answers)).expect("an address serializes");
+    let address = (&reply.to, &reply.answers, &reply.control);
+    let to = serde_json::to_vec(&address).expect("an address serializes");
     let to_bytes = u32::try_from(to.len()).expect("an address is far below 4 GiB");
     let mut payload = Vec::with_capacity(REPLY_HEADER_BYTES + to.len() + reply.json.len());
     payload.extend_from_slice(&to_bytes.to_be_bytes());
@@ -92,10 +95,12 @@ pub(super) fn decode_reply_payload(payload: &[u8]) -> Option<ReplyEnvelope> {
     let (header, rest) = payload.split_at_checked(REPLY_HEADER_BYTES)?;
     let to_bytes = u32::from_be_bytes(header.try_into().ok()?) as usize;
     let (to, json) = rest.split_at_checked(to_bytes)?;
-    let (to, answers) = serde_json::from_slice::<(ReplyTo, Option<RequestId>)>(to).ok()?;
+    let (to, answers, control) =
+        serde_json::from_slice::<(ReplyTo, Option<RequestId>, Option<PlayerControl>)>(to).ok()?;
     Some(ReplyEnvelope {
         to,
         answers,
+        control,
         json: Bytes::copy_from_slice(json),
     })
 }
@@ -130,12 +135,20 @@ mod tests {
                 kind: crate::bus::RequestKind::Cashout,
                 req: "c1".to_owned(),
             }),
+            control: None,
             json: Bytes::from_static(b"{\"t\":\"pong\"}"),
         };
         assert_eq!(
             decode_reply_payload(&encode_reply_payload(&reply)),
             Some(reply)
         );
+        let ban = ReplyEnvelope {
+            to: ReplyTo::every_socket_of("p"),
+            answers: None,
+            control: Some(PlayerControl::Ban),
+            json: Bytes::new(),
+        };
+        assert_eq!(decode_reply_payload(&encode_reply_payload(&ban)), Some(ban));
         assert_eq!(decode_reply_payload(b"\x00\x00\x00\x09{}"), None);
     }
 }

@@ -105,7 +105,7 @@ impl RoomCore {
     /// The ledger holds a payout or refund: tell whoever waits for it.
     pub fn credit_committed(&mut self, notice: &CreditNotice, credit_balance_after_minor: i64) {
         let (round, slot) = (notice.bet.round, notice.bet.slot);
-        let cashout = match &notice.reason {
+        let (kind, req, answer) = match &notice.reason {
             CreditReason::Cashout {
                 by: CashoutBy::Request(req),
                 multiplier_hundredths,
@@ -119,25 +119,8 @@ impl RoomCore {
                     win_minor: *win_minor,
                     balance_after_minor: credit_balance_after_minor,
                 };
-                self.finish_request(
-                    round,
-                    &notice.bet.player,
-                    RequestKind::Cashout,
-                    req.clone(),
-                    answer,
-                );
-                return;
+                (RequestKind::Cashout, req, answer)
             }
-            CreditReason::Cashout {
-                by: CashoutBy::AutoTarget | CashoutBy::ProfitCap,
-                multiplier_hundredths,
-                win_minor,
-            } => Some(EngineCashout {
-                round,
-                slot,
-                multiplier_hundredths: *multiplier_hundredths,
-                win_minor: *win_minor,
-            }),
             CreditReason::Cancel {
                 req,
                 refunded_minor,
@@ -149,31 +132,49 @@ impl RoomCore {
                     refunded_minor: *refunded_minor,
                     balance_after_minor: credit_balance_after_minor,
                 };
-                self.finish_request(
-                    round,
-                    &notice.bet.player,
-                    RequestKind::Cancel,
-                    req.clone(),
-                    answer,
-                );
+                (RequestKind::Cancel, req, answer)
+            }
+            CreditReason::Cashout { .. } | CreditReason::Refund { .. } => {
+                self.notify_credit(notice, credit_balance_after_minor);
                 return;
             }
-            CreditReason::Refund { .. } => None,
         };
-        let refund = match notice.reason {
-            CreditReason::Refund { refunded_minor } => Some(EngineRefund {
-                round,
-                slot,
-                refunded_minor,
-            }),
-            _ => None,
+        self.finish_request(round, &notice.bet.player, kind, req.clone(), answer);
+    }
+
+    /// A credit no request waits for (an auto-cashout, the cap, an abort's refund): the
+    /// player may have reconnected to another socket or gateway since the bet, so the
+    /// notice goes to each socket it holds now.
+    fn notify_credit(&mut self, notice: &CreditNotice, balance_minor: i64) {
+        let (round, slot) = (notice.bet.round, notice.bet.slot);
+        let (cashout, refund) = match notice.reason {
+            CreditReason::Cashout {
+                multiplier_hundredths,
+                win_minor,
+                ..
+            } => {
+                let cashout = EngineCashout {
+                    round,
+                    slot,
+                    multiplier_hundredths,
+                    win_minor,
+                };
+                (Some(cashout), None)
+            }
+            CreditReason::Refund { refunded_minor } => {
+                let refund = EngineRefund {
+                    round,
+                    slot,
+                    refunded_minor,
+                };
+                (None, Some(refund))
+            }
+            CreditReason::Cancel { .. } => unreachable!("a cancel is answered to its request"),
         };
-        // Not an answer to a request: the player may have reconnected to another socket
-        // or gateway since the bet, so the notice goes to each socket it holds now.
         self.effects.replies.push(Reply {
             to: ReplyTo::every_socket_of(&notice.bet.player),
             answer: Answer::BalanceChanged {
-                balance_minor: credit_balance_after_minor,
+                balance_minor,
                 cashout,
                 refund,
             },

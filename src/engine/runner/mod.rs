@@ -390,7 +390,13 @@ impl RoomRunner {
             let json = self.deps.codec.encode_answer(&answer);
             let answers = answer.request();
             if !to.is_every_socket() {
-                self.send_reply(ReplyEnvelope { to, answers, json }).await;
+                self.send_reply(ReplyEnvelope {
+                    to,
+                    answers,
+                    control: None,
+                    json,
+                })
+                .await;
                 continue;
             }
             if gateways.is_none() {
@@ -406,7 +412,13 @@ impl RoomRunner {
                     ..to.clone()
                 };
                 let (answers, json) = (answers.clone(), json.clone());
-                self.send_reply(ReplyEnvelope { to, answers, json }).await;
+                self.send_reply(ReplyEnvelope {
+                    to,
+                    answers,
+                    control: None,
+                    json,
+                })
+                .await;
             }
         }
     }

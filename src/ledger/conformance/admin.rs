@@ -1,12 +1,12 @@
 //! The conformance cases of the operators' records: room controls (fenced, read back),
-//! the audit trail (newest first, bounded, append-only) and a player's bets with their
-//! settlements.
+//! the audit trail (newest first, bounded, append-only), a player's bets with their
+//! settlements, and bans (stored, listed, lifted, audited).
 
 use serde_json::json;
 
 use super::super::{
-    AUDIT_ENTRIES_MAX, Account, AuditAction, AuditEntry, Ledger, PLAYER_BETS_MAX, RoomControls,
-    RoomControlsChange, RoomLimits, TransferKind,
+    AUDIT_ENTRIES_MAX, Account, AuditAction, AuditEntry, BanChange, Ledger, PLAYER_BETS_MAX,
+    RoomControls, RoomControlsChange, RoomLimits, TransferKind,
 };
 use super::fixtures::{apply, bet, grant, payout, with_multiplier};
 use super::{assert_fenced, fence, player, transfer};
@@ -129,4 +129,50 @@ pub async fn player_bets_come_with_their_settlements(ledger: &dyn Ledger) {
     );
     assert_eq!(ledger.player_bets("b", 10).await.unwrap().len(), 1);
     assert!(ledger.player_bets("nobody", 10).await.unwrap().is_empty());
+}
+
+/// A ban is stored once (a second ban keeps the first), listed oldest first and bounded,
+/// lifted by an unban; each change is audited with the state before it, even one that
+/// changed nothing.
+pub async fn bans_are_stored_listed_lifted_and_audited(ledger: &dyn Ledger) {
+    assert!(ledger.banned_players(10).await.unwrap().is_empty());
+    let change = |player: &str, banned: bool, at_ms: u64| BanChange {
+        player: player.to_owned(),
+        operator: "ops".to_owned(),
+        at_ms,
+        banned,
+    };
+    assert!(!ledger.write_ban(&change("b", true, 1)).await.unwrap());
+    assert!(!ledger.write_ban(&change("a", true, 2)).await.unwrap());
+    assert!(ledger.write_ban(&change("b", true, 3)).await.unwrap());
+    assert_eq!(ledger.banned_players(10).await.unwrap(), ["b", "a"]);
+    assert_eq!(ledger.banned_players(1).await.unwrap(), ["b"]);
+    assert!(ledger.write_ban(&change("b", false, 4)).await.unwrap());
+    assert!(!ledger.write_ban(&change("b", false, 5)).await.unwrap());
+    assert_eq!(ledger.banned_players(10).await.unwrap(), ["a"]);
+    let audit = ledger.audit_entries(10).await.unwrap();
+    let seen: Vec<(AuditAction, &str, bool, bool)> = audit
+        .iter()
+        .map(|entry| {
+            let banned = |state: &serde_json::Value| state["banned"].as_bool().unwrap();
+            (
+                entry.action,
+                entry.target.as_str(),
+                banned(&entry.before),
+                banned(&entry.after),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (AuditAction::UnbanPlayer, "b", false, false),
+            (AuditAction::UnbanPlayer, "b", true, false),
+            (AuditAction::BanPlayer, "b", true, true),
+            (AuditAction::BanPlayer, "a", false, true),
+            (AuditAction::BanPlayer, "b", false, true),
+        ]
+    );
+    assert!(audit.iter().all(|entry| entry.operator == "ops"));
+    assert_eq!(audit[0].at_ms, 5);
 }

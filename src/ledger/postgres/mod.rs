@@ -34,8 +34,8 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{
-    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
-    RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
+    RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
@@ -180,6 +180,14 @@ impl Ledger for PostgresLedger {
 
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
         admin::player_bets(&self.pool, player, limit).await
+    }
+
+    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
+        admin::write_ban(&self.pool, change).await
+    }
+
+    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
+        admin::banned_players(&self.pool, limit).await
     }
 }
 

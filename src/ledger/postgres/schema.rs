@@ -96,6 +96,19 @@ BEGIN RAISE EXCEPTION 'the audit is append-only'; END $$;
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 "#,
+    r#"
+-- Players whose tokens every gateway refuses, loaded at each gateway's start.
+CREATE TABLE bans (
+    player TEXT COLLATE "C" PRIMARY KEY,
+    banned_at_ms BIGINT NOT NULL CHECK (banned_at_ms >= 0),
+    operator TEXT NOT NULL
+);
+
+-- The audit takes 'unban_player' (the constraint's name is PostgreSQL's for the column's).
+ALTER TABLE audit DROP CONSTRAINT audit_action_check,
+    ADD CONSTRAINT audit_action_check CHECK (action IN ('pause_room', 'resume_room',
+        'set_room_limits', 'kick_player', 'ban_player', 'unban_player'));
+"#,
 ];
 
 /// `PostgresLedger::migrate` with the given `steps` (all of `MIGRATIONS`, but for tests
@@ -225,6 +238,31 @@ mod tests {
             .unwrap();
         assert_eq!(outcomes, vec![committed(60, 40, false)]);
         assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
+    }
+
+    /// A database of schema version 4 (audit, no bans) keeps its audit, which takes
+    /// `unban_player` from then on and stays append-only.
+    #[tokio::test]
+    async fn an_audit_of_version_4_survives_the_bans_step() {
+        let scratch = ScratchDatabase::create().await;
+        let mut client = scratch.client().await;
+        migrate(&mut client, "old", &MIGRATIONS[..4]).await.unwrap();
+        let insert = |action: &str| {
+            format!(
+                "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                 state_after) VALUES (5, 'ops', '{action}', 'p', '{{}}', '{{}}')"
+            )
+        };
+        client.batch_execute(&insert("kick_player")).await.unwrap();
+        let refused = client.batch_execute(&insert("unban_player")).await;
+        assert!(refused.is_err(), "version 4 has no unban_player");
+        let ledger = scratch.ledger().await;
+        assert_every_migration_applied(&client).await;
+        let kept = ledger.audit_entries(10).await.unwrap();
+        assert_eq!((kept.len(), kept[0].operator.as_str()), (1, "ops"));
+        client.batch_execute(&insert("unban_player")).await.unwrap();
+        let changed = client.batch_execute("DELETE FROM audit").await;
+        assert!(changed.is_err(), "the audit stays append-only");
     }
 
     async fn assert_every_migration_applied(client: &tokio_postgres::Client) {

@@ -1,16 +1,17 @@
-//! The operators' rows in SQLite: a room's controls, the audit trail, a player's bets
-//! (the SQL and the row decoding are `ledger::admin_records`', shared with PostgreSQL).
+//! The operators' rows in SQLite: a room's controls, the audit trail, a player's bets,
+//! the bans (the SQL and the row decoding are `ledger::admin_records`', shared with PostgreSQL).
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::fence::check_fence;
 use super::rows::to_sql_integer;
 use crate::ledger::admin_records::{
-    SELECT_AUDIT_NEWEST_FIRST, SELECT_ROOM_CONTROLS, audit_entry_from_row, audit_limit,
-    player_bet_from_row, player_bets_limit, room_controls_from_row, select_player_bets,
+    SELECT_AUDIT_NEWEST_FIRST, SELECT_BANNED_PLAYERS, SELECT_ROOM_CONTROLS, audit_entry_from_row,
+    audit_limit, banned_players_limit, player_bet_from_row, player_bets_limit,
+    room_controls_from_row, select_player_bets,
 };
 use crate::ledger::{
-    Account, AuditEntry, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
 };
 
 /// `Ledger::write_room_controls`: the controls and their audit entry in one IMMEDIATE
@@ -97,6 +98,46 @@ pub(super) fn player_bets(
     let key = Account::Player(player.to_owned()).key();
     let rows = statement.query_map(params![key, player_bets_limit(limit)], bet_from_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// `Ledger::write_ban`: the ban row inserted (kept when there is one) or deleted, and the
+/// audit entry with the state before, in one IMMEDIATE transaction.
+pub(super) fn write_ban(
+    connection: &mut Connection,
+    change: &BanChange,
+) -> Result<bool, LedgerError> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let was_banned = if change.banned {
+        let inserted = transaction
+            .prepare_cached(
+                "INSERT INTO bans (player, banned_at_ms, operator) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (player) DO NOTHING",
+            )?
+            .execute(params![
+                change.player,
+                to_sql_integer(change.at_ms)?,
+                change.operator
+            ])?;
+        inserted == 0
+    } else {
+        let deleted = transaction
+            .prepare_cached("DELETE FROM bans WHERE player = ?1")?
+            .execute([&change.player])?;
+        deleted == 1
+    };
+    insert_audit(&transaction, &change.audit_entry(was_banned))?;
+    transaction.commit()?;
+    Ok(was_banned)
+}
+
+pub(super) fn banned_players(
+    connection: &Connection,
+    limit: usize,
+) -> Result<Vec<String>, LedgerError> {
+    let sql = format!("{SELECT_BANNED_PLAYERS}?1");
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement.query_map([banned_players_limit(limit)], |row| row.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
 }
 
 // rusqlite's row callbacks take a row of any statement's lifetime, which the generic

@@ -32,8 +32,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::plan::prepare;
 use super::{
-    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
-    RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer, TransferOutcome, acquired_token,
+    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
+    RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
+    TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
 use fence::{ACQUIRE_FENCE_SQL, check_fence};
@@ -327,6 +328,17 @@ impl Ledger for SqliteLedger {
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
         let player = player.to_owned();
         self.run(move |connection| admin::player_bets(connection, &player, limit))
+            .await
+    }
+
+    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
+        let change = change.clone();
+        self.run(move |connection| admin::write_ban(connection, &change))
+            .await
+    }
+
+    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
+        self.run(move |connection| admin::banned_players(connection, limit))
             .await
     }
 

@@ -87,6 +87,37 @@ BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 "#,
+    r#"
+-- Players whose tokens every gateway refuses, loaded at each gateway's start.
+CREATE TABLE bans (
+    player TEXT PRIMARY KEY,
+    banned_at_ms INTEGER NOT NULL CHECK (banned_at_ms >= 0),
+    operator TEXT NOT NULL
+) STRICT;
+
+-- The audit takes 'unban_player'. SQLite changes a CHECK only by copying the table; the
+-- append-only triggers go with the old table (DROP TABLE fires none) and come back.
+CREATE TABLE audit_with_unban (
+    sequence INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL CHECK (at_ms >= 0),
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('pause_room', 'resume_room', 'set_room_limits',
+        'kick_player', 'ban_player', 'unban_player')),
+    target TEXT NOT NULL,
+    state_before TEXT NOT NULL,
+    state_after TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_with_unban (sequence, at_ms, operator, action, target, state_before,
+    state_after)
+    SELECT sequence, at_ms, operator, action, target, state_before, state_after FROM audit;
+DROP TABLE audit;
+ALTER TABLE audit_with_unban RENAME TO audit;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+"#,
 ];
 
 /// Applies the `steps` the database has not seen yet (all of `MIGRATIONS`, but for tests
@@ -199,6 +230,39 @@ mod tests {
             .unwrap();
         assert!(matches!(outcomes[0], TransferOutcome::Committed { .. }));
         assert_eq!(ledger.transfer("b:a").await.unwrap().unwrap().transfer, bet);
+    }
+
+    /// A database of schema version 4 (audit, no bans) keeps its audit through the copy
+    /// that lets it take `unban_player`, and the copy is append-only like the original.
+    #[tokio::test]
+    async fn an_audit_of_version_4_survives_the_bans_step() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate(&mut connection, "old", &MIGRATIONS[..4]).unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                     state_after) VALUES (5, 'ops', 'kick_player', 'p', '{}', '{}')",
+                )
+                .unwrap();
+        }
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let kept = ledger.audit_entries(10).await.unwrap();
+        assert_eq!((kept.len(), kept[0].operator.as_str()), (1, "ops"));
+        let connection = ledger.connection.lock().unwrap();
+        for statement in ["UPDATE audit SET operator = 'x'", "DELETE FROM audit"] {
+            let refused = connection.execute(statement, []).unwrap_err();
+            assert!(refused.to_string().contains("append-only"), "{statement}");
+        }
+        connection
+            .execute(
+                "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                 state_after) VALUES (6, 'ops', 'unban_player', 'p', '{}', '{}')",
+                [],
+            )
+            .unwrap();
     }
 
     #[test]

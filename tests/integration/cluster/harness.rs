@@ -88,6 +88,8 @@ pub struct Cluster {
     pub gateway_addrs: Vec<SocketAddr>,
     /// The public salt every engine mixes into crash points.
     pub salt: String,
+    /// `operator.token` of every gateway: the admin API's Bearer token.
+    pub operator_token: String,
     /// `ALOFT_*` settings shared by every process.
     env: Vec<(String, String)>,
     database_url: String,
@@ -104,7 +106,9 @@ impl Cluster {
         let database = ScratchDatabase::create().await;
         let database_url = database_url(&database.admin_url, &database.name);
         let salt = random_hex(16);
+        let operator_token = random_hex(32);
         let env = vec![
+            ("ALOFT_OPERATOR__TOKEN", operator_token.clone()),
             ("ALOFT_ROOMS", rooms_value(rounds.other_rooms)),
             ("ALOFT_AUTH__JWT_SECRET", random_hex(32)),
             ("ALOFT_FAIR__SALT", salt.clone()),
@@ -140,6 +144,7 @@ impl Cluster {
             gateways: Vec::new(),
             gateway_addrs: Vec::new(),
             salt,
+            operator_token,
             env: (env.into_iter())
                 .map(|(key, value)| (key.to_owned(), value))
                 .collect(),

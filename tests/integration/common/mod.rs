@@ -87,6 +87,15 @@ impl TestApp {
         self.server.take().unwrap().stop().await.unwrap();
     }
 
+    /// Stops the server and starts it again on the same data directory (a new port).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let server = aloft::Server::start(self.config.clone()).await.unwrap();
+        self.addr = server.local_addr;
+        self.metrics_addr = server.metrics_addr;
+        self.server = Some(server);
+    }
+
     /// A new guest: (token, player, balance).
     pub async fn guest(&self) -> (String, String, i64) {
         guest_at(self.addr).await

@@ -260,27 +260,28 @@ impl Bot {
             }
             ServerMessage::Balance {
                 balance, cashout, ..
-            } => {
-                if let Some(cashout) = cashout {
-                    self.apply_win(&cashout, Source::Engine);
-                }
-                self.observe_balance(balance, true);
-            }
+            } => self.on_balance(balance, cashout),
             // Not replies: `on_private` handles them.
             ServerMessage::Hello { .. }
             | ServerMessage::Snapshot { .. }
             | ServerMessage::Error { .. }
             | ServerMessage::Pong { .. } => {}
-            // To operators only.
-            ServerMessage::ControlOk { .. } | ServerMessage::ControlErr { .. } => {
-                self.fail(Check::ReplyMismatch, "an operator's answer".to_owned())
+            // Answers to requests a bot never sends: an operator's control, a cancel.
+            ServerMessage::ControlOk { .. }
+            | ServerMessage::ControlErr { .. }
+            | ServerMessage::CancelOk { .. }
+            | ServerMessage::CancelErr { .. } => {
+                self.fail(Check::ReplyMismatch, "not an answer to a bot".into())
             }
-            // Bots never cancel.
-            ServerMessage::CancelOk { .. } | ServerMessage::CancelErr { .. } => self.fail(
-                Check::ReplyMismatch,
-                "an answer to a cancel never sent".to_owned(),
-            ),
         }
+    }
+
+    /// A balance the bot did not ask for: with the cashout the engine made, or a refund.
+    fn on_balance(&mut self, balance: i64, cashout: Option<BetCashout>) {
+        if let Some(cashout) = cashout {
+            self.apply_win(&cashout, Source::Engine);
+        }
+        self.observe_balance(balance, true);
     }
 
     /// The engine's answer to the bot's own `cashout` request.

@@ -20,7 +20,7 @@ const CONSOLE_WAIT_MS: u64 = 30_000;
 async fn console_socket(addr: std::net::SocketAddr) -> Socket {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/api/operator/session"))
-        .json(&json!({"token": OPERATOR_TOKEN}))
+        .json(&json!({"token": OPERATOR_TOKEN, "operator": "cluster-test"}))
         .send()
         .await
         .unwrap();

@@ -106,9 +106,8 @@ impl Cluster {
         let database = ScratchDatabase::create().await;
         let database_url = database_url(&database.admin_url, &database.name);
         let salt = random_hex(16);
-        let operator_token = random_hex(32);
+        let operator_token = OPERATOR_TOKEN.to_owned();
         let env = vec![
-            ("ALOFT_OPERATOR__TOKEN", operator_token.clone()),
             ("ALOFT_ROOMS", rooms_value(rounds.other_rooms)),
             ("ALOFT_AUTH__JWT_SECRET", random_hex(32)),
             ("ALOFT_FAIR__SALT", salt.clone()),

@@ -240,18 +240,7 @@ impl Bus for MemoryBus {
     }
 
     async fn subscribe_status(&self) -> Result<BoxStream<'static, Bytes>, BusError> {
-        let receiver = self.status.subscribe();
-        Ok(stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(report) => return Some((report, receiver)),
-                    // The oldest reports were dropped: the next is newer anyway.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed())
+        Ok(super::status_reports(self.status.subscribe()))
     }
 }
 

@@ -351,6 +351,25 @@ pub trait Bus: Send + Sync + 'static {
     async fn subscribe_status(&self) -> Result<BoxStream<'static, Bytes>, BusError>;
 }
 
+/// The status reports of a bounded broadcast, as `Bus::subscribe_status` hands them
+/// out: a subscriber that fell behind skips the oldest (the next report is newer anyway).
+pub(crate) fn status_reports(
+    receiver: tokio::sync::broadcast::Receiver<Bytes>,
+) -> BoxStream<'static, Bytes> {
+    use futures_util::StreamExt;
+    use tokio::sync::broadcast::error::RecvError;
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(report) => return Some((report, receiver)),
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+    .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::StreamPosition;

@@ -7,14 +7,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::{self, BoxStream};
+use futures_util::stream::BoxStream;
 use redis::Msg;
 use tokio::sync::broadcast;
 
 use super::RedisBus;
 use super::connection::{PushSink, keep_alive};
-use crate::bus::{BusError, STATUS_BUFFER_REPORTS_MAX};
+use crate::bus::{BusError, STATUS_BUFFER_REPORTS_MAX, status_reports};
 
 /// The name inside the status channel's hash tag.
 const STATUS_CHANNEL_NAME: &str = "processes";
@@ -55,16 +54,6 @@ impl RedisBus {
         tokio::spawn(async move {
             keep_alive(connection, "status reports", || ring.receiver_count() == 0).await;
         });
-        Ok(stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(report) => return Some((report, receiver)),
-                    // The oldest reports were overwritten: the next is newer anyway.
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed())
+        Ok(status_reports(receiver))
     }
 }

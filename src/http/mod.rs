@@ -11,6 +11,7 @@
 //! creation; guests are also limited per client address (`crate::admission`) and their
 //! request bodies to [`GUEST_BODY_BYTES_MAX`].
 
+mod me;
 pub mod ws;
 
 use std::collections::HashMap;
@@ -103,6 +104,7 @@ pub fn router(app: Arc<AppState>, shard: ShardEntry) -> axum::Router {
         .route("/api/guest", post(create_guest))
         .route("/api/fair", get(fair))
         .route("/api/rounds", get(rounds))
+        .route("/api/me/bets", get(me::my_bets))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(get(static_file))

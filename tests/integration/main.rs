@@ -17,6 +17,7 @@ mod fair;
 mod game;
 mod kill_restart;
 mod lifecycle;
+mod my_bets;
 mod operator;
 mod recovery;
 mod web_fair;

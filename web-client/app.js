@@ -9,6 +9,7 @@
 //   flight.js    the multiplier to display between ticks;  dom.js  $ and toasts
 //   messages.js  error and close codes in plain words;  stake-check.js  a bet's checks
 //   refunds.js   cancelled rounds and refunds;  sound.js  the sound effects
+//   my-bets.js   the player's own latest bets (GET /api/me/bets)
 
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
@@ -21,6 +22,7 @@ import {
   onAction, onBalance, onBetErr, onBetOk, onCancelErr, onCancelOk, onCashoutErr, onCashoutOk, startRequestTimeouts,
 } from './requests.js';
 import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
+import { refreshMyBets, wireMyBets } from './my-bets.js';
 import { buildSoundToggle } from './sound.js';
 import { onLimits } from './stake-check.js';
 import { conn, game, slots } from './state.js';
@@ -40,13 +42,13 @@ function onFrame(msg) {
     case 'betting': return onBetting(msg);
     case 'flying': return onFlying(msg);
     case 'tick': return onTick(msg);
-    case 'crash': return onCrash(msg);
+    case 'crash': onCrash(msg); return refreshMyBets();
     case 'bet_cancelled': return onBetCancelled(msg);
     case 'bet_ok': return onBetOk(msg);
     case 'bet_err': return onBetErr(msg);
-    case 'cancel_ok': return onCancelOk(msg);
+    case 'cancel_ok': onCancelOk(msg); return refreshMyBets();
     case 'cancel_err': return onCancelErr(msg);
-    case 'cashout_ok': return onCashoutOk(msg);
+    case 'cashout_ok': onCashoutOk(msg); return refreshMyBets();
     case 'cashout_err': return onCashoutErr(msg);
     case 'balance': return onBalance(msg);
     case 'limits': return onLimits(msg);
@@ -68,6 +70,7 @@ document.addEventListener('keydown', (e) => {
 
 buildPanels(onAction);
 buildSoundToggle();
+wireMyBets();
 renderPanels();
 renderBets();
 startRequestTimeouts();

@@ -4,7 +4,7 @@
 
 import { closeSentence } from './messages.js';
 
-const TOKEN_KEY = 'aloft.token';
+export const TOKEN_KEY = 'aloft.token';
 const PLAYER_KEY = 'aloft.player';
 const PING_EVERY_MS = 10_000;
 const BACKOFF_MIN_MS = 500;

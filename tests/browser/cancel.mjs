@@ -1,6 +1,6 @@
 // The player takes back a bet before take-off: the panel's button turns into "Cancel
 // bet" once the bet is placed, a click sends `cancel`, the stake comes back, the panel
-// says so and the live list drops the bet.
+// says so, the live list drops the bet and "My bets" shows it refunded.
 
 import { check, info, waitUntil } from './harness.mjs';
 
@@ -45,4 +45,23 @@ export async function checkCancel(page, sent) {
   check('cancel before take-off refunds the stake', v.state === 'cancelled' && v.balance === before && frame?.slot === SLOT,
     `balance ${before} → ${v.balance}, panel "${v.status}", frame ${JSON.stringify(frame)}`);
   check('cancelled bet leaves the live list', !v.listed, `listed ${v.listed}`);
+  await checkMyBets(page);
+}
+
+/** "My bets" lists the cancelled bet, newest first, refunded. */
+async function checkMyBets(page) {
+  const round = await page.evaluate(() => window.aloft.game.round);
+  await page.locator('#my-bets summary').click();
+  const row = async () => page.evaluate(() => {
+    const first = document.querySelector('#my-bets-rows tr');
+    return first ? { round: Number(first.dataset.round), state: first.dataset.state, text: first.innerText.replace(/\s+/g, ' ') } : null;
+  });
+  const until = Date.now() + 5_000;
+  let first = await row();
+  while ((!first || first.round !== round) && Date.now() < until) {
+    await page.waitForTimeout(50);
+    first = await row();
+  }
+  check('"My bets" lists the cancelled bet as refunded', first?.round === round && first?.state === 'refunded', JSON.stringify(first));
+  await page.locator('#my-bets summary').click();
 }

@@ -152,6 +152,31 @@ pub(crate) fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         .is_some_and(|host| host.eq_ignore_ascii_case(origin_host))
 }
 
+/// An API error kept until the edge (a `Response` is too large to pass around in a
+/// `Result`): answered as [`api_error`] makes it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: &str) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        api_error(self.status, self.code, &self.message)
+    }
+}
+
 /// An API error as JSON: `{"code": "...", "message": "..."}`.
 pub fn api_error(status: StatusCode, code: &str, message: &str) -> Response {
     (

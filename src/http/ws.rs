@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{AppState, ShardHttp, api_error, origin_allowed};
+use super::{ApiError, AppState, ShardHttp, origin_allowed};
 use crate::admission::Refusal;
 use crate::bus::StreamPosition;
 use crate::gateway::{AdmissionSlots, Credentials, PendingUpgrade};
@@ -61,11 +61,7 @@ pub(crate) fn switching_protocols(accept: String) -> Response {
 /// `Response` is too large to pass around in a `Result`).
 pub(crate) enum Refused {
     /// A JSON error (`api_error`): status, code, message.
-    Api {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-    },
+    Api(ApiError),
     /// Not WebSocket version 13: 426 naming the version spoken.
     VersionRequired,
 }
@@ -74,28 +70,20 @@ impl Refused {
     /// The `reason` label of the refusal (`metrics::gateway::UPGRADE_REFUSAL_REASONS`).
     fn code(&self) -> &'static str {
         match self {
-            Refused::Api { code, .. } => code,
+            Refused::Api(error) => error.code,
             Refused::VersionRequired => "version",
         }
     }
 
     fn api(status: StatusCode, code: &'static str, message: &str) -> Self {
-        Refused::Api {
-            status,
-            code,
-            message: message.to_owned(),
-        }
+        Refused::Api(ApiError::new(status, code, message))
     }
 }
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
-            Refused::Api {
-                status,
-                code,
-                message,
-            } => api_error(status, code, &message),
+            Refused::Api(error) => error.into_response(),
             Refused::VersionRequired => (
                 StatusCode::UPGRADE_REQUIRED,
                 [(header::SEC_WEBSOCKET_VERSION, "13")],

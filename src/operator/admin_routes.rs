@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::OperatorConsole;
 use super::guard::{self, Accepts};
 use crate::admin::{self, AdminError, ControlOutcome, PlayerRecord};
-use crate::http::{api_error, origin_allowed};
+use crate::http::{ApiError, api_error, origin_allowed};
 use crate::ledger::{AUDIT_ENTRIES_MAX, RoomLimits};
 
 /// Largest limits body read, in bytes: three integers and their names.
@@ -57,20 +57,12 @@ enum Refused {
     /// No or wrong credentials (see `guard`).
     Guard(guard::Refusal),
     /// A JSON error (`api_error`).
-    Api {
-        status: StatusCode,
-        code: &'static str,
-        message: String,
-    },
+    Api(ApiError),
 }
 
 impl Refused {
     fn api(status: StatusCode, code: &'static str, message: &str) -> Refused {
-        Refused::Api {
-            status,
-            code,
-            message: message.to_owned(),
-        }
+        Refused::Api(ApiError::new(status, code, message))
     }
 }
 
@@ -78,11 +70,7 @@ impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
             Refused::Guard(refusal) => refusal.into_response(),
-            Refused::Api {
-                status,
-                code,
-                message,
-            } => api_error(status, code, &message),
+            Refused::Api(error) => error.into_response(),
         }
     }
 }

@@ -44,7 +44,9 @@ use super::answer::Reply;
 use super::breaker::LedgerBreaker;
 use super::event::RoundEvent;
 use super::round::{RoomCore, RoomSettings, TransferIntent};
-use crate::bus::{Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo};
+use bytes::Bytes;
+
+use crate::bus::{Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo, RequestId};
 use crate::ledger::RoundRecord;
 use crate::metrics::engine::RoomMetrics;
 use crate::status::leading::LeadingRoom;
@@ -390,13 +392,7 @@ impl RoomRunner {
             let json = self.deps.codec.encode_answer(&answer);
             let answers = answer.request();
             if !to.is_every_socket() {
-                self.send_reply(ReplyEnvelope {
-                    to,
-                    answers,
-                    control: None,
-                    json,
-                })
-                .await;
+                self.send_reply(to, answers, json).await;
                 continue;
             }
             if gateways.is_none() {
@@ -411,19 +407,20 @@ impl RoomRunner {
                     gateway: gateway.clone(),
                     ..to.clone()
                 };
-                let (answers, json) = (answers.clone(), json.clone());
-                self.send_reply(ReplyEnvelope {
-                    to,
-                    answers,
-                    control: None,
-                    json,
-                })
-                .await;
+                self.send_reply(to, answers.clone(), json.clone()).await;
             }
         }
     }
 
-    async fn send_reply(&self, envelope: ReplyEnvelope) {
+    /// Sends an answer (`json`, for the request `answers`) to `to`; engines send no
+    /// operator's player control.
+    async fn send_reply(&self, to: ReplyTo, answers: Option<RequestId>, json: Bytes) {
+        let envelope = ReplyEnvelope {
+            to,
+            answers,
+            control: None,
+            json,
+        };
         if let Err(error) = self.deps.bus.send_reply(envelope).await {
             metrics::counter!(crate::metrics::ENGINE_BUS_ERRORS, "path" => "reply").increment(1);
             tracing::warn!(room = %self.room, %error, "reply not sent");

@@ -107,6 +107,7 @@ mod tests {
     fn bet(player: &str, stake_minor: i64) -> ListedBet {
         ListedBet {
             player: player.into(),
+            name: "Bettor".into(),
             slot: 0,
             stake_minor,
             auto_cashout_hundredths: None,

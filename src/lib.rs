@@ -28,6 +28,8 @@
 //! - `fuzzing` (tests and the `fuzzing` feature only): the checks the fuzz targets in
 //!   `fuzz/` run, replayed on the committed seeds by `cargo test`.
 //! - [`cluster`]: the cluster's engine role: room leases with fencing tokens, takeover.
+//! - [`display_name`], [`chat`]: the rules of a player's display name and of a chat
+//!   message's text (the engine posts chat to the room like any public event).
 //! - [`status`]: the status reports every process publishes on the bus for the operator
 //!   console (led rooms and ack latency, gateway traffic).
 
@@ -36,9 +38,11 @@ pub mod admission;
 pub mod auth;
 pub mod bus;
 pub mod cashier;
+pub mod chat;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod display_name;
 pub mod engine;
 pub mod fair;
 pub mod feed;

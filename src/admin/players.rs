@@ -15,6 +15,8 @@ use super::AdminError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlayerRecord {
     pub player: String,
+    /// The display name others see: the one the player picked, else its default.
+    pub name: String,
     pub balance_minor: i64,
     pub bets: Vec<PlayerBetRecord>,
 }
@@ -59,8 +61,10 @@ pub enum BetOutcome {
 pub async fn player_record(ledger: &dyn Ledger, player: &str) -> Result<PlayerRecord, AdminError> {
     let balance_minor = ledger.balance(&Account::Player(player.to_owned())).await?;
     let bets = ledger.player_bets(player, PLAYER_BETS_MAX).await?;
+    let picked = ledger.display_name(player).await?;
     Ok(PlayerRecord {
         player: player.to_owned(),
+        name: picked.unwrap_or_else(|| crate::display_name::default_name(player)),
         balance_minor,
         bets: bets.into_iter().filter_map(bet_record).collect(),
     })

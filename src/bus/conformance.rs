@@ -51,6 +51,7 @@ fn bet(room: &str, req: &str) -> CommandEnvelope {
             amount_minor: 100,
             auto_cashout_hundredths: Some(200),
             slot: 1,
+            name: "Bettor".to_owned(),
         },
     }
 }

@@ -142,6 +142,9 @@ pub enum Command {
         amount_minor: i64,
         auto_cashout_hundredths: Option<u64>,
         slot: u8,
+        /// The player's display name, as the public lists show the bet.
+        #[serde(default)]
+        name: String,
     },
     Cashout {
         req: String,
@@ -151,6 +154,12 @@ pub enum Command {
     Cancel {
         req: String,
         slot: u8,
+    },
+    /// Post `text` (checked by the gateway: `crate::chat`) to the room's chat as `name`.
+    /// Not a request: it has no answer unless refused (an `error` frame).
+    Chat {
+        name: String,
+        text: String,
     },
     /// An operator's control of the room (not a player's: no gateway sends one). The
     /// answer goes to `from`, whose `player` is the operator.
@@ -162,13 +171,15 @@ pub enum Command {
 }
 
 impl Command {
-    /// The kind of request this is, as its answer names it.
-    pub fn request_kind(&self) -> RequestKind {
+    /// The kind of request this is, as its answer names it; `None` for chat, which is
+    /// answered only when refused.
+    pub fn request_kind(&self) -> Option<RequestKind> {
         match self {
-            Command::Bet { .. } => RequestKind::Bet,
-            Command::Cashout { .. } => RequestKind::Cashout,
-            Command::Cancel { .. } => RequestKind::Cancel,
-            Command::Control { .. } => RequestKind::Control,
+            Command::Bet { .. } => Some(RequestKind::Bet),
+            Command::Cashout { .. } => Some(RequestKind::Cashout),
+            Command::Cancel { .. } => Some(RequestKind::Cancel),
+            Command::Control { .. } => Some(RequestKind::Control),
+            Command::Chat { .. } => None,
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct EngineConfig {
     /// How long an open breaker refuses bets before one batch probes the ledger again,
     /// in milliseconds.
     pub ledger_breaker_cooldown_ms: u64,
+    /// Chat messages a player may post in a burst, before the rate below applies.
+    pub chat_burst_messages: u32,
+    /// After a burst, one chat message per this many milliseconds per player.
+    pub chat_message_interval_ms: u64,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +67,8 @@ impl Default for EngineConfig {
             public_cashouts_per_tick_max: 10,
             ledger_batch_timeout_ms: 1_000,
             ledger_breaker_cooldown_ms: 5_000,
+            chat_burst_messages: 5,
+            chat_message_interval_ms: 1_000,
         }
     }
 }
@@ -70,7 +76,21 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         self.validate_round()?;
-        self.validate_lists_and_ledger()
+        self.validate_lists_and_ledger()?;
+        self.validate_chat()
+    }
+
+    fn validate_chat(&self) -> Result<(), ConfigError> {
+        require(
+            (1..=100).contains(&self.chat_burst_messages),
+            "engine.chat_burst_messages",
+            "must be 1..=100",
+        )?;
+        require(
+            (1..=3_600_000).contains(&self.chat_message_interval_ms),
+            "engine.chat_message_interval_ms",
+            "must be 1..=3600000",
+        )
     }
 
     fn validate_round(&self) -> Result<(), ConfigError> {

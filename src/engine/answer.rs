@@ -1,6 +1,6 @@
 //! What the engine tells one player: [`Answer`], the outcome of a bet, cashout or cancel
-//! request (accepted, paid, refunded, or refused with a [`RefusalCode`]) or a change of
-//! balance the player did not ask for. Domain terms; `protocol` maps an answer to its private frame.
+//! request (accepted, paid, refunded, or refused with a [`RefusalCode`]), a change of
+//! balance the player did not ask for, or a chat message it did not post. Domain terms; `protocol` maps an answer to its private frame.
 
 use super::round::ControlChange;
 use crate::bus::{ReplyTo, RequestId, RequestKind};
@@ -31,6 +31,8 @@ pub enum RefusalCode {
     Internal,
     /// The ledger is failing or slow: bets are refused at once for a while.
     Unavailable,
+    /// A chat message over the player's rate limit (not a request: never replayed).
+    ChatRateLimited,
 }
 
 impl RefusalCode {
@@ -171,6 +173,10 @@ pub enum Answer {
         req: String,
         refusal: ControlRefusal,
     },
+    /// A chat message was not posted.
+    ChatRefused {
+        refusal: Refusal,
+    },
 }
 
 impl Answer {
@@ -189,7 +195,7 @@ impl Answer {
             Answer::ControlApplied { req, .. } | Answer::ControlRefused { req, .. } => {
                 (RequestKind::Control, req)
             }
-            Answer::BalanceChanged { .. } => return None,
+            Answer::BalanceChanged { .. } | Answer::ChatRefused { .. } => return None,
         };
         Some(RequestId {
             kind,
@@ -202,7 +208,8 @@ impl Answer {
         match self {
             Answer::BetRefused { refusal, .. }
             | Answer::CashoutRefused { refusal, .. }
-            | Answer::CancelRefused { refusal, .. } => Some(refusal),
+            | Answer::CancelRefused { refusal, .. }
+            | Answer::ChatRefused { refusal } => Some(refusal),
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
             | Answer::BetCancelled { .. }

@@ -67,6 +67,16 @@ pub enum RoundEvent {
     /// An operator resumed the room at `at_ms`: betting opens for the next round once
     /// `round`'s crashed phase is over (at once if it is).
     RoomResumed { seq: u64, round: u64, at_ms: u64 },
+    /// A player's chat message, posted at `at_ms` (its text checked: `crate::chat`).
+    ChatPosted {
+        seq: u64,
+        round: u64,
+        player: String,
+        /// The sender's display name when it posted.
+        name: String,
+        text: String,
+        at_ms: u64,
+    },
     /// An operator changed the stake limits and the max-profit cap: they govern the
     /// rounds from `from_round` on (the one after `round`), not `round`.
     RoomLimitsChanged {
@@ -88,6 +98,7 @@ impl RoundEvent {
             | RoundEvent::BetCancelled { seq, .. }
             | RoundEvent::RoomPaused { seq, .. }
             | RoundEvent::RoomResumed { seq, .. }
+            | RoundEvent::ChatPosted { seq, .. }
             | RoundEvent::RoomLimitsChanged { seq, .. } => *seq,
         }
     }
@@ -102,6 +113,7 @@ impl RoundEvent {
             | RoundEvent::BetCancelled { round, .. }
             | RoundEvent::RoomPaused { round, .. }
             | RoundEvent::RoomResumed { round, .. }
+            | RoundEvent::ChatPosted { round, .. }
             | RoundEvent::RoomLimitsChanged { round, .. } => *round,
         }
     }
@@ -118,6 +130,8 @@ impl RoundEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedBet {
     pub player: String,
+    /// The player's display name when it bet.
+    pub name: String,
     pub slot: u8,
     pub stake_minor: i64,
     pub auto_cashout_hundredths: Option<u64>,

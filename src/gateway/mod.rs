@@ -12,6 +12,7 @@ pub mod connection;
 pub mod frame;
 pub mod handoff;
 pub mod message;
+pub mod names;
 pub mod recovery;
 pub mod requests;
 pub mod room_view;

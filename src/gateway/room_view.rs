@@ -5,13 +5,16 @@
 //!
 //! Its memory is bounded: the round's bets it knows are those the ticks listed, and of
 //! those it keeps the largest `gateway.snapshot_bets_max` (see `feed`); the totals come
-//! whole with every tick.
+//! whole with every tick; of the chat it keeps the last `CHAT_HISTORY_MESSAGES_MAX`
+//! messages (those since the gateway started).
 
 use std::collections::VecDeque;
 
+use crate::chat::CHAT_HISTORY_MESSAGES_MAX;
 use crate::feed::Largest;
 use crate::protocol::{
-    LiveBet, PastRound, Phase, PublicBet, PublicCashout, RoomEvent, RoundTotals, ServerMessage,
+    ChatLine, LiveBet, PastRound, Phase, PublicBet, PublicCashout, RoomEvent, RoundTotals,
+    ServerMessage,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub struct RoomView {
     totals: Option<RoundTotals>,
     /// An operator paused the room (`paused`, until `resumed`).
     paused: bool,
+    /// The last chat messages, oldest first, at most `CHAT_HISTORY_MESSAGES_MAX`.
+    chat: VecDeque<ChatLine>,
 }
 
 impl RoomView {
@@ -61,6 +66,7 @@ impl RoomView {
             bets: Largest::new(bets_max),
             totals: None,
             paused: false,
+            chat: VecDeque::new(),
         }
     }
 
@@ -120,9 +126,18 @@ impl RoomView {
             RoomEvent::BetCancelled { .. } => self.apply_cancel(event),
             RoomEvent::Paused { .. } => self.paused = true,
             RoomEvent::Resumed { .. } => self.paused = false,
+            RoomEvent::Chat { line, .. } => self.remember_chat(line),
             // Sockets are told as the event passes; a snapshot does not repeat them.
             RoomEvent::Limits { .. } => {}
         }
+    }
+
+    /// Keeps `line` among the last messages for snapshots.
+    fn remember_chat(&mut self, line: &ChatLine) {
+        if self.chat.len() == CHAT_HISTORY_MESSAGES_MAX {
+            self.chat.pop_front();
+        }
+        self.chat.push_back(line.clone());
     }
 
     /// Drops a cancelled bet from the list; the totals no longer count it.
@@ -146,6 +161,7 @@ impl RoomView {
         for bet in bets {
             self.bets.offer(LiveBet {
                 player: bet.player.clone(),
+                name: bet.name.clone(),
                 slot: bet.slot,
                 amount: bet.amount,
                 auto: bet.auto,
@@ -183,6 +199,7 @@ impl RoomView {
             bets: self.bets.as_slice().to_vec(),
             totals: self.totals,
             paused: self.paused,
+            chat: self.chat.iter().cloned().collect(),
         }
     }
 }
@@ -203,6 +220,7 @@ mod tests {
                 .iter()
                 .map(|(player, amount)| PublicBet {
                     player: (*player).into(),
+                    name: format!("name-{player}"),
                     slot: 1,
                     amount: *amount,
                     auto: None,

@@ -18,6 +18,7 @@ use tungstenite::{Error as WsError, Message, Utf8Bytes};
 use super::GatewayShared;
 use super::connection::{Connection, RateLimit, SocketIo, Verdict};
 use super::frame;
+use super::names::SocketName;
 use crate::auth::TokenKeys;
 use crate::bus::{BusError, Command, CommandEnvelope, ReplyTo, RequestId, RequestKind};
 use crate::config::GatewayConfig;
@@ -140,11 +141,40 @@ pub async fn run(
     connection: Rc<Connection>,
     mut inbound: Inbound,
 ) {
+    let mut name = SocketName::default();
     while until_readable(&connection).await {
-        let commands = read_messages(&connection, &mut inbound);
-        send_commands(shared, &connection, commands).await;
+        let messages = read_messages(&connection, &mut inbound);
+        if !messages.is_empty() {
+            // Boxed: what answering holds across its ledger and bus calls lives only
+            // while it runs, not in the task of every socket that only watches.
+            Box::pin(answer(shared, &connection, &mut name, messages)).await;
+        }
     }
     finish_close(shared, shutdown, &connection).await;
+}
+
+/// Does what the messages ask, in order: requests and chat to the engine, names here.
+async fn answer(
+    shared: &GatewayShared,
+    connection: &Connection,
+    name: &mut SocketName,
+    messages: Vec<Outgoing>,
+) {
+    for message in messages {
+        match message {
+            Outgoing::Request(req, command) => {
+                send_request(shared, connection, name, req, command).await;
+            }
+            Outgoing::Chat(text) => send_chat(shared, connection, name, text).await,
+            Outgoing::Rename {
+                req,
+                name: requested,
+            } => {
+                let answer = name.rename(shared, connection, req, &requested).await;
+                send_message(connection, &answer);
+            }
+        }
+    }
 }
 
 /// The first-message handshake of a socket opened without `token` in its URL: this is
@@ -260,8 +290,18 @@ async fn drain_after_close(
     }
 }
 
-/// Reads every complete message available now; returns the commands to forward.
-fn read_messages(connection: &Connection, inbound: &mut Inbound) -> Vec<(String, Command)> {
+/// What a message asks of the gateway beyond what it answers at once.
+enum Outgoing {
+    /// A request to the room's engine (its `req`), answered by the engine.
+    Request(String, Command),
+    /// A chat message's checked text, for the room's engine.
+    Chat(String),
+    /// A new display name, checked and stored by the gateway.
+    Rename { req: String, name: String },
+}
+
+/// Reads every complete message available now; returns what is left to do of them.
+fn read_messages(connection: &Connection, inbound: &mut Inbound) -> Vec<Outgoing> {
     let mut commands = Vec::new();
     for _ in 0..READ_BATCH_MESSAGES_MAX {
         match inbound.next(connection) {
@@ -281,13 +321,13 @@ fn read_messages(connection: &Connection, inbound: &mut Inbound) -> Vec<(String,
 }
 
 /// Decodes one text message; answers what the gateway answers itself.
-fn handle_text(connection: &Connection, text: &str) -> Option<(String, Command)> {
+fn handle_text(connection: &Connection, text: &str) -> Option<Outgoing> {
     match protocol::decode_client_message(text) {
         Ok(ClientMessage::Ping) => {
             let pong = ServerMessage::Pong {
                 server_time: crate::clock::unix_now_ms(),
             };
-            connection.send_private(frame::text(protocol::encode(&pong).as_bytes()));
+            send_message(connection, &pong);
             None
         }
         Ok(ClientMessage::Bet {
@@ -295,21 +335,27 @@ fn handle_text(connection: &Connection, text: &str) -> Option<(String, Command)>
             amount,
             auto,
             slot,
-        }) => Some((
+        }) => Some(Outgoing::Request(
             req.clone(),
             Command::Bet {
                 req,
                 amount_minor: amount,
                 auto_cashout_hundredths: auto,
                 slot,
+                // The socket's name is filled in when the bet is sent (`send_request`).
+                name: String::new(),
             },
         )),
-        Ok(ClientMessage::Cashout { req, slot }) => {
-            Some((req.clone(), Command::Cashout { req, slot }))
-        }
-        Ok(ClientMessage::Cancel { req, slot }) => {
-            Some((req.clone(), Command::Cancel { req, slot }))
-        }
+        Ok(ClientMessage::Cashout { req, slot }) => Some(Outgoing::Request(
+            req.clone(),
+            Command::Cashout { req, slot },
+        )),
+        Ok(ClientMessage::Cancel { req, slot }) => Some(Outgoing::Request(
+            req.clone(),
+            Command::Cancel { req, slot },
+        )),
+        Ok(ClientMessage::Chat { text }) => Some(Outgoing::Chat(text)),
+        Ok(ClientMessage::Name { req, name }) => Some(Outgoing::Rename { req, name }),
         Ok(ClientMessage::Auth { .. }) => {
             reply_error(
                 connection,
@@ -330,56 +376,90 @@ fn reply_error(connection: &Connection, code: ErrorCode, message: &str) {
         code,
         message: message.to_owned(),
     };
-    connection.send_private(frame::text(protocol::encode(&error).as_bytes()));
+    send_message(connection, &error);
 }
 
-/// Forwards commands to the room's engine, each recorded as in flight for its answer; a
+fn send_message(connection: &Connection, message: &ServerMessage) {
+    connection.send_private(frame::text(protocol::encode(message).as_bytes()));
+}
+
+/// Forwards a request to the room's engine, recorded as in flight for its answer; a
 /// connection at `requests_in_flight_max` or a bus failure is answered at once.
-async fn send_commands(
+async fn send_request(
     shared: &GatewayShared,
     connection: &Connection,
-    commands: Vec<(String, Command)>,
+    name: &mut SocketName,
+    req: String,
+    mut command: Command,
 ) {
+    let kind = command
+        .request_kind()
+        .expect("players' requests have a kind");
+    let request = RequestId {
+        kind,
+        req: req.clone(),
+    };
+    let now = tokio::time::Instant::now();
     let requests = &shared.requests;
-    for (req, command) in commands {
-        let kind = command.request_kind();
-        let request = RequestId {
-            kind,
-            req: req.clone(),
-        };
-        let now = tokio::time::Instant::now();
-        if let Err(full) = requests.begin(connection.id, connection.player(), request.clone(), now)
-        {
-            let message = format!("{full}; wait for one before sending more");
-            refuse_command(connection, kind, req, ErrorCode::Overloaded, message);
-            continue;
+    if let Err(full) = requests.begin(connection.id, connection.player(), request.clone(), now) {
+        let message = format!("{full}; wait for one before sending more");
+        refuse_command(connection, kind, req, ErrorCode::Overloaded, message);
+        return;
+    }
+    if let Command::Bet { name: bet_name, .. } = &mut command {
+        *bet_name = name.current(shared, connection).await;
+    }
+    let Err((code, message)) = forward(shared, connection, command).await else {
+        if kind == RequestKind::Bet {
+            shared.traffic.bet_forwarded();
         }
-        let envelope = CommandEnvelope {
-            room: connection.room.clone(),
-            from: ReplyTo {
-                gateway: shared.id.clone(),
-                connection: connection.id,
-                player: connection.player().to_owned(),
-            },
-            command,
-        };
-        let Err(error) = shared.bus.send_command(envelope).await else {
-            if kind == RequestKind::Bet {
-                shared.traffic.bet_forwarded();
-            }
-            continue;
-        };
-        // Answered here: the engine never saw it.
-        requests.finish(connection.id, &request);
-        let (code, message) = match error {
+        return;
+    };
+    // Answered here: the engine never saw it.
+    requests.finish(connection.id, &request);
+    refuse_command(connection, kind, req, code, message);
+}
+
+/// Forwards a chat message to the room's engine, which posts it to the room or tells the
+/// player it is over its rate; a muted player is answered here.
+async fn send_chat(
+    shared: &GatewayShared,
+    connection: &Connection,
+    name: &mut SocketName,
+    text: String,
+) {
+    let name = name.current(shared, connection).await;
+    if let Err((code, message)) = forward(shared, connection, Command::Chat { name, text }).await {
+        reply_error(connection, code, &message);
+    }
+}
+
+/// Sends `command` to the room's engine; the error to answer when the bus did not take it.
+async fn forward(
+    shared: &GatewayShared,
+    connection: &Connection,
+    command: Command,
+) -> Result<(), (ErrorCode, String)> {
+    let envelope = CommandEnvelope {
+        room: connection.room.clone(),
+        from: ReplyTo {
+            gateway: shared.id.clone(),
+            connection: connection.id,
+            player: connection.player().to_owned(),
+        },
+        command,
+    };
+    shared
+        .bus
+        .send_command(envelope)
+        .await
+        .map_err(|error| match error {
             BusError::QueueFull { .. } => (
                 ErrorCode::Overloaded,
                 "the engine is busy; retry".to_owned(),
             ),
             other => (ErrorCode::Internal, other.to_string()),
-        };
-        refuse_command(connection, kind, req, code, message);
-    }
+        })
 }
 
 fn refuse_command(
@@ -389,6 +469,8 @@ fn refuse_command(
     code: ErrorCode,
     message: String,
 ) {
-    let reply = ServerMessage::refusal(kind, req, code, message);
-    connection.send_private(frame::text(protocol::encode(&reply).as_bytes()));
+    send_message(
+        connection,
+        &ServerMessage::refusal(kind, req, code, message),
+    );
 }

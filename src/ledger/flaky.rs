@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
+    RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
+use crate::display_name::DisplayName;
 
 /// `inner`, except that its next `failures` batches fail before reaching it.
 pub(crate) struct FlakyLedger {
@@ -123,5 +124,18 @@ impl Ledger for FlakyLedger {
     }
     async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
         self.inner.banned_players(limit).await
+    }
+
+    async fn set_display_name(
+        &self,
+        player: &str,
+        name: &DisplayName,
+        at_ms: u64,
+    ) -> Result<NameOutcome, LedgerError> {
+        self.inner.set_display_name(player, name, at_ms).await
+    }
+
+    async fn display_name(&self, player: &str) -> Result<Option<String>, LedgerError> {
+        self.inner.display_name(player).await
     }
 }

@@ -25,6 +25,7 @@
 
 mod admin_records;
 pub mod batcher;
+mod display_names;
 mod plan;
 pub mod postgres;
 mod row_decoding;
@@ -41,10 +42,13 @@ mod postgres_test_database;
 use async_trait::async_trait;
 use serde::Serialize;
 
+use crate::display_name::DisplayName;
+
 pub use admin_records::{
     AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, BANNED_PLAYERS_MAX, BanChange, PLAYER_BETS_MAX,
     PlayerBet, RoomControls, RoomControlsChange, RoomLimits,
 };
+pub use display_names::NameOutcome;
 pub use postgres::PostgresLedger;
 pub(crate) use row_decoding::{SELECT_ROUND_COLUMNS, SELECT_TRANSFER_COLUMNS};
 pub use sqlite::SqliteLedger;
@@ -540,6 +544,19 @@ pub trait Ledger: Send + Sync + 'static {
 
     /// The banned players, oldest ban first, at most `limit` (and [`BANNED_PLAYERS_MAX`]).
     async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError>;
+
+    /// Gives `player` the display name `name` (replacing its own) at `at_ms`, unless
+    /// another player holds a name with the same key: then [`NameOutcome::Taken`] and
+    /// nothing changes.
+    async fn set_display_name(
+        &self,
+        player: &str,
+        name: &DisplayName,
+        at_ms: u64,
+    ) -> Result<NameOutcome, LedgerError>;
+
+    /// The display name `player` picked, if any.
+    async fn display_name(&self, player: &str) -> Result<Option<String>, LedgerError>;
 }
 
 #[cfg(test)]

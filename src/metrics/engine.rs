@@ -61,6 +61,8 @@ pub struct RoomMetrics {
     /// By [`crate::engine::CashoutKind`]: manual, auto, cap.
     cashouts: [Counter; 3],
     bets_cancelled: Counter,
+    /// Posted, refused over the chat rate.
+    chat_messages: [Counter; 2],
     refunds: Counter,
     wagered_minor: Counter,
     paid_out_minor: Counter,
@@ -95,6 +97,8 @@ impl RoomMetrics {
             cashouts_refused: ByCode::new(CASHOUTS_REFUSED, room),
             cashouts: ["manual", "auto", "cap"].map(|kind| labelled(CASHOUTS, "kind", kind)),
             bets_cancelled: counter(BETS_CANCELLED),
+            chat_messages: ["posted", "rate_limited"]
+                .map(|result| labelled(CHAT_MESSAGES, "result", result)),
             refunds: counter(REFUNDS),
             wagered_minor: counter(WAGERED_MINOR),
             paid_out_minor: counter(PAID_OUT_MINOR),
@@ -120,6 +124,7 @@ impl RoomMetrics {
         match answer {
             Answer::BetRefused { refusal, .. } => self.bets_refused.increment(refusal.code),
             Answer::CashoutRefused { refusal, .. } => self.cashouts_refused.increment(refusal.code),
+            Answer::ChatRefused { .. } => self.chat_messages[1].increment(1),
             Answer::BetAccepted { .. }
             | Answer::CashedOut { .. }
             | Answer::BetCancelled { .. }
@@ -128,6 +133,11 @@ impl RoomMetrics {
             | Answer::ControlApplied { .. }
             | Answer::ControlRefused { .. } => {}
         }
+    }
+
+    /// A chat message was posted to the room.
+    pub fn chat_posted(&self) {
+        self.chat_messages[0].increment(1);
     }
 
     /// The ledger took a stake of `amount_minor`.

@@ -102,6 +102,8 @@ pub const CASHOUTS: &str = "aloft_cashouts_total";
 pub const CASHOUTS_REFUSED: &str = "aloft_cashouts_refused_total";
 /// Counter per `room`: bets their players cancelled while betting was open.
 pub const BETS_CANCELLED: &str = "aloft_bets_cancelled_total";
+/// Counter per `room` and `result` (`posted`, `rate_limited`): players' chat messages.
+pub const CHAT_MESSAGES: &str = "aloft_chat_messages_total";
 /// Counter per `room`: stakes refunded.
 pub const REFUNDS: &str = "aloft_refunds_total";
 /// Counter per `room`: minor units staked.
@@ -351,6 +353,14 @@ pub const FAMILIES: &[Family] = &[
         &["room"],
         Unit::Count,
         "Bets cancelled by their players while betting was open (each also a refund).",
+    ),
+    family(
+        CHAT_MESSAGES,
+        Counter,
+        Engine,
+        &["room", "result"],
+        Unit::Count,
+        "Players' chat messages: posted to the room, or refused over the player's chat rate.",
     ),
     family(
         REFUNDS,

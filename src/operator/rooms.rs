@@ -135,6 +135,8 @@ impl RoomState {
                 });
             }
             RoundEvent::BetCancelled { .. } => frames.push(self.cancel(event)),
+            // Players' talk: the console follows money and rooms, not the chat.
+            RoundEvent::ChatPosted { .. } => {}
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
             | RoundEvent::RoomLimitsChanged { .. } => {
@@ -442,6 +444,7 @@ mod tests {
             at_ms: 310,
             bets: vec![ListedBet {
                 player: "p".into(),
+                name: "Bettor".into(),
                 slot: 0,
                 stake_minor: 100,
                 auto_cashout_hundredths: None,

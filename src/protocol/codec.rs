@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
-use super::cancels::{cancel_answer, cancel_event, domain_cancel_event};
 use super::controls::{control_err, control_event, control_ok, domain_control_event};
+use super::player_events::{cancel_ok, domain_player_event, player_event, refusal_message};
 use super::totals::{domain_totals, wire_totals};
 use super::{
     BetCashout, BetRefund, ErrorCode, PublicBet, PublicCashout, RoomEvent, ServerMessage, encode,
@@ -74,7 +74,8 @@ enum EventView<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         totals: Option<super::RoundTotals>,
     },
-    /// The rare events, written from an owned wire event: room controls, cancels.
+    /// The rare events, written from an owned wire event: room controls, a player's
+    /// cancel or chat message.
     #[serde(untagged)]
     Owned(RoomEvent),
 }
@@ -136,9 +137,16 @@ impl<'a> From<&'a RoundEvent> for EventView<'a> {
                 cashouts: Listed(cashouts),
                 totals: totals.map(wire_totals),
             },
-            RoundEvent::BetCancelled { .. } => EventView::Owned(cancel_event(event)),
-            control => EventView::Owned(control_event(control)), // Paused, Resumed, Limits.
+            rare => EventView::Owned(owned_event(rare)),
         }
+    }
+}
+
+/// The wire form of a rare event: a player's cancel or chat message, a room control.
+fn owned_event(event: &RoundEvent) -> RoomEvent {
+    match event {
+        RoundEvent::BetCancelled { .. } | RoundEvent::ChatPosted { .. } => player_event(event),
+        control => control_event(control), // Paused, Resumed, Limits.
     }
 }
 
@@ -151,10 +159,11 @@ impl<T> Listed<'_, T> {
     }
 }
 
-/// [`PublicBet`], borrowing the player.
+/// [`PublicBet`], borrowing the player and its name.
 #[derive(Serialize)]
 struct BetView<'a> {
     player: &'a str,
+    name: &'a str,
     slot: u8,
     amount: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -175,6 +184,7 @@ impl Serialize for Listed<'_, ListedBet> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(|bet| BetView {
             player: &bet.player,
+            name: &bet.name,
             slot: bet.slot,
             amount: bet.stake_minor,
             auto: bet.auto_cashout_hundredths,
@@ -224,6 +234,7 @@ fn listed_cashout(cashout: PublicCashout) -> ListedCashout {
 fn listed_bet(bet: PublicBet) -> ListedBet {
     ListedBet {
         player: bet.player,
+        name: bet.name,
         slot: bet.slot,
         stake_minor: bet.amount,
         auto_cashout_hundredths: bet.auto,
@@ -288,7 +299,7 @@ pub fn round_event(event: RoomEvent) -> RoundEvent {
             cashouts: cashouts.into_iter().map(listed_cashout).collect(),
             totals: totals.map(domain_totals),
         },
-        cancel @ RoomEvent::BetCancelled { .. } => domain_cancel_event(cancel),
+        e @ (RoomEvent::BetCancelled { .. } | RoomEvent::Chat { .. }) => domain_player_event(e),
         control => domain_control_event(control), // Paused, Resumed, Limits.
     }
 }
@@ -305,12 +316,16 @@ impl From<RefusalCode> for ErrorCode {
             RefusalCode::Overloaded => ErrorCode::Overloaded,
             RefusalCode::Internal => ErrorCode::Internal,
             RefusalCode::Unavailable => ErrorCode::Unavailable,
+            RefusalCode::ChatRateLimited => ErrorCode::ChatRateLimited,
         }
     }
 }
 
 /// The private frame that tells a player `answer`.
 pub fn server_message(answer: &Answer) -> ServerMessage {
+    if let Some(refusal) = answer.refusal() {
+        return refusal_message(answer, refusal);
+    }
     match answer.clone() {
         Answer::BetAccepted {
             req,
@@ -327,11 +342,6 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             auto: auto_cashout_hundredths,
             balance: balance_after_minor,
         },
-        Answer::BetRefused { req, refusal } => ServerMessage::BetErr {
-            req,
-            code: refusal.code.into(),
-            message: refusal.message,
-        },
         Answer::CashedOut {
             req,
             round,
@@ -347,12 +357,7 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
             win: win_minor,
             balance: balance_after_minor,
         },
-        Answer::CashoutRefused { req, refusal } => ServerMessage::CashoutErr {
-            req,
-            code: refusal.code.into(),
-            message: refusal.message,
-        },
-        c @ (Answer::BetCancelled { .. } | Answer::CancelRefused { .. }) => cancel_answer(c),
+        cancelled @ Answer::BetCancelled { .. } => cancel_ok(cancelled),
         Answer::BalanceChanged {
             balance_minor,
             cashout,
@@ -368,6 +373,10 @@ pub fn server_message(answer: &Answer) -> ServerMessage {
         },
         Answer::ControlApplied { req, change } => control_ok(req, &change),
         Answer::ControlRefused { req, refusal } => control_err(req, refusal),
+        Answer::BetRefused { .. }
+        | Answer::CashoutRefused { .. }
+        | Answer::CancelRefused { .. }
+        | Answer::ChatRefused { .. } => unreachable!("refusals are answered above"),
     }
 }
 
@@ -394,6 +403,7 @@ mod tests {
             at_ms: 1,
             bets: vec![ListedBet {
                 player: "b".into(),
+                name: "Bee".into(),
                 slot: 1,
                 stake_minor: 500,
                 auto_cashout_hundredths: Some(300),
@@ -419,7 +429,7 @@ mod tests {
     fn a_tick_is_written_with_the_wire_names() {
         assert_eq!(
             JsonCodec.encode_event(&tick()),
-            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"bets":[{"player":"b","slot":1,"amount":500,"auto":300}],"cashouts":[{"player":"p","slot":0,"m":200,"win":200,"by":"auto"}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200,"cashout_stakes":100}}"#
+            r#"{"t":"tick","seq":7,"round":3,"m":257,"ms":15000,"at":1,"bets":[{"player":"b","name":"Bee","slot":1,"amount":500,"auto":300}],"cashouts":[{"player":"p","slot":0,"m":200,"win":200,"by":"auto"}],"totals":{"bets":12,"staked":3400,"cashouts":1,"won":200,"cashout_stakes":100}}"#
         );
     }
 

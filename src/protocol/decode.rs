@@ -1,5 +1,6 @@
 //! Decoding a player's text frame into a [`ClientMessage`], with errors that tell
-//! malformed JSON from an unknown type and never quote what the client sent.
+//! malformed JSON from an unknown type and never quote what the client sent; a chat
+//! message's text is checked here (`crate::chat`), so a bad one never leaves the gateway.
 
 use super::{ClientMessage, ErrorCode, REQUEST_ID_BYTES_MAX};
 
@@ -15,6 +16,15 @@ pub struct DecodeError {
 /// reply is never larger than a few hundred bytes whatever was sent.
 pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     match serde_json::from_str::<ClientMessage>(text) {
+        Ok(ClientMessage::Chat { text }) => match crate::chat::checked_text(&text) {
+            Ok(checked) => Ok(ClientMessage::Chat {
+                text: checked.to_owned(),
+            }),
+            Err(error) => Err(DecodeError {
+                code: ErrorCode::InvalidField,
+                message: error.to_string(),
+            }),
+        },
         Ok(message) => validate_request_id(message),
         Err(parse_error) => {
             let code = match serde_json::from_str::<serde_json::Value>(text) {
@@ -22,7 +32,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
                     Some(serde_json::Value::String(t))
                         if !matches!(
                             t.as_str(),
-                            "bet" | "cashout" | "cancel" | "ping" | "auth"
+                            "bet" | "cashout" | "cancel" | "chat" | "name" | "ping" | "auth"
                         ) =>
                     {
                         ErrorCode::UnknownType
@@ -44,7 +54,8 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
 fn describe_parse_error(code: ErrorCode, error: &serde_json::Error) -> String {
     let at = format!("line {} column {}", error.line(), error.column());
     if code == ErrorCode::UnknownType {
-        return "unknown message type; expected bet, cashout, cancel, ping or auth".to_owned();
+        return "unknown message type; expected bet, cashout, cancel, chat, name, ping or auth"
+            .to_owned();
     }
     if error.classify() != serde_json::error::Category::Data {
         return format!("not valid JSON at {at}");
@@ -68,8 +79,11 @@ fn validate_request_id(message: ClientMessage) -> Result<ClientMessage, DecodeEr
     let request_id = match &message {
         ClientMessage::Bet { req, .. }
         | ClientMessage::Cashout { req, .. }
-        | ClientMessage::Cancel { req, .. } => req,
-        ClientMessage::Ping | ClientMessage::Auth { .. } => return Ok(message),
+        | ClientMessage::Cancel { req, .. }
+        | ClientMessage::Name { req, .. } => req,
+        ClientMessage::Chat { .. } | ClientMessage::Ping | ClientMessage::Auth { .. } => {
+            return Ok(message);
+        }
     };
     if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX {
         return Err(DecodeError {

@@ -9,10 +9,11 @@
 //! Money is integer minor units (`i64`), multipliers integer hundredths (`u64`, `257` =
 //! 2.57x), times unix milliseconds from the server clock. No floats anywhere.
 
-mod cancels;
 mod codec;
+mod codes;
 mod controls;
 mod decode;
+mod player_events;
 mod totals;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::bus::RequestKind;
 
 pub use codec::{JsonCodec, round_event, server_message};
+pub use codes::{ErrorCode, close_code};
 pub use controls::{domain_controls, wire_controls};
 pub use decode::{DecodeError, decode_client_message};
 
@@ -59,6 +61,12 @@ pub enum ClientMessage {
         #[serde(default)]
         slot: u8,
     },
+    /// Post `text` to the room's chat (1 to 200 characters, no control characters), as
+    /// the player's display name; refused with an `error` frame (the socket stays).
+    Chat { text: String },
+    /// Pick a display name (3 to 16 characters, see docs/protocol.md): `name_ok`, or
+    /// `name_err` (`invalid_name`, `name_taken`).
+    Name { req: String, name: String },
     /// Liveness probe; answered by `pong`.
     Ping,
     /// The player's token, as the first message of a socket opened without `token` in
@@ -70,6 +78,9 @@ pub enum ClientMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PublicBet {
     pub player: String,
+    /// The player's display name (the one it picked, or its default `guest-…`).
+    #[serde(default)]
+    pub name: String,
     pub slot: u8,
     /// Stake in minor units.
     pub amount: i64,
@@ -183,6 +194,13 @@ pub enum RoomEvent {
     Paused { seq: u64, round: u64, at: u64 },
     /// An operator resumed the room at `at`: `betting` for the next round follows.
     Resumed { seq: u64, round: u64, at: u64 },
+    /// A chat message `text` of `player`, shown as `name`, posted at `at`.
+    Chat {
+        seq: u64,
+        round: u64,
+        #[serde(flatten)]
+        line: ChatLine,
+    },
     /// New stake limits (`min`, `max`) and max-profit cap (`cap`), in minor units, for
     /// the rounds from `from_round` on; `round` keeps its own.
     Limits {
@@ -206,6 +224,7 @@ impl RoomEvent {
             | RoomEvent::BetCancelled { seq, .. }
             | RoomEvent::Paused { seq, .. }
             | RoomEvent::Resumed { seq, .. }
+            | RoomEvent::Chat { seq, .. }
             | RoomEvent::Limits { seq, .. } => *seq,
         }
     }
@@ -220,6 +239,7 @@ impl RoomEvent {
             | RoomEvent::BetCancelled { round, .. }
             | RoomEvent::Paused { round, .. }
             | RoomEvent::Resumed { round, .. }
+            | RoomEvent::Chat { round, .. }
             | RoomEvent::Limits { round, .. } => *round,
         }
     }
@@ -247,6 +267,8 @@ pub struct PastRound {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveBet {
     pub player: String,
+    #[serde(default)]
+    pub name: String,
     pub slot: u8,
     pub amount: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +279,18 @@ pub struct LiveBet {
     /// Amount paid, once cashed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub win: Option<i64>,
+}
+
+/// A chat message as every player of the room sees it (in a `chat` event and in the
+/// snapshot's last messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatLine {
+    pub player: String,
+    /// The sender's display name at the time.
+    pub name: String,
+    pub text: String,
+    /// Engine time it was posted at (unix ms).
+    pub at: u64,
 }
 
 /// One of the player's bets cashed out without a request of its own, as told in `balance`.
@@ -326,6 +360,9 @@ pub enum ServerMessage {
         /// after the current round until `resumed`.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         paused: bool,
+        /// The room's last chat messages, oldest first, at most 50; absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        chat: Vec<ChatLine>,
     },
     BetOk {
         req: String,
@@ -377,6 +414,16 @@ pub enum ServerMessage {
         /// The refund this balance includes (the bet's round was aborted).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         refund: Option<BetRefund>,
+    },
+    /// The display name `req` asked for is the player's now (as it will be shown).
+    NameOk {
+        req: String,
+        name: String,
+    },
+    NameErr {
+        req: String,
+        code: ErrorCode,
+        message: String,
     },
     Error {
         code: ErrorCode,
@@ -456,99 +503,6 @@ pub fn parse_decimal(text: &str) -> Option<u64> {
         return None;
     }
     text.parse().ok()
-}
-
-/// Machine-readable error codes carried by `bet_err`, `cashout_err` and `error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The frame is not valid JSON or lacks a required field.
-    BadJson,
-    /// The `t` field names no known client message.
-    UnknownType,
-    /// A field is out of range (stake, auto-cashout, slot, request id).
-    InvalidField,
-    /// Bets are taken only in the Betting phase; cashouts only while Flying.
-    WrongPhase,
-    /// The player's balance is lower than the stake.
-    InsufficientFunds,
-    /// The slot already holds a bet this round.
-    SlotTaken,
-    /// There is no active bet in the slot to cash out or cancel.
-    NoActiveBet,
-    /// The round crashed before the cashout reached the engine, or betting closed before
-    /// the cancel did (the bet plays in the round).
-    TooLate,
-    /// Too many messages per second on this connection.
-    RateLimited,
-    /// The engine's command queue is full; retry with the same `req`.
-    Overloaded,
-    /// A storage or bus fault; nothing was changed; retry with the same `req`.
-    Internal,
-    /// The ledger is failing or slow, so bets are refused at once for a while (the
-    /// engine's circuit breaker); nothing was changed; retry with the same `req` later.
-    Unavailable,
-    /// (`control_err`) Stake limits that cannot govern a round: min ≥ 1, min ≤ max and
-    /// cap ≥ max are required.
-    InvalidLimits,
-    /// (`control_err`) The room is paused already.
-    AlreadyPaused,
-    /// (`control_err`) The room is not paused.
-    NotPaused,
-}
-
-impl ErrorCode {
-    /// The code as it appears on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::InvalidField => "invalid_field",
-            ErrorCode::WrongPhase => "wrong_phase",
-            ErrorCode::InsufficientFunds => "insufficient_funds",
-            ErrorCode::SlotTaken => "slot_taken",
-            ErrorCode::NoActiveBet => "no_active_bet",
-            ErrorCode::TooLate => "too_late",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Overloaded => "overloaded",
-            ErrorCode::Internal => "internal",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::InvalidLimits => "invalid_limits",
-            ErrorCode::AlreadyPaused => "already_paused",
-            ErrorCode::NotPaused => "not_paused",
-        }
-    }
-}
-
-/// WebSocket close codes aloft uses (RFC 6455 §7.4 plus private 4000-4999 codes).
-pub mod close_code {
-    /// Server shutting down; reconnect later.
-    pub const GOING_AWAY: u16 = 1001;
-    /// The client sent a binary frame; the protocol is JSON text only.
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// A protocol violation (bad framing, unmasked client frame).
-    pub const PROTOCOL_ERROR: u16 = 1002;
-    /// A text message or close reason that is not UTF-8 (RFC 6455 §7.4.1).
-    pub const INVALID_PAYLOAD: u16 = 1007;
-    /// Policy violation: sustained rate-limit abuse.
-    pub const POLICY_VIOLATION: u16 = 1008;
-    /// A message larger than `inbound_message_bytes_max`.
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// The socket could not keep up with the broadcast and its queue overflowed.
-    pub const SLOW_CONSUMER: u16 = 4001;
-    /// Nothing was received for `idle_timeout_ms`.
-    pub const IDLE_TIMEOUT: u16 = 4002;
-    /// A socket opened without `token` did not send a valid `auth` message first within
-    /// `auth_timeout_ms`: another message came first, the token was refused, or nothing
-    /// came.
-    pub const AUTH_FAILED: u16 = 4003;
-    /// An operator kicked the player (`POST /api/admin/players/{id}/kick`); it may
-    /// connect again.
-    pub const KICKED: u16 = 4004;
-    /// An operator banned the player: every socket of it is closed, and its token is
-    /// refused (403 `banned` at `/ws`, this code after a first-message `auth`) until the
-    /// ban is lifted.
-    pub const BANNED: u16 = 4005;
 }
 
 /// Serializes a server message. Serialization of these types cannot fail (no maps with
@@ -669,6 +623,7 @@ mod tests {
             bets: vec![],
             totals: None,
             paused: false,
+            chat: vec![],
         };
         let text = encode(&snapshot(Some(u64::MAX)));
         assert_eq!(

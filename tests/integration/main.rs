@@ -11,6 +11,7 @@ mod admission;
 mod auth_message;
 mod bad_input;
 mod cancel;
+mod chat;
 mod cluster;
 mod common;
 mod fair;

@@ -106,8 +106,9 @@ pub enum EventKind {
     Crash,
     /// A player's `bet_cancelled`: only while betting is open.
     BetCancelled,
-    /// An operator's `paused`, `resumed` or `limits`: the round's phase stays.
-    Control,
+    /// An operator's `paused`, `resumed` or `limits`, or a player's `chat`: the round's
+    /// phase stays.
+    Aside,
 }
 
 impl EventKind {
@@ -119,9 +120,10 @@ impl EventKind {
             RoomEvent::Flying { .. } => EventKind::Flying,
             RoomEvent::Crash { .. } => EventKind::Crash,
             RoomEvent::BetCancelled { .. } => EventKind::BetCancelled,
-            RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {
-                EventKind::Control
-            }
+            RoomEvent::Paused { .. }
+            | RoomEvent::Resumed { .. }
+            | RoomEvent::Limits { .. }
+            | RoomEvent::Chat { .. } => EventKind::Aside,
         }
     }
 
@@ -133,7 +135,7 @@ impl EventKind {
             }
             EventKind::Flying | EventKind::FlyingTick => Some(Phase::Flying),
             EventKind::Crash => Some(Phase::Crashed),
-            EventKind::Control => None,
+            EventKind::Aside => None,
         }
     }
 }
@@ -217,7 +219,7 @@ impl StreamTracker {
             ) => same_round,
             (Phase::Flying, EventKind::FlyingTick | EventKind::Crash) => same_round,
             (Phase::Crashed, EventKind::Betting) => round == last.round + 1 && skipped == 0,
-            (_, EventKind::Control) => same_round,
+            (_, EventKind::Aside) => same_round,
             _ => false,
         };
         if follows {
@@ -521,6 +523,7 @@ mod tests {
     fn public_lists_must_be_largest_first() {
         let bet = |amount| PublicBet {
             player: "p".into(),
+            name: "guest-p".into(),
             slot: 0,
             amount,
             auto: None,

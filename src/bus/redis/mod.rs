@@ -567,6 +567,7 @@ mod tests {
                 amount_minor: 100,
                 auto_cashout_hundredths: None,
                 slot: 0,
+                name: "Bettor".to_owned(),
             },
         }
     }

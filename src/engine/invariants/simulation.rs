@@ -11,8 +11,8 @@ use crate::config::EngineConfig;
 use crate::engine::answer::{Answer, RefusalCode, Reply};
 use crate::engine::event::RoundEvent;
 use crate::engine::round::{
-    BetKey, CashoutBy, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore, RoomSettings,
-    RoundPhase, TransferIntent, TransferPurpose, multiplier_at,
+    BetKey, BetTerms, CashoutBy, CreditReason, Effects, REQUEST_WAITERS_MAX, RoomCore,
+    RoomSettings, RoundPhase, TransferIntent, TransferPurpose, multiplier_at,
 };
 use crate::fair::{self, FairChain};
 use crate::ledger::{Account, RoundRecord, RoundStatus, Transfer, TransferKind};
@@ -158,7 +158,13 @@ impl Simulation {
             } => {
                 let (from, req) = self.request(*player, RequestKind::Bet, *req);
                 let (amount, auto) = (*amount_minor, *auto_cashout_hundredths);
-                self.core.bet(now_ms, &from, &req, amount, auto, *slot);
+                self.core.bet(
+                    now_ms,
+                    &from,
+                    &from.player,
+                    &req,
+                    BetTerms::new(amount, auto, *slot),
+                );
             }
             Step::Cashout { player, req, slot } => {
                 let (from, req) = self.request(*player, RequestKind::Cashout, *req);
@@ -485,6 +491,7 @@ impl Simulation {
             RoundEvent::RoomPaused { .. }
             | RoundEvent::RoomResumed { .. }
             | RoundEvent::RoomLimitsChanged { .. } => panic!("no operator in a simulation"),
+            RoundEvent::ChatPosted { .. } => panic!("no chat in a simulation: it moves no money"),
         };
         self.event_stage = Some((round, stage));
     }

@@ -9,7 +9,7 @@ use super::super::event::ListedBet;
 use super::RoomCore;
 use super::replay::RequestKey;
 use super::types::{
-    AUTO_CASHOUT_MIN_HUNDREDTHS, Bet, BetKey, BetState, ROUND_BETS_MAX, RoundPhase,
+    AUTO_CASHOUT_MIN_HUNDREDTHS, Bet, BetKey, BetState, BetTerms, ROUND_BETS_MAX, RoundPhase,
     SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
 };
 
@@ -18,44 +18,29 @@ impl RoomCore {
     /// otherwise hands out the stake transfer and answers once the ledger has spoken. A
     /// bet with the terms of a stake a previous leader took in that slot this round is
     /// that leader's command redelivered: it gets the `bet_ok` the stake earned.
-    pub fn bet(
-        &mut self,
-        now_ms: u64,
-        from: &ReplyTo,
-        req: &str,
-        amount_minor: i64,
-        auto_cashout_hundredths: Option<u64>,
-        slot: u8,
-    ) {
+    pub fn bet(&mut self, now_ms: u64, from: &ReplyTo, name: &str, req: &str, terms: BetTerms) {
         self.observe(now_ms);
         let request = self.request_key(from, RequestKind::Bet, req);
         if self.answer_replay(&request, from) {
             return;
         }
-        let resumed = self.resumed_bets.get(&(from.player.clone(), slot));
+        let resumed = self.resumed_bets.get(&(from.player.clone(), terms.slot));
         if let Some(stake) = resumed.filter(|stake| {
             (stake.stake_minor, stake.auto_cashout_hundredths)
-                == (amount_minor, auto_cashout_hundredths)
+                == (terms.amount_minor, terms.auto_cashout_hundredths)
         }) {
             let answer = Answer::BetAccepted {
                 req: req.to_owned(),
                 round: self.round.number,
-                slot,
-                stake_minor: amount_minor,
-                auto_cashout_hundredths,
+                slot: terms.slot,
+                stake_minor: terms.amount_minor,
+                auto_cashout_hundredths: terms.auto_cashout_hundredths,
                 balance_after_minor: stake.stake_balance_after_minor,
             };
             self.answer(request, vec![from.clone()], answer);
             return;
         }
-        let checked = self.check_bet(
-            now_ms,
-            &from.player,
-            amount_minor,
-            auto_cashout_hundredths,
-            slot,
-        );
-        if let Err(refusal) = checked {
+        if let Err(refusal) = self.check_bet(now_ms, &from.player, &terms) {
             let answer = Answer::BetRefused {
                 req: req.to_owned(),
                 refusal,
@@ -63,14 +48,7 @@ impl RoomCore {
             self.answer(request, vec![from.clone()], answer);
             return;
         }
-        self.take_stake(
-            request,
-            from,
-            req,
-            amount_minor,
-            auto_cashout_hundredths,
-            slot,
-        );
+        self.take_stake(request, from, name, req, terms);
     }
 
     /// Holds the slot for an accepted bet and hands its stake to the ledger.
@@ -78,17 +56,22 @@ impl RoomCore {
         &mut self,
         request: RequestKey,
         from: &ReplyTo,
+        name: &str,
         req: &str,
-        amount_minor: i64,
-        auto_cashout_hundredths: Option<u64>,
-        slot: u8,
+        terms: BetTerms,
     ) {
+        let BetTerms {
+            amount_minor,
+            auto_cashout_hundredths,
+            slot,
+        } = terms;
         let bet = Bet {
             stake_minor: amount_minor,
             auto_cashout_hundredths,
             state: BetState::Pending {
                 req: req.to_owned(),
             },
+            name: name.to_owned(),
         };
         self.bets.insert((from.player.clone(), slot), bet);
         self.replay.wait_for_ledger(request, from);
@@ -111,14 +94,12 @@ impl RoomCore {
         });
     }
 
-    fn check_bet(
-        &self,
-        now_ms: u64,
-        player: &str,
-        amount_minor: i64,
-        auto_cashout_hundredths: Option<u64>,
-        slot: u8,
-    ) -> Result<(), Refusal> {
+    fn check_bet(&self, now_ms: u64, player: &str, terms: &BetTerms) -> Result<(), Refusal> {
+        let &BetTerms {
+            amount_minor,
+            auto_cashout_hundredths,
+            slot,
+        } = terms;
         let engine = &self.settings.engine;
         let betting =
             matches!(self.round.phase, RoundPhase::Betting { ends_at_ms } if now_ms < ends_at_ms);
@@ -180,6 +161,7 @@ impl RoomCore {
             panic!("bet {key:?} confirmed twice");
         };
         let (stake_minor, auto) = (bet.stake_minor, bet.auto_cashout_hundredths);
+        let name = bet.name.clone();
         self.active_stakes_minor += i128::from(stake_minor);
         self.round.totals.bets += 1;
         self.round.totals.staked_minor += stake_minor;
@@ -189,6 +171,7 @@ impl RoomCore {
         }
         self.unannounced_bets.offer(ListedBet {
             player: key.player.clone(),
+            name,
             slot: key.slot,
             stake_minor,
             auto_cashout_hundredths: auto,
@@ -254,11 +237,23 @@ mod tests {
         core.cashout(T0_MS + 10, &player("a"), "c1", 0);
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         // Betting ends at T0 + BETTING_MS even before `advance` has seen it.
-        core.bet(T0_MS + BETTING_MS, &player("a"), "b1", 100, None, 0);
+        core.bet(
+            T0_MS + BETTING_MS,
+            &player("a"),
+            "a",
+            "b1",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         let started_at_ms = fly(&mut core);
         core.take_effects();
-        core.bet(started_at_ms + 5, &player("a"), "b2", 100, None, 0);
+        core.bet(
+            started_at_ms + 5,
+            &player("a"),
+            "a",
+            "b2",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         core.cashout(started_at_ms + 5, &player("a"), "c2", 0);
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::NoActiveBet);
@@ -269,14 +264,26 @@ mod tests {
         let (mut core, _) = room_where(|_| true, engine());
         placed(&mut core, "a", 100, None, 0);
         placed(&mut core, "a", 200, None, 1);
-        core.bet(T0_MS, &player("a"), "again", 100, None, 0);
+        core.bet(
+            T0_MS,
+            &player("a"),
+            "a",
+            "again",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
-        core.bet(T0_MS, &player("a"), "third", 100, None, 2);
+        core.bet(
+            T0_MS,
+            &player("a"),
+            "a",
+            "third",
+            BetTerms::new(100, None, 2),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
         // A pending (unconfirmed) stake holds its slot too.
-        core.bet(T0_MS, &player("b"), "p1", 100, None, 0);
+        core.bet(T0_MS, &player("b"), "b", "p1", BetTerms::new(100, None, 0));
         core.take_effects();
-        core.bet(T0_MS, &player("b"), "p2", 100, None, 0);
+        core.bet(T0_MS, &player("b"), "b", "p2", BetTerms::new(100, None, 0));
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
     }
 
@@ -290,7 +297,13 @@ mod tests {
             (100, Some(100_001)),
         ];
         for (index, (amount, auto)) in refused.into_iter().enumerate() {
-            core.bet(T0_MS, &player("a"), &format!("r{index}"), amount, auto, 0);
+            core.bet(
+                T0_MS,
+                &player("a"),
+                "a",
+                &format!("r{index}"),
+                BetTerms::new(amount, auto, 0),
+            );
             assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
         }
         placed(&mut core, "a", 10, Some(101), 0);
@@ -300,7 +313,13 @@ mod tests {
     #[test]
     fn insufficient_funds_frees_the_slot() {
         let (mut core, _) = room_where(|_| true, engine());
-        core.bet(T0_MS, &player("a"), "poor", 5_000, None, 0);
+        core.bet(
+            T0_MS,
+            &player("a"),
+            "a",
+            "poor",
+            BetTerms::new(5_000, None, 0),
+        );
         let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
             panic!("a stake")
         };
@@ -309,7 +328,13 @@ mod tests {
             refusal(&only_reply(&mut core)),
             RefusalCode::InsufficientFunds
         );
-        core.bet(T0_MS, &player("a"), "poor", 5_000, None, 0);
+        core.bet(
+            T0_MS,
+            &player("a"),
+            "a",
+            "poor",
+            BetTerms::new(5_000, None, 0),
+        );
         assert_eq!(
             refusal(&only_reply(&mut core)),
             RefusalCode::InsufficientFunds

@@ -175,7 +175,13 @@ mod tests {
         let again = cancel(&mut core, T0_MS + 30, "a", "x2", 0);
         assert!(again.transfers.is_empty());
         assert_eq!(refusal(&again.replies[0].answer), RefusalCode::NoActiveBet);
-        core.bet(T0_MS + 40, &player("a"), "b2", 300, None, 0);
+        core.bet(
+            T0_MS + 40,
+            &player("a"),
+            "a",
+            "b2",
+            BetTerms::new(300, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
         // The auto-cashout target left with the bet: the flight pays no one.
         fly(&mut core);
@@ -225,7 +231,7 @@ mod tests {
             RefusalCode::InvalidField
         );
         // A stake the ledger has not taken yet cannot be cancelled.
-        core.bet(T0_MS, &player("a"), "b", 100, None, 0);
+        core.bet(T0_MS, &player("a"), "a", "b", BetTerms::new(100, None, 0));
         core.take_effects();
         let pending = cancel(&mut core, T0_MS, "a", "z", 0);
         assert!(pending.transfers.is_empty() && pending.events.is_empty());

@@ -202,7 +202,13 @@ mod tests {
         assert!(matches!(core.phase(), RoundPhase::Crashed { .. }));
         assert_eq!(core.round_number(), 1);
         assert_eq!(core.next_deadline_ms(), None, "a paused room sleeps");
-        core.bet(crash_at_ms + 60_000, &player("b"), "late", 100, None, 0);
+        core.bet(
+            crash_at_ms + 60_000,
+            &player("b"),
+            "b",
+            "late",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
     }
 
@@ -269,9 +275,21 @@ mod tests {
         let next_ms = crash_at_ms + 600;
         let events = run(&mut core, T0_MS, next_ms);
         assert_eq!(opened(&events), [2]);
-        core.bet(next_ms, &player("c"), "small", 100, None, 0);
+        core.bet(
+            next_ms,
+            &player("c"),
+            "c",
+            "small",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
-        core.bet(next_ms, &player("c"), "large", 700, None, 0);
+        core.bet(
+            next_ms,
+            &player("c"),
+            "c",
+            "large",
+            BetTerms::new(700, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::InvalidField);
         placed_at(&mut core, next_ms, "c", 550, None, 0);
     }

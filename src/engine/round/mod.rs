@@ -22,7 +22,8 @@
 //! # Files
 //! `mod.rs` holds [`RoomCore`], its state and the phase loop (ticks, flight, crash, the
 //! next round, abort, events and journal records); `impl RoomCore` continues in `bets`
-//! (placing bets), `cancel` (a bet taken back while betting is open), `cashout`
+//! (placing bets), `cancel` (a bet taken back while betting is open), `chat` (a
+//! player's message posted to the room, and the chat rate limit), `cashout`
 //! (cashouts, auto-cashouts, everyone at the cap), `resume`
 //! (a round taken over from a previous leader) and `requests` (answers and replays). The
 //! pure parts are `curve` (the multiplier), `cap` (the max-profit cap) and `replay` (the
@@ -33,6 +34,7 @@ mod bets;
 mod cancel;
 mod cap;
 mod cashout;
+mod chat;
 mod controls;
 mod curve;
 mod replay;
@@ -54,15 +56,16 @@ use crate::ledger::{
 use super::event::{ListedBet, ListedCashout, RoundEvent, RoundTotals};
 use replay::ReplayMap;
 
+pub use chat::CHAT_PLAYERS_TRACKED_MAX;
 pub use controls::{ControlChange, set_limits};
 
 use curve::next_tick_after;
 pub use curve::{elapsed_to_reach_ms, multiplier_at};
 pub use replay::{REPLAY_REFUSALS_PER_ROUND_MAX, REQUEST_WAITERS_MAX};
 pub use types::{
-    AUTO_CASHOUT_MIN_HUNDREDTHS, BetInFlight, BetKey, BetSettled, CashoutBy, ChainExhausted,
-    CreditNotice, CreditReason, Effects, ROUND_BETS_MAX, ResumeError, RoomSettings, RoundInFlight,
-    RoundPhase, SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
+    AUTO_CASHOUT_MIN_HUNDREDTHS, BetInFlight, BetKey, BetSettled, BetTerms, CashoutBy,
+    ChainExhausted, CreditNotice, CreditReason, Effects, ROUND_BETS_MAX, ResumeError, RoomSettings,
+    RoundInFlight, RoundPhase, SLOTS_PER_PLAYER, TransferIntent, TransferPurpose,
 };
 use types::{Bet, BetState, MULTIPLIER_START_HUNDREDTHS, RoundState};
 
@@ -106,6 +109,8 @@ pub struct RoomCore {
     paused: bool,
     /// Limits an operator set for the next round; they replace the settings' when it opens.
     next_limits: Option<crate::ledger::RoomLimits>,
+    /// Each player's chat rate (see `chat`), kept across rounds.
+    chat_rates: chat::ChatRates,
     effects: Effects,
 }
 
@@ -175,6 +180,7 @@ impl RoomCore {
             last_now_ms: now_ms,
             paused: false,
             next_limits: None,
+            chat_rates: chat::ChatRates::default(),
             effects: Effects::default(),
         }
     }
@@ -609,6 +615,7 @@ mod tests {
                 RoundEvent::FlightStarted { .. } | RoundEvent::Tick { .. } => 1,
                 RoundEvent::Crashed { .. } => 2,
                 RoundEvent::BetCancelled { .. } => panic!("no cancel here"),
+                RoundEvent::ChatPosted { .. } => panic!("no chat here"),
                 RoundEvent::RoomPaused { .. }
                 | RoundEvent::RoomResumed { .. }
                 | RoundEvent::RoomLimitsChanged { .. } => panic!("no operator here"),
@@ -803,7 +810,13 @@ mod tests {
             let slot = (index % 2) as u8;
             let now_ms = T0_MS + (index as u64 * BETTING_MS) / PLAYERS as u64;
             core.advance(now_ms).unwrap();
-            core.bet(now_ms, &player(&name), "b", amount, auto, slot);
+            core.bet(
+                now_ms,
+                &player(&name),
+                &name,
+                "b",
+                BetTerms::new(amount, auto, slot),
+            );
             let effects = core.take_effects();
             events.extend(effects.events);
             let TransferPurpose::Stake(key) = &effects.transfers[0].purpose else {

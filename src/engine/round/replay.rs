@@ -119,10 +119,16 @@ mod tests {
             connection: 2,
             ..player("a")
         };
-        core.bet(T0_MS, &player("a"), "r1", 100, None, 0);
+        core.bet(T0_MS, &player("a"), "a", "r1", BetTerms::new(100, None, 0));
         let stake = core.take_effects().transfers.remove(0);
         // Replayed while the ledger has the stake: answered together with the first.
-        core.bet(T0_MS, &other_connection, "r1", 100, None, 0);
+        core.bet(
+            T0_MS,
+            &other_connection,
+            "a",
+            "r1",
+            BetTerms::new(100, None, 0),
+        );
         assert!(core.take_effects().replies.is_empty());
         let TransferPurpose::Stake(key) = stake.purpose else {
             panic!("a stake")
@@ -133,17 +139,41 @@ mod tests {
         assert_eq!(replies[0].answer, replies[1].answer);
         assert_eq!(replies[1].to, other_connection);
         // Replayed later, even with other fields: the first reply again, nothing moves.
-        core.bet(T0_MS + 1, &player("a"), "r1", 555, None, 1);
+        core.bet(
+            T0_MS + 1,
+            &player("a"),
+            "a",
+            "r1",
+            BetTerms::new(555, None, 1),
+        );
         let effects = core.take_effects();
         assert!(effects.transfers.is_empty());
         assert_eq!(effects.replies[0].answer, replies[0].answer);
         // A refusal is replayed as it was, though the request would now be valid.
-        core.bet(T0_MS + 2, &player("a"), "r2", 1, None, 1);
+        core.bet(
+            T0_MS + 2,
+            &player("a"),
+            "a",
+            "r2",
+            BetTerms::new(1, None, 1),
+        );
         let first = only_reply(&mut core);
-        core.bet(T0_MS + 3, &player("a"), "r2", 100, None, 1);
+        core.bet(
+            T0_MS + 3,
+            &player("a"),
+            "a",
+            "r2",
+            BetTerms::new(100, None, 1),
+        );
         assert_eq!(only_reply(&mut core), first);
         // An internal fault is not remembered: the retry with the same req goes through.
-        core.bet(T0_MS + 4, &player("a"), "r3", 100, None, 1);
+        core.bet(
+            T0_MS + 4,
+            &player("a"),
+            "a",
+            "r3",
+            BetTerms::new(100, None, 1),
+        );
         let key = BetKey {
             round: 1,
             player: "a".into(),
@@ -152,14 +182,26 @@ mod tests {
         core.take_effects();
         core.reject_bet(&key, RefusalCode::Internal);
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::Internal);
-        core.bet(T0_MS + 5, &player("a"), "r3", 100, None, 1);
+        core.bet(
+            T0_MS + 5,
+            &player("a"),
+            "a",
+            "r3",
+            BetTerms::new(100, None, 1),
+        );
         assert_eq!(core.take_effects().transfers.len(), 1);
     }
 
     #[test]
     fn a_bet_and_a_cashout_sharing_a_req_are_two_requests() {
         let (mut core, _) = room_where(|crash| crash >= 300, engine());
-        core.bet(T0_MS, &player("a"), "same", 100, None, 0);
+        core.bet(
+            T0_MS,
+            &player("a"),
+            "a",
+            "same",
+            BetTerms::new(100, None, 0),
+        );
         let TransferPurpose::Stake(key) = core.take_effects().transfers.remove(0).purpose else {
             panic!("a stake")
         };
@@ -190,7 +232,13 @@ mod tests {
         // Each is replayed as itself.
         core.cashout(started_at_ms + 1_100, &player("a"), "same", 0);
         assert_eq!(only_reply(&mut core), cashout_ok);
-        core.bet(started_at_ms + 1_100, &player("a"), "same", 100, None, 0);
+        core.bet(
+            started_at_ms + 1_100,
+            &player("a"),
+            "a",
+            "same",
+            BetTerms::new(100, None, 0),
+        );
         assert!(matches!(
             only_reply(&mut core),
             Answer::BetAccepted {

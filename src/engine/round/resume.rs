@@ -129,12 +129,16 @@ impl RoomCore {
             }
             BetSettled::Refunded => BetState::Refunded,
         };
+        // A resumed bet was listed by the leader that took it; the name is for lists, so
+        // the default does.
+        let name = crate::display_name::default_name(&player);
         let previous = self.bets.insert(
             (player, slot),
             Bet {
                 stake_minor,
                 auto_cashout_hundredths,
                 state,
+                name,
             },
         );
         assert!(previous.is_none(), "one stake per player and slot");
@@ -279,7 +283,13 @@ mod tests {
         assert_eq!(only_reply(&mut core), cashout_ok);
         // alice's bet was taken: bet_ok with the balance after her stake, though betting
         // is over.
-        core.bet(now_ms + 1, &player("alice"), "in", 1_000, Some(150), 0);
+        core.bet(
+            now_ms + 1,
+            &player("alice"),
+            "alice",
+            "in",
+            BetTerms::new(1_000, Some(150), 0),
+        );
         let effects = core.take_effects();
         assert!(effects.transfers.is_empty());
         let bet_ok = Answer::BetAccepted {
@@ -292,7 +302,13 @@ mod tests {
         };
         assert_eq!(effects.replies[0].answer, bet_ok);
         // Other terms are another bet, refused as any; an open bet is cashed out as usual.
-        core.bet(now_ms + 1, &player("carol"), "in", 300, None, 0);
+        core.bet(
+            now_ms + 1,
+            &player("carol"),
+            "carol",
+            "in",
+            BetTerms::new(300, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::WrongPhase);
         core.cashout(now_ms + 1, &player("carol"), "out", 0);
         assert_eq!(credits(&core.take_effects()).len(), 1);
@@ -374,7 +390,13 @@ mod tests {
             effects.events[..],
             [RoundEvent::BettingOpened { seq: 7, round: 1, ends_at_ms }] if ends_at_ms == now_ms + BETTING_MS
         ));
-        core.bet(now_ms, &player("alice"), "again", 100, None, 0);
+        core.bet(
+            now_ms,
+            &player("alice"),
+            "alice",
+            "again",
+            BetTerms::new(100, None, 0),
+        );
         assert_eq!(refusal(&only_reply(&mut core)), RefusalCode::SlotTaken);
     }
 }

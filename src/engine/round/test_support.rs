@@ -9,6 +9,7 @@ use crate::engine::answer::{Answer, RefusalCode};
 use crate::fair::{self, FairChain};
 
 use super::RoomCore;
+pub(super) use super::types::BetTerms;
 use super::types::{
     BetKey, CreditNotice, CreditReason, Effects, RoomSettings, RoundPhase, TransferPurpose,
 };
@@ -37,6 +38,8 @@ pub(super) fn engine() -> EngineConfig {
         public_cashouts_per_tick_max: 10,
         ledger_batch_timeout_ms: 1_000,
         ledger_breaker_cooldown_ms: 5_000,
+        chat_burst_messages: 5,
+        chat_message_interval_ms: 1_000,
     }
 }
 
@@ -92,10 +95,9 @@ pub(super) fn placed_at(
     core.bet(
         now_ms,
         &player(name),
+        name,
         &format!("bet-{name}-{slot}"),
-        amount,
-        auto,
-        slot,
+        BetTerms::new(amount, auto, slot),
     );
     let effects = core.take_effects();
     let [intent] = effects.transfers.as_slice() else {

@@ -230,6 +230,26 @@ pub(super) struct Bet {
     pub(super) stake_minor: i64,
     pub(super) auto_cashout_hundredths: Option<u64>,
     pub(super) state: BetState,
+    /// The player's display name when it bet, for the public lists.
+    pub(super) name: String,
+}
+
+/// What a player asks to bet: the stake, its auto-cashout target, the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BetTerms {
+    pub amount_minor: i64,
+    pub auto_cashout_hundredths: Option<u64>,
+    pub slot: u8,
+}
+
+impl BetTerms {
+    pub fn new(amount_minor: i64, auto_cashout_hundredths: Option<u64>, slot: u8) -> BetTerms {
+        BetTerms {
+            amount_minor,
+            auto_cashout_hundredths,
+            slot,
+        }
+    }
 }
 
 /// The current round.

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use super::answer::Reply;
 use super::breaker::LedgerBreaker;
 use super::event::RoundEvent;
-use super::round::{RoomCore, RoomSettings, TransferIntent};
+use super::round::{BetTerms, RoomCore, RoomSettings, TransferIntent};
 use bytes::Bytes;
 
 use crate::bus::{Command, CommandEnvelope, EventEnvelope, ReplyEnvelope, ReplyTo, RequestId};
@@ -304,14 +304,14 @@ impl RoomRunner {
                     amount_minor,
                     auto_cashout_hundredths,
                     slot,
-                } => self.core.bet(
-                    now_ms,
-                    &envelope.from,
-                    &req,
-                    amount_minor,
-                    auto_cashout_hundredths,
-                    slot,
-                ),
+                    name,
+                } => {
+                    let terms = BetTerms::new(amount_minor, auto_cashout_hundredths, slot);
+                    self.core.bet(now_ms, &envelope.from, &name, &req, terms);
+                }
+                Command::Chat { name, text } => {
+                    self.core.chat(now_ms, &envelope.from, &name, &text);
+                }
                 Command::Cashout { req, slot } => {
                     self.core.cashout(now_ms, &envelope.from, &req, slot);
                 }
@@ -365,8 +365,10 @@ impl RoomRunner {
 
     async fn publish(&self, events: Vec<RoundEvent>) {
         for event in events {
-            if matches!(event, RoundEvent::Crashed { .. }) {
-                self.metrics.rounds.increment(1);
+            match event {
+                RoundEvent::Crashed { .. } => self.metrics.rounds.increment(1),
+                RoundEvent::ChatPosted { .. } => self.metrics.chat_posted(),
+                _ => {}
             }
             let envelope = EventEnvelope {
                 room: self.room.clone(),

@@ -486,6 +486,7 @@ mod tests {
             amount_minor: 1_000,
             auto_cashout_hundredths: Some(110),
             slot: 0,
+            name: "Bettor".to_owned(),
         };
         send(&fixture.bus, "alice", alice_bet).await;
         let mut replies = replies_of(&fixture).await;

@@ -156,6 +156,7 @@ pub(super) fn bet(req: &str, amount_minor: i64, auto_cashout_hundredths: Option<
         amount_minor,
         auto_cashout_hundredths,
         slot: 0,
+        name: "Bettor".to_owned(),
     }
 }
 

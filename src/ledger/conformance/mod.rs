@@ -11,6 +11,7 @@
 
 mod admin;
 mod fixtures;
+mod names;
 mod random;
 
 use super::{
@@ -25,6 +26,7 @@ use fixtures::{
     apply, assert_strictly_increasing, balance, bet, committed, grant, payout, with_multiplier,
 };
 pub(crate) use fixtures::{assert_fenced, fence, player, transfer};
+pub use names::display_names_are_unique_by_key_and_replaceable;
 pub use random::{bets_per_second, random_operations_match_a_model};
 
 /// Stamps out one `#[tokio::test]` per conformance case. `$make` is a closure returning a
@@ -51,6 +53,7 @@ macro_rules! ledger_conformance_tests {
             audit_entries_read_newest_first_and_bounded,
             player_bets_come_with_their_settlements,
             bans_are_stored_listed_lifted_and_audited,
+            display_names_are_unique_by_key_and_replaceable,
             random_operations_match_a_model);
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

@@ -9,7 +9,8 @@
 //!   `ledger::plan`, retried when it loses a race);
 //! - `fence`: the rooms' fencing tokens (`check_fence`, `acquire_fence`);
 //! - `journal`: the round journal; `transfers`: balances and stored transfers;
-//!   `guests`: removing unused guests; `columns`: rows to values and back.
+//!   `guests`: removing unused guests; `names`: players' display names; `columns`: rows
+//!   to values and back.
 //!
 //! Fencing: a fenced batch (or round record) first raises its room's row in `fences`
 //! (see `fence::check_fence`); that row lock, held to the commit, orders the writes of a
@@ -25,6 +26,7 @@ mod connection;
 mod fence;
 mod guests;
 mod journal;
+mod names;
 mod schema;
 #[cfg(test)]
 mod test_support;
@@ -34,9 +36,10 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
+    RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
+use crate::display_name::DisplayName;
 
 /// The PostgreSQL ledger. Cheap to share behind an `Arc`; calls run concurrently on the
 /// pool's connections.
@@ -188,6 +191,19 @@ impl Ledger for PostgresLedger {
 
     async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
         admin::banned_players(&self.pool, limit).await
+    }
+
+    async fn set_display_name(
+        &self,
+        player: &str,
+        name: &DisplayName,
+        at_ms: u64,
+    ) -> Result<NameOutcome, LedgerError> {
+        names::set_display_name(&self.pool, player, name, at_ms).await
+    }
+
+    async fn display_name(&self, player: &str) -> Result<Option<String>, LedgerError> {
+        names::display_name(&self.pool, player).await
     }
 }
 

@@ -109,6 +109,16 @@ ALTER TABLE audit DROP CONSTRAINT audit_action_check,
     ADD CONSTRAINT audit_action_check CHECK (action IN ('pause_room', 'resume_room',
         'set_room_limits', 'kick_player', 'ban_player', 'unban_player'));
 "#,
+    r#"
+-- The names players picked; at most one player holds a key (case, separators and
+-- look-alike digits folded), so no two players show as one name.
+CREATE TABLE display_names (
+    player TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT COLLATE "C" NOT NULL UNIQUE,
+    named_at_ms BIGINT NOT NULL CHECK (named_at_ms >= 0)
+);
+"#,
 ];
 
 /// `PostgresLedger::migrate` with the given `steps` (all of `MIGRATIONS`, but for tests

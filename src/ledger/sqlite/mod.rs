@@ -2,7 +2,8 @@
 //!
 //! Owns the SQLite database: its connection and the calls of the trait here, the schema and
 //! its migrations (`schema`), the group-commit write path (`batch`), the rooms' fencing
-//! tokens (`fence`) and the rows read and written (`rows`).
+//! tokens (`fence`), the rows read and written (`rows`) and the players' display names
+//! (`names`).
 //!
 //! One connection behind a mutex serves every call on tokio's blocking pool. SQLite admits
 //! one writer at a time anyway; what makes it fast is batching (one `BEGIN IMMEDIATE`
@@ -20,6 +21,7 @@
 mod admin;
 mod batch;
 mod fence;
+mod names;
 mod rows;
 mod schema;
 
@@ -32,8 +34,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::plan::prepare;
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
+    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
+    RoomControls, RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
     TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
@@ -43,6 +45,8 @@ use rows::{
     upsert_round,
 };
 use schema::{MIGRATIONS, migrate};
+
+use crate::display_name::DisplayName;
 
 /// How long a writer waits for a lock held by another connection, in milliseconds.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -339,6 +343,23 @@ impl Ledger for SqliteLedger {
 
     async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
         self.run(move |connection| admin::banned_players(connection, limit))
+            .await
+    }
+
+    async fn set_display_name(
+        &self,
+        player: &str,
+        name: &DisplayName,
+        at_ms: u64,
+    ) -> Result<NameOutcome, LedgerError> {
+        let (player, name) = (player.to_owned(), name.clone());
+        self.run(move |connection| names::set_display_name(connection, &player, &name, at_ms))
+            .await
+    }
+
+    async fn display_name(&self, player: &str) -> Result<Option<String>, LedgerError> {
+        let player = player.to_owned();
+        self.run(move |connection| names::display_name(connection, &player))
             .await
     }
 

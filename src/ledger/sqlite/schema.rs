@@ -118,6 +118,16 @@ BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 "#,
+    r#"
+-- The names players picked; at most one player holds a key (case, separators and
+-- look-alike digits folded), so no two players show as one name.
+CREATE TABLE display_names (
+    player TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    named_at_ms INTEGER NOT NULL CHECK (named_at_ms >= 0)
+) STRICT;
+"#,
 ];
 
 /// Applies the `steps` the database has not seen yet (all of `MIGRATIONS`, but for tests

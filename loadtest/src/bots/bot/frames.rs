@@ -81,7 +81,10 @@ impl Bot {
                 self.totals = totals.map(|totals| (round, totals));
             }
             // A paused room opens no round: the bot waits for the next `betting`.
-            RoomEvent::Paused { .. } | RoomEvent::Resumed { .. } | RoomEvent::Limits { .. } => {}
+            RoomEvent::Paused { .. }
+            | RoomEvent::Resumed { .. }
+            | RoomEvent::Limits { .. }
+            | RoomEvent::Chat { .. } => {}
         }
     }
 
@@ -266,11 +269,13 @@ impl Bot {
             | ServerMessage::Snapshot { .. }
             | ServerMessage::Error { .. }
             | ServerMessage::Pong { .. } => {}
-            // Answers to requests a bot never sends: an operator's control, a cancel.
+            // Answers to requests a bot never sends: an operator's control, a cancel, a name.
             ServerMessage::ControlOk { .. }
             | ServerMessage::ControlErr { .. }
             | ServerMessage::CancelOk { .. }
-            | ServerMessage::CancelErr { .. } => {
+            | ServerMessage::CancelErr { .. }
+            | ServerMessage::NameOk { .. }
+            | ServerMessage::NameErr { .. } => {
                 self.fail(Check::ReplyMismatch, "not an answer to a bot".into())
             }
         }

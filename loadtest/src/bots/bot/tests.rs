@@ -67,6 +67,7 @@ fn snapshot_betting() -> ServerMessage {
         bets: Vec::new(),
         totals: None,
         paused: false,
+        chat: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@
 //   messages.js  error and close codes in plain words;  stake-check.js  a bet's checks
 //   refunds.js   cancelled rounds and refunds;  sound.js  the sound effects
 //   my-bets.js   the player's own latest bets (GET /api/me/bets)
+//   chat.js      the room's chat;  name.js  the player's display name
 
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
@@ -24,6 +25,8 @@ import {
 import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
 import { refreshMyBets, wireMyBets } from './my-bets.js';
 import { buildSoundToggle } from './sound.js';
+import { loadChat, onChat, onChatRefused, renderChatEnabled, wireChat } from './chat.js';
+import { loadMyName, onNameErr, onNameOk, wireName } from './name.js';
 import { onLimits } from './stake-check.js';
 import { conn, game, slots } from './state.js';
 
@@ -37,8 +40,11 @@ function onFrame(msg) {
     game.seq = msg.seq;
   }
   switch (msg.t) {
-    case 'hello': return onHello(msg);
-    case 'snapshot': return onSnapshot(msg);
+    case 'hello': onHello(msg); return loadMyName();
+    case 'snapshot': onSnapshot(msg); return loadChat(msg.chat);
+    case 'chat': return onChat(msg);
+    case 'name_ok': return onNameOk(msg);
+    case 'name_err': return onNameErr(msg);
     case 'betting': return onBetting(msg);
     case 'flying': return onFlying(msg);
     case 'tick': return onTick(msg);
@@ -52,7 +58,7 @@ function onFrame(msg) {
     case 'cashout_err': return onCashoutErr(msg);
     case 'balance': return onBalance(msg);
     case 'limits': return onLimits(msg);
-    case 'error': return toast(refusalSentence(msg));
+    case 'error': return onChatRefused(msg) || toast(refusalSentence(msg));
     case 'pong': return renderLag();
     default: return undefined;
   }
@@ -71,10 +77,18 @@ document.addEventListener('keydown', (e) => {
 buildPanels(onAction);
 buildSoundToggle();
 wireMyBets();
+wireChat();
+wireName();
 renderPanels();
 renderBets();
 startRequestTimeouts();
-conn.start({ onFrame, onStatus });
+conn.start({
+  onFrame,
+  onStatus: (...status) => {
+    onStatus(...status);
+    renderChatEnabled();
+  },
+});
 startAnimation(new FlightChart($('chart')));
 
 // Test/debug hook (read-only view of the state).

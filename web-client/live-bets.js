@@ -69,7 +69,7 @@ function betRow(b) {
   who.title = b.player;
   const name = document.createElement('span');
   name.className = 'name';
-  name.textContent = mine ? 'You' : shortPlayer(b.player);
+  name.textContent = mine ? 'You' : b.name || shortPlayer(b.player);
   who.append(name);
   if (b.slot) {
     const tag = document.createElement('span');

@@ -5,7 +5,7 @@
 import { formatMoney, formatMult } from './format.js';
 import { game } from './state.js';
 
-/** Sentences for the codes of `error`, `bet_err`, `cancel_err` and `cashout_err`
+/** Sentences for the codes of `error`, `bet_err`, `cancel_err`, `cashout_err` and `name_err`
  *  (docs/protocol.md); by request kind where the code means different things. */
 const SENTENCES = {
   bad_json: 'The page sent something the server could not read. Reload the page.',
@@ -33,6 +33,10 @@ const SENTENCES = {
   invalid_limits: 'Those room limits cannot be used.',
   already_paused: 'The room is already paused.',
   not_paused: 'The room is not paused.',
+  chat_rate_limited: 'You are sending messages too fast. Wait a few seconds.',
+  muted: 'An operator has silenced you in the chat: your messages are not shown to others.',
+  invalid_name: 'A name has 3 to 16 letters, digits, spaces, dots, dashes or underscores, and cannot look like the house, the staff or a guest.',
+  name_taken: 'Another player already has that name (or one too like it). Pick another.',
 };
 
 const GENERIC = 'Something went wrong. Try again in a moment.';

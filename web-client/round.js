@@ -20,8 +20,8 @@ export function onHello(msg) {
   setGrowth(msg.growth);
   game.me = msg.player;
   game.room = msg.room ?? null;
-  $('player').textContent = shortPlayer(msg.player);
-  $('player').title = `Guest ${msg.player}`;
+  // The display name, once name.js learnt it; the id until then.
+  $('player').textContent = game.myName ?? shortPlayer(msg.player);
   setBalance(msg.balance);
   // Recovered: the missed events follow and continue from game.seq. Otherwise the
   // snapshot that follows sets the position.
@@ -41,7 +41,7 @@ export function onSnapshot(msg) {
   renderHistory();
   game.bets.clear();
   for (const b of msg.bets || []) {
-    game.bets.set(betKey(b), { player: b.player, slot: b.slot, amount: b.amount, auto: b.auto, m: b.cashed_out ?? null, win: b.win ?? null });
+    game.bets.set(betKey(b), { player: b.player, name: b.name, slot: b.slot, amount: b.amount, auto: b.auto, m: b.cashed_out ?? null, win: b.win ?? null });
   }
   game.totals = msg.totals ?? null;
   game.crashM = null;
@@ -151,7 +151,7 @@ export function onFlying(msg) {
 
 export function onTick(msg) {
   if (msg.bets) {
-    for (const b of msg.bets) game.bets.set(betKey(b), { player: b.player, slot: b.slot, amount: b.amount, auto: b.auto, m: null, win: null });
+    for (const b of msg.bets) game.bets.set(betKey(b), { player: b.player, name: b.name, slot: b.slot, amount: b.amount, auto: b.auto, m: null, win: null });
     markBetsDirty();
   }
   if (msg.cashouts) applyCashouts(msg.cashouts);

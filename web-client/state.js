@@ -11,6 +11,7 @@ export const BETS_KEPT_MAX = 100;
 
 export const game = {
   me: null,
+  myName: null, // the player's display name, once known (name.js)
   room: null, // the room's name, from hello
   balance: null,
   // The room's stake limits (minor units) and highest auto cash out (hundredths) as far

@@ -74,8 +74,10 @@ export async function ownServer() {
   const url = `http://127.0.0.1:${port}`;
   let child = null;
   let output = '';
+  // Not ALOFT_BIN: the server reads every ALOFT_* variable as its configuration.
+  const { ALOFT_BIN: _binary, ...inherited } = process.env;
   const env = {
-    ...process.env,
+    ...inherited,
     ALOFT_ENGINE__BETTING_DURATION_MS: '3000',
     ALOFT_ENGINE__CRASHED_DURATION_MS: '1000',
     ALOFT_ENGINE__GROWTH_RATE_PER_MS_MILLIONTHS: '300',
@@ -96,7 +98,8 @@ export async function ownServer() {
         if (ready) return;
         await new Promise((r) => setTimeout(r, 100));
       }
-      throw new Error(`own server did not become ready: ${output.slice(-2000)}`);
+      // The head says why (a backtrace may follow it).
+      throw new Error(`own server did not become ready: ${output.slice(0, 2000)}`);
     },
     kill(signal = 'SIGKILL') {
       const running = child;

@@ -7,7 +7,8 @@
 // page like a person would (bet in slot 0 during Betting, cash out while Flying),
 // checks the balance moves consistently, that the history chips grow after a crash,
 // that a dropped connection resumes from the page's last event (`recovered`), that a
-// bet can be cancelled before take-off (cancel.mjs), and that
+// bet can be cancelled before take-off (cancel.mjs), that two players chat under a
+// picked name with markup shown as text (chat.mjs), and that
 // /verify.html verifies the crashed round. Then the page's honest states and
 // accessibility (page-checks.mjs: Tab, focus, plain words, contrast, axe-core, sound)
 // and a server of its own killed under a bet (server-loss.mjs). Screenshots go to
@@ -20,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { check, fail, finish, info, launch, left, pass, serverUrl, waitUntil } from './harness.mjs';
 import { checkAccessibility, checkContrast, checkEveryCodeWorded, checkPlainWords, checkSound, checkTabOrder, countAudioContexts } from './page-checks.mjs';
 import { checkCancel } from './cancel.mjs';
+import { checkChat } from './chat.mjs';
 import { checkServerLoss } from './server-loss.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -188,7 +190,10 @@ async function main() {
   // 6. A bet taken back before take-off.
   await checkCancel(page, frames.sent);
 
-  // 7. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
+  // 7. Two players chat, one under a picked name.
+  await checkChat(context, page, base, shot);
+
+  // 8. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
   await checkEveryCodeWorded(page);
   await checkPlainWords(page, frames.sent);
   await checkAccessibility(page, 1280, path.join(docsImages, 'player.png'));

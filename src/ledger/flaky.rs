@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, Restriction, RestrictionChange,
+    RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
 };
 
 /// `inner`, except that its next `failures` batches fail before reaching it.
@@ -118,10 +118,14 @@ impl Ledger for FlakyLedger {
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
         self.inner.player_bets(player, limit).await
     }
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
-        self.inner.write_ban(change).await
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError> {
+        self.inner.write_restriction(change).await
     }
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
-        self.inner.banned_players(limit).await
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.inner.restricted_players(restriction, limit).await
     }
 }

@@ -32,8 +32,8 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::plan::prepare;
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, PlayerBet, RoomControls,
-    RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
+    Account, AuditEntry, Fence, Ledger, LedgerError, PlayerBet, Restriction, RestrictionChange,
+    RoomControls, RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
     TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
@@ -331,14 +331,18 @@ impl Ledger for SqliteLedger {
             .await
     }
 
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError> {
         let change = change.clone();
-        self.run(move |connection| admin::write_ban(connection, &change))
+        self.run(move |connection| admin::write_restriction(connection, &change))
             .await
     }
 
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
-        self.run(move |connection| admin::banned_players(connection, limit))
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.run(move |connection| admin::restricted_players(connection, restriction, limit))
             .await
     }
 

@@ -135,8 +135,7 @@ impl RoomControlsChange {
 /// What an operator can hold a player to until it is lifted, each kept in its own table
 /// with the same shape (player, since when, by whom): a ban (its tokens refused, its
 /// sockets closed) or a mute (its chat refused, its sockets kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
-#[strum(serialize_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Restriction {
     Ban,
     Mute,

@@ -3,7 +3,7 @@
 //! ([`RoomController`]: pause after the round, resume, the next round's limits), a
 //! player's record ([`player_record`]: balance and last bets with their transfers), and
 //! the audit trail ([`audit_trail`], [`record_action`]), and what operators do to a
-//! player on every gateway ([`kick_player`], [`set_ban`]).
+//! player on every gateway ([`kick_player`], [`set_restriction`]: bans and mutes).
 //!
 //! A room control travels as a `bus::Command::Control` on the room's command path, so it
 //! reaches the leader wherever it runs; the leader decides it (`engine::RoomCore`), stores
@@ -13,21 +13,21 @@
 //!
 //! - `rooms`: [`RoomController`], the room controls and the wait for their answers.
 //! - `players`: [`player_record`], [`audit_trail`], [`record_action`].
-//! - `sanctions`: [`kick_player`], [`set_ban`], sent to every gateway on the bus.
+//! - `sanctions`: [`kick_player`], [`set_restriction`], sent to every gateway on the bus.
 
 mod players;
 mod rooms;
 mod sanctions;
 
 use crate::bus::BusError;
-use crate::ledger::LedgerError;
+use crate::ledger::{LedgerError, Restriction};
 use crate::protocol::ErrorCode;
 
 pub use players::{
     BetOutcome, PlayerBetRecord, PlayerRecord, audit_trail, player_record, record_action,
 };
 pub use rooms::{CONTROL_ANSWER_TIMEOUT_MS, ControlOutcome, RoomController};
-pub use sanctions::{SanctionOutcome, kick_player, set_ban};
+pub use sanctions::{SanctionOutcome, kick_player, set_restriction};
 
 /// Why an admin action did not happen. Nothing changed in any case but `NoAnswer`, where
 /// the engine may yet apply the control: read the room's state before retrying.
@@ -50,9 +50,9 @@ pub enum AdminError {
     /// HTTP 503.
     #[error("ledger: {0}")]
     Ledger(#[from] LedgerError),
-    /// A ban past `ledger::BANNED_PLAYERS_MAX`: lift some bans first. HTTP 409.
+    /// A ban or mute past `ledger::RESTRICTED_PLAYERS_MAX`: lift some first. HTTP 409.
     #[error(transparent)]
-    BansFull(#[from] crate::admission::bans::BansFull),
+    RestrictedFull(#[from] crate::admission::restricted::RestrictedFull),
     /// The engine's answer could not be read: processes of another aloft version share
     /// the bus. HTTP 500.
     #[error("unreadable answer from the engine: {0}")]
@@ -67,7 +67,7 @@ impl AdminError {
                 code: ErrorCode::Unavailable,
                 ..
             } => 503,
-            AdminError::Refused { .. } | AdminError::BansFull(_) => 409,
+            AdminError::Refused { .. } | AdminError::RestrictedFull(_) => 409,
             AdminError::NoAnswer { .. } | AdminError::Bus(_) | AdminError::Ledger(_) => 503,
             AdminError::UnreadableAnswer(_) => 500,
         }
@@ -80,7 +80,10 @@ impl AdminError {
             AdminError::NoAnswer { .. } => "no_answer",
             AdminError::Bus(_) => "bus_unavailable",
             AdminError::Ledger(_) => "ledger_unavailable",
-            AdminError::BansFull(_) => "bans_full",
+            AdminError::RestrictedFull(full) => match full.restriction {
+                Restriction::Ban => "bans_full",
+                Restriction::Mute => "mutes_full",
+            },
             AdminError::UnreadableAnswer(_) => "internal",
         }
     }

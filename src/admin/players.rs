@@ -75,7 +75,7 @@ pub async fn audit_trail(ledger: &dyn Ledger, limit: usize) -> Result<Vec<AuditE
     Ok(ledger.audit_entries(limit).await?)
 }
 
-/// Appends an action its caller performed (kick, ban) to the audit. Room controls are
+/// Appends an action its caller performed (a kick) to the audit. Room controls are
 /// audited by the engine that applies them, with the change.
 pub async fn record_action(ledger: &dyn Ledger, entry: &AuditEntry) -> Result<(), AdminError> {
     Ok(ledger.append_audit(entry).await?)

@@ -1,22 +1,24 @@
-//! Kicks and bans: what an operator does to a player, stored (bans, with their audit
-//! entry) and sent to every gateway on the bus as a [`PlayerControl`], each of which
-//! closes the player's sockets it holds and keeps its set of banned players current.
+//! Kicks, bans and mutes: what an operator does to a player, stored (bans and mutes, the
+//! [`Restriction`]s, with their audit entry) and sent to every gateway on the bus as a
+//! [`PlayerControl`], each of which keeps its sets of banned and muted players current
+//! and closes the player's sockets it holds on a kick or ban (a mute keeps them open).
 //!
-//! The ban is written to the ledger before any gateway hears of it: a gateway that starts
-//! meanwhile subscribes to its replies before it reads the bans, so it learns of the ban
-//! one way or the other.
+//! A restriction is written to the ledger before any gateway hears of it: a gateway that
+//! starts meanwhile subscribes to its replies before it reads the restricted players, so
+//! it learns of the change one way or the other.
 
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::admission::bans::Bans;
+use crate::admission::ConnectionLimits;
 use crate::bus::{Bus, PlayerControl, ReplyEnvelope, ReplyTo};
-use crate::ledger::{AuditAction, AuditEntry, BanChange, Ledger};
+use crate::ledger::{AuditAction, AuditEntry, Ledger, Restriction, RestrictionChange};
 
 use super::AdminError;
 
-/// What a kick, ban or unban did.
+/// What a kick, ban, unban, mute or unmute did: the player's restrictions after it and
+/// before it, as this gateway holds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SanctionOutcome {
     pub player: String,
@@ -24,20 +26,53 @@ pub struct SanctionOutcome {
     pub banned: bool,
     /// Whether the player was banned before.
     pub was_banned: bool,
-    /// The gateways told (each closes the player's sockets it holds).
+    /// Whether the player is muted now.
+    pub muted: bool,
+    /// Whether the player was muted before.
+    pub was_muted: bool,
+    /// The gateways told (each closes the player's sockets it holds on a kick or ban).
     pub gateways: usize,
+}
+
+impl SanctionOutcome {
+    /// The outcome of a change of `changed` (from `was` to `now`, as the ledger answered)
+    /// or of none (a kick): the restriction not changed as `limits` holds it.
+    fn of(
+        limits: &ConnectionLimits,
+        player: &str,
+        changed: Option<(Restriction, bool, bool)>,
+        gateways: usize,
+    ) -> SanctionOutcome {
+        let state = |restriction: Restriction| match changed {
+            Some((changed, was, now)) if changed == restriction => (was, now),
+            _ => {
+                let held = limits.restricted(restriction).contains(player);
+                (held, held)
+            }
+        };
+        let ((was_banned, banned), (was_muted, muted)) =
+            (state(Restriction::Ban), state(Restriction::Mute));
+        SanctionOutcome {
+            player: player.to_owned(),
+            banned,
+            was_banned,
+            muted,
+            was_muted,
+            gateways,
+        }
+    }
 }
 
 /// Closes every socket of `player` on every gateway (close code 4004) and audits it.
 pub async fn kick_player(
     bus: &dyn Bus,
     ledger: &dyn Ledger,
-    bans: &Bans,
+    limits: &ConnectionLimits,
     player: &str,
     operator: &str,
 ) -> Result<SanctionOutcome, AdminError> {
     let gateways = tell_every_gateway(bus, player, PlayerControl::Kick).await?;
-    let banned = bans.contains(player);
+    let banned = limits.bans.contains(player);
     let entry = AuditEntry {
         at_ms: crate::clock::unix_now_ms(),
         operator: operator.to_owned(),
@@ -47,50 +82,42 @@ pub async fn kick_player(
         after: json!({ "banned": banned, "gateways_told": gateways }),
     };
     super::record_action(ledger, &entry).await?;
-    Ok(SanctionOutcome {
-        player: player.to_owned(),
-        banned,
-        was_banned: banned,
-        gateways,
-    })
+    Ok(SanctionOutcome::of(limits, player, None, gateways))
 }
 
-/// Bans `player` (`banned`) or lifts the ban: stored with its audit entry, then told to
-/// every gateway; a ban closes the player's sockets (close code 4005). This gateway's
-/// set changes at once, whatever the bus does.
-pub async fn set_ban(
+/// Imposes `restriction` on `player` (`restricted`) or lifts it: stored with its audit
+/// entry, then told to every gateway; a ban closes the player's sockets (close code
+/// 4005), a mute refuses its chat. This gateway's set changes at once, whatever the bus
+/// does.
+pub async fn set_restriction(
     bus: &dyn Bus,
     ledger: &dyn Ledger,
-    bans: &Bans,
-    player: &str,
-    operator: &str,
-    banned: bool,
+    limits: &ConnectionLimits,
+    (player, operator): (&str, &str),
+    (restriction, restricted): (Restriction, bool),
 ) -> Result<SanctionOutcome, AdminError> {
-    if banned {
-        bans.room_for_one_more()?;
+    let players = limits.restricted(restriction);
+    if restricted {
+        players.room_for_one_more()?;
     }
-    let change = BanChange {
+    let change = RestrictionChange {
+        restriction,
         player: player.to_owned(),
         operator: operator.to_owned(),
         at_ms: crate::clock::unix_now_ms(),
-        banned,
+        restricted,
     };
-    let was_banned = ledger.write_ban(&change).await?;
-    let control = if banned {
+    let was_restricted = ledger.write_restriction(&change).await?;
+    if restricted {
         // Checked above; a race past the bound leaves this gateway's set at the bound.
-        let _ = bans.insert(player);
-        PlayerControl::Ban
+        let _ = players.insert(player);
     } else {
-        bans.remove(player);
-        PlayerControl::Unban
-    };
+        players.remove(player);
+    }
+    let control = PlayerControl::of_restriction(restriction, restricted);
     let gateways = tell_every_gateway(bus, player, control).await?;
-    Ok(SanctionOutcome {
-        player: player.to_owned(),
-        banned,
-        was_banned,
-        gateways,
-    })
+    let changed = Some((restriction, was_restricted, restricted));
+    Ok(SanctionOutcome::of(limits, player, changed, gateways))
 }
 
 /// Sends `control` of `player` to every gateway with an open reply channel; how many

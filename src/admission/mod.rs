@@ -6,8 +6,9 @@
 //!   [`Slot`] whose `Drop` gives its place back, so no exit path can leak a count.
 //! - [`address_rate::AddressRate`]: a token bucket per address, for `POST /api/guest`
 //!   and for the operator console's failed logins.
-//! - [`bans::Bans`]: the banned players, whose tokens are refused at the handshake and
-//!   at first-message authentication ([`ConnectionLimits::admit_player`]).
+//! - [`restricted::RestrictedPlayers`]: the banned players, whose tokens are refused at
+//!   the handshake and at first-message authentication ([`ConnectionLimits::admit_player`]),
+//!   and the muted players, admitted but whose chat is refused ([`ConnectionLimits::is_muted`]).
 //! - [`networks`]: CIDR blocks, and `limits.exempt_networks`, whose addresses skip both
 //!   per-address limits (load tests from loopback). Per-player limits have no exemption.
 //!
@@ -16,8 +17,8 @@
 //! walking through the addresses of its own network.
 
 pub mod address_rate;
-pub mod bans;
 pub mod networks;
+pub mod restricted;
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
@@ -26,7 +27,9 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::config::LimitsConfig;
+use crate::ledger::Restriction;
 use networks::ExemptNetworks;
+use restricted::RestrictedPlayers;
 
 /// Leading bits of an IPv6 address that identify one client.
 const IPV6_CLIENT_PREFIX_BITS: u32 = 64;
@@ -97,7 +100,9 @@ pub struct ConnectionLimits {
     per_player_max: usize,
     exempt: ExemptNetworks,
     /// The banned players: refused by [`ConnectionLimits::admit_player`].
-    pub bans: bans::Bans,
+    pub bans: RestrictedPlayers,
+    /// The muted players: admitted, their chat refused.
+    pub mutes: RestrictedPlayers,
 }
 
 impl ConnectionLimits {
@@ -108,8 +113,23 @@ impl ConnectionLimits {
             per_address_max: config.connections_per_ip_max,
             per_player_max: config.connections_per_player_max,
             exempt: config.exempt_networks.clone(),
-            bans: bans::Bans::default(),
+            bans: RestrictedPlayers::new(Restriction::Ban),
+            mutes: RestrictedPlayers::new(Restriction::Mute),
         }
+    }
+
+    /// The players held under `restriction`.
+    pub fn restricted(&self, restriction: Restriction) -> &RestrictedPlayers {
+        match restriction {
+            Restriction::Ban => &self.bans,
+            Restriction::Mute => &self.mutes,
+        }
+    }
+
+    /// Whether an operator muted `player`: its chat is refused (error `muted`), its
+    /// sockets stay open.
+    pub fn is_muted(&self, player: &str) -> bool {
+        self.mutes.contains(player)
     }
 
     /// A place for one more socket from `address`, unless it holds the most already.

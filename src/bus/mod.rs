@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryBus;
 
-use crate::ledger::RoomLimits;
+use crate::ledger::{Restriction, RoomLimits};
 pub use redis::{RedisBus, RedisBusOptions};
 
 /// Status reports a subscriber holds before it reads them; past it the oldest are
@@ -230,7 +230,7 @@ pub struct ReplyEnvelope {
     pub answers: Option<RequestId>,
     /// An operator's control of `to.player` for the gateway itself (then `json` is empty
     /// and `answers` none): sent to every gateway, it reaches the player's sockets
-    /// wherever they are, and every gateway's set of banned players.
+    /// wherever they are, and every gateway's sets of banned and muted players.
     pub control: Option<PlayerControl>,
     pub json: Bytes,
 }
@@ -244,6 +244,33 @@ pub enum PlayerControl {
     Ban,
     /// Admit the player's token again.
     Unban,
+    /// Refuse the player's chat from now on; its sockets stay open.
+    Mute,
+    /// Take the player's chat again.
+    Unmute,
+}
+
+impl PlayerControl {
+    /// The restriction this control imposes (`true`) or lifts, if it changes one.
+    pub fn restriction_change(self) -> Option<(Restriction, bool)> {
+        match self {
+            PlayerControl::Kick => None,
+            PlayerControl::Ban => Some((Restriction::Ban, true)),
+            PlayerControl::Unban => Some((Restriction::Ban, false)),
+            PlayerControl::Mute => Some((Restriction::Mute, true)),
+            PlayerControl::Unmute => Some((Restriction::Mute, false)),
+        }
+    }
+
+    /// The control that imposes `restriction` (`restricted`) or lifts it.
+    pub fn of_restriction(restriction: Restriction, restricted: bool) -> PlayerControl {
+        match (restriction, restricted) {
+            (Restriction::Ban, true) => PlayerControl::Ban,
+            (Restriction::Ban, false) => PlayerControl::Unban,
+            (Restriction::Mute, true) => PlayerControl::Mute,
+            (Restriction::Mute, false) => PlayerControl::Unmute,
+        }
+    }
 }
 
 /// A bus failure.
@@ -383,7 +410,22 @@ pub(crate) fn status_reports(
 
 #[cfg(test)]
 mod tests {
-    use super::StreamPosition;
+    use super::{PlayerControl, StreamPosition};
+    use crate::ledger::Restriction;
+
+    #[test]
+    fn each_restriction_change_has_its_own_control_and_a_kick_changes_none() {
+        for restriction in [Restriction::Ban, Restriction::Mute] {
+            for restricted in [true, false] {
+                let control = PlayerControl::of_restriction(restriction, restricted);
+                assert_eq!(
+                    control.restriction_change(),
+                    Some((restriction, restricted))
+                );
+            }
+        }
+        assert_eq!(PlayerControl::Kick.restriction_change(), None);
+    }
 
     fn at(epoch: u64, seq: u64) -> StreamPosition {
         StreamPosition { epoch, seq }

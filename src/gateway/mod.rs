@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::{Bus, Delivery, EventEnvelope, PlayerControl, ReplyEnvelope, StreamPosition};
 use crate::config::GatewayConfig;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, RESTRICTED_PLAYERS_MAX};
 use crate::metrics::gateway::{BusErrorPath, bus_error};
 use crate::protocol::{PastRound, RoomEvent};
 pub use handoff::{AdmissionSlots, Credentials, PendingUpgrade, ShardEntry, ShardSeats};
@@ -97,9 +97,9 @@ pub enum GatewayError {
     /// The operating system refused a thread.
     #[error("cannot start shard thread: {0}")]
     Thread(std::io::Error),
-    /// The banned players could not be read from the ledger: check the database.
-    #[error("cannot read the banned players: {0}")]
-    Bans(#[from] crate::ledger::LedgerError),
+    /// The banned or muted players could not be read from the ledger: check the database.
+    #[error("cannot read the banned and muted players: {0}")]
+    Restricted(#[from] crate::ledger::LedgerError),
 }
 
 /// A running gateway.
@@ -131,8 +131,8 @@ struct Shards {
 }
 
 impl Gateway {
-    /// Subscribes to its replies and loads the banned players (in this order, so a ban
-    /// made meanwhile arrives as a reply), binds the listeners, starts the shard threads,
+    /// Subscribes to its replies and loads the banned and muted players (in this order,
+    /// so a ban or mute made meanwhile arrives as a reply), binds the listeners, starts the shard threads,
     /// and spawns the bus tasks on the current tokio runtime.
     pub async fn start(start: GatewayStart) -> Result<Gateway, GatewayError> {
         assert!(start.shard_count > 0);
@@ -142,11 +142,13 @@ impl Gateway {
                 room: "replies".to_owned(),
                 source,
             })?;
-        let banned = shared
-            .ledger
-            .banned_players(crate::ledger::BANNED_PLAYERS_MAX)
-            .await?;
-        shared.limits.bans.load(banned);
+        for players in [&shared.limits.bans, &shared.limits.mutes] {
+            let restricted = shared
+                .ledger
+                .restricted_players(players.restriction(), RESTRICTED_PLAYERS_MAX)
+                .await?;
+            players.load(restricted);
+        }
         let shards = start_shards(&start)?;
         let bus_tasks =
             start_bus_tasks(&start.shared, shards.senders, replies, &start.shutdown).await?;
@@ -465,26 +467,27 @@ async fn route_replies(
     }
 }
 
-/// Applies an operator's `control` of `player` here: the ban set first (so a socket
-/// authenticating meanwhile is refused), then a close of each of the player's sockets.
+/// Applies an operator's `control` of `player` here: the ban or mute set first (so a
+/// socket authenticating meanwhile is refused), then, for a kick or ban, a close of each
+/// of the player's sockets.
 async fn control_player(
     shared: &GatewayShared,
     shards: &[mpsc::Sender<ShardMessage>],
     player: &str,
     control: PlayerControl,
 ) {
+    if let Some((restriction, restricted)) = control.restriction_change() {
+        let players = shared.limits.restricted(restriction);
+        if !restricted {
+            players.remove(player);
+        } else if let Err(full) = players.insert(player) {
+            tracing::error!(player, %full, "restriction not held by this gateway");
+        }
+    }
     let (code, reason) = match control {
-        PlayerControl::Unban => {
-            shared.limits.bans.remove(player);
-            return;
-        }
-        PlayerControl::Ban => {
-            if let Err(full) = shared.limits.bans.insert(player) {
-                tracing::error!(player, %full, "ban not held by this gateway");
-            }
-            (crate::protocol::close_code::BANNED, "banned by an operator")
-        }
+        PlayerControl::Ban => (crate::protocol::close_code::BANNED, "banned by an operator"),
         PlayerControl::Kick => (crate::protocol::close_code::KICKED, "kicked by an operator"),
+        PlayerControl::Unban | PlayerControl::Mute | PlayerControl::Unmute => return,
     };
     let connections = shared
         .players

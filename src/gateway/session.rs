@@ -428,6 +428,11 @@ async fn send_chat(
     name: &mut SocketName,
     text: String,
 ) {
+    if shared.limits.is_muted(connection.player()) {
+        let message = "an operator muted you: your messages are not posted";
+        reply_error(connection, ErrorCode::Muted, message);
+        return;
+    }
     let name = name.current(shared, connection).await;
     if let Err((code, message)) = forward(shared, connection, Command::Chat { name, text }).await {
         reply_error(connection, code, &message);

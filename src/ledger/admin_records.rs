@@ -1,8 +1,9 @@
 //! What operators change and look up, as the ledger database keeps it: a room's controls
 //! ([`RoomControls`]: paused, and the stake limits and max-profit cap of its next round),
 //! the append-only audit trail of admin actions ([`AuditEntry`]), a player's latest
-//! bets with what settled them ([`PlayerBet`]), and the banned players ([`BanChange`]). The SQL both stores run and the decoding
-//! of their rows live here, so SQLite and PostgreSQL read and write the same way.
+//! bets with what settled them ([`PlayerBet`]), and the players under a [`Restriction`]
+//! (banned, muted: [`RestrictionChange`]). The SQL both stores run and the decoding of
+//! their rows live here, so SQLite and PostgreSQL read and write the same way.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,10 +19,10 @@ pub const AUDIT_ENTRIES_MAX: usize = 200;
 /// Bets one player lookup returns, at most ([`super::Ledger::player_bets`]).
 pub const PLAYER_BETS_MAX: usize = 50;
 
-/// Banned players a gateway holds in memory and loads at start, at most
-/// ([`super::Ledger::banned_players`]): a ban past it is refused, so every gateway knows
-/// every ban. About 100 bytes each: 10 MB at the bound.
-pub const BANNED_PLAYERS_MAX: usize = 100_000;
+/// Players under one restriction (banned, or muted) a gateway holds in memory and loads
+/// at start, at most ([`super::Ledger::restricted_players`]): one past it is refused, so
+/// every gateway knows every ban and mute. About 100 bytes each: 10 MB at the bound.
+pub const RESTRICTED_PLAYERS_MAX: usize = 100_000;
 
 /// The stake limits and max-profit cap of a room's rounds, in minor units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,8 @@ pub enum AuditAction {
     KickPlayer,
     BanPlayer,
     UnbanPlayer,
+    MutePlayer,
+    UnmutePlayer,
 }
 
 impl AuditAction {
@@ -129,36 +132,109 @@ impl RoomControlsChange {
     }
 }
 
-/// A ban or its lifting, written with its audit entry in one transaction
-/// ([`super::Ledger::write_ban`]).
+/// What an operator can hold a player to until it is lifted, each kept in its own table
+/// with the same shape (player, since when, by whom): a ban (its tokens refused, its
+/// sockets closed) or a mute (its chat refused, its sockets kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restriction {
+    Ban,
+    Mute,
+}
+
+impl Restriction {
+    /// The table of the restricted players.
+    fn table(self) -> &'static str {
+        match self {
+            Restriction::Ban => "bans",
+            Restriction::Mute => "mutes",
+        }
+    }
+
+    /// The column holding when the restriction began.
+    fn since_column(self) -> &'static str {
+        match self {
+            Restriction::Ban => "banned_at_ms",
+            Restriction::Mute => "muted_at_ms",
+        }
+    }
+
+    /// The word of a restricted player's state: `banned`, `muted` (the audit's and the
+    /// admin API's JSON key).
+    pub fn state(self) -> &'static str {
+        match self {
+            Restriction::Ban => "banned",
+            Restriction::Mute => "muted",
+        }
+    }
+
+    /// The audit action that imposes the restriction (`restricted`) or lifts it.
+    pub fn audit_action(self, restricted: bool) -> AuditAction {
+        match (self, restricted) {
+            (Restriction::Ban, true) => AuditAction::BanPlayer,
+            (Restriction::Ban, false) => AuditAction::UnbanPlayer,
+            (Restriction::Mute, true) => AuditAction::MutePlayer,
+            (Restriction::Mute, false) => AuditAction::UnmutePlayer,
+        }
+    }
+}
+
+/// A restriction imposed on a player or lifted, written with its audit entry in one
+/// transaction ([`super::Ledger::write_restriction`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BanChange {
+pub struct RestrictionChange {
+    pub restriction: Restriction,
     pub player: String,
     pub operator: String,
     /// Unix ms the change took effect.
     pub at_ms: u64,
-    /// Whether the player is banned after it.
-    pub banned: bool,
+    /// Whether the player is under the restriction after it.
+    pub restricted: bool,
 }
 
-impl BanChange {
-    /// The audit entry of this change, given whether the player was banned before it (a
-    /// ban of a banned player is audited too, with the same before and after).
-    pub fn audit_entry(&self, was_banned: bool) -> AuditEntry {
-        let action = if self.banned {
-            AuditAction::BanPlayer
-        } else {
-            AuditAction::UnbanPlayer
-        };
+impl RestrictionChange {
+    /// The audit entry of this change, given whether the player was under the
+    /// restriction before it (imposing one already in force is audited too, with the
+    /// same before and after).
+    pub fn audit_entry(&self, was_restricted: bool) -> AuditEntry {
+        let state = self.restriction.state();
         AuditEntry {
             at_ms: self.at_ms,
             operator: self.operator.clone(),
-            action,
+            action: self.restriction.audit_action(self.restricted),
             target: self.player.clone(),
-            before: serde_json::json!({ "banned": was_banned }),
-            after: serde_json::json!({ "banned": self.banned }),
+            before: serde_json::json!({ state: was_restricted }),
+            after: serde_json::json!({ state: self.restricted }),
         }
     }
+
+    /// The statement that imposes it, keeping an earlier row (and its time) when there
+    /// is one: `placeholders` are the player, the time and the operator, as `?1`..
+    /// (SQLite) or `$1`.. (PostgreSQL). It inserted a row unless the player was
+    /// restricted already.
+    pub(crate) fn insert_sql(&self, [player, at_ms, operator]: [&str; 3]) -> String {
+        format!(
+            "INSERT INTO {table} (player, {since}, operator) VALUES ({player}, {at_ms}, \
+             {operator}) ON CONFLICT (player) DO NOTHING",
+            table = self.restriction.table(),
+            since = self.restriction.since_column(),
+        )
+    }
+
+    /// The statement that lifts it, given the player's placeholder; it deleted a row if
+    /// the player was restricted.
+    pub(crate) fn delete_sql(&self, player: &str) -> String {
+        let table = self.restriction.table();
+        format!("DELETE FROM {table} WHERE player = {player}")
+    }
+}
+
+/// The players under `restriction`, oldest first, at most the `limit` placeholder.
+pub(crate) fn select_restricted_players(restriction: Restriction, limit: &str) -> String {
+    format!(
+        "SELECT player FROM {table} ORDER BY {since}, player LIMIT {limit}",
+        table = restriction.table(),
+        since = restriction.since_column(),
+    )
 }
 
 /// A bet of a player as the ledger holds it: the stake, and its payout or refund once
@@ -250,13 +326,9 @@ pub(crate) fn audit_entry_from_row<R: StoredRow>(row: &R) -> Result<AuditEntry, 
     })
 }
 
-/// The banned players, in ban order, at most the limit placeholder that ends it.
-pub(crate) const SELECT_BANNED_PLAYERS: &str =
-    "SELECT player FROM bans ORDER BY banned_at_ms, player LIMIT ";
-
-/// The bounded number of banned players a read asks for.
-pub(crate) fn banned_players_limit(limit: usize) -> i64 {
-    i64::try_from(limit.min(BANNED_PLAYERS_MAX)).expect("a small bound")
+/// The bounded number of restricted players a read asks for.
+pub(crate) fn restricted_players_limit(limit: usize) -> i64 {
+    i64::try_from(limit.min(RESTRICTED_PLAYERS_MAX)).expect("a small bound")
 }
 
 /// The bounded number of entries an audit read asks for.

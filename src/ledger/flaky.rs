@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
-    RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, Fence, Ledger, LedgerError, NameOutcome, PlayerBet, Restriction,
+    RestrictionChange, RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer,
+    TransferOutcome,
 };
 use crate::display_name::DisplayName;
 
@@ -119,11 +120,15 @@ impl Ledger for FlakyLedger {
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError> {
         self.inner.player_bets(player, limit).await
     }
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
-        self.inner.write_ban(change).await
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError> {
+        self.inner.write_restriction(change).await
     }
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
-        self.inner.banned_players(limit).await
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.inner.restricted_players(restriction, limit).await
     }
 
     async fn set_display_name(

@@ -45,8 +45,8 @@ use serde::Serialize;
 use crate::display_name::DisplayName;
 
 pub use admin_records::{
-    AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, BANNED_PLAYERS_MAX, BanChange, PLAYER_BETS_MAX,
-    PlayerBet, RoomControls, RoomControlsChange, RoomLimits,
+    AUDIT_ENTRIES_MAX, AuditAction, AuditEntry, PLAYER_BETS_MAX, PlayerBet, RESTRICTED_PLAYERS_MAX,
+    Restriction, RestrictionChange, RoomControls, RoomControlsChange, RoomLimits,
 };
 pub use display_names::NameOutcome;
 pub use postgres::PostgresLedger;
@@ -538,12 +538,18 @@ pub trait Ledger: Send + Sync + 'static {
     /// with its payout or refund: one bounded query.
     async fn player_bets(&self, player: &str, limit: usize) -> Result<Vec<PlayerBet>, LedgerError>;
 
-    /// Bans `change.player` (or lifts the ban) and appends the change's audit entry, with
-    /// whether the player was banned before, in one transaction; returns that.
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError>;
+    /// Imposes `change.restriction` on `change.player` (a ban, a mute) or lifts it, and
+    /// appends the change's audit entry with whether the player was under it before, in
+    /// one transaction; returns that.
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError>;
 
-    /// The banned players, oldest ban first, at most `limit` (and [`BANNED_PLAYERS_MAX`]).
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError>;
+    /// The players under `restriction`, the oldest first, at most `limit` (and
+    /// [`RESTRICTED_PLAYERS_MAX`]).
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError>;
 
     /// Gives `player` the display name `name` (replacing its own) at `at_ms`, unless
     /// another player holds a name with the same key: then [`NameOutcome::Taken`] and

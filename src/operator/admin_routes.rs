@@ -1,7 +1,8 @@
 //! The admin API's actions, on the player port of every gateway, cookie or Bearer (see
 //! [`super::guard`]): pause, resume and the next round's limits of a room (through the
 //! process's `admin::RoomController`, audited by the engine that applies them), a player's
-//! record, kick, ban and unban (`admin::sanctions`, audited here), and the audit trail.
+//! record, kick, ban, unban, mute and unmute (`admin::sanctions`, audited here), and the
+//! audit trail.
 //! A change from a browser must come from an allowed Origin, like a login. Errors are
 //! JSON `{"code", "message"}` with the status of `admin::AdminError::http_status`, or 400
 //! for bad input, 404 for an unknown room or player.
@@ -15,13 +16,14 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::OperatorConsole;
 use super::guard::{self, Accepts};
 use crate::admin::{self, AdminError, ControlOutcome, PlayerRecord};
 use crate::http::{ApiError, api_error, origin_allowed};
-use crate::ledger::{AUDIT_ENTRIES_MAX, RoomLimits};
+use crate::ledger::{AUDIT_ENTRIES_MAX, Restriction, RoomLimits};
 
 /// Largest limits body read, in bytes: three integers and their names.
 pub const LIMITS_BODY_BYTES_MAX: usize = 1_024;
@@ -38,12 +40,37 @@ pub fn routes() -> axum::Router<Arc<OperatorConsole>> {
         .route("/api/admin/rooms/{room}/resume", post(resume_room))
         .route("/api/admin/rooms/{room}/limits", put(set_room_limits))
         .route("/api/admin/players/{player}", get(player_record))
-        .route("/api/admin/players/{player}/kick", post(kick_player))
+        .route(
+            "/api/admin/players/{player}/kick",
+            post(act(Sanction::Kick)),
+        )
         .route(
             "/api/admin/players/{player}/ban",
-            post(ban_player).delete(unban_player),
+            post(act(Sanction::Restrict(Restriction::Ban, true)))
+                .delete(act(Sanction::Restrict(Restriction::Ban, false))),
+        )
+        .route(
+            "/api/admin/players/{player}/mute",
+            post(act(Sanction::Restrict(Restriction::Mute, true)))
+                .delete(act(Sanction::Restrict(Restriction::Mute, false))),
         )
         .route("/api/admin/audit", get(audit_trail))
+}
+
+/// The handler of a player route that does `sanction` to the path's player (one for
+/// every such route, told apart by `sanction`).
+fn act(
+    sanction: Sanction,
+) -> impl Fn(Console, ConnectInfo<SocketAddr>, Path<String>, HeaderMap) -> BoxFuture<'static, Response>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |State(console), ConnectInfo(peer), Path(player), headers| {
+        Box::pin(
+            async move { sanction_player(&console, (peer, &headers), &player, sanction).await },
+        )
+    }
 }
 
 /// The caller of an admin route.
@@ -237,12 +264,13 @@ async fn limits_of(body: Body) -> Result<RoomLimits, Refused> {
 }
 
 /// A player's record as the console shows it: the ledger's, and whether this gateway
-/// holds the player banned.
+/// holds the player banned and muted.
 #[derive(Serialize)]
 struct PlayerView {
     #[serde(flatten)]
     record: PlayerRecord,
     banned: bool,
+    muted: bool,
 }
 
 /// `GET /api/admin/players/{player}`: balance and last bets; 404 for a player the
@@ -268,19 +296,28 @@ async fn player_record(
             "the ledger has no money and no bets of this player",
         );
     }
-    let banned = console.admin.limits.bans.contains(&player);
-    Json(PlayerView { record, banned }).into_response()
+    let limits = &console.admin.limits;
+    let (banned, muted) = (limits.bans.contains(&player), limits.is_muted(&player));
+    Json(PlayerView {
+        record,
+        banned,
+        muted,
+    })
+    .into_response()
 }
 
-/// What a player route does.
+/// What a player route does (POST unless said):
+/// - `/kick`: every socket of the player closed (4004);
+/// - `/ban`: sockets closed (4005), token refused; DELETE: the token admitted again;
+/// - `/mute`: chat refused (error `muted`), sockets kept; DELETE: chat taken again.
 #[derive(Clone, Copy)]
 enum Sanction {
     Kick,
-    Ban,
-    Unban,
+    /// The restriction imposed (`true`) or lifted.
+    Restrict(Restriction, bool),
 }
 
-async fn sanction(
+async fn sanction_player(
     console: &OperatorConsole,
     (peer, headers): (SocketAddr, &HeaderMap),
     player: &str,
@@ -292,48 +329,20 @@ async fn sanction(
         Err(refused) => return refused.into_response(),
     };
     let admin = &console.admin;
-    let (bus, ledger, bans) = (
+    let (bus, ledger, limits) = (
         admin.bus.as_ref(),
         console.ledger.as_ref(),
-        &admin.limits.bans,
+        admin.limits.as_ref(),
     );
     let operator = caller.operator.as_str();
     let outcome = match sanction {
-        Sanction::Kick => admin::kick_player(bus, ledger, bans, player, operator).await,
-        Sanction::Ban => admin::set_ban(bus, ledger, bans, player, operator, true).await,
-        Sanction::Unban => admin::set_ban(bus, ledger, bans, player, operator, false).await,
+        Sanction::Kick => admin::kick_player(bus, ledger, limits, player, operator).await,
+        Sanction::Restrict(restriction, restricted) => {
+            let (who, what) = ((player, operator), (restriction, restricted));
+            admin::set_restriction(bus, ledger, limits, who, what).await
+        }
     };
     answer(outcome)
-}
-
-/// `POST /api/admin/players/{player}/kick`: every socket of the player closed (4004).
-async fn kick_player(
-    State(console): Console,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(player): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    sanction(&console, (peer, &headers), &player, Sanction::Kick).await
-}
-
-/// `POST /api/admin/players/{player}/ban`: sockets closed (4005), token refused.
-async fn ban_player(
-    State(console): Console,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(player): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    sanction(&console, (peer, &headers), &player, Sanction::Ban).await
-}
-
-/// `DELETE /api/admin/players/{player}/ban`: the token admitted again.
-async fn unban_player(
-    State(console): Console,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(player): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    sanction(&console, (peer, &headers), &player, Sanction::Unban).await
 }
 
 #[derive(Deserialize)]

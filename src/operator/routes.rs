@@ -247,6 +247,8 @@ mod tests {
             ("PUT", "/api/admin/rooms/main/limits"),
             ("GET", "/api/admin/players/p1"),
             ("DELETE", "/api/admin/players/p1/ban"),
+            ("POST", "/api/admin/players/p1/mute"),
+            ("DELETE", "/api/admin/players/p1/mute"),
             ("GET", "/api/admin/audit"),
         ];
         for (method, path) in routes {

@@ -10,7 +10,8 @@
 // console, checks the house, traffic and cluster (the engine leading the room) panels,
 // saves screenshots at 1280 px and 375 px to docs/img/dashboard.png and
 // docs/img/dashboard-phone.png, presses Pause on the room and sees betting stop after
-// the round, then Resume, with both in the audit list, and logs out. Prints PASS/FAIL
+// the round, then Resume, with both in the audit list, looks up the bettor and mutes
+// then unmutes it (the player panel's Chat line, both in the audit list), and logs out. Prints PASS/FAIL
 // lines; exits non-zero on any failure; bounded to 150 s.
 
 import fs from 'node:fs';
@@ -51,6 +52,8 @@ async function state(page) {
       controlStatus: cell('.control-status'),
       audit: [...document.querySelectorAll('#audit li')].map((li) => li.dataset.action),
       auditText: document.querySelector('#audit li')?.textContent ?? '',
+      playerChat: document.getElementById('player-chat').textContent,
+      playerStatus: document.getElementById('player-status').textContent,
       seen: window.aloftConsole?.seen ?? {},
     };
   });
@@ -163,6 +166,7 @@ async function main() {
   // 5. Pause: the round in flight finishes, no betting opens; then Resume.
   await page.setViewportSize({ width: 1280, height: 900 });
   await pauseAndResume(page);
+  await muteAndUnmute(page, player);
 
   // 6. Logout.
   await page.click('#logout');
@@ -195,6 +199,20 @@ async function pauseAndResume(page) {
   check('resume opens betting', s.round === lastRound + 1, `round ${s.round}`);
   s = await waitFor(page, 'both actions in the audit', (x) => x.audit[0] === 'resume_room' && x.audit[1] === 'pause_room', 10_000);
   check('the audit lists the pause and the resume, newest first', /browser-test/.test(s.auditText), `${s.audit.slice(0, 2).join(', ')}: ${s.auditText}`);
+}
+
+/** Looks `player` up in the player panel, mutes it and unmutes it. */
+async function muteAndUnmute(page, player) {
+  await page.fill('#player-id', player);
+  await page.click('#player-form button[type="submit"]');
+  let s = await waitFor(page, 'the player looked up', (x) => x.playerChat === 'allowed', 10_000);
+  check('the lookup shows the player may chat', await page.isVisible('#player-mute') && !(await page.isVisible('#player-unmute')));
+  await page.click('#player-mute');
+  s = await waitFor(page, 'the mute', (x) => x.playerChat === 'muted' && x.audit[0] === 'mute_player', 10_000);
+  check('mute shown and audited', await page.isVisible('#player-unmute'), `${s.playerStatus} | ${s.auditText}`);
+  await page.click('#player-unmute');
+  s = await waitFor(page, 'the unmute', (x) => x.playerChat === 'allowed' && x.audit[0] === 'unmute_player', 10_000);
+  check('unmute shown and audited, newest first', s.audit[1] === 'mute_player', `${s.playerStatus} | ${s.auditText}`);
 }
 
 async function shot(page, name, fullPage = false) {

@@ -2,8 +2,9 @@
 //! without the operator's credentials and bad input; a paused room finishes its round,
 //! opens no other until resumed; new limits hold from the next round; a kicked player's
 //! sockets close with 4004; a ban closes them with 4005 and refuses the token at `/ws`
-//! and at first-message auth, survives a restart, and is lifted by an unban; the audit
-//! lists each action with its operator and before/after.
+//! and at first-message auth, survives a restart, and is lifted by an unban; a mute keeps
+//! the player's sockets open, shows in the player's record, survives a restart and is
+//! lifted by an unmute; the audit lists each action with its operator and before/after.
 
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ const TOKEN: &str = "operator-token-for-the-admin-tests-0123";
 const ROUND_WAIT: Duration = Duration::from_secs(30);
 
 /// Every admin route as (method, path).
-const ROUTES: [(&str, &str); 8] = [
+const ROUTES: [(&str, &str); 10] = [
     ("POST", "/api/admin/rooms/main/pause"),
     ("POST", "/api/admin/rooms/main/resume"),
     ("PUT", "/api/admin/rooms/main/limits"),
@@ -26,6 +27,8 @@ const ROUTES: [(&str, &str); 8] = [
     ("POST", "/api/admin/players/p1/kick"),
     ("POST", "/api/admin/players/p1/ban"),
     ("DELETE", "/api/admin/players/p1/ban"),
+    ("POST", "/api/admin/players/p1/mute"),
+    ("DELETE", "/api/admin/players/p1/mute"),
     ("GET", "/api/admin/audit"),
 ];
 
@@ -151,6 +154,8 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ("GET", "/api/admin/players/a%20b"),
         ("POST", "/api/admin/players/a%20b/kick"),
         ("POST", "/api/admin/players/a%20b/ban"),
+        ("POST", "/api/admin/players/a%20b/mute"),
+        ("DELETE", "/api/admin/players/a%20b/mute"),
     ] {
         let (status, error) = admin(&app, "ops", route, None).await;
         assert_eq!((status, error["code"].as_str()), (400, Some("bad_player")));
@@ -417,6 +422,107 @@ async fn a_kick_closes_the_players_sockets_and_a_ban_refuses_its_token_until_lif
             ("unban_player", "bob", player.as_str(), true, false),
             ("ban_player", "ada", player.as_str(), false, true),
             ("kick_player", "ada", player.as_str(), false, false),
+        ]
+    );
+}
+
+/// The player's record as the admin API shows it: (banned, muted).
+async fn sanctions_of(app: &TestApp, player: &str) -> (Option<bool>, Option<bool>) {
+    let path = format!("/api/admin/players/{player}");
+    let (status, lookup) = admin(app, "ops", ("GET", &path), None).await;
+    assert_eq!(status, 200, "{lookup}");
+    (lookup["banned"].as_bool(), lookup["muted"].as_bool())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_keeps_the_players_sockets_survives_a_restart_and_is_lifted_by_an_unmute() {
+    let mut app = console().await;
+    let (token, player, _) = app.guest().await;
+    let mut socket = app.connect(&token).await;
+    assert_eq!(common::next_json(&mut socket).await["t"], "hello");
+    assert_eq!(
+        sanctions_of(&app, &player).await,
+        (Some(false), Some(false))
+    );
+
+    let mute_path = format!("/api/admin/players/{player}/mute");
+    let (status, muted) = admin(&app, "ada", ("POST", &mute_path), None).await;
+    assert_eq!(status, 200, "{muted}");
+    let state = |outcome: &Value, field: &str| outcome[field].as_bool();
+    assert_eq!(
+        (state(&muted, "muted"), state(&muted, "was_muted")),
+        (Some(true), Some(false))
+    );
+    assert_eq!(state(&muted, "banned"), Some(false), "a mute bans nobody");
+    assert!(muted["gateways"].as_u64() >= Some(1), "{muted}");
+    let (status, again) = admin(&app, "ada", ("POST", &mute_path), None).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(state(&again, "was_muted"), Some(true));
+    assert_eq!(sanctions_of(&app, &player).await, (Some(false), Some(true)));
+    // A muted player keeps playing: its socket stays open and gets the room's frames.
+    let still_open = timeout(Duration::from_secs(3), closed_with(&mut socket)).await;
+    assert!(
+        still_open.is_err(),
+        "a mute closed the socket: {still_open:?}"
+    );
+    let mut another = app.connect(&token).await;
+    assert_eq!(common::next_json(&mut another).await["t"], "hello");
+    // Its chat is refused (and not posted); its other requests are not.
+    common::send(&mut another, json!({"t": "chat", "text": "hello?"})).await;
+    let refused = common::next_matching(&mut another, is("error")).await;
+    assert_eq!(refused["code"], "muted", "{refused}");
+
+    // The mute is stored: a restarted server loads it.
+    app.restart().await;
+    assert_eq!(sanctions_of(&app, &player).await, (Some(false), Some(true)));
+    let mut after_restart = app.connect(&token).await;
+    common::send(&mut after_restart, json!({"t": "chat", "text": "still?"})).await;
+    let refused = common::next_matching(&mut after_restart, is("error")).await;
+    assert_eq!(refused["code"], "muted", "{refused}");
+
+    let (status, lifted) = admin(&app, "bob", ("DELETE", &mute_path), None).await;
+    assert_eq!(status, 200, "{lifted}");
+    assert_eq!(
+        (state(&lifted, "muted"), state(&lifted, "was_muted")),
+        (Some(false), Some(true))
+    );
+    assert_eq!(
+        sanctions_of(&app, &player).await,
+        (Some(false), Some(false))
+    );
+    common::send(&mut after_restart, json!({"t": "chat", "text": "back"})).await;
+    let posted = common::next_matching(&mut after_restart, |v| {
+        v["t"] == "chat" || v["t"] == "error"
+    })
+    .await;
+    assert_eq!(
+        (posted["t"].as_str(), posted["text"].as_str()),
+        (Some("chat"), Some("back"))
+    );
+
+    let (_, audit) = admin(&app, "ops", ("GET", "/api/admin/audit"), None).await;
+    let seen: Vec<(&str, &str, bool, bool)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            assert_eq!(entry["target"], player.as_str());
+            let muted = |state: &str| entry[state]["muted"].as_bool().unwrap();
+            let text = |field: &str| entry[field].as_str().unwrap();
+            (
+                text("action"),
+                text("operator"),
+                muted("before"),
+                muted("after"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("unmute_player", "bob", true, false),
+            ("mute_player", "ada", true, true),
+            ("mute_player", "ada", false, true),
         ]
     );
 }

@@ -1239,6 +1239,16 @@ async fn ws_refusal(gateway: SocketAddr, token: &str) -> Option<(u16, String)> {
 
 /// `method` on the admin API of `gateway` as operator `ops`: the status.
 async fn admin_call(cluster: &Cluster, gateway: SocketAddr, method: &str, path: &str) -> u16 {
+    admin_answer(cluster, gateway, method, path).await.0
+}
+
+/// [`admin_call`] with the answer's JSON.
+async fn admin_answer(
+    cluster: &Cluster,
+    gateway: SocketAddr,
+    method: &str,
+    path: &str,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let response = client
@@ -1248,7 +1258,8 @@ async fn admin_call(cluster: &Cluster, gateway: SocketAddr, method: &str, path: 
         .send()
         .await
         .unwrap();
-    response.status().as_u16()
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
 }
 
 /// A ban taken on one gateway closes the player's socket held by another (4005) and is
@@ -1290,4 +1301,47 @@ async fn a_ban_on_one_gateway_holds_on_every_gateway() {
         })
         .await;
     }
+}
+
+/// A mute taken on one gateway is held by every gateway, through the Redis bus, and
+/// leaves the player's socket on another gateway open; an unmute taken on a third lifts
+/// it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mute_on_one_gateway_holds_on_every_gateway() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(FAST_ROUNDS).await;
+    let gateways = cluster.gateway_addrs.clone();
+    let (token, player) = guest(gateways[0]).await;
+    let (mut socket, ..) = join(gateways[1], &token).await;
+    let (record, mute) = (
+        format!("/api/admin/players/{player}"),
+        format!("/api/admin/players/{player}/mute"),
+    );
+    let muted_everywhere = async |muted: bool, what: &str| {
+        for gateway in &gateways {
+            within(JOURNAL_WAIT_MS, what, async {
+                loop {
+                    let (status, lookup) = admin_answer(&cluster, *gateway, "GET", &record).await;
+                    if status == 200 && lookup["muted"] == muted {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+                }
+            })
+            .await;
+        }
+    };
+    let (status, muted) = admin_answer(&cluster, gateways[0], "POST", &mute).await;
+    assert_eq!((status, &muted["muted"]), (200, &json!(true)), "{muted}");
+    let told = muted["gateways"].as_u64().unwrap();
+    assert!(told >= gateways.len() as u64, "every gateway told: {muted}");
+    muted_everywhere(true, "the mute on every gateway").await;
+    let closing = crate::common::close_code(&mut socket, Duration::from_secs(10));
+    let open = tokio::time::timeout(Duration::from_secs(2), closing).await;
+    assert!(open.is_err(), "a mute closed the socket: {open:?}");
+    assert_eq!(
+        admin_call(&cluster, gateways[2], "DELETE", &mute).await,
+        200
+    );
+    muted_everywhere(false, "the unmute on every gateway").await;
 }

@@ -1,6 +1,6 @@
 // The console's admin controls, through the admin API (/api/admin/..., the session
 // cookie): a room's Pause / Resume and its next-round limits, a player's lookup with
-// Kick / Ban / Unban, and the audit trail (newest first, fetched again after each action).
+// Kick / Ban / Unban / Mute / Unmute, and the audit trail (newest first, fetched again after each action).
 // Errors are told in plain words next to the control that failed.
 
 import { formatCents, formatMult } from '../format.js';
@@ -27,6 +27,7 @@ const ERROR_TEXT = {
   bus_unavailable: 'The message bus is unavailable: nothing changed. Try again shortly.',
   ledger_unavailable: 'The database is unavailable: nothing changed. Try again shortly.',
   bans_full: 'Too many players are banned: lift some bans first.',
+  mutes_full: 'Too many players are muted: lift some mutes first.',
   origin: 'This page is not allowed to make changes (origin refused).',
 };
 
@@ -110,10 +111,12 @@ function showPlayer(record) {
   $('player-balance').textContent = formatCents(record.balance_minor);
   $('player-state').textContent = record.banned ? 'banned' : 'allowed';
   $('player-result').dataset.banned = String(record.banned);
+  $('player-chat').textContent = record.muted ? 'muted' : 'allowed';
+  $('player-result').dataset.muted = String(record.muted);
   $('player-bets').tBodies[0].replaceChildren(...record.bets.slice(0, PLAYER_BETS_SHOWN_MAX).map(betRow));
 }
 
-/** The player lookup and its Kick / Ban / Unban buttons. */
+/** The player lookup and its Kick / Ban / Unban / Mute / Unmute buttons. */
 export function wirePlayerLookup(onDone) {
   const status = $('player-status');
   let current = null;
@@ -138,6 +141,8 @@ export function wirePlayerLookup(onDone) {
     ['player-kick', 'POST', 'kick', (o) => `Kicked: ${o.gateways} gateway(s) closed the player's sockets.`],
     ['player-ban', 'POST', 'ban', () => 'Banned: sockets closed, token refused from now on.'],
     ['player-unban', 'DELETE', 'ban', () => 'Unbanned: the player may connect again.'],
+    ['player-mute', 'POST', 'mute', () => 'Muted: the player keeps playing, its chat is refused from now on.'],
+    ['player-unmute', 'DELETE', 'mute', () => 'Unmuted: the player may chat again.'],
   ];
   for (const [id, method, action, done] of actions) {
     $(id).addEventListener('click', async () => {
@@ -169,6 +174,8 @@ function describe(entry) {
     case 'kick_player': return `kicked ${entry.target}`;
     case 'ban_player': return `banned ${entry.target}`;
     case 'unban_player': return `unbanned ${entry.target}`;
+    case 'mute_player': return `muted ${entry.target}`;
+    case 'unmute_player': return `unmuted ${entry.target}`;
     default: return `${entry.action} ${entry.target}`;
   }
 }

@@ -1,12 +1,12 @@
 //! The conformance cases of the operators' records: room controls (fenced, read back),
 //! the audit trail (newest first, bounded, append-only), a player's bets with their
-//! settlements, and bans (stored, listed, lifted, audited).
+//! settlements, and the restricted players (bans and mutes: stored, listed, lifted, audited).
 
 use serde_json::json;
 
 use super::super::{
-    AUDIT_ENTRIES_MAX, Account, AuditAction, AuditEntry, BanChange, Ledger, PLAYER_BETS_MAX,
-    RoomControls, RoomControlsChange, RoomLimits, TransferKind,
+    AUDIT_ENTRIES_MAX, Account, AuditAction, AuditEntry, Ledger, PLAYER_BETS_MAX, Restriction,
+    RestrictionChange, RoomControls, RoomControlsChange, RoomLimits, TransferKind,
 };
 use super::fixtures::{apply, bet, grant, payout, with_multiplier};
 use super::{assert_fenced, fence, player, transfer};
@@ -135,42 +135,66 @@ pub async fn player_bets_come_with_their_settlements(ledger: &dyn Ledger) {
 /// lifted by an unban; each change is audited with the state before it, even one that
 /// changed nothing.
 pub async fn bans_are_stored_listed_lifted_and_audited(ledger: &dyn Ledger) {
-    assert!(ledger.banned_players(10).await.unwrap().is_empty());
-    let change = |player: &str, banned: bool, at_ms: u64| BanChange {
-        player: player.to_owned(),
-        operator: "ops".to_owned(),
-        at_ms,
-        banned,
+    restrictions_are_stored_listed_lifted_and_audited(ledger, Restriction::Ban).await;
+}
+
+/// Mutes behave as bans, in their own table: a mute bans nobody.
+pub async fn mutes_are_stored_listed_lifted_and_audited(ledger: &dyn Ledger) {
+    restrictions_are_stored_listed_lifted_and_audited(ledger, Restriction::Mute).await;
+    let banned = ledger.restricted_players(Restriction::Ban, 10).await;
+    assert!(banned.unwrap().is_empty());
+}
+
+async fn restrictions_are_stored_listed_lifted_and_audited(
+    ledger: &dyn Ledger,
+    restriction: Restriction,
+) {
+    let listed = |limit| ledger.restricted_players(restriction, limit);
+    assert!(listed(10).await.unwrap().is_empty());
+    let write = |player: &str, restricted: bool, at_ms: u64| {
+        let change = RestrictionChange {
+            restriction,
+            player: player.to_owned(),
+            operator: "ops".to_owned(),
+            at_ms,
+            restricted,
+        };
+        async move { ledger.write_restriction(&change).await.unwrap() }
     };
-    assert!(!ledger.write_ban(&change("b", true, 1)).await.unwrap());
-    assert!(!ledger.write_ban(&change("a", true, 2)).await.unwrap());
-    assert!(ledger.write_ban(&change("b", true, 3)).await.unwrap());
-    assert_eq!(ledger.banned_players(10).await.unwrap(), ["b", "a"]);
-    assert_eq!(ledger.banned_players(1).await.unwrap(), ["b"]);
-    assert!(ledger.write_ban(&change("b", false, 4)).await.unwrap());
-    assert!(!ledger.write_ban(&change("b", false, 5)).await.unwrap());
-    assert_eq!(ledger.banned_players(10).await.unwrap(), ["a"]);
+    assert!(!write("b", true, 1).await);
+    assert!(!write("a", true, 2).await);
+    assert!(write("b", true, 3).await);
+    assert_eq!(listed(10).await.unwrap(), ["b", "a"]);
+    assert_eq!(listed(1).await.unwrap(), ["b"]);
+    assert!(write("b", false, 4).await);
+    assert!(!write("b", false, 5).await);
+    assert_eq!(listed(10).await.unwrap(), ["a"]);
     let audit = ledger.audit_entries(10).await.unwrap();
+    let state = restriction.state();
     let seen: Vec<(AuditAction, &str, bool, bool)> = audit
         .iter()
         .map(|entry| {
-            let banned = |state: &serde_json::Value| state["banned"].as_bool().unwrap();
+            let restricted = |value: &serde_json::Value| value[state].as_bool().unwrap();
             (
                 entry.action,
                 entry.target.as_str(),
-                banned(&entry.before),
-                banned(&entry.after),
+                restricted(&entry.before),
+                restricted(&entry.after),
             )
         })
         .collect();
+    let (imposed, lifted) = (
+        restriction.audit_action(true),
+        restriction.audit_action(false),
+    );
     assert_eq!(
         seen,
         [
-            (AuditAction::UnbanPlayer, "b", false, false),
-            (AuditAction::UnbanPlayer, "b", true, false),
-            (AuditAction::BanPlayer, "b", true, true),
-            (AuditAction::BanPlayer, "a", false, true),
-            (AuditAction::BanPlayer, "b", false, true),
+            (lifted, "b", false, false),
+            (lifted, "b", true, false),
+            (imposed, "b", true, true),
+            (imposed, "a", false, true),
+            (imposed, "b", false, true),
         ]
     );
     assert!(audit.iter().all(|entry| entry.operator == "ops"));

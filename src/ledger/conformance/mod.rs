@@ -20,7 +20,8 @@ use super::{
 };
 pub use admin::{
     audit_entries_read_newest_first_and_bounded, bans_are_stored_listed_lifted_and_audited,
-    player_bets_come_with_their_settlements, room_controls_are_written_fenced_and_read_back,
+    mutes_are_stored_listed_lifted_and_audited, player_bets_come_with_their_settlements,
+    room_controls_are_written_fenced_and_read_back,
 };
 use fixtures::{
     apply, assert_strictly_increasing, balance, bet, committed, grant, payout, with_multiplier,
@@ -53,6 +54,7 @@ macro_rules! ledger_conformance_tests {
             audit_entries_read_newest_first_and_bounded,
             player_bets_come_with_their_settlements,
             bans_are_stored_listed_lifted_and_audited,
+            mutes_are_stored_listed_lifted_and_audited,
             display_names_are_unique_by_key_and_replaceable,
             random_operations_match_a_model);
     };

@@ -1,5 +1,5 @@
 //! The operators' rows in PostgreSQL: a room's controls, the audit trail, a player's bets,
-//! the bans (the SQL and the row decoding are `ledger::admin_records`', shared with SQLite).
+//! the restricted players (the SQL and the row decoding are `ledger::admin_records`', shared with SQLite).
 
 use deadpool_postgres::{GenericClient, Pool};
 
@@ -7,12 +7,13 @@ use super::columns::to_sql_integer;
 use super::connection::read_committed;
 use super::fence::check_fence;
 use crate::ledger::admin_records::{
-    SELECT_AUDIT_NEWEST_FIRST, SELECT_BANNED_PLAYERS, SELECT_ROOM_CONTROLS, audit_entry_from_row,
-    audit_limit, banned_players_limit, player_bet_from_row, player_bets_limit,
-    room_controls_from_row, select_player_bets,
+    SELECT_AUDIT_NEWEST_FIRST, SELECT_ROOM_CONTROLS, audit_entry_from_row, audit_limit,
+    player_bet_from_row, player_bets_limit, restricted_players_limit, room_controls_from_row,
+    select_player_bets, select_restricted_players,
 };
 use crate::ledger::{
-    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    Account, AuditEntry, Fence, LedgerError, PlayerBet, Restriction, RestrictionChange,
+    RoomControls, RoomControlsChange,
 };
 
 /// `Ledger::write_room_controls`: the controls and their audit entry in one transaction,
@@ -123,41 +124,43 @@ pub(super) async fn player_bets(
     rows.iter().map(player_bet_from_row).collect()
 }
 
-/// `Ledger::write_ban`: the ban row inserted (kept when there is one) or deleted, and the
-/// audit entry with the state before, in one transaction.
-pub(super) async fn write_ban(pool: &Pool, change: &BanChange) -> Result<bool, LedgerError> {
+/// `Ledger::write_restriction`: the player's row inserted (kept when there is one) or
+/// deleted, and the audit entry with the state before, in one transaction.
+pub(super) async fn write_restriction(
+    pool: &Pool,
+    change: &RestrictionChange,
+) -> Result<bool, LedgerError> {
     let mut client = pool.get().await?;
     let transaction = read_committed(&mut client).await?;
-    let was_banned = if change.banned {
+    let was_restricted = if change.restricted {
         let statement = transaction
-            .prepare_cached(
-                "INSERT INTO bans (player, banned_at_ms, operator) VALUES ($1, $2, $3) \
-                 ON CONFLICT (player) DO NOTHING",
-            )
+            .prepare_cached(&change.insert_sql(["$1", "$2", "$3"]))
             .await?;
-        let at_ms = to_sql_integer("banned_at_ms", change.at_ms)?;
+        let at_ms = to_sql_integer("at_ms", change.at_ms)?;
         let inserted = transaction
             .execute(&statement, &[&change.player, &at_ms, &change.operator])
             .await?;
         inserted == 0
     } else {
-        let statement = transaction
-            .prepare_cached("DELETE FROM bans WHERE player = $1")
-            .await?;
+        let statement = transaction.prepare_cached(&change.delete_sql("$1")).await?;
         transaction.execute(&statement, &[&change.player]).await? == 1
     };
-    insert_audit(&transaction, &change.audit_entry(was_banned)).await?;
+    insert_audit(&transaction, &change.audit_entry(was_restricted)).await?;
     transaction.commit().await?;
-    Ok(was_banned)
+    Ok(was_restricted)
 }
 
-pub(super) async fn banned_players(pool: &Pool, limit: usize) -> Result<Vec<String>, LedgerError> {
+pub(super) async fn restricted_players(
+    pool: &Pool,
+    restriction: Restriction,
+    limit: usize,
+) -> Result<Vec<String>, LedgerError> {
     let client = pool.get().await?;
     let statement = client
-        .prepare_cached(&format!("{SELECT_BANNED_PLAYERS}$1"))
+        .prepare_cached(&select_restricted_players(restriction, "$1"))
         .await?;
     let rows = client
-        .query(&statement, &[&banned_players_limit(limit)])
+        .query(&statement, &[&restricted_players_limit(limit)])
         .await?;
     rows.iter()
         .map(|row| row.try_get(0).map_err(LedgerError::from))

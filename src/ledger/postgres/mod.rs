@@ -36,8 +36,9 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
-    RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer, TransferOutcome,
+    Account, AuditEntry, Fence, Ledger, LedgerError, NameOutcome, PlayerBet, Restriction,
+    RestrictionChange, RoomControls, RoomControlsChange, RoundRecord, StoredTransfer, Transfer,
+    TransferOutcome,
 };
 use crate::display_name::DisplayName;
 
@@ -185,12 +186,16 @@ impl Ledger for PostgresLedger {
         admin::player_bets(&self.pool, player, limit).await
     }
 
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
-        admin::write_ban(&self.pool, change).await
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError> {
+        admin::write_restriction(&self.pool, change).await
     }
 
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
-        admin::banned_players(&self.pool, limit).await
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        admin::restricted_players(&self.pool, restriction, limit).await
     }
 
     async fn set_display_name(

@@ -110,6 +110,20 @@ ALTER TABLE audit DROP CONSTRAINT audit_action_check,
         'set_room_limits', 'kick_player', 'ban_player', 'unban_player'));
 "#,
     r#"
+-- Players whose chat every gateway refuses, loaded at each gateway's start.
+CREATE TABLE mutes (
+    player TEXT COLLATE "C" PRIMARY KEY,
+    muted_at_ms BIGINT NOT NULL CHECK (muted_at_ms >= 0),
+    operator TEXT NOT NULL
+);
+
+-- The audit takes 'mute_player' and 'unmute_player'.
+ALTER TABLE audit DROP CONSTRAINT audit_action_check,
+    ADD CONSTRAINT audit_action_check CHECK (action IN ('pause_room', 'resume_room',
+        'set_room_limits', 'kick_player', 'ban_player', 'unban_player', 'mute_player',
+        'unmute_player'));
+"#,
+    r#"
 -- The names players picked; at most one player holds a key (case, separators and
 -- look-alike digits folded), so no two players show as one name.
 CREATE TABLE display_names (
@@ -271,6 +285,35 @@ mod tests {
         let kept = ledger.audit_entries(10).await.unwrap();
         assert_eq!((kept.len(), kept[0].operator.as_str()), (1, "ops"));
         client.batch_execute(&insert("unban_player")).await.unwrap();
+        let changed = client.batch_execute("DELETE FROM audit").await;
+        assert!(changed.is_err(), "the audit stays append-only");
+    }
+
+    /// A database of schema version 5 (bans, no mutes) keeps its audit, which takes
+    /// `mute_player` and `unmute_player` from then on and stays append-only.
+    #[tokio::test]
+    async fn an_audit_of_version_5_survives_the_mutes_step() {
+        let scratch = ScratchDatabase::create().await;
+        let mut client = scratch.client().await;
+        migrate(&mut client, "old", &MIGRATIONS[..5]).await.unwrap();
+        let insert = |action: &str| {
+            format!(
+                "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                 state_after) VALUES (5, 'ops', '{action}', 'p', '{{}}', '{{}}')"
+            )
+        };
+        client.batch_execute(&insert("unban_player")).await.unwrap();
+        let refused = client.batch_execute(&insert("mute_player")).await;
+        assert!(refused.is_err(), "version 5 has no mute_player");
+        let ledger = scratch.ledger().await;
+        assert_every_migration_applied(&client).await;
+        let kept = ledger.audit_entries(10).await.unwrap();
+        assert_eq!((kept.len(), kept[0].operator.as_str()), (1, "ops"));
+        client.batch_execute(&insert("mute_player")).await.unwrap();
+        client
+            .batch_execute(&insert("unmute_player"))
+            .await
+            .unwrap();
         let changed = client.batch_execute("DELETE FROM audit").await;
         assert!(changed.is_err(), "the audit stays append-only");
     }

@@ -1,17 +1,18 @@
 //! The operators' rows in SQLite: a room's controls, the audit trail, a player's bets,
-//! the bans (the SQL and the row decoding are `ledger::admin_records`', shared with PostgreSQL).
+//! the restricted players (the SQL and the row decoding are `ledger::admin_records`', shared with PostgreSQL).
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::fence::check_fence;
 use super::rows::to_sql_integer;
 use crate::ledger::admin_records::{
-    SELECT_AUDIT_NEWEST_FIRST, SELECT_BANNED_PLAYERS, SELECT_ROOM_CONTROLS, audit_entry_from_row,
-    audit_limit, banned_players_limit, player_bet_from_row, player_bets_limit,
-    room_controls_from_row, select_player_bets,
+    SELECT_AUDIT_NEWEST_FIRST, SELECT_ROOM_CONTROLS, audit_entry_from_row, audit_limit,
+    player_bet_from_row, player_bets_limit, restricted_players_limit, room_controls_from_row,
+    select_player_bets, select_restricted_players,
 };
 use crate::ledger::{
-    Account, AuditEntry, BanChange, Fence, LedgerError, PlayerBet, RoomControls, RoomControlsChange,
+    Account, AuditEntry, Fence, LedgerError, PlayerBet, Restriction, RestrictionChange,
+    RoomControls, RoomControlsChange,
 };
 
 /// `Ledger::write_room_controls`: the controls and their audit entry in one IMMEDIATE
@@ -100,19 +101,16 @@ pub(super) fn player_bets(
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// `Ledger::write_ban`: the ban row inserted (kept when there is one) or deleted, and the
-/// audit entry with the state before, in one IMMEDIATE transaction.
-pub(super) fn write_ban(
+/// `Ledger::write_restriction`: the player's row inserted (kept when there is one) or
+/// deleted, and the audit entry with the state before, in one IMMEDIATE transaction.
+pub(super) fn write_restriction(
     connection: &mut Connection,
-    change: &BanChange,
+    change: &RestrictionChange,
 ) -> Result<bool, LedgerError> {
     let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let was_banned = if change.banned {
+    let was_restricted = if change.restricted {
         let inserted = transaction
-            .prepare_cached(
-                "INSERT INTO bans (player, banned_at_ms, operator) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (player) DO NOTHING",
-            )?
+            .prepare_cached(&change.insert_sql(["?1", "?2", "?3"]))?
             .execute(params![
                 change.player,
                 to_sql_integer(change.at_ms)?,
@@ -121,22 +119,23 @@ pub(super) fn write_ban(
         inserted == 0
     } else {
         let deleted = transaction
-            .prepare_cached("DELETE FROM bans WHERE player = ?1")?
+            .prepare_cached(&change.delete_sql("?1"))?
             .execute([&change.player])?;
         deleted == 1
     };
-    insert_audit(&transaction, &change.audit_entry(was_banned))?;
+    insert_audit(&transaction, &change.audit_entry(was_restricted))?;
     transaction.commit()?;
-    Ok(was_banned)
+    Ok(was_restricted)
 }
 
-pub(super) fn banned_players(
+pub(super) fn restricted_players(
     connection: &Connection,
+    restriction: Restriction,
     limit: usize,
 ) -> Result<Vec<String>, LedgerError> {
-    let sql = format!("{SELECT_BANNED_PLAYERS}?1");
+    let sql = select_restricted_players(restriction, "?1");
     let mut statement = connection.prepare_cached(&sql)?;
-    let rows = statement.query_map([banned_players_limit(limit)], |row| row.get(0))?;
+    let rows = statement.query_map([restricted_players_limit(limit)], |row| row.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
 }
 

@@ -34,9 +34,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::plan::prepare;
 use super::{
-    Account, AuditEntry, BanChange, Fence, Ledger, LedgerError, NameOutcome, PlayerBet,
-    RoomControls, RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS, StoredTransfer, Transfer,
-    TransferOutcome, acquired_token,
+    Account, AuditEntry, Fence, Ledger, LedgerError, NameOutcome, PlayerBet, Restriction,
+    RestrictionChange, RoomControls, RoomControlsChange, RoundRecord, SELECT_ROUND_COLUMNS,
+    StoredTransfer, Transfer, TransferOutcome, acquired_token,
 };
 use batch::apply_batch_blocking;
 use fence::{ACQUIRE_FENCE_SQL, check_fence};
@@ -335,14 +335,18 @@ impl Ledger for SqliteLedger {
             .await
     }
 
-    async fn write_ban(&self, change: &BanChange) -> Result<bool, LedgerError> {
+    async fn write_restriction(&self, change: &RestrictionChange) -> Result<bool, LedgerError> {
         let change = change.clone();
-        self.run(move |connection| admin::write_ban(connection, &change))
+        self.run(move |connection| admin::write_restriction(connection, &change))
             .await
     }
 
-    async fn banned_players(&self, limit: usize) -> Result<Vec<String>, LedgerError> {
-        self.run(move |connection| admin::banned_players(connection, limit))
+    async fn restricted_players(
+        &self,
+        restriction: Restriction,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
+        self.run(move |connection| admin::restricted_players(connection, restriction, limit))
             .await
     }
 

@@ -119,6 +119,36 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
 "#,
     r#"
+-- Players whose chat every gateway refuses, loaded at each gateway's start.
+CREATE TABLE mutes (
+    player TEXT PRIMARY KEY,
+    muted_at_ms INTEGER NOT NULL CHECK (muted_at_ms >= 0),
+    operator TEXT NOT NULL
+) STRICT;
+
+-- The audit takes 'mute_player' and 'unmute_player', by the copy of the bans step.
+CREATE TABLE audit_with_mute (
+    sequence INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL CHECK (at_ms >= 0),
+    operator TEXT NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('pause_room', 'resume_room', 'set_room_limits',
+        'kick_player', 'ban_player', 'unban_player', 'mute_player', 'unmute_player')),
+    target TEXT NOT NULL,
+    state_before TEXT NOT NULL,
+    state_after TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_with_mute (sequence, at_ms, operator, action, target, state_before,
+    state_after)
+    SELECT sequence, at_ms, operator, action, target, state_before, state_after FROM audit;
+DROP TABLE audit;
+ALTER TABLE audit_with_mute RENAME TO audit;
+
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit is append-only'); END;
+"#,
+    r#"
 -- The names players picked; at most one player holds a key (case, separators and
 -- look-alike digits folded), so no two players show as one name.
 CREATE TABLE display_names (
@@ -273,6 +303,43 @@ mod tests {
                 [],
             )
             .unwrap();
+    }
+
+    /// A database of schema version 5 (bans, no mutes) keeps its audit, with the
+    /// sequence that orders it, through the copy that lets it take `mute_player` and
+    /// `unmute_player`, and the copy is append-only like the original.
+    #[tokio::test]
+    async fn an_audit_of_version_5_survives_the_mutes_step() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("ledger.db");
+        let insert = |action: &str, at_ms: u64| {
+            format!(
+                "INSERT INTO audit (at_ms, operator, action, target, state_before, \
+                 state_after) VALUES ({at_ms}, 'ops', '{action}', 'p', '{{}}', '{{}}')"
+            )
+        };
+        {
+            let mut connection = Connection::open(&path).unwrap();
+            migrate(&mut connection, "old", &MIGRATIONS[..5]).unwrap();
+            connection.execute_batch(&insert("ban_player", 5)).unwrap();
+            connection
+                .execute_batch(&insert("unban_player", 6))
+                .unwrap();
+            let refused = connection.execute_batch(&insert("mute_player", 7));
+            assert!(refused.is_err(), "version 5 has no mute_player");
+        }
+        let ledger = SqliteLedger::open(&path).unwrap();
+        let kept = ledger.audit_entries(10).await.unwrap();
+        let actions: Vec<_> = kept.iter().map(|entry| entry.action.as_str()).collect();
+        assert_eq!(actions, ["unban_player", "ban_player"]);
+        let connection = ledger.connection.lock().unwrap();
+        for statement in ["UPDATE audit SET operator = 'x'", "DELETE FROM audit"] {
+            let refused = connection.execute(statement, []).unwrap_err();
+            assert!(refused.to_string().contains("append-only"), "{statement}");
+        }
+        for action in ["mute_player", "unmute_player"] {
+            connection.execute_batch(&insert(action, 8)).unwrap();
+        }
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //   messages.js  error and close codes in plain words;  stake-check.js  a bet's checks
 //   refunds.js   cancelled rounds and refunds;  sound.js  the sound effects
 //   my-bets.js   the player's own latest bets (GET /api/me/bets)
+//   autobet.js   auto bet per panel (autobet-rules.js);  round-dialog.js  a chip's round
 
+import { afterFrame, buildAutoBets } from './autobet.js';
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
 import { startAnimation } from './animation.js';
@@ -23,6 +25,7 @@ import {
 } from './requests.js';
 import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
 import { refreshMyBets, wireMyBets } from './my-bets.js';
+import { wireRoundDialog } from './round-dialog.js';
 import { buildSoundToggle } from './sound.js';
 import { onLimits } from './stake-check.js';
 import { conn, game, slots } from './state.js';
@@ -59,22 +62,26 @@ function onFrame(msg) {
 }
 
 // Keyboard: Space bets or cashes out on the panel focused last (bet 1 at first), unless
-// the focus is on a control of its own (typing in a field, a button, a link, the box).
+// the focus is on a control of its own (a field, a button, a link, the auto bet form's
+// summary) or in the round dialog.
 document.addEventListener('keydown', (e) => {
   if (e.code !== 'Space' || e.repeat) return;
-  if (e.target instanceof Element && e.target.closest('input, button, a, textarea, select')) return;
+  if (e.target instanceof Element && e.target.closest('input, button, a, textarea, select, summary, dialog')) return;
   e.preventDefault();
   const s = currentSlot();
   if (!s.el.querySelector('.action').disabled) onAction(s);
 });
 
 buildPanels(onAction);
+buildAutoBets();
+wireRoundDialog();
 buildSoundToggle();
 wireMyBets();
 renderPanels();
 renderBets();
 startRequestTimeouts();
-conn.start({ onFrame, onStatus });
+// Auto bet acts once the page applied a frame (a replayed frame changes nothing there).
+conn.start({ onFrame: (msg) => { onFrame(msg); afterFrame(msg); }, onStatus });
 startAnimation(new FlightChart($('chart')));
 
 // Test/debug hook (read-only view of the state).

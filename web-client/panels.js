@@ -105,7 +105,7 @@ function saveInputs(s) {
 }
 
 /** The bet the panel's inputs describe, as typed: {amount, auto, problem}. */
-function typedBet(s) {
+export function typedBet(s) {
   const el = s.el;
   return checkBet(el.querySelector('.amount').value, el.querySelector('.auto-on').checked, el.querySelector('.auto-value').value);
 }
@@ -135,7 +135,7 @@ function renderPanel(s) {
   el.dataset.win = s.win ?? '';
   el.dataset.m = s.m ?? '';
   el.dataset.amount = s.amount ?? '';
-  const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state);
+  const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state) && !s.autoBetting;
   el.dataset.online = String(conn.open);
   for (const input of el.querySelectorAll('input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
   const bet = typedBet(s);
@@ -208,6 +208,9 @@ function panelLook(s, typed) {
       });
       break;
     default:
+  }
+  if (s.autoBetting && (look.kind === 'bet' || look.kind === 'queue')) {
+    Object.assign(look, { main: 'Auto bet on', sub: 'stop it to bet by hand', kind: 'waiting', disabled: true });
   }
   return look;
 }

@@ -11,7 +11,9 @@
 // second, which the balance cannot cover, without sending it; a run whose base stake is
 // above the balance must not start. Then a history chip opens its round (crash point,
 // hash, a verify link), Escape closes it and gives the focus back, and the verify page
-// the link opens verifies that round. axe-core and screenshots at 1280 and 375 px.
+// the link opens verifies that round. A run also keeps going across a dropped
+// connection, settling the bet it held from GET /api/me/bets. axe-core and screenshots
+// at 1280 and 375 px.
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -150,6 +152,24 @@ async function checkNoStart(page, bets) {
   await page.locator('.bet-panel[data-slot="1"] .amount').fill('1.00');
 }
 
+/** A run keeps going across a lost connection: a bet open while the page was away is
+ *  settled from GET /api/me/bets, and no round gets two bets. */
+async function checkReconnect(page, bets, meBetsRequests) {
+  let v = await view(page);
+  if (v.phase === 'betting') v = await waitFor(page, 'the end of betting', (x) => x.phase !== 'betting', 15_000);
+  const form = await setUp(page, 0, { amount: '0.10', rounds: '2' });
+  const sentBefore = bets.length;
+  const asked = meBetsRequests.length;
+  await form.locator('.autobet-toggle').click();
+  v = await waitFor(page, 'the first bet flying', (x) => x.panels[0].state === 'active' || x.panels[0].state === 'lost', 20_000);
+  await page.evaluate(() => window.aloft.conn.ws.close());
+  v = await waitFor(page, 'the run to finish', (x) => !x.panels[0].running, Math.min(60_000, left() - 25_000));
+  const runBets = bets.slice(sentBefore).filter((b) => b.slot === 0);
+  check('auto bet keeps running across a reconnect: 2 rounds, one bet each', runBets.length === 2 && v.panels[0].played === 2 && v.panels[0].profit === -20
+    && v.panels[0].message === 'Auto bet finished: 2 rounds played.', `${runBets.length} bets, ${v.panels[0].counters}, ${JSON.stringify(v.panels[0].message)}`);
+  check('the bet open across the reconnect settled from GET /api/me/bets', meBetsRequests.length > asked, `${meBetsRequests.length - asked} request(s)`);
+}
+
 const dialogView = (page) => page.evaluate(() => {
   const dialog = document.getElementById('round-dialog');
   const labelled = document.getElementById(dialog.getAttribute('aria-labelledby'));
@@ -220,8 +240,11 @@ async function main() {
     const msg = JSON.parse(f.payload);
     if (msg.t === 'bet') bets.push(msg);
   }));
+  const meBetsRequests = [];
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/me/bets') meBetsRequests.push(r.url()); });
   await page.goto(`${base}/`, { waitUntil: 'domcontentloaded', timeout: 10_000 });
   await checkRuns(page, bets);
+  await checkReconnect(page, bets, meBetsRequests);
   await checkAccessibility(page, 375, path.join(shotsDir, '14-autobet-phone.png'));
   await page.setViewportSize({ width: 1280, height: 800 });
   await checkNoStart(page, bets);

@@ -2,7 +2,8 @@
 // types (kept in localStorage), and how each slot's state is drawn: its button, its
 // status line and, inline, why the typed bet cannot be sent (stake-check.js). What a
 // click does is decided by the caller of `buildPanels` (requests.js). Focus never
-// changes a panel's state; the panel focused last is the one Space plays.
+// changes a panel's state; the panel focused last is the one Space plays. While an auto
+// bet runs on a panel (autobet.js) its inputs are locked and it takes no manual bet.
 
 import { $ } from './dom.js';
 import { displayMult } from './flight.js';

@@ -16,6 +16,7 @@ import { afterFrame, buildAutoBets } from './autobet.js';
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
 import { startAnimation } from './animation.js';
+import { wireHistoryKeys } from './history.js';
 import { onStatus, renderLag } from './hud.js';
 import { renderBets } from './live-bets.js';
 import { refusalSentence } from './messages.js';
@@ -75,6 +76,7 @@ document.addEventListener('keydown', (e) => {
 buildPanels(onAction);
 buildAutoBets();
 wireRoundDialog();
+wireHistoryKeys();
 buildSoundToggle();
 wireMyBets();
 renderPanels();

@@ -214,6 +214,16 @@ async function checkRoundDialog(context, page) {
   d = await dialogView(page);
   check('Enter on the chip opens it again', d.open && d.title === `Round #${round}`, d.title);
   await page.locator('#round-dialog-close').click();
+  const strip = await page.evaluate(() => ({
+    stops: document.querySelectorAll('#history .chip[tabindex="0"]').length,
+    next: document.activeElement?.nextElementSibling?.dataset.round,
+  }));
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('Enter');
+  const next = await dialogView(page);
+  check('the strip is one Tab stop; an arrow key moves to the next chip, Enter opens it', strip.stops === 1 && next.open && next.title === `Round #${strip.next}`,
+    `${strip.stops} Tab stop(s), then "${next.title}"`);
+  await page.keyboard.press('Escape');
 
   const verify = await context.newPage();
   await verify.goto(new URL(d.verify, base).href, { waitUntil: 'domcontentloaded', timeout: 10_000 });

@@ -138,7 +138,7 @@ function renderPanel(s) {
   el.dataset.amount = s.amount ?? '';
   const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state) && !s.autoBetting;
   el.dataset.online = String(conn.open);
-  for (const input of el.querySelectorAll('input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
+  for (const input of el.querySelectorAll('.panel-inputs input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
   const bet = typedBet(s);
   const look = panelLook(s, bet.amount);
   if (editable && bet.problem) look.disabled = true;

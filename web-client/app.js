@@ -11,10 +11,13 @@
 //   refunds.js   cancelled rounds and refunds;  sound.js  the sound effects
 //   my-bets.js   the player's own latest bets (GET /api/me/bets)
 //   chat.js      the room's chat;  name.js  the player's display name
+//   autobet.js   auto bet per panel (autobet-rules.js);  round-dialog.js  a chip's round
 
+import { afterFrame, buildAutoBets } from './autobet.js';
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
 import { startAnimation } from './animation.js';
+import { wireHistoryKeys } from './history.js';
 import { onStatus, renderLag } from './hud.js';
 import { renderBets } from './live-bets.js';
 import { refusalSentence } from './messages.js';
@@ -24,6 +27,7 @@ import {
 } from './requests.js';
 import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
 import { refreshMyBets, wireMyBets } from './my-bets.js';
+import { wireRoundDialog } from './round-dialog.js';
 import { buildSoundToggle } from './sound.js';
 import { loadChat, onChat, onChatRefused, renderChatEnabled, wireChat } from './chat.js';
 import { loadMyName, onNameErr, onNameOk, wireName } from './name.js';
@@ -65,16 +69,20 @@ function onFrame(msg) {
 }
 
 // Keyboard: Space bets or cashes out on the panel focused last (bet 1 at first), unless
-// the focus is on a control of its own (typing in a field, a button, a link, the box).
+// the focus is on a control of its own (a field, a button, a link, the auto bet form's
+// summary) or in the round dialog.
 document.addEventListener('keydown', (e) => {
   if (e.code !== 'Space' || e.repeat) return;
-  if (e.target instanceof Element && e.target.closest('input, button, a, textarea, select')) return;
+  if (e.target instanceof Element && e.target.closest('input, button, a, textarea, select, summary, dialog')) return;
   e.preventDefault();
   const s = currentSlot();
   if (!s.el.querySelector('.action').disabled) onAction(s);
 });
 
 buildPanels(onAction);
+buildAutoBets();
+wireRoundDialog();
+wireHistoryKeys();
 buildSoundToggle();
 wireMyBets();
 wireChat();
@@ -82,8 +90,12 @@ wireName();
 renderPanels();
 renderBets();
 startRequestTimeouts();
+// Auto bet acts once the page applied a frame (a replayed frame changes nothing there).
 conn.start({
-  onFrame,
+  onFrame: (msg) => {
+    onFrame(msg);
+    afterFrame(msg);
+  },
   onStatus: (...status) => {
     onStatus(...status);
     renderChatEnabled();

@@ -17,14 +17,11 @@ export function wireMyBets() {
 /** Reloads the list if it is open. */
 export async function refreshMyBets() {
   const box = $('my-bets');
-  const token = localStorage.getItem(TOKEN_KEY);
-  if (!box.open || loading || !token) return;
+  if (!box.open || loading || !localStorage.getItem(TOKEN_KEY)) return;
   loading = true;
   const status = $('my-bets-status');
   try {
-    const response = await fetch('/api/me/bets', { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    renderMyBets((await response.json()).bets);
+    renderMyBets(await fetchMyBets());
     status.textContent = '';
   } catch (error) {
     console.warn('[aloft] my bets not loaded', error);
@@ -32,6 +29,15 @@ export async function refreshMyBets() {
   } finally {
     loading = false;
   }
+}
+
+/** The player's latest bets, newest first (GET /api/me/bets); throws when not loaded. */
+export async function fetchMyBets() {
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (!token) throw new Error('no token yet');
+  const response = await fetch('/api/me/bets', { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  return (await response.json()).bets;
 }
 
 /** What a bet came to: its cash out, its profit, and a word for its row. */

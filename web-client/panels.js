@@ -2,7 +2,8 @@
 // types (kept in localStorage), and how each slot's state is drawn: its button, its
 // status line and, inline, why the typed bet cannot be sent (stake-check.js). What a
 // click does is decided by the caller of `buildPanels` (requests.js). Focus never
-// changes a panel's state; the panel focused last is the one Space plays.
+// changes a panel's state; the panel focused last is the one Space plays. While an auto
+// bet runs on a panel (autobet.js) its inputs are locked and it takes no manual bet.
 
 import { $ } from './dom.js';
 import { displayMult } from './flight.js';
@@ -105,7 +106,7 @@ function saveInputs(s) {
 }
 
 /** The bet the panel's inputs describe, as typed: {amount, auto, problem}. */
-function typedBet(s) {
+export function typedBet(s) {
   const el = s.el;
   return checkBet(el.querySelector('.amount').value, el.querySelector('.auto-on').checked, el.querySelector('.auto-value').value);
 }
@@ -135,9 +136,9 @@ function renderPanel(s) {
   el.dataset.win = s.win ?? '';
   el.dataset.m = s.m ?? '';
   el.dataset.amount = s.amount ?? '';
-  const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state);
+  const editable = ['idle', 'won', 'lost', 'refunded'].includes(s.state) && !s.autoBetting;
   el.dataset.online = String(conn.open);
-  for (const input of el.querySelectorAll('input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
+  for (const input of el.querySelectorAll('.panel-inputs input, .step, [data-quick]')) input.disabled = !editable || !conn.open;
   const bet = typedBet(s);
   const look = panelLook(s, bet.amount);
   if (editable && bet.problem) look.disabled = true;
@@ -208,6 +209,9 @@ function panelLook(s, typed) {
       });
       break;
     default:
+  }
+  if (s.autoBetting && (look.kind === 'bet' || look.kind === 'queue')) {
+    Object.assign(look, { main: 'Auto bet on', sub: 'stop it to bet by hand', kind: 'waiting', disabled: true });
   }
   return look;
 }

@@ -9,6 +9,7 @@ import { toast } from './dom.js';
 import { formatMoney } from './format.js';
 import { renderHistory } from './history.js';
 import { renderPanels } from './panels.js';
+import { fetchPastRounds } from './past-rounds.js';
 import { HISTORY_MAX, game, slots } from './state.js';
 
 /** Slot states of a bet whose outcome the page has not seen yet. */
@@ -42,10 +43,7 @@ export function betsLeftIn(round) {
 export async function reconcileRounds(away) {
   let rounds;
   try {
-    const room = game.room ? `&room=${encodeURIComponent(game.room)}` : '';
-    const response = await fetch(`/api/rounds?limit=${HISTORY_MAX}${room}`, { cache: 'no-store' });
-    if (!response.ok) return;
-    rounds = await response.json();
+    rounds = await fetchPastRounds(HISTORY_MAX);
   } catch (error) {
     console.warn('[aloft] rounds not loaded', error);
     return;

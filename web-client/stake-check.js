@@ -33,7 +33,8 @@ export function checkBet(amountText, autoOn, autoText) {
   return { amount, auto, problem: stakeProblem(amount) ?? autoProblem(autoOn, auto) };
 }
 
-function stakeProblem(amount) {
+/** Why a stake of `amount` cents would be refused, in words; null when it would not. */
+export function stakeProblem(amount) {
   const { min, max } = game.limits;
   if (amount == null || amount <= 0) return 'Enter a bet amount, e.g. 1.00.';
   if (min != null && amount < min) return `Minimum bet is ${formatMoney(min)}.`;

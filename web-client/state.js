@@ -48,6 +48,7 @@ export const slots = [0, 1].map((slot) => ({
   reqKind: null,
   reqSentAt: 0,
   queued: null, // {amount, auto} to send when the next betting phase opens
+  autoBetting: false, // an auto bet runs on this panel (autobet.js): no manual bet
   el: null,
 }));
 

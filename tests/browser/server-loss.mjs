@@ -27,7 +27,7 @@ const view = (page) => page.evaluate((selector) => {
     slot: panel.dataset.state,
     slotRound: panel.dataset.round ? Number(panel.dataset.round) : null,
     action: { kind: action.dataset.kind, disabled: action.disabled, text: action.innerText.replace(/\s+/g, ' ').trim() },
-    inputsOff: [...panel.querySelectorAll('input, .step, [data-quick]')].every((el) => el.disabled),
+    inputsOff: [...panel.querySelectorAll('.panel-inputs input, .step, [data-quick]')].every((el) => el.disabled),
     banner: document.getElementById('conn-banner').hidden ? null : document.getElementById('conn-banner').innerText.replace(/\s+/g, ' ').trim(),
     status: panel.querySelector('.panel-status').textContent,
     toasts: [...document.querySelectorAll('#toasts .toast')].map((t) => t.dataset.text),

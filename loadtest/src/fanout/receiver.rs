@@ -585,4 +585,113 @@ mod tests {
             "no probe here"
         );
     }
+
+    /// A room on loopback: ticks every 20 ms, and each chat message a socket sends comes
+    /// back to every socket as the room's chat event, in the same `seq`.
+    async fn chat_room(listener: tokio::net::TcpListener, sockets: usize) {
+        use futures_util::{SinkExt, StreamExt};
+        use std::sync::Arc;
+        use tokio_tungstenite::tungstenite::Message;
+        let (events, _) = tokio::sync::broadcast::channel::<String>(256);
+        let seq = Arc::new(AtomicU64::new(0));
+        let (ticks, tick_seq) = (events.clone(), seq.clone());
+        tokio::spawn(async move {
+            loop {
+                let seq = tick_seq.fetch_add(1, Ordering::Relaxed);
+                let at = unix_now_us() / US_PER_MS;
+                let _ = ticks.send(format!(r#"{{"t":"tick","seq":{seq},"at":{at}}}"#));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        for _ in 0..sockets {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (mut sink, mut source) = tokio_tungstenite::accept_async(stream)
+                .await
+                .unwrap()
+                .split();
+            let mut outgoing = events.subscribe();
+            tokio::spawn(async move {
+                while let Ok(event) = outgoing.recv().await {
+                    sink.send(Message::text(event)).await.unwrap();
+                }
+            });
+            let (events, seq) = (events.clone(), seq.clone());
+            tokio::spawn(async move {
+                while let Some(Ok(Message::Text(message))) = source.next().await {
+                    let message: serde_json::Value = serde_json::from_str(&message).unwrap();
+                    assert_eq!(message["t"], "chat");
+                    // `t` first, as the server's tagged encoding writes it.
+                    let event = format!(
+                        r#"{{"t":"chat","seq":{},"round":1,"player":"g-1","name":"n","text":{},"at":{}}}"#,
+                        seq.fetch_add(1, Ordering::Relaxed),
+                        message["text"],
+                        unix_now_us() / US_PER_MS
+                    );
+                    let _ = events.send(event);
+                }
+            });
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chatter_sends_on_its_turn_and_every_socket_times_the_delivery() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target {
+            server: listener.local_addr().unwrap(),
+            path_and_query: "/ws?room=main".to_owned(),
+            framing: Framing::Plain,
+        };
+        tokio::spawn(chat_room(listener, 2));
+        let tally = std::sync::Arc::new(Tally::new());
+        tally.measuring.store(true, Ordering::Relaxed);
+        let args = chat::ChatArgs {
+            chat_messages_per_second: 1,
+            chatters: 1,
+        };
+        let start = tokio::time::Instant::now() + Duration::from_millis(500);
+        let roles = [
+            Role {
+                chat_on: true,
+                ..Role::default()
+            },
+            Role {
+                chat_on: true,
+                chatter: Some(Chatter {
+                    path_and_query: "/ws?room=main&token=c".to_owned(),
+                    sender: args.sender(0, start),
+                }),
+                ..Role::default()
+            },
+        ];
+        let mut connections = tokio::task::JoinSet::new();
+        for role in roles {
+            let (tally, target) = (tally.clone(), target.clone());
+            connections.spawn(async move { run(&tally, &target, Ipv4Addr::LOCALHOST, role).await });
+        }
+        // Past the first turn (0.5 s), before the second (1.5 s).
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        connections.shutdown().await;
+        assert_eq!(tally.connected.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            tally.chat.sent.load(Ordering::Relaxed),
+            1,
+            "one turn in 1.2 s at 1/s"
+        );
+        assert_eq!(
+            tally.chat.delivered.load(Ordering::Relaxed),
+            2,
+            "both sockets"
+        );
+        let latency = tally.chat.latency_us.lock().unwrap();
+        assert_eq!(
+            latency.len(),
+            1,
+            "the counter's; the chatter's own echo is no sample"
+        );
+        assert!(latency.max() < 500_000, "{} µs", latency.max());
+        drop(latency);
+        assert_eq!(tally.unparsed.load(Ordering::Relaxed), 0);
+        let ticks = tally.frames.load(Ordering::Relaxed);
+        assert!(ticks > 2 * 20, "{ticks} frames: the ticks are counted too");
+    }
 }

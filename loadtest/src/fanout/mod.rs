@@ -247,9 +247,10 @@ pub async fn execute(
     let (auth, framing) = (launch.auth, launch.framing);
     let server = ServerProcess::start(launch, load.listen, &scratch.0).await?;
     let path_and_query = servers::authenticated_path(&launch_path, auth, load.listen).await?;
-    let chatter_paths = match load_args.chat.is_on() {
-        true => chat::chatter_paths(load.listen, &launch_path, load_args.chat.chatters).await?,
-        false => Vec::new(),
+    let chatter_paths = if load_args.chat.is_on() {
+        chat::chatter_paths(load.listen, &launch_path, load_args.chat.chatters).await?
+    } else {
+        Vec::new()
     };
     tokio::time::sleep(Duration::from_millis(SETTLE_MS)).await;
     let idle = process::read_process_usage(server.pid()).context("reading the idle server")?;
@@ -297,7 +298,7 @@ struct Roles<'a> {
     conns: u64,
     /// Each chatter's upgrade path, by rank (empty without chat).
     chatter_paths: Vec<String>,
-    /// When the first chatter sends: the end of the ramp, once every connection is open.
+    /// When the first chatter sends: the planned end of the ramp.
     chat_start: Instant,
 }
 
@@ -421,8 +422,8 @@ pub fn chatter_rank(index: u64, conns: u64, chat: &ChatArgs) -> Option<u64> {
         return None;
     }
     let stride = (conns / chat.chatters).max(1);
-    let rank = index.checked_sub(stride / 2)?;
-    (rank % stride == 0 && rank / stride < chat.chatters).then_some(rank / stride)
+    let shifted = index.checked_sub(stride / 2)?;
+    (shifted % stride == 0 && shifted / stride < chat.chatters).then_some(shifted / stride)
 }
 
 /// The report from the idle reading and the two ends of the window.

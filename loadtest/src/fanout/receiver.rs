@@ -385,7 +385,9 @@ fn on_event(tally: &Tally, state: &mut ProbeState, role: &Role, payload: &[u8]) 
     match kind {
         Some("chat") => {
             let text = fields.text.as_deref();
-            (tally.chat).note_delivered(text, role.own_chatter(), unix_now_us());
+            tally
+                .chat
+                .note_delivered(text, role.own_chatter(), unix_now_us());
         }
         Some("error") if role.chatter.is_some() => {
             tally.chat.note_refused(fields.code.as_deref());

@@ -3,15 +3,21 @@
 //! client; every result also as a ratio to the floor's. A server that cannot be started
 //! here is reported as unavailable, and one whose run fails as failed, with the reason:
 //! never silently dropped. With `--stalled 0,500` each load also runs with that many
-//! connections that never read, so one comparison shows what they cost the others. Writes `report.json` and `report.html` (`report::html`).
+//! connections that never read, so one comparison shows what they cost the others. With
+//! `--chat-messages-per-second N` the servers that have chat (aloft) run with that chat
+//! load; the floor and the peers have none and run without. Writes `report.json` and
+//! `report.html` (`report::html`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 
-use crate::fanout::servers;
+use crate::fanout::chat::ChatArgs;
+use crate::fanout::servers::{self, ServerSpec};
 use crate::fanout::{self, CONNS_MAX, LoadArgs, Shape};
-use crate::report::comparison::{self, CompareReport, Entry, FLOOR, Machine, Ratios, Status};
+use crate::report::comparison::{
+    self, ChatSettings, CompareReport, Entry, FLOOR, Machine, Ratios, Status,
+};
 
 /// Most connection counts in one comparison.
 const CONNS_LIST_MAX: usize = 8;
@@ -59,6 +65,7 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         .iter()
         .map(|name| servers::find(name))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    check_chat(&args.load.chat, &shapes, &specs)?;
     crate::process::ensure_open_files(shapes.iter().map(|shape| shape.total()).max().unwrap_or(1))?;
     let mut report = CompareReport {
         machine: machine(),
@@ -68,6 +75,10 @@ pub async fn run(args: CompareArgs) -> anyhow::Result<bool> {
         probes: args.load.probes,
         warmup_seconds: args.load.warmup.as_secs_f64(),
         measure_seconds: args.load.measure.as_secs_f64(),
+        chat: args.load.chat.is_on().then_some(ChatSettings {
+            messages_per_second: args.load.chat.chat_messages_per_second,
+            chatters: args.load.chat.chatters,
+        }),
         entries: Vec::new(),
     };
     for &shape in &shapes {
@@ -127,6 +138,25 @@ fn checked_shapes(args: &CompareArgs) -> anyhow::Result<Vec<Shape>> {
     Ok(shapes)
 }
 
+/// Fails when chat is on but cannot run as asked on a server that has it, or no listed
+/// server has it.
+fn check_chat(chat: &ChatArgs, shapes: &[Shape], specs: &[&ServerSpec]) -> anyhow::Result<()> {
+    if !chat.is_on() {
+        return Ok(());
+    }
+    let chatting: Vec<&&ServerSpec> = specs.iter().filter(|spec| spec.has_chat).collect();
+    anyhow::ensure!(
+        !chatting.is_empty(),
+        "--chat-messages-per-second needs a server with chat (aloft) in --servers"
+    );
+    for spec in chatting {
+        for shape in shapes {
+            chat.check(shape.conns, spec.name, spec.has_chat)?;
+        }
+    }
+    Ok(())
+}
+
 /// Every connection count with every stalled count, in that order.
 pub fn shapes(conns: &[u64], stalled: &[u64]) -> Vec<Shape> {
     conns
@@ -135,7 +165,15 @@ pub fn shapes(conns: &[u64], stalled: &[u64]) -> Vec<Shape> {
         .collect()
 }
 
-async fn run_one(spec: &servers::ServerSpec, shape: Shape, load: &LoadArgs) -> Entry {
+async fn run_one(spec: &ServerSpec, shape: Shape, load: &LoadArgs) -> Entry {
+    let load = &LoadArgs {
+        chat: if spec.has_chat {
+            load.chat
+        } else {
+            ChatArgs::OFF
+        },
+        ..load.clone()
+    };
     let mut entry = Entry {
         server: spec.name.to_owned(),
         conns: shape.conns,
@@ -213,6 +251,39 @@ mod tests {
                 shape(10_000, 500)
             ]
         );
+    }
+
+    #[test]
+    fn chat_runs_on_the_servers_that_have_it_within_their_limits() {
+        let chat = |rate, chatters| ChatArgs {
+            chat_messages_per_second: rate,
+            chatters,
+        };
+        let specs = |names: &[&str]| -> Vec<&'static ServerSpec> {
+            names
+                .iter()
+                .map(|name| servers::find(name).unwrap())
+                .collect()
+        };
+        let shapes = shapes(&[2_000, 30], &[0]);
+        let with_aloft = specs(&["floor", "aloft", "uws"]);
+        check_chat(&chat(20, 30), &shapes, &with_aloft).unwrap();
+        let error = check_chat(&chat(20, 50), &shapes, &with_aloft).unwrap_err();
+        assert!(
+            error.to_string().contains("more than the 30 connections"),
+            "{error}"
+        );
+        let error = check_chat(&chat(31, 30), &shapes, &with_aloft).unwrap_err();
+        assert!(
+            error.to_string().contains("needs at least 31 chatters"),
+            "{error}"
+        );
+        let error = check_chat(&chat(20, 30), &shapes, &specs(&["floor", "uws"])).unwrap_err();
+        assert!(
+            error.to_string().contains("needs a server with chat"),
+            "{error}"
+        );
+        check_chat(&ChatArgs::OFF, &shapes, &specs(&["floor"])).unwrap();
     }
 
     #[test]

@@ -218,8 +218,16 @@ mod tests {
         let client = {
             let tally = tally.clone();
             tokio::spawn(async move {
-                crate::fanout::receiver::run(&tally, &target, std::net::Ipv4Addr::LOCALHOST, true)
-                    .await
+                crate::fanout::receiver::run(
+                    &tally,
+                    &target,
+                    std::net::Ipv4Addr::LOCALHOST,
+                    crate::fanout::receiver::Role {
+                        probe: true,
+                        ..Default::default()
+                    },
+                )
+                .await
             })
         };
         let counts = server.await.unwrap().unwrap();
@@ -231,12 +239,7 @@ mod tests {
         );
         assert!(frames >= 10, "{frames} frames in 0.5 s at 50 Hz");
         assert_eq!(frames, counts.frames_written);
-        assert_eq!(
-            tally
-                .probe_unparsed
-                .load(std::sync::atomic::Ordering::Relaxed),
-            0
-        );
+        assert_eq!(tally.unparsed.load(std::sync::atomic::Ordering::Relaxed), 0);
         assert_eq!(tally.latency_us.lock().unwrap().len(), frames);
     }
 }

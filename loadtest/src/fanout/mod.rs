@@ -2,8 +2,10 @@
 //! rate × payload). The run starts the server ([`crate::fanout::servers`]), reads its idle RSS,
 //! opens the connections at a bounded ramp ([`crate::fanout::receiver`]), warms up, then reads
 //! the server's and its own `/proc` figures and the frame counters at both ends of the
-//! measured window, and stops the server. Every step has a time limit.
+//! measured window, and stops the server. Every step has a time limit. With chat on
+//! (aloft only), some of the connections also chat ([`crate::fanout::chat`]).
 
+pub mod chat;
 pub mod compare;
 pub mod floor;
 pub mod receiver;
@@ -20,7 +22,8 @@ use anyhow::{Context, ensure};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::fanout::receiver::{Tally, Target};
+use crate::fanout::chat::ChatArgs;
+use crate::fanout::receiver::{Chatter, Role, Tally, Target};
 use crate::fanout::servers::{Load, ServerProcess, ServerSpec};
 use crate::fanout::stalled::Stalled;
 use crate::flags::parse_duration;
@@ -89,6 +92,8 @@ pub struct LoadArgs {
     /// New connections per second.
     #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=RAMP_PER_SECOND_MAX))]
     pub ramp_per_second: u64,
+    #[command(flatten)]
+    pub chat: ChatArgs,
 }
 
 fn parse_payload_bytes(text: &str) -> Result<usize, String> {
@@ -111,6 +116,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<bool> {
     };
     shape.check()?;
     let spec = servers::find(&args.server)?;
+    args.load.chat.check(args.conns, spec.name, spec.has_chat)?;
     process::ensure_open_files(shape.total())?;
     let prepared = prepare(spec, shape, &args.load).context("preparing the server")?;
     let report = execute(prepared, shape, &args.load).await?;
@@ -237,10 +243,15 @@ pub async fn execute(
         load,
         scratch,
     } = prepared;
-    let path_and_query = launch.path_and_query.clone();
+    let launch_path = launch.path_and_query.clone();
     let (auth, framing) = (launch.auth, launch.framing);
     let server = ServerProcess::start(launch, load.listen, &scratch.0).await?;
-    let path_and_query = servers::authenticated_path(&path_and_query, auth, load.listen).await?;
+    let path_and_query = servers::authenticated_path(&launch_path, auth, load.listen).await?;
+    let chatter_paths = if load_args.chat.is_on() {
+        chat::chatter_paths(load.listen, &launch_path, load_args.chat.chatters).await?
+    } else {
+        Vec::new()
+    };
     tokio::time::sleep(Duration::from_millis(SETTLE_MS)).await;
     let idle = process::read_process_usage(server.pid()).context("reading the idle server")?;
     let tally = Arc::new(Tally::new());
@@ -251,7 +262,13 @@ pub async fn execute(
     });
     let mut connections = JoinSet::new();
     let mut stalled = Stalled::new();
-    connect_all(&tally, &target, &mut connections, shape, load_args).await?;
+    let roles = Roles {
+        load_args,
+        conns: shape.conns,
+        chatter_paths,
+        chat_start: Instant::now() + ramp_duration(shape.conns, load_args),
+    };
+    connect_all(&tally, &target, &mut connections, shape, &roles).await?;
     connect_stalled(&mut stalled, &target, shape, load_args).await?;
     tokio::time::sleep(load_args.warmup).await;
     let start = Reading::take(&tally, server.pid())?;
@@ -275,22 +292,47 @@ pub async fn execute(
     Ok(report)
 }
 
-/// Opens the `conns` measured connections at the ramp rate (the first `probes` are
-/// probes) and waits until each has opened or failed.
+/// What each measured connection does: probes and chatters spread over them.
+struct Roles<'a> {
+    load_args: &'a LoadArgs,
+    conns: u64,
+    /// Each chatter's upgrade path, by rank (empty without chat).
+    chatter_paths: Vec<String>,
+    /// When the first chatter sends: the planned end of the ramp.
+    chat_start: Instant,
+}
+
+impl Roles<'_> {
+    fn of(&self, index: u64) -> Role {
+        let chat = &self.load_args.chat;
+        let chatter = chatter_rank(index, self.conns, chat).map(|rank| Chatter {
+            path_and_query: self.chatter_paths[usize::try_from(rank).expect("rank fits")].clone(),
+            sender: chat.sender(rank, self.chat_start),
+        });
+        Role {
+            probe: is_probe(index, self.conns, self.load_args.probes),
+            chat_on: chat.is_on(),
+            chatter,
+        }
+    }
+}
+
+/// Opens the `conns` measured connections at the ramp rate, each in its role, and waits
+/// until each has opened or failed.
 async fn connect_all(
     tally: &Arc<Tally>,
     target: &Arc<Target>,
     connections: &mut JoinSet<()>,
     shape: Shape,
-    load_args: &LoadArgs,
+    roles: &Roles<'_>,
 ) -> anyhow::Result<()> {
     let conns = shape.conns;
     let sources = crate::target::source_addrs(&[], shape.total())?;
-    ramp(0..conns, load_args, |index| {
+    ramp(0..conns, roles.load_args, |index| {
         let source = source_for(&sources, index);
-        let probe = is_probe(index, conns, load_args.probes);
+        let role = roles.of(index);
         let (tally, target) = (tally.clone(), target.clone());
-        connections.spawn(async move { receiver::run(&tally, &target, source, probe).await });
+        connections.spawn(async move { receiver::run(&tally, &target, source, role).await });
     })
     .await;
     wait_settled(conns, || {
@@ -325,6 +367,11 @@ async fn connect_stalled(
     })
     .await;
     wait_settled(shape.stalled, || stalled.settled()).await
+}
+
+/// How long opening `conns` connections at the ramp rate takes.
+fn ramp_duration(conns: u64, load_args: &LoadArgs) -> Duration {
+    Duration::from_secs_f64(conns as f64 / load_args.ramp_per_second as f64)
 }
 
 /// Calls `open` for each index, spaced at the ramp rate.
@@ -368,6 +415,17 @@ pub fn is_probe(index: u64, conns: u64, probes: u64) -> bool {
     index % stride == 0 && index / stride < probes
 }
 
+/// The chatter rank of connection `index` of `conns`, if it is one: the chatters spread
+/// evenly like the probes, half a stride after them, so they rarely are probes too.
+pub fn chatter_rank(index: u64, conns: u64, chat: &ChatArgs) -> Option<u64> {
+    if !chat.is_on() {
+        return None;
+    }
+    let stride = (conns / chat.chatters).max(1);
+    let shifted = index.checked_sub(stride / 2)?;
+    (shifted % stride == 0 && shifted / stride < chat.chatters).then_some(shifted / stride)
+}
+
 /// The report from the idle reading and the two ends of the window.
 fn build_report(
     name: &str,
@@ -396,7 +454,9 @@ fn build_report(
         window_seconds,
         frames,
         frames_per_second: frames as f64 / window_seconds,
-        frames_per_second_offered: (connections_ok * u64::from(load_args.hz)) as f64,
+        frames_per_second_offered: (connections_ok
+            * (u64::from(load_args.hz) + load_args.chat.chat_messages_per_second))
+            as f64,
         frame_wire_bytes_mean: (end.bytes - start.bytes) as f64 / frames.max(1) as f64,
         server_pid,
         server_cpu_seconds: end.server.cpu_seconds - start.server.cpu_seconds,
@@ -408,18 +468,22 @@ fn build_report(
             end.server.rss_bytes,
             connections_ok + stalled.opened,
         ),
-        tick_latency: fanout_report::tick_latency(
+        tick_latency: crate::report::latency::latency_percentiles(
             &tally.latency_us.lock().expect("histogram lock"),
         ),
         probe_frames_expected: expected,
         probe_frames_received: received,
         probe_frames_lost: expected.saturating_sub(received),
-        probe_frames_unparsed: tally.probe_unparsed.load(Ordering::Relaxed),
+        frames_unparsed: tally.unparsed.load(Ordering::Relaxed),
         generator_cpu_seconds: end.generator.cpu_seconds - start.generator.cpu_seconds,
         generator_cpu_us_per_frame: cpu_us_per_frame(&start.generator, &end.generator, frames),
         generator_rss_mib: end.generator.rss_bytes as f64 / (1024.0 * 1024.0),
         first_error: tally.first_error.lock().expect("error lock").clone(),
         stalled,
+        chat: load_args
+            .chat
+            .is_on()
+            .then(|| chat::report(&load_args.chat, &tally.chat, window_seconds)),
     }
 }
 
@@ -443,5 +507,52 @@ mod tests {
         assert_eq!(probes, vec![0, 250, 500, 750, 1_000, 1_250, 1_500, 1_750]);
         assert_eq!((0..5).filter(|&i| is_probe(i, 5, 8)).count(), 5);
         assert_eq!((0..10).filter(|&i| is_probe(i, 10, 8)).count(), 8);
+    }
+
+    #[test]
+    fn chatters_are_spread_over_the_connections_between_the_probes() {
+        let chat = |chatters| ChatArgs {
+            chat_messages_per_second: 1,
+            chatters,
+        };
+        let ranks: Vec<(u64, u64)> = (0..2_000)
+            .filter_map(|i| Some((i, chatter_rank(i, 2_000, &chat(8))?)))
+            .collect();
+        let expected: Vec<(u64, u64)> = (0..8).map(|rank| (125 + rank * 250, rank)).collect();
+        assert_eq!(ranks, expected);
+        assert!(
+            (0..2_000)
+                .all(|i| !(is_probe(i, 2_000, 8) && chatter_rank(i, 2_000, &chat(8)).is_some()))
+        );
+        // As many chatters as connections: every one chats, each rank once.
+        let all: Vec<u64> = (0..5)
+            .filter_map(|i| chatter_rank(i, 5, &chat(5)))
+            .collect();
+        assert_eq!(all, vec![0, 1, 2, 3, 4]);
+        assert_eq!(chatter_rank(125, 2_000, &ChatArgs::OFF), None);
+    }
+
+    #[test]
+    fn chat_flags_default_to_off_with_50_chatters() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Command {
+            #[command(flatten)]
+            load: LoadArgs,
+        }
+        let parsed = Command::try_parse_from(["fanout"]).unwrap();
+        assert!(!parsed.load.chat.is_on());
+        assert_eq!(parsed.load.chat.chatters, 50);
+        let parsed = Command::try_parse_from([
+            "fanout",
+            "--chat-messages-per-second",
+            "20",
+            "--chatters",
+            "40",
+        ])
+        .unwrap();
+        assert_eq!(parsed.load.chat.chat_messages_per_second, 20);
+        assert_eq!(parsed.load.chat.chatters, 40);
+        assert!(Command::try_parse_from(["fanout", "--chatters", "0"]).is_err());
     }
 }

@@ -77,6 +77,8 @@ pub struct Launch {
 /// A server the benchmark knows.
 pub struct ServerSpec {
     pub name: &'static str,
+    /// Whether it has room chat (`--chat-messages-per-second`): aloft only.
+    pub has_chat: bool,
     /// The launch for a load, or why this server cannot run here.
     pub launch: fn(&Load) -> anyhow::Result<Launch>,
 }
@@ -85,30 +87,37 @@ pub struct ServerSpec {
 pub const SERVERS: &[ServerSpec] = &[
     ServerSpec {
         name: "floor",
+        has_chat: false,
         launch: launch_floor,
     },
     ServerSpec {
         name: "aloft",
+        has_chat: true,
         launch: launch_aloft,
     },
     ServerSpec {
         name: "uws",
+        has_chat: false,
         launch: launch_uws,
     },
     ServerSpec {
         name: "node-ws",
+        has_chat: false,
         launch: launch_node_ws,
     },
     ServerSpec {
         name: "socketio",
+        has_chat: false,
         launch: launch_socketio,
     },
     ServerSpec {
         name: "python-websockets",
+        has_chat: false,
         launch: launch_python_websockets,
     },
     ServerSpec {
         name: "go-gorilla",
+        has_chat: false,
         launch: launch_go_gorilla,
     },
 ];

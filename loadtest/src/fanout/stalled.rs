@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::fanout::receiver::{self, Target};
-use crate::fanout::wire::{self, FrameReader};
+use crate::fanout::wire::{self, FrameReader, Keep};
 use crate::report::fanout::StalledReport;
 
 /// Receive buffer asked for on a stalled socket, in bytes: the smallest the kernel grants,
@@ -136,7 +136,7 @@ async fn run(
 
 /// Reads until a close frame, the end of the stream or an error.
 async fn read_to_end(mut stream: TcpStream) -> Ending {
-    let mut reader = FrameReader::new(false);
+    let mut reader = FrameReader::new(Keep::NoData);
     let mut buffer = vec![0u8; DRAIN_READ_BYTES];
     loop {
         let Ok(read) = stream.read(&mut buffer).await else {

@@ -128,25 +128,39 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
 }
 
+/// Which data-frame payloads a reader keeps (control-frame payloads it always keeps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every one (probes).
+    AllData,
+    /// None: the reader only skips over them (counters).
+    NoData,
+    /// Those starting with these bytes (counters that watch for one kind of event);
+    /// the others arrive with an empty payload.
+    DataStartingWith(&'static [u8]),
+}
+
 /// Reads server frames from a byte stream fed in pieces of any size.
 #[derive(Debug)]
 pub struct FrameReader {
-    /// Keep data-frame payloads (probes), or only skip over them (counters).
-    keep_data: bool,
+    keep: Keep,
     header: [u8; FRAME_HEADER_BYTES_MAX],
     header_len: usize,
     /// The current frame's opcode and payload bytes still to come, once its header is read.
     current: Option<(u8, u64)>,
+    /// Whether the current frame's payload is being kept (until it proves unwanted).
+    keeping: bool,
     payload: Vec<u8>,
 }
 
 impl FrameReader {
-    pub fn new(keep_data: bool) -> FrameReader {
+    pub fn new(keep: Keep) -> FrameReader {
         FrameReader {
-            keep_data,
+            keep,
             header: [0; FRAME_HEADER_BYTES_MAX],
             header_len: 0,
             current: None,
+            keeping: false,
             payload: Vec::new(),
         }
     }
@@ -168,8 +182,9 @@ impl FrameReader {
                 continue;
             };
             let take = remaining.min(bytes.len() as u64) as usize;
-            if self.keeps(opcode) {
+            if self.keeping {
                 self.payload.extend_from_slice(&bytes[..take]);
+                self.keeping = self.may_want(opcode);
             }
             bytes = &bytes[take..];
             let remaining = remaining - take as u64;
@@ -181,11 +196,32 @@ impl FrameReader {
         Ok(())
     }
 
-    fn keeps(&self, opcode: u8) -> bool {
-        self.keep_data || opcode >= OPCODE_CLOSE
+    /// Whether a frame of `opcode` whose payload so far is `self.payload` may still be
+    /// one to keep.
+    fn may_want(&self, opcode: u8) -> bool {
+        if opcode >= OPCODE_CLOSE {
+            return true;
+        }
+        match self.keep {
+            Keep::AllData => true,
+            Keep::NoData => false,
+            Keep::DataStartingWith(prefix) => {
+                let seen = self.payload.len().min(prefix.len());
+                self.payload[..seen] == prefix[..seen]
+            }
+        }
     }
 
     fn finish(&mut self, opcode: u8, on_frame: &mut impl FnMut(Frame<'_>)) {
+        let wanted = match self.keep {
+            Keep::DataStartingWith(prefix) if opcode < OPCODE_CLOSE => {
+                self.keeping && self.payload.starts_with(prefix)
+            }
+            _ => self.keeping,
+        };
+        if !wanted {
+            self.payload.clear();
+        }
         on_frame(Frame {
             opcode,
             payload: &self.payload,
@@ -225,7 +261,7 @@ impl FrameReader {
                 payload_len <= CONTROL_PAYLOAD_BYTES_MAX,
                 "control frame of {payload_len} bytes"
             );
-        } else if self.keep_data {
+        } else if self.keep != Keep::NoData {
             ensure!(
                 payload_len <= KEPT_PAYLOAD_BYTES_MAX,
                 "frame of {payload_len} bytes exceeds {KEPT_PAYLOAD_BYTES_MAX}"
@@ -233,6 +269,8 @@ impl FrameReader {
         }
         self.header_len = 0;
         self.current = Some((opcode, payload_len));
+        self.payload.clear();
+        self.keeping = self.may_want(opcode);
         Ok(())
     }
 }
@@ -270,13 +308,13 @@ mod tests {
         stream.extend(server_text_frame(&long));
         stream.extend([0x89, 2, b'p', b'!']);
         for piece in [1, 3, 7, 1000, stream.len()] {
-            let kept = frames_of(&mut FrameReader::new(true), &stream, piece);
+            let kept = frames_of(&mut FrameReader::new(Keep::AllData), &stream, piece);
             assert_eq!(kept.len(), 4, "piece {piece}");
             assert_eq!(kept[0], (OPCODE_TEXT, b"hi".to_vec()));
             assert_eq!(kept[1].1.len(), 300);
             assert_eq!(kept[2].1, long);
             assert_eq!(kept[3], (OPCODE_PING, b"p!".to_vec()));
-            let counted = frames_of(&mut FrameReader::new(false), &stream, piece);
+            let counted = frames_of(&mut FrameReader::new(Keep::NoData), &stream, piece);
             assert_eq!(counted.len(), 4);
             assert!(counted[2].1.is_empty(), "a counter keeps no data payload");
             assert_eq!(counted[3].1, b"p!", "control payloads are always kept");
@@ -284,10 +322,31 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_can_keep_only_the_frames_with_a_prefix() {
+        let chat = br#"{"t":"chat","seq":9,"text":"lt 1 2 3"}"#;
+        let mut stream = server_text_frame(br#"{"t":"tick","seq":8}"#);
+        stream.extend(server_text_frame(chat));
+        stream.extend(server_text_frame(br#"{"t":"ch"#));
+        stream.extend(server_text_frame(b""));
+        stream.extend(server_text_frame(chat));
+        stream.extend([0x89, 1, b'p']);
+        for piece in [1, 2, 5, stream.len()] {
+            let mut reader = FrameReader::new(Keep::DataStartingWith(br#"{"t":"chat""#));
+            let seen = frames_of(&mut reader, &stream, piece);
+            let payloads: Vec<&[u8]> = seen.iter().map(|(_, payload)| &payload[..]).collect();
+            assert_eq!(
+                payloads,
+                vec![&b""[..], chat, b"", b"", chat, b"p"],
+                "piece {piece}"
+            );
+        }
+    }
+
+    #[test]
     fn frames_a_server_must_not_send_are_refused() {
-        let mut reader = FrameReader::new(false);
+        let mut reader = FrameReader::new(Keep::NoData);
         assert!(reader.feed(&client_pong_frame(b"x"), |_| {}).is_err());
-        let mut reader = FrameReader::new(false);
+        let mut reader = FrameReader::new(Keep::NoData);
         assert!(reader.feed(&[0x89, 126, 0, 200], |_| {}).is_err());
     }
 

@@ -1,7 +1,9 @@
 //! The comparison of servers under the same fan-out load, as `report.json` holds it:
 //! one entry per server and connection count with its status, its figures and their
 //! ratios to the floor's at the same count. `fanout::compare` fills it; the rows people
-//! read (the terminal table here, the HTML page in `html`) are drawn from it.
+//! read (the terminal tables here, the HTML page in `html`) are drawn from it. With chat
+//! on, a second table shows the chat figures of the servers that had chat beside their
+//! tick latency.
 
 use serde::Serialize;
 
@@ -79,6 +81,13 @@ pub struct Machine {
     pub load_average: String,
 }
 
+/// The chat load of a comparison; only the servers that have chat (aloft) ran it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct ChatSettings {
+    pub messages_per_second: u64,
+    pub chatters: u64,
+}
+
 /// The whole comparison, as written to `report.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CompareReport {
@@ -89,6 +98,9 @@ pub struct CompareReport {
     pub probes: u64,
     pub warmup_seconds: f64,
     pub measure_seconds: f64,
+    /// Present when chat was on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatSettings>,
     pub entries: Vec<Entry>,
 }
 
@@ -108,7 +120,38 @@ pub const HEADERS: [&str; 9] = [
     "client cores",
 ];
 
+/// The columns of the chat table.
+pub const CHAT_HEADERS: [&str; 6] = [
+    "server",
+    "conns",
+    "chat msgs/s sent",
+    "chat frames delivered",
+    "chat refused (rate-limited / other)",
+    "chat latency p50/p99/p999 ms",
+];
+
 impl CompareReport {
+    /// The rows of the chat table: one per entry that ran with chat.
+    pub fn chat_rows(&self) -> Vec<[String; 6]> {
+        (self.entries.iter())
+            .filter_map(|entry| {
+                let chat = entry.result.as_ref()?.chat.as_ref()?;
+                let latency = &chat.latency;
+                Some([
+                    entry.server_label(),
+                    entry.load_label(),
+                    format!("{:.2}", chat.messages_per_second_sent),
+                    chat.frames_delivered.to_string(),
+                    format!("{} / {}", chat.refused_rate_limited, chat.refused_other),
+                    format!(
+                        "{:.2} / {:.2} / {:.2}",
+                        latency.p50_ms, latency.p99_ms, latency.p999_ms
+                    ),
+                ])
+            })
+            .collect()
+    }
+
     /// The rows of the results table: one per entry, unavailable and failed ones
     /// included (their reason in the third column).
     pub fn rows(&self) -> Vec<[String; 9]> {
@@ -125,6 +168,10 @@ impl CompareReport {
     /// The results as a plain-text table, then the reasons, for the terminal.
     pub fn text_table(&self) -> String {
         let mut text = table::grid(&HEADERS, self.rows());
+        let chat_rows = self.chat_rows();
+        if !chat_rows.is_empty() {
+            text.push_str(&table::grid(&CHAT_HEADERS, chat_rows));
+        }
         for (label, reason) in self.reasons() {
             text.push_str(&format!("{label}: {reason}\n"));
         }

@@ -1,12 +1,13 @@
 //! What a fan-out run reports, and the arithmetic behind it as pure functions: server
 //! CPU per delivered frame from `/proc` clock ticks over the measured window, RSS per
-//! connection, tick latency percentiles, ratios to the floor; the summary table and the
-//! JSON report.
+//! connection, ratios to the floor; the summary table and the JSON report (with the
+//! tick latency percentiles of `report::latency`, and the chat figures of
+//! `report::chat` when chat was on).
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::report::latency::quantile_ms;
+use crate::report::chat::ChatReport;
+use crate::report::latency::LatencyPercentiles;
 use crate::report::table;
 
 /// Microseconds per second.
@@ -15,27 +16,6 @@ const US_PER_SECOND: f64 = 1_000_000.0;
 const BYTES_PER_KIB: f64 = 1024.0;
 /// Bytes per MiB.
 const BYTES_PER_MIB: f64 = 1024.0 * 1024.0;
-
-/// Tick latency percentiles (server send → probe receive), in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct TickLatency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub p999_ms: f64,
-    pub max_ms: f64,
-}
-
-/// Percentiles of a histogram recorded in microseconds.
-pub fn tick_latency(histogram_us: &Histogram<u64>) -> TickLatency {
-    TickLatency {
-        count: histogram_us.len(),
-        p50_ms: quantile_ms(histogram_us, 0.50),
-        p99_ms: quantile_ms(histogram_us, 0.99),
-        p999_ms: quantile_ms(histogram_us, 0.999),
-        max_ms: quantile_ms(histogram_us, 1.0),
-    }
-}
 
 /// CPU microseconds per delivered frame: the CPU a process used between two readings of
 /// `utime + stime` (in clock ticks of `ticks_per_second`), divided by the frames
@@ -117,10 +97,10 @@ pub struct FanoutReport {
     pub connections_ended: u64,
     pub warmup_seconds: f64,
     pub window_seconds: f64,
-    /// Frames delivered to all connections in the window.
+    /// Frames delivered to all connections in the window (chat events included).
     pub frames: u64,
     pub frames_per_second: f64,
-    /// `connections_ok × hz`.
+    /// `connections_ok × (hz + chat messages per second)`.
     pub frames_per_second_offered: f64,
     /// Mean bytes on the wire per frame in the window (header included).
     pub frame_wire_bytes_mean: f64,
@@ -131,16 +111,21 @@ pub struct FanoutReport {
     pub server_rss_loaded_bytes: u64,
     /// Over every open connection, stalled ones included.
     pub server_rss_per_connection_bytes: Option<f64>,
-    pub tick_latency: TickLatency,
+    pub tick_latency: LatencyPercentiles,
     pub probe_frames_expected: u64,
     pub probe_frames_received: u64,
     pub probe_frames_lost: u64,
-    pub probe_frames_unparsed: u64,
+    /// Frames kept for parsing (every frame of probes and chatters, chat events on the
+    /// other connections) whose JSON did not parse.
+    pub frames_unparsed: u64,
     pub generator_cpu_seconds: f64,
     pub generator_cpu_us_per_frame: Option<f64>,
     pub generator_rss_mib: f64,
     pub first_error: Option<String>,
     pub stalled: StalledReport,
+    /// Present when the run had chat on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatReport>,
 }
 
 impl FanoutReport {
@@ -169,11 +154,11 @@ impl FanoutReport {
         if self.tick_latency.count == 0 {
             problems.push("the probes saw no tick".to_owned());
         }
-        if self.probe_frames_unparsed > 0 {
-            problems.push(format!(
-                "{} probe frames did not parse",
-                self.probe_frames_unparsed
-            ));
+        if self.frames_unparsed > 0 {
+            problems.push(format!("{} frames did not parse", self.frames_unparsed));
+        }
+        if let Some(chat) = &self.chat {
+            problems.extend(chat.problems());
         }
         if !problems.is_empty()
             && let Some(error) = &self.first_error
@@ -187,6 +172,9 @@ impl FanoutReport {
     pub fn summary_table(&self) -> String {
         let mut rows = self.load_rows();
         rows.extend(self.result_rows());
+        if let Some(chat) = &self.chat {
+            rows.extend(chat.rows());
+        }
         if self.stalled.requested > 0 {
             rows.extend(self.stalled_rows());
         }
@@ -321,6 +309,56 @@ impl FanoutReport {
     }
 }
 
+/// Reports for the tests of what draws them.
+#[cfg(test)]
+pub mod examples {
+    use super::*;
+
+    /// A sound run of `server` at 2,000 connections × 20 Hz, without chat.
+    pub fn sound_run(server: &str) -> FanoutReport {
+        let latency = LatencyPercentiles {
+            count: 3_200,
+            p50_ms: 2.0,
+            p99_ms: 12.0,
+            p999_ms: 18.0,
+            max_ms: 25.0,
+        };
+        FanoutReport {
+            server: server.to_owned(),
+            conns: 2_000,
+            probes: 8,
+            hz: 20,
+            payload_bytes_requested: 64,
+            connections_ok: 2_000,
+            connections_failed: 0,
+            connections_ended: 0,
+            warmup_seconds: 5.0,
+            window_seconds: 20.0,
+            frames: 800_000,
+            frames_per_second: 40_000.0,
+            frames_per_second_offered: 40_000.0,
+            frame_wire_bytes_mean: 72.0,
+            server_pid: 1,
+            server_cpu_seconds: 5.6,
+            server_cpu_us_per_frame: Some(7.0),
+            server_rss_idle_bytes: 20 << 20,
+            server_rss_loaded_bytes: 28 << 20,
+            server_rss_per_connection_bytes: Some(4_194.0),
+            tick_latency: latency,
+            probe_frames_expected: 3_200,
+            probe_frames_received: 3_200,
+            probe_frames_lost: 0,
+            frames_unparsed: 0,
+            generator_cpu_seconds: 5.0,
+            generator_cpu_us_per_frame: Some(6.0),
+            generator_rss_mib: 30.0,
+            first_error: None,
+            stalled: StalledReport::default(),
+            chat: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,22 +401,5 @@ mod tests {
         assert_eq!(ratio_to_floor(None, Some(8.0)), None);
         assert_eq!(ratio_to_floor(Some(8.0), None), None);
         assert_eq!(ratio_to_floor(Some(8.0), Some(0.0)), None);
-    }
-
-    #[test]
-    fn tick_latency_reads_p50_to_p999_in_milliseconds() {
-        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        for latency_us in 1..=10_000u64 {
-            histogram.record(latency_us * 100).unwrap();
-        }
-        let latency = tick_latency(&histogram);
-        let close = |value: f64, expected: f64| (value - expected).abs() <= expected * 0.002;
-        assert_eq!(latency.count, 10_000);
-        assert!(close(latency.p50_ms, 500.0), "p50 {}", latency.p50_ms);
-        assert!(close(latency.p99_ms, 990.0), "p99 {}", latency.p99_ms);
-        assert!(close(latency.p999_ms, 999.0), "p999 {}", latency.p999_ms);
-        assert!(close(latency.max_ms, 1000.0), "max {}", latency.max_ms);
-        let empty = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap();
-        assert_eq!(tick_latency(&empty).p999_ms, 0.0);
     }
 }

@@ -1,10 +1,11 @@
 //! What the runs measure and how people read it: the shared counters and failure log
 //! (`stats`), latency percentiles (`latency`), the `bots` run's summary (`summary`), a
-//! fan-out run's figures (`fanout`), the comparison of servers (`comparison`) drawn as
-//! a text table, charts and an HTML page (`table`, `charts`, `html`), and the JSON file
-//! every subcommand writes with `--report`.
+//! fan-out run's figures (`fanout`) and its chat figures (`chat`), the comparison of
+//! servers (`comparison`) drawn as a text table, charts and an HTML page (`table`,
+//! `charts`, `html`), and the JSON file every subcommand writes with `--report`.
 
 pub mod charts;
+pub mod chat;
 pub mod comparison;
 pub mod fanout;
 pub mod html;

@@ -60,7 +60,13 @@ function request(s, kind, message) {
   s.req = message.req;
   s.reqKind = kind;
   pending.set(message.req, { slot: s.slot, kind, message, sentAt: performance.now() });
-  if (!conn.send(message)) toast('Not connected: your request goes out when the connection is back.', 'info');
+  if (conn.send(message)) return;
+  // A bet waits for no reconnect (see resendPending); a cashout or cancel does.
+  if (kind === 'bet') {
+    resendPending();
+    return;
+  }
+  toast('Not connected: your request goes out when the connection is back.', 'info');
 }
 
 export function sendBet(s, amount, auto) {
@@ -85,13 +91,28 @@ function sendCashout(s) {
   renderPanels();
 }
 
-/** Requests that got no reply before the connection dropped: resent with the same
- *  `req`; the server returns the first outcome if it already handled them. */
+/** Requests that got no reply before the connection dropped. A cashout or a cancel is
+ *  resent with the same `req`: the server answers one it handled with its first answer
+ *  and refuses one whose round is over. A bet is not: the room may be in another round
+ *  by now, where the same `req` would be a new bet the player never chose there; its
+ *  panel goes back to idle and the player is asked to check. */
 export function resendPending() {
-  for (const p of pending.values()) {
+  for (const [req, p] of pending) {
+    if (p.kind === 'bet') {
+      pending.delete(req);
+      const s = slots[p.slot];
+      if (s.req === req) {
+        s.req = null;
+        s.reqKind = null;
+        if (s.state === 'pending') s.state = 'idle';
+      }
+      toast('Not connected: your bet was not confirmed. Check "My bets" before betting again.', 'notice');
+      continue;
+    }
     p.sentAt = performance.now();
     conn.send(p.message);
   }
+  renderPanels();
 }
 
 /** Gives up on requests without a reply for too long (checked every second). */

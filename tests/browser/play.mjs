@@ -196,7 +196,7 @@ async function main() {
   await checkChat(context, page, base, shot);
 
   // 8. The rules dialog and the live list's All / My / Top tabs.
-  await checkRulesAndTabs(context, page, base, shot);
+  await checkRulesAndTabs(context, page, base, shotsDir);
 
   // 9. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
   await checkEveryCodeWorded(page);

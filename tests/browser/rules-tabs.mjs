@@ -6,7 +6,9 @@
 // own, Top the larger stake first and, once the own bet is cashed out, the own first;
 // the arrow keys move between the tabs, and the choice is kept for the next page.
 
+import path from 'node:path';
 import { check, info, waitUntil } from './harness.mjs';
+import { checkAccessibility } from './page-checks.mjs';
 
 const OWN_STAKE = 100;
 const OTHER_STAKE = 500;
@@ -17,8 +19,9 @@ const dialogView = (page) => page.evaluate(() => ({
   focused: document.activeElement?.id ?? null,
 }));
 
-/** Opens the rules, checks the house edge against /api/fair, closes them with Escape. */
-async function checkRulesDialog(page, shot) {
+/** Opens the rules, checks the house edge against /api/fair and axe-core on the open
+ *  dialog (screenshot in `shotsDir`), closes them with Escape. */
+async function checkRulesDialog(page, shotsDir) {
   const bp = await page.evaluate(() => fetch('/api/fair').then((r) => r.json()).then((f) => f.house_edge_bp));
   const percent = `${Math.floor(bp / 100)}.${String(bp % 100).padStart(2, '0')}%`;
   await page.locator('#rules-open').click();
@@ -26,7 +29,7 @@ async function checkRulesDialog(page, shot) {
   let v = await waitUntil(page, dialogView, 'the house edge in the rules', (x) => x.open && x.edge.includes('%'), 5_000, describe)
     .catch(() => dialogView(page));
   check('the rules dialog shows the house edge of /api/fair', v.open && v.edge.includes(percent), `${describe(v)}; house_edge_bp ${bp} → ${percent}`);
-  if (shot) await shot(page, '08b-rules.png');
+  await checkAccessibility(page, 1280, path.join(shotsDir, '08b-rules.png'), ' with the rules open');
   await page.keyboard.press('Escape');
   v = await dialogView(page);
   check('Escape closes the rules, the focus back on their button', !v.open && v.focused === 'rules-open', `open ${v.open}, focus on #${v.focused}`);
@@ -58,9 +61,10 @@ async function bet(page, cents) {
   await panel.locator('.action').click();
 }
 
-/** `context` is the browser's, `page` the main page (online), `base` the server's URL. */
-export async function checkRulesAndTabs(context, page, base, shot) {
-  await checkRulesDialog(page, shot);
+/** `context` is the browser's, `page` the main page (online), `base` the server's URL,
+ *  `shotsDir` where screenshots go. */
+export async function checkRulesAndTabs(context, page, base, shotsDir) {
+  await checkRulesDialog(page, shotsDir);
   await page.locator('#bets-tab-my').click();
   let v = await listView(page);
   const before = v.rows.filter((r) => r.mine).length;

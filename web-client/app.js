@@ -12,8 +12,10 @@
 //   my-bets.js   the player's own latest bets (GET /api/me/bets)
 //   chat.js      the room's chat;  name.js  the player's display name
 //   autobet.js   auto bet per panel (autobet-rules.js);  round-dialog.js  a chip's round
+//   rules.js     the rules dialog;  bets-tabs.js  the live list's All / My / Top tabs
 
 import { afterFrame, buildAutoBets } from './autobet.js';
+import { wireBetsTabs } from './bets-tabs.js';
 import { FlightChart } from './chart.js';
 import { $, toast } from './dom.js';
 import { startAnimation } from './animation.js';
@@ -28,6 +30,7 @@ import {
 import { onBetCancelled, onBetting, onCrash, onFlying, onHello, onSnapshot, onTick } from './round.js';
 import { refreshMyBets, wireMyBets } from './my-bets.js';
 import { wireRoundDialog } from './round-dialog.js';
+import { wireRules } from './rules.js';
 import { buildSoundToggle } from './sound.js';
 import { loadChat, onChat, onChatRefused, renderChatEnabled, wireChat } from './chat.js';
 import { loadMyName, onNameErr, onNameOk, wireName } from './name.js';
@@ -82,6 +85,8 @@ document.addEventListener('keydown', (e) => {
 buildPanels(onAction);
 buildAutoBets();
 wireRoundDialog();
+wireRules();
+wireBetsTabs(renderBets);
 wireHistoryKeys();
 buildSoundToggle();
 wireMyBets();

@@ -87,3 +87,8 @@ export function newRequestId() {
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 }
+
+/** 100 basis points -> "1.00%" (integer arithmetic). */
+export function formatBasisPoints(bp) {
+  return `${Math.floor(bp / 100)}.${String(bp % 100).padStart(2, '0')}%`;
+}

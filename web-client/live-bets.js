@@ -1,8 +1,10 @@
 // The live list of this round's bets. The public feed is bounded: ticks list only the
 // largest bets and cashouts and carry the round's totals. The list shows those (at most
 // BETS_KEPT_MAX of other players) and the player's own bets, which come from its private
-// replies. Changes mark the list dirty; the animation frame redraws it once.
+// replies, as the tab chosen says (bets-tabs.js): all of them, the player's own, or the
+// top wins. Changes mark the list dirty; the animation frame redraws it once.
 
+import { betsTab } from './bets-tabs.js';
 import { $ } from './dom.js';
 import { formatMoney, formatMult, shortPlayer } from './format.js';
 import { BETS_KEPT_MAX, betKey, game } from './state.js';
@@ -29,10 +31,27 @@ export function renderBetsIfDirty() {
   if (betsDirty) renderBets();
 }
 
+/** What each tab says when it has no row. */
+const EMPTY_TEXT = {
+  all: 'No bets yet this round.',
+  my: 'You have no bet in this round.',
+  top: 'No bets yet this round.',
+};
+
+/** The bets the chosen tab lists, in its order. */
+function tabRows(all) {
+  const tab = betsTab();
+  if (tab === 'my') return all.filter((b) => b.player === game.me).sort((a, b) => a.slot - b.slot);
+  if (tab === 'top') {
+    // Cashed out first, the largest win first; then the rest, the largest stake first.
+    return all.sort((a, b) => (b.win != null) - (a.win != null) || (b.win ?? 0) - (a.win ?? 0) || b.amount - a.amount);
+  }
+  return all.sort((a, b) => (b.player === game.me) - (a.player === game.me) || b.amount - a.amount || a.slot - b.slot);
+}
+
 export function renderBets() {
   betsDirty = false;
   const all = [...game.bets.values()];
-  all.sort((a, b) => (b.player === game.me) - (a.player === game.me) || b.amount - a.amount || a.slot - b.slot);
   // The server's totals count every bet; own bets may be acknowledged a tick before
   // the totals that include them arrive.
   let listedStake = 0;
@@ -45,10 +64,12 @@ export function renderBets() {
   $('bets-total').textContent = formatMoney(Math.max(totals.staked, listedStake));
   $('bets-won').textContent = formatMoney(totals.won);
   $('bets-cashouts').textContent = totals.cashouts.toLocaleString('en-US');
-  $('bets-empty').hidden = all.length > 0;
-  const rows = all.slice(0, BETS_SHOWN_MAX).map(betRow);
+  const listed = tabRows(all);
+  $('bets-empty').textContent = EMPTY_TEXT[betsTab()];
+  $('bets-empty').hidden = listed.length > 0;
+  const rows = listed.slice(0, BETS_SHOWN_MAX).map(betRow);
   const unlisted = count - Math.min(all.length, BETS_SHOWN_MAX);
-  if (unlisted > 0) {
+  if (unlisted > 0 && betsTab() !== 'my') {
     const li = document.createElement('li');
     li.className = 'bet-more';
     li.textContent = `+ ${unlisted.toLocaleString('en-US')} more ${unlisted === 1 ? 'bet' : 'bets'} · largest shown`;

@@ -8,9 +8,9 @@ import { game } from './state.js';
 /** Smallest auto cash out the server takes, in hundredths (docs/protocol.md). */
 export const AUTO_CASHOUT_MIN_HUNDREDTHS = 101;
 
-/** A `limits` event: the room's stakes from `from_round` on (docs/protocol.md). */
+/** A `limits` event: the room's stakes and cap from `from_round` on (docs/protocol.md). */
 export function onLimits(msg) {
-  game.nextLimits = { min: msg.min, max: msg.max, from_round: msg.from_round };
+  game.nextLimits = { min: msg.min, max: msg.max, cap: msg.cap, from_round: msg.from_round };
   applyLimitsFor(game.round);
 }
 
@@ -20,6 +20,7 @@ export function applyLimitsFor(round) {
   if (!next || round == null || round < next.from_round) return;
   game.limits.min = next.min;
   game.limits.max = next.max;
+  game.limits.cap = next.cap;
   game.nextLimits = null;
 }
 

@@ -14,10 +14,11 @@ export const game = {
   myName: null, // the player's display name, once known (name.js)
   room: null, // the room's name, from hello
   balance: null,
-  // The room's stake limits (minor units) and highest auto cash out (hundredths) as far
-  // as the page learnt them (a `limits` event, or a refusal naming them); null unknown.
-  limits: { min: null, max: null, autoMax: null },
-  nextLimits: null, // a `limits` event's {min, max, from_round} not in force yet
+  // The room's stake limits and max-profit cap (minor units) and highest auto cash out
+  // (hundredths) as far as the page learnt them (a `limits` event, or a refusal naming
+  // them); null unknown.
+  limits: { min: null, max: null, cap: null, autoMax: null },
+  nextLimits: null, // a `limits` event's {min, max, cap, from_round} not in force yet
   seq: null,
   epoch: null, // the numbering `seq` belongs to (a string, from the snapshot)
   round: null,

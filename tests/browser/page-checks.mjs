@@ -143,8 +143,8 @@ export async function checkPlainWords(page, sent) {
 }
 
 /** axe-core on the page at `width` px: no serious or critical violation, no sideways
- *  scrolling. Saves a screenshot to `shot`. */
-export async function checkAccessibility(page, width, shot) {
+ *  scrolling. Saves a screenshot to `shot`; `what` names what is open, if anything. */
+export async function checkAccessibility(page, width, shot, what = '') {
   await page.setViewportSize({ width, height: width < 600 ? 900 : 800 });
   await page.waitForTimeout(400);
   // Evaluated through DevTools: the page's CSP (script-src 'self') refuses an injected
@@ -155,10 +155,10 @@ export async function checkAccessibility(page, width, shot) {
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
   });
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  check(`axe-core at ${width} px: no serious or critical violation`, bad.length === 0,
+  check(`axe-core at ${width} px${what}: no serious or critical violation`, bad.length === 0,
     bad.length ? JSON.stringify(bad) : `${violations.length} minor (${violations.map((v) => v.id).join(', ') || 'none'})`);
   const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
-  check(`usable at ${width} px (no sideways scrolling)`, scrollWidth <= width, `page ${scrollWidth} px wide`);
+  check(`usable at ${width} px${what} (no sideways scrolling)`, scrollWidth <= width, `page ${scrollWidth} px wide`);
   await page.screenshot({ path: shot });
   info(`screenshot ${path.relative(process.cwd(), shot)}`);
 }

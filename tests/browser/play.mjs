@@ -8,7 +8,8 @@
 // checks the balance moves consistently, that the history chips grow after a crash,
 // that a dropped connection resumes from the page's last event (`recovered`), that a
 // bet can be cancelled before take-off (cancel.mjs), that two players chat under a
-// picked name with markup shown as text (chat.mjs), and that
+// picked name with markup shown as text (chat.mjs), that the rules dialog shows the
+// house edge and the live list's tabs filter and order it (rules-tabs.mjs), and that
 // /verify.html verifies the crashed round. Then the page's honest states and
 // accessibility (page-checks.mjs: Tab, focus, plain words, contrast, axe-core, sound)
 // and a server of its own killed under a bet (server-loss.mjs). Screenshots go to
@@ -22,6 +23,7 @@ import { check, fail, finish, info, launch, left, pass, serverUrl, waitUntil } f
 import { checkAccessibility, checkContrast, checkEveryCodeWorded, checkPlainWords, checkSound, checkTabOrder, countAudioContexts } from './page-checks.mjs';
 import { checkCancel } from './cancel.mjs';
 import { checkChat } from './chat.mjs';
+import { checkRulesAndTabs } from './rules-tabs.mjs';
 import { checkServerLoss } from './server-loss.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -193,7 +195,10 @@ async function main() {
   // 7. Two players chat, one under a picked name.
   await checkChat(context, page, base, shot);
 
-  // 8. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
+  // 8. The rules dialog and the live list's All / My / Top tabs.
+  await checkRulesAndTabs(context, page, base, shotsDir);
+
+  // 9. Plain words, accessibility at 1280 and 375 px (the README's screenshots), sound.
   await checkEveryCodeWorded(page);
   await checkPlainWords(page, frames.sent);
   await checkAccessibility(page, 1280, path.join(docsImages, 'player.png'));
@@ -203,7 +208,7 @@ async function main() {
   await page.setViewportSize({ width: 1280, height: 800 });
   await checkSound(context, page, base);
 
-  // 8. The verifier recomputes the crashed round.
+  // 10. The verifier recomputes the crashed round.
   // The round the page saw crash; if the flight outlasted the budget, the newest
   // finished round the server lists.
   let crashed = s?.phase === 'crashed' || s?.phase === 'betting' ? s?.firstChip?.round : null;
@@ -237,7 +242,7 @@ async function main() {
   check('no page errors', pageErrors.length === 0, pageErrors.slice(0, 3).join(' | '));
   info(`${frames.received} frames received, ${frames.sent.length} requests sent`);
 
-  // 9. The server lost under a bet: the banner, the panels off, the refund announced.
+  // 11. The server lost under a bet: the banner, the panels off, the refund announced.
   await checkServerLoss(context, shotsDir);
 }
 

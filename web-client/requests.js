@@ -63,7 +63,8 @@ function request(s, kind, message) {
   if (conn.send(message)) return;
   // A bet waits for no reconnect (see resendPending); a cashout or cancel does.
   if (kind === 'bet') {
-    resendPending();
+    giveUpBet(message.req);
+    renderPanels();
     return;
   }
   toast('Not connected: your request goes out when the connection is back.', 'info');
@@ -99,20 +100,26 @@ function sendCashout(s) {
 export function resendPending() {
   for (const [req, p] of pending) {
     if (p.kind === 'bet') {
-      pending.delete(req);
-      const s = slots[p.slot];
-      if (s.req === req) {
-        s.req = null;
-        s.reqKind = null;
-        if (s.state === 'pending') s.state = 'idle';
-      }
-      toast('Not connected: your bet was not confirmed. Check "My bets" before betting again.', 'notice');
+      giveUpBet(req);
       continue;
     }
     p.sentAt = performance.now();
     conn.send(p.message);
   }
   renderPanels();
+}
+
+/** Forgets the unanswered bet `req`: its panel goes back to idle, the player is told. */
+function giveUpBet(req) {
+  const p = pending.get(req);
+  pending.delete(req);
+  const s = slots[p.slot];
+  if (s.req === req) {
+    s.req = null;
+    s.reqKind = null;
+    if (s.state === 'pending') s.state = 'idle';
+  }
+  toast('Not connected: your bet was not confirmed. Check "My bets" before betting again.', 'notice');
 }
 
 /** Gives up on requests without a reply for too long (checked every second). */
